@@ -1,0 +1,1 @@
+"""Calibration: the CALDB (index, selection, registration, client) and calibration builders."""

@@ -1,0 +1,1 @@
+"""Packaged instrument definitions (ECLAIRs, GRM, MXT, COLIBRI cameras) as YAML data files."""

@@ -1,0 +1,1 @@
+"""The ``svomflow`` command line (typer)."""

@@ -1,0 +1,69 @@
+"""The one place that decides how numba kernels are compiled (ARCHITECTURE.md §8).
+
+Every kernel uses :func:`kernel` (or :func:`parallel_kernel`) instead of ``numba.njit`` so
+that caching, ``nogil`` and ``fastmath`` follow one policy:
+
+* ``cache=True`` unless ``SVOMFLOW_NUMBA_CACHE=0``; the cache goes to a writable directory
+  (``NUMBA_CACHE_DIR`` if set, else ``$SVOMFLOW_HOME/numba_cache``), because site-packages
+  is often read-only on shared installations.
+* ``nogil=True`` so that Prefect's thread runner can run kernels side by side.
+* ``fastmath=False``: a kernel may only opt in with a test that proves its result unchanged.
+
+Setting ``NUMBA_DISABLE_JIT=1`` runs every kernel as plain Python (used once in CI for
+coverage of the kernel bodies).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+__all__ = ["cache_enabled", "kernel", "parallel_kernel"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def cache_enabled() -> bool:
+    """Return whether compiled kernels are cached on disk (``SVOMFLOW_NUMBA_CACHE``)."""
+    return os.environ.get("SVOMFLOW_NUMBA_CACHE", "1").strip().lower() not in {"0", "false", "no"}
+
+
+def _ensure_cache_dir() -> None:
+    if "NUMBA_CACHE_DIR" in os.environ:
+        return
+    home = Path(os.environ.get("SVOMFLOW_HOME", Path.home() / ".svomflow")).expanduser()
+    cache_dir = home / "numba_cache"
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return  # numba falls back to __pycache__ or disables caching with a warning
+    os.environ["NUMBA_CACHE_DIR"] = str(cache_dir)
+    # numba reads NUMBA_CACHE_DIR when its config module is first imported.
+    import numba.core.config as numba_config
+
+    numba_config.CACHE_DIR = str(cache_dir)
+
+
+def kernel(func: F | None = None, **options: Any) -> Any:
+    """Compile ``func`` in nopython mode with the project's policy (cache, nogil, no fastmath).
+
+    Usable bare (``@kernel``) or with numba options (``@kernel(parallel=True)``).
+    """
+    import numba
+
+    _ensure_cache_dir()
+    opts: dict[str, Any] = {"cache": cache_enabled(), "nogil": True, "fastmath": False}
+    opts.update(options)
+
+    def wrap(f: F) -> F:
+        return numba.njit(**opts)(f)  # type: ignore[no-any-return]
+
+    return wrap(func) if func is not None else wrap
+
+
+def parallel_kernel(func: F | None = None, **options: Any) -> Any:
+    """Like :func:`kernel` with ``parallel=True`` (use ``numba.prange`` in the body)."""
+    options.setdefault("parallel", True)
+    return kernel(func, **options)

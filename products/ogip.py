@@ -1,0 +1,489 @@
+"""OGIP/HEASARC FITS writers and readers for light curves, GTIs, EBOUNDS and PHA spectra.
+
+Conventions followed: OGIP/93-003 (light curves: ``TIME``/``RATE``/``ERROR``,
+``HDUCLASS='OGIP'``, ``HDUCLAS1='LIGHTCURVE'``), OGIP/92-007 (PHA type I and II),
+CAL/GEN/92-002 (EBOUNDS) and the time keywords ``MJDREFI``/``MJDREFF``, ``TIMESYS``,
+``TIMEUNIT``, ``TSTART``/``TSTOP``, ``TIMEZERO``. Every file is written atomically.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from astropy.io import fits
+from svomflow import __version__
+from svomflow.errors import InputDataError
+from svomflow.products.atomic import atomic_path
+
+__all__ = [
+    "LightCurve",
+    "TimeReference",
+    "ebounds_hdu",
+    "gti_hdu",
+    "lightcurve_hdu",
+    "pha_type1_hdu",
+    "pha_type2_hdu",
+    "primary_hdu",
+    "read_gti",
+    "read_lightcurve",
+    "write_hdulist",
+]
+
+
+@dataclass(frozen=True)
+class TimeReference:
+    """Mission time reference: ``MJDREF`` (split in integer and fraction), system and unit."""
+
+    mjdref: float
+    timesys: str = "TT"
+    timeunit: str = "s"
+    timeref: str = "LOCAL"
+
+    def cards(self) -> list[tuple[str, Any, str]]:
+        """Return the OGIP time keywords as (name, value, comment) triples."""
+        mjdrefi = int(np.floor(self.mjdref))
+        return [
+            ("MJDREFI", mjdrefi, "integer part of the reference MJD"),
+            ("MJDREFF", float(self.mjdref - mjdrefi), "fractional part of the reference MJD"),
+            ("TIMESYS", self.timesys, "time system"),
+            ("TIMEUNIT", self.timeunit, "unit of time keywords and columns"),
+            ("TIMEREF", self.timeref, "reference frame for the times"),
+        ]
+
+    @classmethod
+    def from_header(cls, header: fits.Header) -> TimeReference:
+        """Read the reference from ``MJDREFI``+``MJDREFF`` or ``MJDREF`` (0 if absent)."""
+        if "MJDREFI" in header:
+            mjdref = float(header["MJDREFI"]) + float(header.get("MJDREFF", 0.0))
+        else:
+            mjdref = float(header.get("MJDREF", 0.0))
+        return cls(
+            mjdref=mjdref,
+            timesys=str(header.get("TIMESYS", "TT")),
+            timeunit=str(header.get("TIMEUNIT", "s")),
+            timeref=str(header.get("TIMEREF", "LOCAL")),
+        )
+
+
+def _apply(header: fits.Header, cards: Sequence[tuple[str, Any, str]] | Mapping[str, Any]) -> None:
+    items = cards.items() if isinstance(cards, Mapping) else cards
+    for item in items:
+        if isinstance(cards, Mapping):
+            key, value = item  # type: ignore[misc]
+            comment = ""
+        else:
+            key, value, comment = item  # type: ignore[misc]
+        if value is None:
+            continue
+        header[key] = (value, comment)
+
+
+def primary_hdu(
+    *,
+    telescope: str,
+    instrument: str,
+    extra: Sequence[tuple[str, Any, str]] | Mapping[str, Any] = (),
+) -> fits.PrimaryHDU:
+    """Return a primary HDU with mission identity, creator and date keywords."""
+    hdu = fits.PrimaryHDU()
+    _apply(
+        hdu.header,
+        [
+            ("TELESCOP", telescope, "mission or telescope name"),
+            ("INSTRUME", instrument, "instrument name"),
+            ("CREATOR", f"svomflow {__version__}", "software that made this file"),
+            ("ORIGIN", "svomflow", "origin of the file"),
+        ],
+    )
+    _apply(hdu.header, extra)
+    return hdu
+
+
+def _mission_cards(telescope: str, instrument: str) -> list[tuple[str, Any, str]]:
+    return [
+        ("TELESCOP", telescope, "mission or telescope name"),
+        ("INSTRUME", instrument, "instrument name"),
+    ]
+
+
+def gti_hdu(
+    start: np.ndarray,
+    stop: np.ndarray,
+    *,
+    timeref: TimeReference,
+    telescope: str,
+    instrument: str,
+    extname: str = "GTI",
+) -> fits.BinTableHDU:
+    """Return an OGIP GTI extension (``START``/``STOP`` in mission seconds)."""
+    start = np.asarray(start, dtype=np.float64)
+    stop = np.asarray(stop, dtype=np.float64)
+    if start.shape != stop.shape or np.any(stop < start):
+        raise ValueError("GTI start and stop must have equal length and stop >= start")
+    hdu = fits.BinTableHDU.from_columns(
+        [
+            fits.Column("START", "D", unit="s", array=start),
+            fits.Column("STOP", "D", unit="s", array=stop),
+        ],
+        name=extname,
+    )
+    _apply(hdu.header, _mission_cards(telescope, instrument))
+    _apply(
+        hdu.header,
+        [
+            ("HDUCLASS", "OGIP", "format conforms to OGIP standard"),
+            ("HDUCLAS1", "GTI", "good time intervals"),
+            ("HDUCLAS2", "STANDARD", ""),
+        ],
+    )
+    _apply(hdu.header, timeref.cards())
+    return hdu
+
+
+@dataclass
+class LightCurve:
+    """A binned light curve: bin start ``time``, ``timedel``, ``rate`` and ``error`` (counts/s).
+
+    ``fracexp`` is the fraction of each bin inside the GTIs (1 for a full bin); ``gti`` is an
+    (N, 2) array of good intervals. ``band_kev`` is the energy band the counts come from.
+    """
+
+    time: np.ndarray
+    timedel: np.ndarray
+    rate: np.ndarray
+    error: np.ndarray
+    fracexp: np.ndarray
+    gti: np.ndarray
+    timeref: TimeReference
+    band_kev: tuple[float, float] | None = None
+    timezero: float = 0.0
+    header: dict[str, Any] | None = None
+
+
+def lightcurve_hdu(
+    lc: LightCurve,
+    *,
+    telescope: str,
+    instrument: str,
+    extname: str = "RATE",
+    extra: Sequence[tuple[str, Any, str]] | Mapping[str, Any] = (),
+) -> fits.BinTableHDU:
+    """Return an OGIP RATE extension: TIME (bin start), TIMEDEL, RATE, ERROR, FRACEXP."""
+    n = len(lc.time)
+    for name in ("timedel", "rate", "error", "fracexp"):
+        if len(getattr(lc, name)) != n:
+            raise ValueError(
+                f"light curve column {name} has {len(getattr(lc, name))} rows, not {n}"
+            )
+    cols = [
+        fits.Column("TIME", "D", unit="s", array=np.asarray(lc.time, dtype=np.float64)),
+        fits.Column("TIMEDEL", "D", unit="s", array=np.asarray(lc.timedel, dtype=np.float64)),
+        fits.Column("RATE", "E", unit="count/s", array=np.asarray(lc.rate, dtype=np.float32)),
+        fits.Column("ERROR", "E", unit="count/s", array=np.asarray(lc.error, dtype=np.float32)),
+        fits.Column("FRACEXP", "E", array=np.asarray(lc.fracexp, dtype=np.float32)),
+    ]
+    hdu = fits.BinTableHDU.from_columns(cols, name=extname)
+    h = hdu.header
+    _apply(h, _mission_cards(telescope, instrument))
+    _apply(
+        h,
+        [
+            ("HDUCLASS", "OGIP", "format conforms to OGIP standard"),
+            ("HDUCLAS1", "LIGHTCURVE", "light curve dataset"),
+            ("HDUCLAS2", "TOTAL", "gross (not background-subtracted)"),
+            ("HDUCLAS3", "RATE", "column RATE holds count rates"),
+            ("TIMEZERO", float(lc.timezero), "zero-point of the TIME column"),
+            ("TIMEPIXR", 0.0, "TIME is the bin start"),
+        ],
+    )
+    _apply(h, lc.timeref.cards())
+    if n:
+        h["TSTART"] = (float(lc.time[0]), "start of the first bin")
+        h["TSTOP"] = (float(lc.time[-1] + lc.timedel[-1]), "end of the last bin")
+    if lc.band_kev is not None:
+        h["E_MIN"] = (float(lc.band_kev[0]), "[keV] lower energy of the band")
+        h["E_MAX"] = (float(lc.band_kev[1]), "[keV] upper energy of the band")
+        h["EUNIT"] = ("keV", "unit of E_MIN, E_MAX")
+    _apply(h, lc.header or {})
+    _apply(h, extra)
+    return hdu
+
+
+def read_lightcurve(path: str | Path, extname: str | int = 1) -> LightCurve:
+    """Read an OGIP light curve (RATE/ERROR or COUNTS, TIMEDEL keyword or column)."""
+    try:
+        with fits.open(path) as hdul:
+            hdu = hdul[extname]
+            data = hdu.data
+            h = hdu.header
+            names = [c.upper() for c in data.columns.names]
+            if "TIME" not in names:
+                raise InputDataError(f"{path}: extension {extname} has no TIME column")
+            time = np.array(data["TIME"], dtype=np.float64)
+            n = len(time)
+            if "TIMEDEL" in names:
+                timedel = np.array(data["TIMEDEL"], dtype=np.float64)
+            elif "TIMEDEL" in h:
+                timedel = np.full(n, float(h["TIMEDEL"]))
+            elif n > 1:
+                timedel = np.full(n, float(np.median(np.diff(time))))
+            else:
+                raise InputDataError(f"{path}: cannot tell the bin width (no TIMEDEL)")
+            pixr = float(h.get("TIMEPIXR", 0.0))
+            start = time - pixr * timedel
+            fracexp = (
+                np.array(data["FRACEXP"], dtype=np.float64) if "FRACEXP" in names else np.ones(n)
+            )
+            if "RATE" in names:
+                rate = np.array(data["RATE"], dtype=np.float64)
+                if "ERROR" in names:
+                    error = np.array(data["ERROR"], dtype=np.float64)
+                else:
+                    error = np.sqrt(np.maximum(rate, 0) / (timedel * np.maximum(fracexp, 1e-12)))
+            elif "COUNTS" in names:
+                counts = np.array(data["COUNTS"], dtype=np.float64)
+                exposure = timedel * fracexp
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    rate = np.where(exposure > 0, counts / exposure, 0.0)
+                    error = np.where(exposure > 0, np.sqrt(counts) / exposure, 0.0)
+            else:
+                raise InputDataError(f"{path}: light curve has neither RATE nor COUNTS")
+            if "GTI" in [x.name for x in hdul]:
+                gti = read_gti(path)
+            else:
+                gti = np.array([[start[0], start[-1] + timedel[-1]]]) if n else np.zeros((0, 2))
+            band = (float(h["E_MIN"]), float(h["E_MAX"])) if "E_MIN" in h and "E_MAX" in h else None
+            return LightCurve(
+                time=start,
+                timedel=timedel,
+                rate=rate,
+                error=error,
+                fracexp=fracexp,
+                gti=gti,
+                timeref=TimeReference.from_header(h),
+                band_kev=band,
+                timezero=float(h.get("TIMEZERO", 0.0)),
+            )
+    except (OSError, TypeError, KeyError) as exc:
+        raise InputDataError(f"{path}: cannot read light curve: {exc}") from None
+
+
+def read_gti(path: str | Path, extname: str = "GTI") -> np.ndarray:
+    """Return the (N, 2) array of START/STOP from a GTI extension."""
+    with fits.open(path) as hdul:
+        data = hdul[extname].data
+        return np.column_stack([np.asarray(data["START"], float), np.asarray(data["STOP"], float)])
+
+
+def ebounds_hdu(
+    e_min: np.ndarray,
+    e_max: np.ndarray,
+    *,
+    telescope: str,
+    instrument: str,
+    first_channel: int = 0,
+    detchans: int | None = None,
+) -> fits.BinTableHDU:
+    """Return an OGIP EBOUNDS extension (CHANNEL, E_MIN, E_MAX in keV)."""
+    e_min = np.asarray(e_min, dtype=np.float32)
+    e_max = np.asarray(e_max, dtype=np.float32)
+    channel = np.arange(first_channel, first_channel + len(e_min), dtype=np.int32)
+    hdu = fits.BinTableHDU.from_columns(
+        [
+            fits.Column("CHANNEL", "J", array=channel),
+            fits.Column("E_MIN", "E", unit="keV", array=e_min),
+            fits.Column("E_MAX", "E", unit="keV", array=e_max),
+        ],
+        name="EBOUNDS",
+    )
+    h = hdu.header
+    _apply(h, _mission_cards(telescope, instrument))
+    _apply(
+        h,
+        [
+            ("HDUCLASS", "OGIP", ""),
+            ("HDUCLAS1", "RESPONSE", ""),
+            ("HDUCLAS2", "EBOUNDS", ""),
+            ("HDUVERS", "1.2.0", ""),
+            ("CHANTYPE", "PI", "channel type"),
+            ("DETCHANS", int(detchans or len(e_min)), "number of channels"),
+            ("TLMIN1", int(first_channel), "first channel number"),
+            ("TLMAX1", int(first_channel + len(e_min) - 1), "last channel number"),
+        ],
+    )
+    return hdu
+
+
+def _pha_cards(
+    *,
+    exposure: float,
+    backscal: float,
+    areascal: float,
+    poisserr: bool,
+    chantype: str,
+    detchans: int,
+    first_channel: int,
+    respfile: str | None,
+    backfile: str | None,
+    ancrfile: str | None,
+) -> list[tuple[str, Any, str]]:
+    return [
+        ("HDUCLASS", "OGIP", "format conforms to OGIP standard"),
+        ("HDUCLAS1", "SPECTRUM", "PHA dataset"),
+        ("HDUVERS", "1.2.1", "version of the format"),
+        ("CHANTYPE", chantype, "channel type"),
+        ("DETCHANS", int(detchans), "total number of detector channels"),
+        ("TLMIN1", int(first_channel), "first channel number"),
+        ("TLMAX1", int(first_channel + detchans - 1), "last channel number"),
+        ("EXPOSURE", float(exposure), "[s] exposure (dead time corrected)"),
+        ("BACKSCAL", float(backscal), "background scaling factor"),
+        ("AREASCAL", float(areascal), "area scaling factor"),
+        ("CORRSCAL", 0.0, "correction scaling factor"),
+        ("POISSERR", bool(poisserr), "Poisson errors apply"),
+        ("SYS_ERR", 0.0, "no systematic error"),
+        ("GROUPING", 0, "no grouping"),
+        ("QUALITY", 0, "all channels good"),
+        ("RESPFILE", respfile or "none", "response file"),
+        ("BACKFILE", backfile or "none", "background file"),
+        ("ANCRFILE", ancrfile or "none", "ancillary response file"),
+        ("CORRFILE", "none", "correction file"),
+    ]
+
+
+def pha_type1_hdu(
+    counts: np.ndarray,
+    *,
+    exposure: float,
+    telescope: str,
+    instrument: str,
+    first_channel: int = 0,
+    backscal: float = 1.0,
+    areascal: float = 1.0,
+    stat_err: np.ndarray | None = None,
+    chantype: str = "PI",
+    respfile: str | None = None,
+    backfile: str | None = None,
+    ancrfile: str | None = None,
+    timeref: TimeReference | None = None,
+    tstart: float | None = None,
+    tstop: float | None = None,
+) -> fits.BinTableHDU:
+    """Return a PHA type I SPECTRUM extension (COUNTS; STAT_ERR if not Poisson)."""
+    counts = np.asarray(counts)
+    channel = np.arange(first_channel, first_channel + counts.size, dtype=np.int32)
+    poisson = stat_err is None
+    cols = [fits.Column("CHANNEL", "J", array=channel)]
+    if poisson:
+        cols.append(
+            fits.Column("COUNTS", "J", unit="count", array=np.rint(counts).astype(np.int32))
+        )
+    else:
+        cols.append(fits.Column("COUNTS", "D", unit="count", array=counts.astype(np.float64)))
+        cols.append(fits.Column("STAT_ERR", "D", unit="count", array=np.asarray(stat_err, float)))
+    hdu = fits.BinTableHDU.from_columns(cols, name="SPECTRUM")
+    h = hdu.header
+    _apply(h, _mission_cards(telescope, instrument))
+    _apply(
+        h,
+        _pha_cards(
+            exposure=exposure,
+            backscal=backscal,
+            areascal=areascal,
+            poisserr=poisson,
+            chantype=chantype,
+            detchans=counts.size,
+            first_channel=first_channel,
+            respfile=respfile,
+            backfile=backfile,
+            ancrfile=ancrfile,
+        ),
+    )
+    h["HDUCLAS2"] = ("TOTAL", "gross spectrum")
+    h["HDUCLAS3"] = ("COUNT", "PHA data stored as counts")
+    if timeref is not None:
+        _apply(h, timeref.cards())
+    if tstart is not None:
+        h["TSTART"] = (float(tstart), "start of the accumulation")
+    if tstop is not None:
+        h["TSTOP"] = (float(tstop), "end of the accumulation")
+    return hdu
+
+
+def pha_type2_hdu(
+    counts: np.ndarray,
+    *,
+    exposure: np.ndarray,
+    tstart: np.ndarray,
+    tstop: np.ndarray,
+    telescope: str,
+    instrument: str,
+    timeref: TimeReference,
+    first_channel: int = 0,
+    backscal: float = 1.0,
+    chantype: str = "PI",
+    respfile: str | None = None,
+) -> fits.BinTableHDU:
+    """Return a PHA type II SPECTRUM extension: one row per time interval (as GBM CSPEC)."""
+    counts = np.asarray(counts)
+    if counts.ndim != 2:
+        raise ValueError("PHA type II counts must be (n_spectra, n_channels)")
+    nspec, nchan = counts.shape
+    channel = np.tile(np.arange(first_channel, first_channel + nchan, dtype=np.int32), (nspec, 1))
+    cols = [
+        fits.Column("SPEC_NUM", "J", array=np.arange(1, nspec + 1, dtype=np.int32)),
+        fits.Column("TSTART", "D", unit="s", array=np.asarray(tstart, float)),
+        fits.Column("TSTOP", "D", unit="s", array=np.asarray(tstop, float)),
+        fits.Column("CHANNEL", f"{nchan}J", array=channel),
+        fits.Column("COUNTS", f"{nchan}J", unit="count", array=np.rint(counts).astype(np.int32)),
+        fits.Column("EXPOSURE", "D", unit="s", array=np.asarray(exposure, float)),
+    ]
+    hdu = fits.BinTableHDU.from_columns(cols, name="SPECTRUM")
+    h = hdu.header
+    _apply(h, _mission_cards(telescope, instrument))
+    _apply(
+        h,
+        _pha_cards(
+            exposure=float(np.sum(exposure)),
+            backscal=backscal,
+            areascal=1.0,
+            poisserr=True,
+            chantype=chantype,
+            detchans=nchan,
+            first_channel=first_channel,
+            respfile=respfile,
+            backfile=None,
+            ancrfile=None,
+        ),
+    )
+    h["HDUCLAS2"] = ("TOTAL", "gross spectra")
+    h["HDUCLAS3"] = ("COUNT", "PHA data stored as counts")
+    h["HDUCLAS4"] = ("TYPEII", "one spectrum per row")
+    del h["EXPOSURE"]  # per-row column instead
+    # TLMIN/TLMAX of the CHANNEL column (column 4 here)
+    del h["TLMIN1"]
+    del h["TLMAX1"]
+    h["TLMIN4"] = (int(first_channel), "first channel number")
+    h["TLMAX4"] = (int(first_channel + nchan - 1), "last channel number")
+    _apply(h, timeref.cards())
+    h["TSTART"] = (float(np.min(tstart)), "start of the first spectrum")
+    h["TSTOP"] = (float(np.max(tstop)), "end of the last spectrum")
+    return hdu
+
+
+def write_hdulist(
+    hdus: Sequence[fits.hdu.base.ExtensionHDU | fits.PrimaryHDU],
+    path: str | Path,
+    *,
+    checksum: bool = True,
+) -> Path:
+    """Write HDUs to ``path`` atomically (with FITS CHECKSUM/DATASUM keywords by default)."""
+    hdul = fits.HDUList(list(hdus))
+    if not isinstance(hdul[0], fits.PrimaryHDU):
+        raise ValueError("the first HDU must be a PrimaryHDU")
+    with atomic_path(path) as tmp:
+        hdul.writeto(tmp, checksum=checksum)
+    return Path(path)

@@ -1,0 +1,1 @@
+"""Instrument simulators that make data with known truth for every pipeline."""

@@ -1,0 +1,64 @@
+"""Shared fixtures: real-data location, an isolated SVOMFLOW_HOME, Prefect harness, PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def shared_data_dir() -> Path | None:
+    """Return ``../shared/data`` (or ``$SVOMFLOW_SHARED_DATA``) when it exists."""
+    env = os.environ.get("SVOMFLOW_SHARED_DATA")
+    candidates = [Path(env)] if env else []
+    candidates.append(REPO.parent / "shared" / "data")
+    for c in candidates:
+        if c.is_dir():
+            return c
+    return None
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """Path to the real public data set; skips the test when it is absent."""
+    path = shared_data_dir()
+    if path is None:
+        pytest.skip("real public data (../shared/data or $SVOMFLOW_SHARED_DATA) is not present")
+    return path
+
+
+@pytest.fixture(autouse=True)
+def svomflow_home(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """Give every test its own SVOMFLOW_HOME so nothing touches the user's data directory."""
+    home = tmp_path_factory.mktemp("svomflow_home")
+    monkeypatch.setenv("SVOMFLOW_HOME", str(home))
+    monkeypatch.delenv("SVOMFLOW_DATABASE_URL", raising=False)
+    return home
+
+
+@pytest.fixture(scope="session")
+def prefect_harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """One Prefect test server (temporary SQLite) for the whole session, heartbeats off."""
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        # The heartbeat thread adds ~1 s to every synchronous flow run on exit.
+        with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+            yield
+
+
+@pytest.fixture
+def postgres_url() -> str:
+    """URL of a PostgreSQL database for tests (``SVOMFLOW_TEST_POSTGRES_URL``), else skip."""
+    url = os.environ.get("SVOMFLOW_TEST_POSTGRES_URL")
+    if not url:
+        pytest.skip("SVOMFLOW_TEST_POSTGRES_URL is not set (no PostgreSQL server for this run)")
+    return url
