@@ -31,9 +31,17 @@ def _root(
 
 # Command groups: each module defines `app` (a typer.Typer) or registers commands on ours.
 # --- command groups (one line each; keep sorted) ---
+from svomflow.cli import caldb_cmd  # noqa: E402
 from svomflow.cli import config_cmd  # noqa: E402
+from svomflow.cli import gp1_cmd  # noqa: E402
+from svomflow.cli import simulate_cmd  # noqa: E402
+from svomflow.cli import spectrum_cmd  # noqa: E402
 
+app.add_typer(caldb_cmd.app, name="caldb")
 app.add_typer(config_cmd.app, name="config")
+app.add_typer(gp1_cmd.app, name="gp1")
+app.command("simulate")(simulate_cmd.simulate)
+app.add_typer(spectrum_cmd.app, name="spectrum")
 
 
 def main() -> None:

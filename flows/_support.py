@@ -1,0 +1,121 @@
+"""What every flow shares: the product store, processing status, failure hook and summary.
+
+Flows stay thin: they build a :class:`FlowContext` in their first task, publish products
+through it, and end with :func:`publish_summary`. A failed flow run records its reason in
+the products database through :func:`record_failure` (an ``on_failure`` hook).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from svomflow.products.store import ProductRef, ProductStore
+
+__all__ = [
+    "FlowContext",
+    "default_output_root",
+    "products_table_markdown",
+    "publish_summary",
+    "record_failure",
+]
+
+
+def default_output_root() -> Path:
+    """Return ``$SVOMFLOW_PRODUCTS`` or ``$SVOMFLOW_HOME/products``."""
+    from svomflow.paths import data_home
+
+    env = os.environ.get("SVOMFLOW_PRODUCTS")
+    return Path(env) if env else data_home() / "products"
+
+
+@dataclass(frozen=True)
+class FlowContext:
+    """Where a flow run writes and records: output root, database and processing key."""
+
+    flow_name: str
+    key: str
+    out_root: str
+    database_url: str | None = None
+
+    def store(self) -> ProductStore:
+        """Return a product store for this run (cheap: engines are cached per URL)."""
+        return ProductStore(self.out_root, self.database_url)
+
+    def status(self, state: str, reason: str | None = None) -> None:
+        """Record the processing state of this run's key."""
+        from svomflow.products.provenance import current_flow_run_id
+
+        self.store().set_status(
+            self.key, self.flow_name, state, reason=reason, flow_run_id=current_flow_run_id()
+        )
+
+
+def record_failure(flow: Any, flow_run: Any, state: Any) -> None:
+    """Prefect ``on_failure`` hook: store 'failed' with the reason for the run's key.
+
+    The flow's parameters must include ``obs_id`` (or ``night``) and may include
+    ``out_dir``/``database_url``; the reason is the state's message.
+    """
+    params = dict(getattr(flow_run, "parameters", {}) or {})
+    key = params.get("obs_id") or params.get("night") or params.get("burst_id")
+    if not key:
+        return
+    out_root = params.get("out_dir") or str(default_output_root())
+    reason = (getattr(state, "message", None) or "failed")[:2000]
+    ctx = FlowContext(flow.name, str(key), str(out_root), params.get("database_url"))
+    try:
+        ctx.status("failed", reason)
+    except Exception as exc:
+        import logging
+
+        logging.getLogger("svomflow.flows").error("could not record failure of %s: %s", key, exc)
+
+
+def products_table_markdown(refs: Sequence[ProductRef]) -> str:
+    """Return a markdown table of products with file links."""
+    lines = ["| product | instrument | version | file |", "|---|---|---|---|"]
+    for r in refs:
+        lines.append(
+            f"| {r.type_code} | {r.instrument} | v{r.version} | [{Path(r.path).name}](file://{r.path}) |"
+        )
+    return "\n".join(lines)
+
+
+def publish_summary(
+    *,
+    title: str,
+    key: str,
+    refs: Sequence[ProductRef],
+    numbers: Mapping[str, Any] | None = None,
+    previews: Sequence[str] = (),
+    artifact_key: str | None = None,
+) -> str:
+    """Attach a markdown summary artifact (key numbers, product table, previews) to the run.
+
+    Returns the markdown text (also useful outside Prefect). Preview PNGs are linked by
+    ``file://`` URL: Prefect image artifacts take URLs, not bytes.
+    """
+    parts = [f"# {title}", ""]
+    if numbers:
+        parts += ["| quantity | value |", "|---|---|"]
+        parts += [f"| {k} | {v} |" for k, v in numbers.items()]
+        parts.append("")
+    parts += ["## Products", "", products_table_markdown(refs), ""]
+    for p in previews:
+        parts.append(f"![{Path(p).name}](file://{p})")
+    text = "\n".join(parts)
+    try:
+        from prefect.artifacts import create_markdown_artifact
+        from prefect.context import FlowRunContext
+
+        if FlowRunContext.get() is not None:
+            safe_key = (artifact_key or f"{title}-{key}").lower()
+            safe_key = "".join(c if c.isalnum() or c == "-" else "-" for c in safe_key)[:100]
+            create_markdown_artifact(markdown=text, key=safe_key, description=title)
+    except ImportError:
+        pass
+    return text

@@ -1,0 +1,231 @@
+"""Prefect flow ``nightly_master_calibration``: build, validate and promote the night's masters.
+
+Coarse tasks (ARCHITECTURE.md §10): one scan of the raw directory, one task per group
+(screen + build + validate + write the candidate and its QC report), one CALDB registration
+per passing candidate, one QC-history update. Retries only on the I/O and CALDB steps.
+Groups of one type run side by side; types run in order (bias, then dark, then flat),
+because darks are built with the bias master and flats with both.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from svomflow.calibration.caldb import open_caldb
+from svomflow.calibration.masters import (
+    CandidateResult,
+    FrameGroup,
+    NightlyCalibrationConfig,
+    group_frames,
+    process_group,
+    promote,
+    refuse_small_groups,
+    scan_night,
+)
+from svomflow.calibration.qc import append_qc_history, plot_qc_history
+from svomflow.config import load_config
+from svomflow.paths import data_home, safe_component
+from svomflow.products.atomic import atomic_write_bytes
+from svomflow.tasks.ccd.camera import CameraModel, load_camera
+
+__all__ = ["nightly_master_calibration"]
+
+
+@task(name="scan-night", retries=2, retry_delay_seconds=2)
+def _scan(raw_dir: str, night: str, camera: CameraModel, config: NightlyCalibrationConfig) -> Any:
+    return scan_night(raw_dir, night, camera, config)
+
+
+@task(name="build-validate-master", task_run_name="{group.key}")
+def _process(
+    group: FrameGroup,
+    camera: CameraModel,
+    config: NightlyCalibrationConfig,
+    caldb_root: str | None,
+    out_dir: str,
+    night: str,
+) -> CandidateResult:
+    return process_group(
+        group, camera, config, open_caldb(caldb_root), Path(out_dir) / "candidates", night
+    )
+
+
+@task(name="register-master", retries=2, retry_delay_seconds=2, task_run_name="{result.group}")
+def _register(
+    result: CandidateResult, camera: CameraModel, caldb_root: str | None
+) -> dict[str, Any]:
+    entry = promote(result, open_caldb(caldb_root), camera)
+    return {
+        "id": entry.id,
+        "path": str(entry.path),
+        "sha256": entry.sha256,
+        "valid_from": str(entry.valid_from),
+    }
+
+
+@task(name="qc-history", retries=2, retry_delay_seconds=2)
+def _history(rows: list[dict[str, Any]], out_dir: str) -> dict[str, Any]:
+    qc_dir = Path(out_dir) / "qc"
+    table = append_qc_history(qc_dir / "qc_history.fits", rows)
+    plots = plot_qc_history(table, qc_dir / "plots")
+    return {"history": str(qc_dir / "qc_history.fits"), "plots": [str(p) for p in plots]}
+
+
+def _row(night: str, group: FrameGroup, passed: bool, reason: str, **vals: Any) -> dict[str, Any]:
+    return {
+        "NIGHT": night,
+        "DATE_OBS": group.start.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3],
+        "CAMERA": group.camera,
+        "TYPE": group.kind.upper(),
+        "FILTER": group.filter,
+        "GROUP": group.key,
+        "NFRAMES": vals.get("n_frames", len(group.frames)),
+        "LEVEL": vals.get("level"),
+        "NOISE": vals.get("noise"),
+        "FRACTION": vals.get("fraction"),
+        "PASSED": passed,
+        "REASON": reason[:160],
+    }
+
+
+@flow(name="nightly_master_calibration", flow_run_name="calib-{night}")
+def nightly_master_calibration(
+    night: str,
+    raw_dir: str,
+    out_dir: str | None = None,
+    caldb_root: str | None = None,
+    instrument: str = "colibri_ddrago_b",
+    config: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Build the night's master bias/dark/flat candidates, validate them and promote the good ones.
+
+    Parameters
+    ----------
+    night
+        Date of the evening of the night (``YYYY-MM-DD``); frames from 12:00 UTC that day to
+        12:00 UTC the next day (``night_start_utc_hour``) belong to it.
+    raw_dir
+        Directory searched recursively for raw frames (selected by their headers).
+    out_dir
+        Where candidates, QC reports and the QC history go (default
+        ``$SVOMFLOW_HOME/calibration/<instrument>``).
+    caldb_root
+        CALDB location (default: ``$SVOMFLOW_CALDB`` or ``$SVOMFLOW_HOME/caldb``).
+    instrument
+        Camera definition name.
+    config
+        Overrides of :class:`~svomflow.calibration.masters.NightlyCalibrationConfig`.
+
+    Returns
+    -------
+    dict
+        ``status`` (``"empty"`` or ``"done"``), per group the verdict, reasons, candidate and
+        report paths, the CALDB entries promoted, refused groups and the QC history paths.
+    """
+    log = get_run_logger()
+    camera = load_camera(instrument)
+    cfg = load_config(NightlyCalibrationConfig, overrides=config or {}).resolved(camera)
+    out = Path(out_dir) if out_dir else data_home() / "calibration" / safe_component(camera.name)
+    scan = _scan(raw_dir, night, camera, cfg)
+    for path, why in scan.skipped.items():
+        log.warning("skipped %s: %s", path, why)
+    summary: dict[str, Any] = {
+        "night": night,
+        "camera": camera.instrument,
+        "raw_dir": str(raw_dir),
+        "out_dir": str(out),
+        "skipped_files": scan.skipped,
+        "groups": [],
+        "refused": [],
+        "promoted": [],
+    }
+    if not scan.frames:
+        msg = f"no calibration frames of {camera.instrument} for night {night} in {raw_dir}: nothing to do"
+        log.info(msg)
+        summary.update(status="empty", message=msg)
+        return summary
+    groups = group_frames(scan.frames, camera, cfg)
+    assert cfg.min_frames is not None
+    groups, refused = refuse_small_groups(groups, cfg.min_frames)
+    rows = []
+    for g, why in refused:
+        log.warning("group %s refused: %s", g.key, why)
+        summary["refused"].append({"group": g.key, "reason": why})
+        rows.append(_row(night, g, False, f"refused: {why}"))
+    for kind in ("bias", "dark", "flat"):
+        these = [g for g in groups if g.kind == kind]
+        futures = [_process.submit(g, camera, cfg, caldb_root, str(out), night) for g in these]
+        for g, fut in zip(these, futures, strict=True):
+            res: CandidateResult = fut.result()
+            rep = res.report
+            entry = None
+            if res.passed:
+                entry = _register(res, camera, caldb_root)
+                summary["promoted"].append({"group": res.group, **entry})
+                log.info("promoted %s (CALDB entry %s)", res.group, entry["id"])
+            else:
+                log.warning("candidate %s rejected: %s", res.group, "; ".join(rep.reasons))
+            summary["groups"].append(
+                {
+                    "group": res.group,
+                    "type": kind,
+                    "filter": res.filter,
+                    "passed": res.passed,
+                    "reasons": rep.reasons,
+                    "level": rep.level,
+                    "noise": rep.noise,
+                    "fraction": rep.fraction,
+                    "candidate": res.candidate_path,
+                    "qc_report": res.report_json,
+                    "qc_fits": res.report_fits,
+                    "caldb_entry": entry,
+                }
+            )
+            rows.append(
+                _row(
+                    night,
+                    g,
+                    res.passed,
+                    "; ".join(rep.reasons) or "ok",
+                    n_frames=rep.n_frames,
+                    level=rep.level,
+                    noise=rep.noise,
+                    fraction=rep.fraction,
+                )
+            )
+    summary["qc"] = _history(rows, str(out))
+    summary["status"] = "done"
+    summary_path = out / "summaries" / f"nightly_{safe_component(night)}.json"
+    atomic_write_bytes(summary_path, json.dumps(summary, indent=1, default=str).encode())
+    summary["summary_file"] = str(summary_path)
+    _artifact(summary)
+    return summary
+
+
+def _artifact(summary: dict[str, Any]) -> None:
+    """Attach a markdown table of the verdicts to the flow run."""
+    from prefect.artifacts import create_markdown_artifact
+
+    lines = [
+        f"# Nightly calibration {summary['night']} ({summary['camera']})",
+        "",
+        "| group | verdict | level | noise | fraction | reasons |",
+        "|---|---|---|---|---|---|",
+    ]
+    for g in summary["groups"]:
+
+        def f(v: Any) -> str:
+            return "" if v is None else f"{v:.4g}"
+
+        lines.append(
+            f"| {g['group']} | {'promoted' if g['passed'] else 'rejected'} | {f(g['level'])} | "
+            f"{f(g['noise'])} | {f(g['fraction'])} | {'; '.join(g['reasons'])} |"
+        )
+    for r in summary["refused"]:
+        lines.append(f"| {r['group']} | refused | | | | {r['reason']} |")
+    create_markdown_artifact(
+        "\n".join(lines), key="nightly-calibration", description="Master calibration verdicts"
+    )

@@ -1,0 +1,1 @@
+"""Astrometric solution against a local reference catalog, and image-to-image alignment."""

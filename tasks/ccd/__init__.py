@@ -1,0 +1,1 @@
+"""CCD reduction steps: overscan, combine, master builders and science-frame reduction."""

@@ -1,0 +1,1 @@
+"""Coded-mask imaging (ECLAIRs): mask geometry and shadow model, sky images, positions, triggers."""

@@ -1,0 +1,1 @@
+"""GP1 pipeline glue: configuration, per-image processing, products, routing and the watcher."""

@@ -1,0 +1,1 @@
+"""Source extraction, PSF modelling, aperture/PSF photometry, zero point, stacking (GP1)."""

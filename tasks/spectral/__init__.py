@@ -1,0 +1,58 @@
+"""Spectral fitting: OGIP spectra, photon models, XSPEC statistics, fits, errors and fluxes.
+
+Notebook API::
+
+    from svomflow.tasks import spectral as sp
+    n6 = sp.load("bn090217206_n6_srcspectra.pha")          # BACKFILE/RESPFILE from the header
+    n6.select_energy("8-30,40-900")
+    res = sp.fit([n6, n9, b1], "band", stat="pgstat")
+    sp.errors(res)                                         # delta-stat = 1 profile errors
+    sp.flux(res, (8, 1000), kind="fluence")
+    sp.plot(res, "fit.png")
+"""
+
+from svomflow.tasks.spectral.dataset import PreparedSpectrum, SpectrumDataset, load, parse_ranges
+from svomflow.tasks.spectral.fit import FitResult, ParameterResult, compare, errors, fit
+from svomflow.tasks.spectral.flux import FluxResult, flux
+from svomflow.tasks.spectral.models import (
+    Band,
+    Blackbody,
+    CutoffPowerLaw,
+    PowerLaw,
+    SmoothlyBrokenPowerLaw,
+    SpectralModel,
+    SumModel,
+    make_model,
+)
+from svomflow.tasks.spectral.plot import plot
+from svomflow.tasks.spectral.quick_spectrum import (
+    QuickSpectrum,
+    QuickSpectrumConfig,
+    quick_spectrum,
+)
+
+__all__ = [
+    "Band",
+    "Blackbody",
+    "CutoffPowerLaw",
+    "FitResult",
+    "FluxResult",
+    "ParameterResult",
+    "PowerLaw",
+    "PreparedSpectrum",
+    "QuickSpectrum",
+    "QuickSpectrumConfig",
+    "SmoothlyBrokenPowerLaw",
+    "SpectralModel",
+    "SpectrumDataset",
+    "SumModel",
+    "compare",
+    "errors",
+    "fit",
+    "flux",
+    "load",
+    "make_model",
+    "parse_ranges",
+    "plot",
+    "quick_spectrum",
+]

@@ -1,0 +1,1 @@
+"""Image subtraction (Alard-Lupton kernel fitting) and transient candidate detection."""

@@ -1,0 +1,1 @@
+"""MXT X-ray steps: PSF, event merging and calibration, two-stage source detection, products."""

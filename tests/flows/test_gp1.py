@@ -1,0 +1,117 @@
+"""GP1 end to end on a simulated COLIBRI alert sequence: flow, products, recovered afterglow."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from svomflow.errors import PathEscapeError
+from svomflow.simulation.colibri import ScienceSpec, simulate_colibri_night
+from svomflow.tasks.ccd.master_builders import MasterFrame
+from svomflow.tasks.gp1.config import GP1Config
+from svomflow.tasks.gp1.pipeline import process_images
+
+
+def truth_masters(truth: dict, out: Path, band: str) -> dict[str, str]:
+    """Write masters equal to the simulator's detector maps (what the nightly flow recovers)."""
+    td = Path(truth["truth_dir"])
+    det = truth["detector"]
+    g = det["gain"]
+
+    def master(kind: str, data: np.ndarray, meta: dict) -> MasterFrame:
+        d = np.asarray(data, np.float32)
+        return MasterFrame(kind, d, np.full_like(d, 1e-3), np.full(d.shape, 5, np.int16), meta)
+
+    bias = master("BIAS", fits.getdata(td / "bias_structure.fits"),
+                  {"RDNOISE": det["read_noise_e"] / g})
+    dark = master("DARK", fits.getdata(td / "dark_rate.fits") / g,
+                  {"CCDTEMP": det["dark_ref_temperature_c"]})
+    flat = master("FLAT", fits.getdata(td / f"flat_{band}.fits"), {})
+    return {
+        "BIAS": str(bias.write(out / "master_bias.fits")),
+        "DARK": str(dark.write(out / "master_dark.fits")),
+        "FLAT": str(flat.write(out / f"master_flat_{band}.fits")),
+    }
+
+
+@pytest.fixture(scope="module")
+def night(tmp_path_factory):
+    out = tmp_path_factory.mktemp("colibri")
+    truth = simulate_colibri_night(
+        out, 3, size=(384, 384), n_bias=5, n_dark=5, n_flat_per_filter=5, flat_filters=["r"],
+        science=ScienceSpec(n_frames=3), star_density_per_arcmin2=20,
+    )
+    return out, truth, truth_masters(truth, out, "r")
+
+
+def _config(night, out_dir: Path) -> GP1Config:
+    root, truth, masters = night
+    cfg = GP1Config(output_dir=str(out_dir), trigger_time=truth["science"]["trigger_time"])
+    cfg.steps.astrometry.reference_catalog = str(root / "refcat")
+    cfg.steps.reduction.overrides = masters
+    return cfg
+
+
+def _check_science(seq: dict, truth: dict, states: dict) -> None:
+    ag = truth["science"]["afterglow"]
+    tr = seq["transient"]
+    assert tr is not None
+    # Position within 0.5 pixel (0.19") of the injected afterglow.
+    dra = (tr["ALPHA_J2000"] - ag["ra"]) * np.cos(np.deg2rad(ag["dec"])) * 3600
+    ddec = (tr["DELTA_J2000"] - ag["dec"]) * 3600
+    assert np.hypot(dra, ddec) < 0.5 * 0.38
+    # Light curve: each flux within 3 sigma of the injected one (electrons, full reduction).
+    for row, frame in zip(seq["light_curve"], truth["science"]["frames"], strict=True):
+        pull = (row["FLUX"] - frame["afterglow_flux_e"]) / row["FLUX_ERR"]
+        assert abs(pull) < 3, (row["FLUX"], frame["afterglow_flux_e"], row["FLUX_ERR"])
+    # Zero point (e-/s) equal to the camera's r-band zero point within its scatter.
+    for st in states.values():
+        assert st["redlevel"] == "full"
+        assert st["zp"] == pytest.approx(25.0, abs=max(3 * st["zp_scatter"], 0.02))
+        assert st["astrometry_rms_arcsec"] < 0.4
+    alpha, alpha_err = seq["decay_index"]
+    assert alpha == pytest.approx(ag["decay_index"], abs=3 * alpha_err + 0.05)
+
+
+@pytest.mark.integration
+def test_gp1_flow_products_and_afterglow(night, tmp_path, prefect_harness):
+    from svomflow.flows.gp1 import gp1_reduction
+
+    root, truth, _ = night
+    cfg = _config(night, tmp_path / "out")
+    raws = [str(root / "raw" / f["file"]) for f in truth["science"]["frames"]]
+    result = gp1_reduction(images=raws, config=cfg.model_dump(mode="json"))
+    assert result["failed"] == {}
+    (work, seq), = result["sequences"].items()
+    assert Path(work) == tmp_path / "out" / "sb26112401" / "DDRAGO-B" / "r"
+    assert sorted(seq["products"]) == ["DT", "LC", "PO", "QF", "QLC", "QTI", "SUMMARY"]
+    full = json.loads((Path(work) / "sequence.products.json").read_text())
+    states = {p: json.loads((Path(work) / (Path(p).name.split(".")[0] + ".json")).read_text())
+              for p in raws}
+    _check_science(full, truth, states)
+    with fits.open(seq["products"]["LC"]["path"]) as hdul:
+        assert hdul[0].header["PRODTYPE"] == "LC"
+        assert len(hdul["LIGHTCURVE"].data) == 3
+    html = Path(seq["products"]["SUMMARY"]["path"]).read_text()
+    assert html.count("data:image/png;base64") == 4  # variability, calibration, sensitivity, chart
+
+
+def test_header_value_escaping_output_is_rejected(night, tmp_path):
+    root, truth, _ = night
+    src = root / "raw" / truth["science"]["frames"][0]["file"]
+    with fits.open(src) as hdul:
+        hdul[0].header["TRIGID"] = "../../etc"
+        bad = tmp_path / "evil.fits"
+        hdul.writeto(bad)
+    cfg = _config(night, tmp_path / "out")
+    res = process_images([bad], cfg)
+    assert list(res["failed"]) == [str(bad)]
+    assert "leave the output directory" in res["failed"][str(bad)]
+    assert not (tmp_path / "etc").exists()
+    with pytest.raises(PathEscapeError):
+        from svomflow.tasks.gp1.analysis import run_reduction
+
+        run_reduction(bad, cfg)
