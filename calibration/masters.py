@@ -291,6 +291,8 @@ class CandidateResult:
     report_fits: str | None
     valid_from: str
     boundaries: dict[str, Any]
+    inputs: list[str] = field(default_factory=list)
+    calibration_used: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -365,16 +367,19 @@ def process_group(
     )
     before = group.start - _dt.timedelta(seconds=1)
     bias = dark = None
+    used: dict[str, dict[str, Any]] = {}
     try:
         if group.kind in {"dark", "flat"}:
-            bias = read_master(select_master(caldb, camera, "bias", group.start).path)
+            e_bias = select_master(caldb, camera, "bias", group.start)
+            used["bias"] = _entry_ref(e_bias)
+            bias = read_master(e_bias.path)
         if group.kind == "flat":
             try:
-                dark = read_master(
-                    select_master(
-                        caldb, camera, "dark", group.start, temperature=group.temperature
-                    ).path
+                e_dark = select_master(
+                    caldb, camera, "dark", group.start, temperature=group.temperature
                 )
+                used["dark"] = _entry_ref(e_dark)
+                dark = read_master(e_dark.path)
             except CalibrationNotFoundError:
                 report.notes.append("no master dark: flats not dark-corrected")
     except CalibrationNotFoundError as exc:
@@ -448,6 +453,7 @@ def process_group(
             current_entry = None
             report.notes.append("no current master: comparison step skipped (first master)")
         if current_entry is not None:
+            used["current"] = _entry_ref(current_entry)
             current = read_master(current_entry.path)
             checks, diff_sigma, frac = compare_with_current(
                 cand, current, config.validation.comparison
@@ -476,7 +482,19 @@ def process_group(
         report_fits=str(rf),
         valid_from=group.start.isoformat(),
         boundaries=boundaries,
+        inputs=[str(f.path) for f in good],
+        calibration_used=used,
     )
+
+
+def _entry_ref(entry: Any) -> dict[str, Any]:
+    """Return what a product's provenance records of a CALDB entry."""
+    return {
+        "codename": str(entry.codename),
+        "path": str(entry.path),
+        "sha256": entry.sha256,
+        "index_version": entry.index_version,
+    }
 
 
 def promote(result: CandidateResult, caldb: Any, camera: CameraModel) -> Any:

@@ -11,7 +11,12 @@ __all__ = ["FLOW_CONFIGS", "canonical_flow_name", "config_model_for"]
 
 # flow name -> "module:ClassName" of its configuration model. A flow adds its line when the
 # flow exists; `svomflow config show` lists exactly these.
-FLOW_CONFIGS: dict[str, str] = {}
+FLOW_CONFIGS: dict[str, str] = {
+    "mxt_analysis": "svomflow.tasks.xray.pipeline:MXTAnalysisConfig",
+    "nightly_master_calibration": "svomflow.calibration.masters:NightlyCalibrationConfig",
+    "vhf_quick_analysis": "svomflow.tasks.vhf.config:VHFConfig",
+    "xband_analysis": "svomflow.tasks.xband.config:XbandAnalysisConfig",
+}
 
 
 def config_model_for(flow: str) -> type[BaseModel]:

@@ -21,6 +21,7 @@ __all__ = [
     "products_table_markdown",
     "publish_summary",
     "record_failure",
+    "task_runner_for",
 ]
 
 
@@ -119,3 +120,49 @@ def publish_summary(
     except ImportError:
         pass
     return text
+
+
+def task_runner_for(address: str | None = None, *, max_workers: int | None = None) -> Any:
+    """Return the task runner for a flow's fan-out: threads, or Dask when one is configured.
+
+    Parameters
+    ----------
+    address
+        ``None`` reads ``$SVOMFLOW_DASK_ADDRESS``; empty means the default thread pool;
+        ``"local"`` starts a Dask ``LocalCluster`` per flow run (2 workers, no dashboard);
+        anything else is the address of a running Dask scheduler (``tcp://host:8786``).
+    max_workers
+        Threads of the thread runner (default ``min(8, cpu count)``: Prefect's default pool
+        is unbounded).
+
+    Notes
+    -----
+    Dask submission costs ~65 ms per task here (ARCHITECTURE.md §10), so it pays only for
+    coarse tasks (seconds each): per-group masters, per-image reductions, Monte Carlo batches.
+    """
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    if address is None:
+        address = os.environ.get("SVOMFLOW_DASK_ADDRESS", "")
+    address = address.strip()
+    if not address:
+        return ThreadPoolTaskRunner(max_workers=max_workers or min(8, os.cpu_count() or 1))
+    try:
+        from prefect_dask import DaskTaskRunner
+    except ImportError as exc:
+        from svomflow.errors import ConfigError
+
+        raise ConfigError(
+            f"a Dask address is set ({address!r}) but prefect-dask is not installed: "
+            "pip install 'svomflow[dask]'"
+        ) from exc
+    if address == "local":
+        return DaskTaskRunner(
+            cluster_kwargs={
+                "n_workers": 2,
+                "threads_per_worker": 1,
+                "processes": False,
+                "dashboard_address": None,
+            }
+        )
+    return DaskTaskRunner(address=address)

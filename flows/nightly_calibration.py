@@ -9,6 +9,7 @@ because darks are built with the bias master and flats with both.
 
 from __future__ import annotations
 
+import datetime as _dt
 import json
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,13 @@ from svomflow.calibration.masters import (
 )
 from svomflow.calibration.qc import append_qc_history, plot_qc_history
 from svomflow.config import load_config
+from svomflow.flows._support import (
+    FlowContext,
+    default_output_root,
+    publish_summary,
+    record_failure,
+    task_runner_for,
+)
 from svomflow.paths import data_home, safe_component
 from svomflow.products.atomic import atomic_write_bytes
 from svomflow.tasks.ccd.camera import CameraModel, load_camera
@@ -74,6 +82,50 @@ def _history(rows: list[dict[str, Any]], out_dir: str) -> dict[str, Any]:
     return {"history": str(qc_dir / "qc_history.fits"), "plots": [str(p) for p in plots]}
 
 
+@task(name="publish-candidate", retries=2, retry_delay_seconds=2, task_run_name="{result.group}")
+def _publish_group(
+    ctx: FlowContext, result: CandidateResult, config: dict[str, Any], instrument: str
+) -> list[str]:
+    """Record the candidate master and its QC reports as products of the night."""
+    from svomflow.calibration.nightly_products import publish_candidate
+
+    refs = publish_candidate(
+        ctx.store(),
+        night=ctx.key,
+        instrument=instrument,
+        group=result.group,
+        config=config,
+        inputs=result.inputs,
+        calibration_used=result.calibration_used,
+        candidate=result.candidate_path,
+        report_fits=result.report_fits,
+        report_json=result.report_json,
+    )
+    return [r.path for r in refs]
+
+
+@task(name="publish-qc-history", retries=2, retry_delay_seconds=2)
+def _publish_history(
+    ctx: FlowContext,
+    qc: dict[str, Any],
+    reports: list[str],
+    config: dict[str, Any],
+    instrument: str,
+) -> list[Any]:
+    """Record the QC history table and plots as products of the night."""
+    from svomflow.calibration.nightly_products import publish_qc_history
+
+    return publish_qc_history(
+        ctx.store(),
+        night=ctx.key,
+        instrument=instrument,
+        config=config,
+        reports=reports,
+        history=qc["history"],
+        plots=qc["plots"],
+    )
+
+
 def _row(night: str, group: FrameGroup, passed: bool, reason: str, **vals: Any) -> dict[str, Any]:
     return {
         "NIGHT": night,
@@ -91,7 +143,39 @@ def _row(night: str, group: FrameGroup, passed: bool, reason: str, **vals: Any) 
     }
 
 
-@flow(name="nightly_master_calibration", flow_run_name="calib-{night}")
+_LATEST = ("last", "latest")
+
+
+def resolve_night(night: str, start_hour: float = 12.0, now: _dt.datetime | None = None) -> str:
+    """Return ``night`` as a date; ``"last"`` means the latest night that has mostly passed.
+
+    A night is named by the date of its evening and runs from ``start_hour`` UTC that day to
+    the same hour the next day. "last" is the night that held the moment 12 h ago, so a
+    morning schedule (any time up to 12 h after the night's start + 12 h) gets the night
+    that just ended, whatever the hour the schedule fires.
+    """
+    if night.strip().lower() not in _LATEST:
+        return night
+    now = now or _dt.datetime.now(_dt.UTC)
+    then = now - _dt.timedelta(hours=12) - _dt.timedelta(hours=start_hour)
+    return then.date().isoformat()
+
+
+def _run_name() -> str:
+    from prefect.runtime import flow_run
+
+    night = str(flow_run.parameters.get("night", "last"))
+    return f"calib-{resolve_night(night)}"
+
+
+@flow(
+    name="nightly_master_calibration",
+    flow_run_name=_run_name,
+    on_failure=[record_failure],
+    on_crashed=[record_failure],
+    # per-group candidates fan out on threads, or on Dask when $SVOMFLOW_DASK_ADDRESS is set
+    task_runner=task_runner_for(),
+)
 def nightly_master_calibration(
     night: str,
     raw_dir: str,
@@ -99,6 +183,7 @@ def nightly_master_calibration(
     caldb_root: str | None = None,
     instrument: str = "colibri_ddrago_b",
     config: dict[str, Any] | None = None,
+    database_url: str | None = None,
 ) -> dict[str, Any]:
     """Build the night's master bias/dark/flat candidates, validate them and promote the good ones.
 
@@ -106,18 +191,23 @@ def nightly_master_calibration(
     ----------
     night
         Date of the evening of the night (``YYYY-MM-DD``); frames from 12:00 UTC that day to
-        12:00 UTC the next day (``night_start_utc_hour``) belong to it.
+        12:00 UTC the next day (``night_start_utc_hour``) belong to it. ``"last"`` (what the
+        nightly schedule passes) is the night that just ended (:func:`resolve_night`).
     raw_dir
         Directory searched recursively for raw frames (selected by their headers).
     out_dir
         Where candidates, QC reports and the QC history go (default
-        ``$SVOMFLOW_HOME/calibration/<instrument>``).
+        ``$SVOMFLOW_HOME/calibration/<instrument>``), and the products root (products
+        under ``<out_dir>/<night>/<instrument>/``; default ``$SVOMFLOW_PRODUCTS`` or
+        ``$SVOMFLOW_HOME/products``).
     caldb_root
         CALDB location (default: ``$SVOMFLOW_CALDB`` or ``$SVOMFLOW_HOME/caldb``).
     instrument
         Camera definition name.
     config
         Overrides of :class:`~svomflow.calibration.masters.NightlyCalibrationConfig`.
+    database_url
+        Products database (default SQLite under the data directory).
 
     Returns
     -------
@@ -128,6 +218,13 @@ def nightly_master_calibration(
     log = get_run_logger()
     camera = load_camera(instrument)
     cfg = load_config(NightlyCalibrationConfig, overrides=config or {}).resolved(camera)
+    night = resolve_night(night, cfg.night_start_utc_hour)
+    # processing status of the night in the products database (failures: record_failure)
+    status = FlowContext(
+        "nightly_master_calibration", night, str(out_dir or default_output_root()), database_url
+    )
+    cfg_dump = cfg.model_dump(mode="json")
+    status.status("running")
     out = Path(out_dir) if out_dir else data_home() / "calibration" / safe_component(camera.name)
     scan = _scan(raw_dir, night, camera, cfg)
     for path, why in scan.skipped.items():
@@ -141,11 +238,13 @@ def nightly_master_calibration(
         "groups": [],
         "refused": [],
         "promoted": [],
+        "products": [],
     }
     if not scan.frames:
         msg = f"no calibration frames of {camera.instrument} for night {night} in {raw_dir}: nothing to do"
         log.info(msg)
         summary.update(status="empty", message=msg)
+        status.status("done", msg)
         return summary
     groups = group_frames(scan.frames, camera, cfg)
     assert cfg.min_frames is not None
@@ -168,6 +267,8 @@ def nightly_master_calibration(
                 log.info("promoted %s (CALDB entry %s)", res.group, entry["id"])
             else:
                 log.warning("candidate %s rejected: %s", res.group, "; ".join(rep.reasons))
+            published = _publish_group(status, res, cfg_dump, camera.instrument)
+            summary["products"] += published
             summary["groups"].append(
                 {
                     "group": res.group,
@@ -182,6 +283,7 @@ def nightly_master_calibration(
                     "qc_report": res.report_json,
                     "qc_fits": res.report_fits,
                     "caldb_entry": entry,
+                    "products": published,
                 }
             )
             rows.append(
@@ -197,11 +299,33 @@ def nightly_master_calibration(
                 )
             )
     summary["qc"] = _history(rows, str(out))
+    reports = [g["qc_report"] for g in summary["groups"]]
+    hist_refs = _publish_history(status, summary["qc"], reports, cfg_dump, camera.instrument)
+    summary["products"] += [r.path for r in hist_refs]
+    summary["qc"]["products"] = [r.path for r in hist_refs]
     summary["status"] = "done"
     summary_path = out / "summaries" / f"nightly_{safe_component(night)}.json"
     atomic_write_bytes(summary_path, json.dumps(summary, indent=1, default=str).encode())
     summary["summary_file"] = str(summary_path)
     _artifact(summary)
+    store = status.store()
+    mine = set(summary["products"])
+    refs = [r for r in store.list(obs_id=night) if r.path in mine]
+    publish_summary(
+        title=f"Nightly calibration {night} ({camera.instrument})",
+        key=night,
+        refs=refs,  # type: ignore[arg-type]
+        numbers={
+            "candidates": len(summary["groups"]),
+            "promoted": len(summary["promoted"]),
+            "refused groups": len(summary["refused"]),
+        },
+        previews=[r.path for r in hist_refs if r.path.endswith(".png")],
+        artifact_key=f"nightly-products-{night}",
+    )
+    status.status(
+        "done", f"{len(summary['promoted'])} promoted, {len(summary['groups'])} candidates"
+    )
     return summary
 
 

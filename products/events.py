@@ -232,15 +232,22 @@ def _detect(hdul: fits.HDUList, path: str | Path) -> str:
     return "ogip_events"
 
 
-def _events_hdu(hdul: fits.HDUList) -> fits.BinTableHDU | None:
+def _events_hdus(hdul: fits.HDUList) -> list[fits.BinTableHDU]:
+    """All EVENTS tables with a TIME column (svomflow GRM files have one per detector)."""
+    out = []
     for h in hdul[1:]:
         if not isinstance(h, fits.BinTableHDU):
             continue
         cls1 = str(h.header.get("HDUCLAS1", "")).upper()
         if h.name == "EVENTS" or cls1 == "EVENTS":
             if "TIME" in [c.upper() for c in h.columns.names]:
-                return h
-    return None
+                out.append(h)
+    return out
+
+
+def _events_hdu(hdul: fits.HDUList) -> fits.BinTableHDU | None:
+    hdus = _events_hdus(hdul)
+    return hdus[0] if hdus else None
 
 
 @dataclass
@@ -259,9 +266,10 @@ class _FileEvents:
     timesys: str
     fmt: str
     was_unsorted: bool
+    source: str
 
 
-def _read_one(path: Path) -> _FileEvents:
+def _read_one(path: Path) -> list[_FileEvents]:
     # astropy reports a short file as a warning and may then return garbage: record the
     # warnings and turn a truncation into an error
     with warnings.catch_warnings(record=True) as caught:
@@ -278,7 +286,7 @@ def _read_one(path: Path) -> _FileEvents:
     return out
 
 
-def _read_one_unchecked(path: Path) -> _FileEvents:
+def _read_one_unchecked(path: Path) -> list[_FileEvents]:
     with _open(path) as hdul:
         fmt = _detect(hdul, path)
         if fmt == "ogip_lightcurve":
@@ -286,84 +294,92 @@ def _read_one_unchecked(path: Path) -> _FileEvents:
                 f"{path}: a binned light curve, not an event list "
                 "(read it with svomflow.products.ogip.read_lightcurve)"
             )
-        ev = _events_hdu(hdul)
-        assert ev is not None
-        h0 = hdul[0].header
-        hev = ev.header
-        try:
-            data = ev.data
-            n = 0 if data is None else len(data)
-            cols = [] if data is None else [c.upper() for c in data.columns.names]
-            time = np.array(data["TIME"], dtype=np.float64) if n else np.zeros(0)
-            chan_col = next((c for c in ("PHA", "PI") if c in cols), None)
-            chan = np.array(data[chan_col], dtype=np.int32) if (chan_col and n) else None
-            energy_col = (
-                np.array(data["ENERGY"], dtype=np.float64) if ("ENERGY" in cols and n) else None
-            )
-        except (OSError, EOFError, zlib.error, ValueError, TypeError, IndexError) as exc:
-            raise InputDataError(f"{path}: EVENTS table cannot be read ({exc})") from None
-        if time.size == 0:
-            raise InputDataError(f"{path}: EVENTS table has no events")
-        if not np.all(np.isfinite(time)):
-            raise InputDataError(f"{path}: EVENTS has non-finite times")
-        detector = str(hev.get("DETNAM", h0.get("DETNAM", hev.get("INSTRUME", path.name))))
-        # channel energies
-        eb = hdul["EBOUNDS"] if "EBOUNDS" in hdul else None
-        if chan is not None and eb is not None:
-            ebd = eb.data
-            ch_numbers = np.array(ebd["CHANNEL"], dtype=np.int64)
-            e_min = np.array(ebd["E_MIN"], dtype=np.float64)
-            e_max = np.array(ebd["E_MAX"], dtype=np.float64)
-            first = int(ch_numbers[0]) if ch_numbers.size else 0
-            if ch_numbers.size == 0 or np.any(np.diff(ch_numbers) != 1):
-                raise InputDataError(f"{path}: EBOUNDS channels are not consecutive")
-            idx = chan - first
-            if np.any(idx < 0) or np.any(idx >= e_min.size):
-                raise InputDataError(
-                    f"{path}: event channels {chan.min()}..{chan.max()} outside EBOUNDS "
-                    f"{first}..{first + e_min.size - 1}"
-                )
-            energy = 0.5 * (e_min[idx] + e_max[idx])
-        elif energy_col is not None:
-            unit = str(hev.get(f"TUNIT{cols.index('ENERGY') + 1}", "keV")).strip().lower()
-            scale = {"ev": 1e-3, "kev": 1.0, "mev": 1e3}.get(unit, 1.0)
-            energy = energy_col * scale
-            chan = np.full(time.size, -1, dtype=np.int32)
-            e_min = np.array([energy.min()])
-            e_max = np.array([energy.max()])
-            first = 0
-        elif chan is not None:
-            raise InputDataError(
-                f"{path}: events have {chan_col} channels but the file has no EBOUNDS "
-                "extension (channel energies unknown)"
-            )
-        else:
-            raise InputDataError(f"{path}: EVENTS has neither PHA/PI channels nor ENERGY")
-        # dead time per event
-        if fmt == "gbm_tte":
-            overflow = first + e_min.size - 1
-            deadtime = np.where(chan == overflow, GBM_OVERFLOW_DEADTIME_S, GBM_DEADTIME_S)
-        else:
-            per_event = float(hev.get("DEADTIME", h0.get("DEADTIME", 0.0)) or 0.0)
-            deadtime = np.full(time.size, per_event)
-        # GTIs
-        if "GTI" in hdul:
-            g = hdul["GTI"].data
-            gti = np.column_stack(
-                [np.asarray(g["START"], dtype=float), np.asarray(g["STOP"], dtype=float)]
-            )
-        else:
-            lo = float(hev.get("TSTART", time.min()))
-            hi = float(hev.get("TSTOP", time.max()))
-            gti = np.array([[lo, hi]])
-        trig = hev.get("TRIGTIME", h0.get("TRIGTIME"))
-        mjdref = (
-            float(hev.get("MJDREFI", h0.get("MJDREFI", 0.0)))
-            + float(hev.get("MJDREFF", h0.get("MJDREFF", 0.0)))
-            if ("MJDREFI" in hev or "MJDREFI" in h0)
-            else float(hev.get("MJDREF", h0.get("MJDREF", 0.0)))
+        hdus = _events_hdus(hdul)
+        return [_read_hdu(path, hdul, ev, fmt, len(hdus) > 1) for ev in hdus]
+
+
+def _read_hdu(
+    path: Path, hdul: fits.HDUList, ev: fits.BinTableHDU, fmt: str, several: bool
+) -> _FileEvents:
+    """Read one EVENTS table (one detector) with the file's EBOUNDS and GTI."""
+    h0 = hdul[0].header
+    hev = ev.header
+    try:
+        data = ev.data
+        n = 0 if data is None else len(data)
+        cols = [] if data is None else [c.upper() for c in data.columns.names]
+        time = np.array(data["TIME"], dtype=np.float64) if n else np.zeros(0)
+        chan_col = next((c for c in ("PHA", "PI") if c in cols), None)
+        chan = np.array(data[chan_col], dtype=np.int32) if (chan_col and n) else None
+        energy_col = (
+            np.array(data["ENERGY"], dtype=np.float64) if ("ENERGY" in cols and n) else None
         )
-        timesys = str(hev.get("TIMESYS", h0.get("TIMESYS", "TT")))
+    except (OSError, EOFError, zlib.error, ValueError, TypeError, IndexError) as exc:
+        raise InputDataError(f"{path}: EVENTS table cannot be read ({exc})") from None
+    if time.size == 0:
+        raise InputDataError(f"{path}: EVENTS table has no events")
+    if not np.all(np.isfinite(time)):
+        raise InputDataError(f"{path}: EVENTS has non-finite times")
+    detector = str(hev.get("DETNAM", h0.get("DETNAM", hev.get("INSTRUME", path.name))))
+    # channel energies
+    eb = hdul["EBOUNDS"] if "EBOUNDS" in hdul else None
+    if chan is not None and eb is not None:
+        ebd = eb.data
+        ch_numbers = np.array(ebd["CHANNEL"], dtype=np.int64)
+        e_min = np.array(ebd["E_MIN"], dtype=np.float64)
+        e_max = np.array(ebd["E_MAX"], dtype=np.float64)
+        first = int(ch_numbers[0]) if ch_numbers.size else 0
+        if ch_numbers.size == 0 or np.any(np.diff(ch_numbers) != 1):
+            raise InputDataError(f"{path}: EBOUNDS channels are not consecutive")
+        idx = chan - first
+        if np.any(idx < 0) or np.any(idx >= e_min.size):
+            raise InputDataError(
+                f"{path}: event channels {chan.min()}..{chan.max()} outside EBOUNDS "
+                f"{first}..{first + e_min.size - 1}"
+            )
+        energy = 0.5 * (e_min[idx] + e_max[idx])
+    elif energy_col is not None:
+        unit = str(hev.get(f"TUNIT{cols.index('ENERGY') + 1}", "keV")).strip().lower()
+        scale = {"ev": 1e-3, "kev": 1.0, "mev": 1e3}.get(unit, 1.0)
+        energy = energy_col * scale
+        chan = np.full(time.size, -1, dtype=np.int32)
+        e_min = np.array([energy.min()])
+        e_max = np.array([energy.max()])
+        first = 0
+    elif chan is not None:
+        raise InputDataError(
+            f"{path}: events have {chan_col} channels but the file has no EBOUNDS "
+            "extension (channel energies unknown)"
+        )
+    else:
+        raise InputDataError(f"{path}: EVENTS has neither PHA/PI channels nor ENERGY")
+    # dead time per event
+    if fmt == "gbm_tte":
+        overflow = first + e_min.size - 1
+        deadtime = np.where(chan == overflow, GBM_OVERFLOW_DEADTIME_S, GBM_DEADTIME_S)
+    else:
+        # DEADTAU: non-paralyzable dead time per event (svomflow GRM files); DEADTIME
+        # is the total dead time of the table, so it is not used here
+        per_event = float(hev.get("DEADTAU", h0.get("DEADTAU", 0.0)) or 0.0)
+        deadtime = np.full(time.size, per_event)
+    # GTIs
+    if "GTI" in hdul:
+        g = hdul["GTI"].data
+        gti = np.column_stack(
+            [np.asarray(g["START"], dtype=float), np.asarray(g["STOP"], dtype=float)]
+        )
+    else:
+        lo = float(hev.get("TSTART", time.min()))
+        hi = float(hev.get("TSTOP", time.max()))
+        gti = np.array([[lo, hi]])
+    trig = hev.get("TRIGTIME", h0.get("TRIGTIME"))
+    mjdref = (
+        float(hev.get("MJDREFI", h0.get("MJDREFI", 0.0)))
+        + float(hev.get("MJDREFF", h0.get("MJDREFF", 0.0)))
+        if ("MJDREFI" in hev or "MJDREFI" in h0)
+        else float(hev.get("MJDREF", h0.get("MJDREF", 0.0)))
+    )
+    timesys = str(hev.get("TIMESYS", h0.get("TIMESYS", "TT")))
     order = np.argsort(time, kind="stable")
     unsorted = bool(np.any(order != np.arange(order.size)))
     return _FileEvents(
@@ -381,6 +397,7 @@ def _read_one_unchecked(path: Path) -> _FileEvents:
         timesys=timesys,
         fmt=fmt,
         was_unsorted=unsorted,
+        source=f"{path}[{ev.name},{ev.ver}]" if several else str(path),
     )
 
 
@@ -422,14 +439,14 @@ def read_events(
     """
     if isinstance(paths, (str, Path)):
         paths = [paths]
-    paths = [Path(p) for p in paths]
-    if not paths:
+    files = [Path(p) for p in paths]
+    if not files:
         raise InputDataError("no event files given")
-    parts = [_read_one(p) for p in paths]
+    parts = [part for p in files for part in _read_one(p)]
     names = [p.detector for p in parts]
     if len(set(names)) != len(names):
-        # two files of the same detector: keep them apart by file
-        names = [f"{n}:{p.name}" for n, p in zip(names, paths, strict=True)]
+        # two tables of the same detector: keep them apart by their source
+        names = [f"{p.detector}:{Path(p.source).name}" for p in parts]
     if len({p.timesys for p in parts}) > 1 or len({round(p.mjdref, 9) for p in parts}) > 1:
         raise InputDataError("event files use different time references (TIMESYS/MJDREF)")
     trigs = [p.trigtime for p in parts if p.trigtime is not None]
@@ -456,7 +473,7 @@ def read_events(
     time = time[order]
     det = det[order]
     flags: list[str] = []
-    unsorted = [str(p) for p, part in zip(paths, parts, strict=True) if part.was_unsorted]
+    unsorted = [part.source for part in parts if part.was_unsorted]
     if unsorted:
         flags.append(f"times not sorted in {', '.join(unsorted)}: sorted on read")
     n_dup = 0
@@ -478,7 +495,7 @@ def read_events(
         mjdref=parts[0].mjdref,
         timesys=parts[0].timesys,
         formats=tuple(p.fmt for p in parts),
-        files=tuple(str(p) for p in paths),
+        files=tuple(str(p) for p in files),
         n_duplicates=n_dup,
         flags=flags,
     )

@@ -75,10 +75,16 @@ def _provenance_cards(prov: Provenance, type_code: str, version: int) -> list[tu
         ("NINPUTS", len(prov.inputs), "number of input files"),
     ]
     for i, ref in enumerate(prov.inputs[:99], start=1):
-        cards.append((f"INFIL{i:02d}"[:8], Path(ref.path).name[:68], "input file"))
+        name = Path(ref.path).name[:68]
+        # value + comment must fit one 80-character card (astropy warns, then truncates)
+        cards.append((f"INFIL{i:02d}"[:8], name, "input file"[: max(0, 65 - len(name))]))
     for i, cal in enumerate(prov.calibration[:99], start=1):
         cards.append(
-            (f"CALFL{i:02d}"[:8], Path(cal.path).name[:68], f"calibration {cal.codename}"[:47])
+            (
+                f"CALFL{i:02d}"[:8],
+                Path(cal.path).name[:68],
+                f"calibration {cal.codename}"[: max(0, 65 - len(Path(cal.path).name[:68]))],
+            )
         )
     return cards
 

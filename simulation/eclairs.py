@@ -666,7 +666,18 @@ def write_eclairs_l1(
     h["TLMIN2"], h["TLMAX2"] = 0, events.dead_pixels.shape[0] - 1
     h["TLMIN3"], h["TLMAX3"] = 0, events.dead_pixels.shape[1] - 1
     h["TLMIN4"], h["TLMAX4"] = 0, resp.n_channels - 1
-    h["ORIGLBLS"] = (",".join(events.labels), "truth: ORIGIN indexes this list")
+    # the labels (one per simulated component, many with bright sources in the field) go in
+    # their own table: a header card would exceed 80 characters and make astropy warn
+    h["NORIGIN"] = (len(events.labels), "truth: ORIGIN indexes the ORIGINS table")
+    width = max([len(lb) for lb in events.labels] + [1])
+    origins = fits.BinTableHDU.from_columns(
+        [
+            fits.Column("ORIGIN", "I", array=np.arange(len(events.labels), dtype=np.int16)),
+            fits.Column("LABEL", f"{width}A", array=np.array(events.labels, dtype=f"U{width}")),
+        ],
+        name="ORIGINS",
+    )
+    origins.header["COMMENT"] = "simulation truth: the component that made each ORIGIN value"
     dead = np.argwhere(events.dead_pixels)
     bad = fits.BinTableHDU.from_columns(
         [
@@ -692,7 +703,7 @@ def write_eclairs_l1(
     )
     for card in timeref.cards():
         att_hdu.header[card[0]] = (card[1], card[2])
-    return write_hdulist([prim, ev, eb, gt, att_hdu, bad], path)
+    return write_hdulist([prim, ev, eb, gt, att_hdu, bad, origins], path)
 
 
 def read_eclairs_l1(
@@ -724,7 +735,11 @@ def read_eclairs_l1(
                 if "ORIGIN" in d.columns.names
                 else np.zeros(time.size, np.int16)
             )
-            labels = str(h.get("ORIGLBLS", "")).split(",") if h.get("ORIGLBLS") else []
+            if "ORIGINS" in names:
+                o = hdul["ORIGINS"].data
+                labels = [str(v).strip() for v in o["LABEL"][np.argsort(o["ORIGIN"])]]
+            else:  # files written before the ORIGINS table: labels in one header card
+                labels = str(h.get("ORIGLBLS", "")).split(",") if h.get("ORIGLBLS") else []
             g = hdul["GTI"].data
             gti = np.column_stack([np.asarray(g["START"], float), np.asarray(g["STOP"], float)])
             a = hdul["ATTITUDE"].data

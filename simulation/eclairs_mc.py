@@ -3,11 +3,14 @@
 Used by the tests (coverage of the 90 % radius, median error) and to calibrate
 ``localisation.statistical_scale`` (``k``): :func:`calibrate_statistical_scale` returns the
 90 % quantile of ``error / (fwhm / snr)`` over detected trials, with the systematic term
-off because the simulator has no systematic error.
+off because the simulator has no systematic error; :func:`calibrate_scale_table` does the
+same per S/N bin (``localisation.statistical_scale_table``), and :func:`coverage_by_snr`
+reports the fraction of true positions inside r90 per bin.
 """
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -19,7 +22,13 @@ from svomflow.tasks.coded_mask.imaging import MaskModel, make_shadowgram
 from svomflow.tasks.coded_mask.mask import MaskGeometry, cos_theta
 from svomflow.tasks.coded_mask.position import LocalisationConfig, localise
 
-__all__ = ["LocalisationTrial", "calibrate_statistical_scale", "localisation_trials"]
+__all__ = [
+    "LocalisationTrial",
+    "calibrate_scale_table",
+    "calibrate_statistical_scale",
+    "coverage_by_snr",
+    "localisation_trials",
+]
 
 
 @dataclass
@@ -148,3 +157,57 @@ def calibrate_statistical_scale(trials: list[LocalisationTrial], quantile: float
     if ratio.size == 0:
         raise ValueError("no detected trial to calibrate on")
     return float(np.quantile(ratio, quantile))
+
+
+def calibrate_scale_table(
+    trials: list[LocalisationTrial], snr_min: list[float], quantile: float = 0.9
+) -> list[dict[str, float]]:
+    """Return k per S/N bin: the ``quantile`` of ``error / stat`` of detected trials in the bin.
+
+    Bin ``i`` holds ``snr_min[i] <= snr < snr_min[i + 1]`` (the last bin is open). Each row
+    gives ``snr_min``, ``k``, the number of trials ``n`` and ``k_err``, the standard error
+    of the quantile from the binomial spread of its rank (order statistics).
+    """
+    det = [t for t in trials if t.detected]
+    snr = np.array([t.snr for t in det])
+    ratio = np.array([t.error_arcmin / t.stat_arcmin for t in det])
+    edges = [*snr_min, np.inf]
+    rows = []
+    for lo, hi in itertools.pairwise(edges):
+        r = np.sort(ratio[(snr >= lo) & (snr < hi)])
+        if r.size < 10:
+            raise ValueError(f"S/N bin [{lo}, {hi}): only {r.size} detected trials")
+        # the quantile's rank scatters by sqrt(n q (1 - q)): map that onto the sorted ratios
+        half = np.sqrt(r.size * quantile * (1 - quantile))
+        lo_i = int(np.clip(np.floor(r.size * quantile - half), 0, r.size - 1))
+        hi_i = int(np.clip(np.ceil(r.size * quantile + half), 0, r.size - 1))
+        rows.append(
+            {
+                "snr_min": float(lo),
+                "k": float(np.quantile(r, quantile)),
+                "k_err": float(0.5 * (r[hi_i] - r[lo_i])),
+                "n": int(r.size),
+            }
+        )
+    return rows
+
+
+def coverage_by_snr(
+    trials: list[LocalisationTrial], snr_min: list[float]
+) -> list[dict[str, float]]:
+    """Return, per S/N bin, the number of detected trials and the fraction inside r90."""
+    det = [t for t in trials if t.detected]
+    edges = [*snr_min, np.inf]
+    rows = []
+    for lo, hi in itertools.pairwise(edges):
+        sel = [t for t in det if lo <= t.snr < hi]
+        inside = sum(t.error_arcmin <= t.r90_arcmin for t in sel)
+        rows.append(
+            {
+                "snr_min": float(lo),
+                "n": len(sel),
+                "inside": int(inside),
+                "coverage": inside / len(sel) if sel else float("nan"),
+            }
+        )
+    return rows

@@ -512,9 +512,18 @@ def _mission_cards(
 
 
 def write_simulation(
-    result: MXTSimResult, out_dir: str | Path, instrument: Any | None = None
+    result: MXTSimResult,
+    out_dir: str | Path,
+    instrument: Any | None = None,
+    *,
+    caldb: bool = True,
 ) -> dict[str, Any]:
-    """Write the L1 pass files, attitude, SAA and calibration files; return the truth dict."""
+    """Write the L1 pass files, attitude, SAA and calibration files; return the truth dict.
+
+    With ``caldb`` (default) the true calibration files are also registered in a local
+    CALDB at ``<out_dir>/caldb`` (valid from 2020-01-01), so the ``mxt_analysis`` flow
+    selects them by observation time like real data (``svomflow mxt --caldb DIR``).
+    """
     inst = instrument or load_instrument("mxt")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -589,11 +598,37 @@ def write_simulation(
     write_hdulist([primary_hdu(telescope=tel, instrument=ins), saa_h], out / name)
     files["saa"] = name
     files["calibration"] = write_calibration_files(result, out, inst)
+    if caldb:
+        files["caldb"] = register_calibration_files(files["calibration"], out, inst)
     truth = dict(result.truth)
     truth["files"] = files
     with open(out / "truth.json", "w") as fh:
         json.dump(truth, fh, indent=2)
     return truth
+
+
+def register_calibration_files(
+    names: Mapping[str, str], out: Path, inst: Any, valid_from: str = "2020-01-01T00:00:00"
+) -> str:
+    """Register the written calibration files in a local CALDB under ``out/caldb``.
+
+    Returns the CALDB directory name relative to ``out``. Code names are those the MXT
+    flow selects (:data:`svomflow.tasks.xray.calibrate.CALIBRATION_CODES`).
+    """
+    from svomflow.calibration.caldb import Caldb
+    from svomflow.tasks.xray.calibrate import CALIBRATION_CODES
+
+    db = Caldb(out / "caldb")
+    for key, fname in names.items():
+        db.register(
+            out / fname,
+            telescope=inst.telescope,
+            instrument=inst.instrument,
+            codename=CALIBRATION_CODES[key],
+            valid_from=valid_from,
+            description=f"simulated true {key} table",
+        )
+    return "caldb"
 
 
 def write_calibration_files(result: MXTSimResult, out: Path, inst: Any) -> dict[str, str]:
@@ -682,7 +717,7 @@ def config_from_mapping(spec: Mapping[str, Any]) -> MXTSimConfig:
             s["ra_deg"], s["dec_deg"] = float(ra), float(dec)
         srcs.append(MXTSource(**s))
     known = set(MXTSimConfig.__dataclass_fields__)
-    unknown = sorted(set(data) - known - {"instrument", "kind", "name", "description"})
+    unknown = sorted(set(data) - known - {"instrument", "kind", "name", "description", "caldb"})
     if unknown:
         from svomflow.errors import ConfigError
 
@@ -696,4 +731,4 @@ def simulate_scenario(
     """Simulate an MXT scenario and write its files; return the truth dict (bench entry point)."""
     cfg = config_from_mapping(scenario)
     result = simulate(cfg, rng)
-    return write_simulation(result, out_dir)
+    return write_simulation(result, out_dir, caldb=bool(scenario.get("caldb", True)))

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 from svomflow.simulation.orbit import (
+    background_modulation,
     bright_source_photons,
     saa_intervals,
     source_visible,
@@ -76,7 +77,7 @@ def run_grm(ctx: ScenarioContext, rng: np.random.Generator) -> dict[str, Any]:
 def run_eclairs(ctx: ScenarioContext, rng: np.random.Generator) -> dict[str, Any]:
     """Simulate ECLAIRs events (bursts + known bright sources) and write the L1 file."""
     from svomflow.config.instrument import load_instrument
-    from svomflow.simulation.eclairs import simulate_eclairs, write_eclairs_l1
+    from svomflow.simulation.eclairs import EclairsBackground, simulate_eclairs, write_eclairs_l1
 
     inst = load_instrument("eclairs")
     opts = {"bright_sources": ctx.scenario.bright_sources, **ctx.options}
@@ -107,11 +108,22 @@ def run_eclairs(ctx: ScenarioContext, rng: np.random.Generator) -> dict[str, Any
         )
     saa = saa_intervals(ctx.t_start, ctx.t_stop, orbit=ctx.orbit) if ctx.orbit else np.empty((0, 2))
     occulted = None
+    background: EclairsBackground | bool = True
     if ctx.orbit is not None:
-        orbit = ctx.orbit
+        orbit, att = ctx.orbit, ctx.attitude
+        amplitude = float(inst.get("background.earth_modulation_fraction"))
+        cone = float(inst.get("mask.field_of_view_deg")) / 2
 
         def occulted(t: np.ndarray, ra: float, dec: float) -> np.ndarray:
             return ~source_visible(t, ra, dec, orbit=orbit)
+
+        def modulation(t: np.ndarray) -> np.ndarray:
+            # the background drops as the Earth enters the field (geometric, from the orbit)
+            return background_modulation(
+                t, attitude=att, amplitude=amplitude, field_half_angle_deg=cone, orbit=orbit
+            )
+
+        background = EclairsBackground.from_instrument(inst, modulation=modulation)
 
     events = simulate_eclairs(
         photons,
@@ -119,6 +131,7 @@ def run_eclairs(ctx: ScenarioContext, rng: np.random.Generator) -> dict[str, Any
         t_start=ctx.t_start,
         t_stop=ctx.t_stop,
         rng=rng,
+        background=background,
         saa_intervals=[tuple(x) for x in saa],
         occulted=occulted,
     )
@@ -131,6 +144,7 @@ def run_eclairs(ctx: ScenarioContext, rng: np.random.Generator) -> dict[str, Any
         "n_events": len(events),
         "photon_area_cm2": area,
         "sources_in_field": [p.label for p in photons],
+        "background_modulation": "orbit" if ctx.orbit is not None else "instrument sinusoid",
         "onboard_trigger": None
         if trig is None
         else {

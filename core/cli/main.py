@@ -31,17 +31,38 @@ def _root(
 
 # Command groups: each module defines `app` (a typer.Typer) or registers commands on ours.
 # --- command groups (one line each; keep sorted) ---
+from svomflow.cli import bench_cmd  # noqa: E402
 from svomflow.cli import caldb_cmd  # noqa: E402
+from svomflow.cli import calib_cmd  # noqa: E402
 from svomflow.cli import config_cmd  # noqa: E402
+from svomflow.cli import demo_cmd  # noqa: E402
 from svomflow.cli import gp1_cmd  # noqa: E402
+from svomflow.cli import mxt_cmd  # noqa: E402
+from svomflow.cli import ops_cmd  # noqa: E402
+from svomflow.cli import server_cmd  # noqa: E402
 from svomflow.cli import simulate_cmd  # noqa: E402
 from svomflow.cli import spectrum_cmd  # noqa: E402
+from svomflow.cli import vhf_cmd  # noqa: E402
+from svomflow.cli import xband_cmd  # noqa: E402
 
+app.command("bench")(bench_cmd.bench)
 app.add_typer(caldb_cmd.app, name="caldb")
+app.add_typer(calib_cmd.app, name="calib")
 app.add_typer(config_cmd.app, name="config")
+app.command("demo")(demo_cmd.demo)
 app.add_typer(gp1_cmd.app, name="gp1")
+app.command("mxt", context_settings={"allow_extra_args": True})(mxt_cmd.mxt)
+app.command("deploy")(ops_cmd.deploy)
+app.command("listen")(ops_cmd.listen)
+app.add_typer(ops_cmd.products_app, name="products")
+app.command("reprocess")(ops_cmd.reprocess)
+app.command("serve")(ops_cmd.serve)
+app.add_typer(server_cmd.app, name="server")
+app.command("status")(ops_cmd.status)
 app.command("simulate")(simulate_cmd.simulate)
 app.add_typer(spectrum_cmd.app, name="spectrum")
+app.command("xband")(xband_cmd.xband)
+app.command("vhf", context_settings={"allow_extra_args": True})(vhf_cmd.vhf)
 
 
 def main() -> None:

@@ -56,6 +56,12 @@ class AstrometryConfig(StepConfig):
     )
     clip_sigma: float = Field(3.0, gt=0, description="Residual clipping (sigma).")
     min_snr: float = Field(10.0, gt=0, description="Minimum S/N of sources used.")
+    allowed_flags: int = Field(
+        0, ge=0, description="Extraction FLAGS bits tolerated in the sources used (0 = none)."
+    )
+    isolation_pix: float = Field(
+        8.0, ge=0, description="Sources with a detected neighbour closer than this are not used."
+    )
     max_rms_arcsec: float = Field(
         1.0, gt=0, description="A solution with larger residual RMS is rejected (arcsec)."
     )
@@ -160,7 +166,24 @@ def solve_astrometry(
     snr = np.asarray(catalog["FLUX_AUTO"], float) / np.maximum(
         np.asarray(catalog["FLUXERR_AUTO"], float), 1e-30
     )
-    use = (snr >= cfg.min_snr) & ((np.asarray(catalog["FLAGS"]) & ~(2 | 1)) == 0)
+    # Blends (deblended or with a close neighbour), masked pixels (saturation bleed, cosmic
+    # rays), saturation and truncation all bias the centroids: use clean isolated sources,
+    # and relax (deblended, then masked-pixel sources) only in fields too crowded for that.
+    flags = np.asarray(catalog["FLAGS"])
+    xa = np.asarray(catalog["XWIN_IMAGE"], float)
+    ya = np.asarray(catalog["YWIN_IMAGE"], float)
+    isolated = np.ones(len(xa), bool)
+    if len(xa) > 1 and cfg.isolation_pix > 0:
+        from scipy.spatial import cKDTree
+
+        dnn, _ = cKDTree(np.column_stack([xa, ya])).query(np.column_stack([xa, ya]), k=2)
+        isolated = dnn[:, 1] > cfg.isolation_pix
+    bright = snr >= cfg.min_snr
+    for allowed, iso in ((cfg.allowed_flags, isolated), (cfg.allowed_flags | 2, True),
+                         (cfg.allowed_flags | 3, True)):  # fmt: skip
+        use = bright & ((flags & ~allowed) == 0) & iso
+        if use.sum() >= 2 * cfg.min_matches:
+            break
     src_idx = np.flatnonzero(use)
     src_idx = src_idx[np.argsort(-np.asarray(catalog["FLUX_AUTO"], float)[src_idx])]
     xs = np.asarray(catalog["XWIN_IMAGE"], float)[src_idx] - 1

@@ -10,18 +10,21 @@ confidence level. The 90 % error radius is
     r90 = sqrt((k * fwhm / snr)^2 + sys^2)
 
 with ``fwhm`` the angular resolution (element / height, projected at the source's off-axis
-angle), ``k`` = ``localisation.statistical_scale`` calibrated by Monte Carlo
-(``tests/tasks/coded_mask/test_position_mc.py``) and ``sys`` = ``localisation.systematic_arcmin``.
+angle), ``k`` a function of S/N (``localisation.statistical_scale_table``: k per S/N bin,
+calibrated by Monte Carlo with :func:`svomflow.simulation.eclairs_mc.calibrate_scale_table`;
+near threshold the position error grows faster than 1/snr, so one k under-covers there) and
+``sys`` = ``localisation.systematic_arcmin``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 from numpy.typing import NDArray
-from pydantic import Field
+from pydantic import Field, model_validator
 from scipy.optimize import minimize
 from svomflow.config import InstrumentDefinition, StepConfig
 from svomflow.errors import InputDataError
@@ -44,18 +47,51 @@ class LocalisationConfig(StepConfig):
     statistical_scale: float = Field(
         1.0, gt=0, description="k in r90 = sqrt((k fwhm/snr)^2 + sys^2), from Monte Carlo"
     )
+    statistical_scale_snr_min: list[float] = Field(
+        default_factory=list,
+        description="Lower S/N edges of the bins of statistical_scale_by_snr (ascending); "
+        "empty: statistical_scale for every S/N",
+    )
+    statistical_scale_by_snr: list[float] = Field(
+        default_factory=list,
+        description="k per S/N bin, from Monte Carlo (below the first edge: the first value)",
+    )
     systematic_arcmin: float = Field(3.0, ge=0, description="systematic error term (arcmin)")
     min_coding: float = Field(
         0.05, gt=0, le=1, description="minimum partial-coding fraction searched"
     )
     refine: bool = Field(True, description="refine the image peak by a shadowgram-model fit")
 
+    @model_validator(mode="after")
+    def _check_table(self) -> LocalisationConfig:
+        edges, ks = self.statistical_scale_snr_min, self.statistical_scale_by_snr
+        if len(edges) != len(ks):
+            raise ValueError(
+                "statistical_scale_snr_min and statistical_scale_by_snr differ in length"
+            )
+        if any(b <= a for a, b in pairwise(edges)):
+            raise ValueError("statistical_scale_snr_min must be strictly ascending")
+        if any(k <= 0 for k in ks):
+            raise ValueError("statistical_scale_by_snr values must be positive")
+        return self
+
+    def scale_for(self, snr: float) -> float:
+        """Return k at this S/N: the bin of the table holding ``snr``, else the single k."""
+        edges = self.statistical_scale_snr_min
+        if not edges:
+            return self.statistical_scale
+        i = int(np.searchsorted(np.asarray(edges), snr, side="right")) - 1
+        return float(self.statistical_scale_by_snr[max(i, 0)])
+
     @classmethod
     def from_instrument(cls, inst: InstrumentDefinition, **overrides: object) -> LocalisationConfig:
         """Defaults from the instrument's ``localisation`` section, then overrides."""
+        table = inst.get("localisation.statistical_scale_table", None) or {}
         values: dict[str, object] = {
             "statistical_scale": float(inst.get("localisation.statistical_scale")),
             "systematic_arcmin": float(inst.get("localisation.systematic_arcmin")),
+            "statistical_scale_snr_min": [float(x) for x in table.get("snr_min", [])],
+            "statistical_scale_by_snr": [float(x) for x in table.get("k", [])],
         }
         values.update(overrides)
         return cls.model_validate(values)
@@ -257,7 +293,7 @@ def localise(
     # resolution projected at the off-axis angle: radial cos^2, tangential cos -> cos^1.5
     fwhm_arcmin = float(np.degrees(g.resolution_tan * ct**1.5) * 60.0)
     stat = fwhm_arcmin / max(snr, 1e-9)
-    r90 = float(np.hypot(cfg.statistical_scale * stat, cfg.systematic_arcmin))
+    r90 = float(np.hypot(cfg.scale_for(snr) * stat, cfg.systematic_arcmin))
     ra, dec = attitude.from_projected(ty, tz)
     ii = int(np.clip(np.round(g.tan_to_shift(ty)) - img.shift_y[0], 0, img.shift_y.size - 1))
     jj = int(np.clip(np.round(g.tan_to_shift(tz)) - img.shift_z[0], 0, img.shift_z.size - 1))

@@ -466,28 +466,30 @@ def run_subtraction(state: dict[str, Any], cfg: GP1Config) -> dict[str, Any]:
 
 
 def forced_difference_photometry(state: dict[str, Any], ra: float, dec: float) -> dict[str, float]:
-    """Forced PSF photometry on an image's difference at (ra, dec); flux, error, mag."""
-    with fits.open(state["difference"], memmap=False) as hdul:
-        diff = np.array(hdul[0].data, dtype=float)
-        noise = np.array(hdul["NOISE"].data, dtype=float)
-        wcs = _wcs(hdul[0].header)
-    if wcs is None:
-        raise InputDataError(f"{state['difference']}: no WCS")
-    x, y = (float(v) for v in wcs.world_to_pixel_values(ra, dec))
-    psf = PSFModel(**state["diff_psf"])
-    bad = ~np.isfinite(diff) | ~np.isfinite(noise)
-    out = {"x": x, "y": y, "flux": math.nan, "flux_err": math.nan}
-    ny, nx = diff.shape
-    if not (5 <= x < nx - 5 and 5 <= y < ny - 5):
-        return out
+    """Forced PSF photometry on an image's difference at (ra, dec): position, flux, error."""
     from svomflow.tasks.photometry.measure import PhotometryConfig
 
+    psf = PSFModel(**state["diff_psf"])
+    h = int(np.ceil(3 * psf.fwhm)) + 4  # the fit box is a few FWHM wide: read a cutout only
+    with fits.open(state["difference"], memmap=True) as hdul:
+        wcs = _wcs(hdul[0].header)
+        if wcs is None:
+            raise InputDataError(f"{state['difference']}: no WCS")
+        x, y = (float(v) for v in wcs.world_to_pixel_values(ra, dec))
+        out = {"x": x, "y": y, "flux": math.nan, "flux_err": math.nan}
+        ny, nx = hdul[0].data.shape
+        if not (5 <= x < nx - 5 and 5 <= y < ny - 5):
+            return out
+        i0, j0 = max(round(x) - h, 0), max(round(y) - h, 0)
+        d = np.array(hdul[0].data[j0 : round(y) + h + 1, i0 : round(x) + h + 1], dtype=float)
+        nz = np.array(hdul["NOISE"].data[j0 : round(y) + h + 1, i0 : round(x) + h + 1], dtype=float)
+    bad = ~np.isfinite(d) | ~np.isfinite(nz)
     ph = fit_psf_photometry(
-        np.where(bad, 0.0, diff),
-        np.array([x]),
-        np.array([y]),
+        np.where(bad, 0.0, d),
+        np.array([x - i0]),
+        np.array([y - j0]),
         psf,
-        error=np.where(bad, 1e30, noise),
+        error=np.where(bad, 1e30, nz),
         config=PhotometryConfig(fit_positions=False),
         mask=bad,
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from svomflow.config import StepConfig, load_config
 from svomflow.errors import ConfigError
 from svomflow.tasks.astrometry.solve import AstrometryConfig
@@ -65,6 +65,13 @@ class ReductionModule(StepConfig):
         description="Fail when no master is valid for the date (else overscan-only, flagged).",
     )
     cosmic_rays: bool = Field(True, description="Flag cosmic rays (L.A.Cosmic).")
+    cosmic_ray_iterations: int = Field(
+        1,
+        ge=1,
+        le=4,
+        description="L.A.Cosmic iterations: one finds the cosmic rays that matter for alerts "
+        "(residual ones are vetted as 'sharp' candidates) at a third of the cost of three.",
+    )
 
 
 class FindStarsModule(StepConfig):
@@ -202,6 +209,20 @@ class GP1WatchConfig(StepConfig):
         description="Pipeline instances; an image goes to the first whose rules match.",
     )
 
+    @model_validator(mode="after")
+    def _shared_output(self) -> GP1WatchConfig:
+        # One output root for the watcher means every instance writes under it.
+        if self.output_dir is not None:
+            for p in self.pipelines:
+                if p.output_dir != self.output_dir:
+                    p.output_dir = self.output_dir
+        names = [p.name for p in self.pipelines]
+        if len(set(names)) != len(names):
+            raise ValueError(f"pipeline instance names must be unique, got {names}")
+        if not self.pipelines:
+            raise ValueError("at least one pipeline instance is needed")
+        return self
+
 
 def _with_paths(data: dict[str, Any], paths: dict[str, str | None]) -> dict[str, Any]:
     for key, val in paths.items():
@@ -257,18 +278,12 @@ def load_watch_config(
     files = [Path(path)] if path is not None else []
     cfg = load_config(GP1WatchConfig, files=files, overrides=list(overrides or []))
     upd = _with_paths({}, {"input_dir": input_dir, "output_dir": output_dir, "ledger": ledger})
-    cfg = cfg.model_copy(update=upd) if upd else cfg
-    if cfg.output_dir is not None:
-        cfg = cfg.model_copy(
-            update={
-                "pipelines": [
-                    p.model_copy(update={"output_dir": cfg.output_dir}) for p in cfg.pipelines
-                ]
-            }
-        )
-    names = [p.name for p in cfg.pipelines]
-    if len(set(names)) != len(names):
-        raise ConfigError(f"pipelines: instance names must be unique, got {names}")
-    if not cfg.pipelines:
-        raise ConfigError("pipelines: at least one pipeline instance is needed")
+    if upd:
+        from pydantic import ValidationError
+        from svomflow.config.loader import format_validation_error
+
+        try:
+            cfg = GP1WatchConfig.model_validate({**cfg.model_dump(), **upd})
+        except ValidationError as exc:
+            raise ConfigError(format_validation_error(exc)) from None
     return cfg

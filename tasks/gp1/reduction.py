@@ -58,6 +58,8 @@ def reduce_frame(path: str | Path, camera: CameraModel, config: ReductionModule)
     if "REDLEVEL" in with_header:
         return read_reduced(p)
     raw, header = read_raw(p, camera)
+    if raw.dtype.kind == "f" and not np.isfinite(raw).any():
+        raise InputDataError(f"{p}: the frame has no finite pixel (all NaN)")
     for logical in ("exposure_time", "date_obs", "filter", "camera"):
         camera.header_value(header, logical)  # a clear error naming the missing keyword
     if not config.enabled:

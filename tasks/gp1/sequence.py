@@ -214,7 +214,7 @@ def _png(fig: Any) -> bytes:
     return buf.getvalue()
 
 
-def _plots(states, stack_state, lc, transient, cfg) -> dict[str, bytes]:
+def _plots(states, chart_state, lc, transient, cfg) -> dict[str, bytes]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -281,7 +281,7 @@ def _plots(states, stack_state, lc, transient, cfg) -> dict[str, bytes]:
     out["sensitivity"] = _png(fig)
     # Quick finding chart on the stack.
     if transient is not None:
-        img = read_reduced(stack_state["reduced"])
+        img = read_reduced(chart_state["reduced"])
         w = _wcs(img.header)
         x, y = transient["X_IMAGE"] - 1, transient["Y_IMAGE"] - 1
         scale = np.sqrt(abs(np.linalg.det(w.pixel_scale_matrix))) * 3600
@@ -441,7 +441,15 @@ def build_products(
         lch = fits.table_to_hdu(lc)
         lch.name = "LIGHTCURVE"
         publish([prim(po_cards), lch], "LC")
-    qti = [*po_cards, ("DETECT", transient is not None, "a transient was found"), ("MAGLIM", round(float(np.nanmin([s.get("maglim", np.nan) for s in states])), 3), "[mag] shallowest 5-sigma limit of the sequence")]
+    qti = [
+        *po_cards,
+        ("DETECT", transient is not None, "a transient was found"),
+        (
+            "MAGLIM",
+            round(float(np.nanmin([s.get("maglim", np.nan) for s in states])), 3),
+            "[mag] shallowest 5-sigma limit of the sequence",
+        ),
+    ]
     if stack_state is not None and "maglim" in stack_state:
         qti.append(("STKLIM", round(stack_state["maglim"], 3), "[mag] stack 5-sigma limit"))
     if lc is not None and lc["DETECTED"].any():
@@ -454,7 +462,7 @@ def build_products(
         qti.append(("ALPHAERR", round(decay[1], 3), "its error"))
     publish([prim(qti)], "QTI")
 
-    plots = _plots(states, stack_state, lc, transient, cfg) if cfg.steps.summary.enabled else {}
+    plots = _plots(states, source, lc, transient, cfg) if cfg.steps.summary.enabled else {}
     if "finding_chart" in plots:
         png = plots["finding_chart"]
         publish(lambda p: p.write_bytes(png), "QF", ext="png")

@@ -14,7 +14,6 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from astropy.table import Table
 from scipy.optimize import brentq, least_squares
-from scipy.sparse import lil_matrix
 from svomflow.errors import InputDataError
 from svomflow.tasks.photometry._kernels import render_psf_stars
 
@@ -198,31 +197,6 @@ def select_psf_stars(
     return catalog[idx]
 
 
-def _model_cutouts(
-    shape_params: np.ndarray, star_params: np.ndarray, size: int, nsub: int
-) -> np.ndarray:
-    sigma, alpha, beta, wing = shape_params
-    n = star_params.shape[0]
-    out = np.zeros((n, size, size))
-    for k in range(n):
-        dx, dy, f, b = star_params[k]
-        img = out[k]
-        img += b
-        render_psf_stars(
-            img,
-            np.array([dx]),
-            np.array([dy]),
-            np.array([f]),
-            sigma,
-            alpha,
-            beta,
-            wing,
-            size,
-            nsub,
-        )
-    return out
-
-
 def fit_psf(
     image: np.ndarray,
     stars: Table,
@@ -231,21 +205,28 @@ def fit_psf(
     noise: np.ndarray | float | None = None,
     with_wings: bool = True,
     nsub: int = 3,
+    n_outer: int = 3,
 ) -> PSFFit:
-    """Fit the core+wings PSF model jointly to cutouts of the given stars.
+    """Fit the core+wings PSF model to cutouts of the given stars (variable projection).
+
+    The four shape parameters are fitted by least squares; for every trial shape each
+    star's flux and local background are solved linearly (they enter the model linearly),
+    with the star centres held fixed. The centres are then re-fitted with the new shape
+    (numba PSF fitter) and the shape fit repeated (``n_outer`` rounds). This is the joint
+    fit of shape, centres, fluxes and backgrounds, split so that the nonlinear problem has
+    4 parameters instead of 4 + 4 N.
 
     Parameters
     ----------
     image
-        Background-subtracted (or not: each cutout has its own constant) image.
+        Background-subtracted image (a constant per cutout is fitted anyway).
     stars
-        Catalog rows (``X_IMAGE``, ``Y_IMAGE`` 1-based, ``FLUX_AUTO``) from
+        Catalog rows (``XWIN_IMAGE``/``YWIN_IMAGE`` or ``X_IMAGE``/``Y_IMAGE``, 1-based) from
         :func:`select_psf_stars`.
     half_size
         Cutout half width (pixel); cutouts are ``2 * half_size + 1`` wide.
     noise
-        Per-pixel 1-sigma noise (image or scalar); default: the cutouts' robust scatter
-        plus Poisson-like term from the data is not known, so uniform weights are used.
+        Per-pixel 1-sigma noise (image or scalar); uniform weights when omitted.
     with_wings
         Fit the Moffat wings (else a pure Gaussian core).
 
@@ -253,85 +234,92 @@ def fit_psf(
     -------
     PSFFit
     """
+    from svomflow.tasks.photometry._kernels import psf_fit_sources
+
     if len(stars) < 1:
         raise InputDataError("no PSF stars: cannot fit a PSF model")
     size = 2 * half_size + 1
-    xs = np.asarray(stars["X_IMAGE"], float) - 1
-    ys = np.asarray(stars["Y_IMAGE"], float) - 1
-    cut = np.empty((len(stars), size, size))
+    xcol = "XWIN_IMAGE" if "XWIN_IMAGE" in stars.colnames else "X_IMAGE"
+    ycol = "YWIN_IMAGE" if "YWIN_IMAGE" in stars.colnames else "Y_IMAGE"
+    xs = np.asarray(stars[xcol], float) - 1
+    ys = np.asarray(stars[ycol], float) - 1
+    n = len(stars)
+    img = np.ascontiguousarray(image, dtype=np.float64)
+    if noise is None:
+        err = np.ones_like(img)
+    else:
+        err = np.ascontiguousarray(np.broadcast_to(noise, img.shape), dtype=np.float64)
+    corner = np.empty((n, 2), dtype=int)
+    cut = np.empty((n, size, size))
     wts = np.empty_like(cut)
-    init = np.empty((len(stars), 4))
-    for k, (x, y) in enumerate(zip(xs, ys, strict=True)):
-        i0 = round(x) - half_size
-        j0 = round(y) - half_size
-        cut[k] = image[j0 : j0 + size, i0 : i0 + size]
-        if noise is None:
-            wts[k] = 1.0
-        elif np.ndim(noise) == 0:
-            wts[k] = 1.0 / float(noise)
-        else:
-            wts[k] = 1.0 / np.asarray(noise)[j0 : j0 + size, i0 : i0 + size]
-        edge = np.concatenate([cut[k, 0], cut[k, -1], cut[k, :, 0], cut[k, :, -1]])
-        b0 = float(np.median(edge))
-        init[k] = (x - i0, y - j0, max(float(np.sum(cut[k] - b0)), 1.0), b0)
-    if not np.all(np.isfinite(cut)):
+    for k in range(n):
+        i0 = round(xs[k]) - half_size
+        j0 = round(ys[k]) - half_size
+        if i0 < 0 or j0 < 0 or i0 + size > img.shape[1] or j0 + size > img.shape[0]:
+            raise InputDataError("a PSF star is too close to the image edge for its cutout")
+        corner[k] = (i0, j0)
+        cut[k] = img[j0 : j0 + size, i0 : i0 + size]
+        wts[k] = 1.0 / err[j0 : j0 + size, i0 : i0 + size]
+    if not np.all(np.isfinite(cut)) or not np.all(np.isfinite(wts)):
         raise InputDataError("PSF star cutouts contain non-finite pixels")
 
-    # Starting core width from second moments of the brightest star.
-    k0 = int(np.argmax(init[:, 2]))
-    c0 = np.clip(cut[k0] - init[k0, 3], 0, None)
+    # Starting core width from the second moments of the brightest star.
+    k0 = int(np.argmax(cut.reshape(n, -1).sum(axis=1)))
+    c0 = np.clip(cut[k0] - np.median(cut[k0]), 0, None)
     jj, ii = np.indices(c0.shape)
     m = c0.sum()
-    var = (
-        np.sum(c0 * ((ii - init[k0, 0]) ** 2 + (jj - init[k0, 1]) ** 2)) / (2 * m) if m > 0 else 2.0
-    )
+    dx0, dy0 = xs[k0] - corner[k0, 0], ys[k0] - corner[k0, 1]
+    var = np.sum(c0 * ((ii - dx0) ** 2 + (jj - dy0) ** 2)) / (2 * m) if m > 0 else 2.0
     sigma0 = float(np.clip(np.sqrt(max(var, 0.25)), 0.5, half_size / 2))
 
-    n = len(stars)
-
-    def unpack(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        if with_wings:
-            shape = p[:4]
-            rest = p[4:]
-        else:
-            shape = np.array([p[0], 3.0, 3.0, 0.0])
-            rest = p[1:]
-        return shape, rest.reshape(n, 4)
+    ones = np.ones(size * size)
+    buf = np.zeros((size, size))
+    last_chi = np.zeros(n * size * size)
 
     def resid(p: np.ndarray) -> np.ndarray:
-        shape, star = unpack(p)
-        return ((_model_cutouts(shape, star, size, nsub) - cut) * wts).ravel()
+        sh = (p[0], p[1], p[2], p[3]) if with_wings else (p[0], 3.0, 3.0, 0.0)
+        out = np.empty((n, size * size))
+        for k in range(n):
+            buf[:] = 0.0
+            render_psf_stars(
+                buf, np.array([xs[k] - corner[k, 0]]), np.array([ys[k] - corner[k, 1]]),
+                np.array([1.0]), float(sh[0]), float(sh[1]), float(sh[2]), float(sh[3]),
+                size, nsub,
+            )  # fmt: skip
+            w = wts[k].ravel()
+            a = np.column_stack([buf.ravel() * w, ones * w])
+            coef, *_ = np.linalg.lstsq(a, cut[k].ravel() * w, rcond=None)
+            out[k] = cut[k].ravel() * w - a @ coef
+        return out.ravel()
 
     if with_wings:
-        p0 = np.concatenate([[sigma0, 2.0 * sigma0, 3.0, 0.2], init.ravel()])
-        lo_s = [0.3, 0.5, 1.2, 0.0]
-        hi_s = [half_size, 4.0 * half_size, 10.0, 0.95]
+        p = np.array([sigma0, 2.0 * sigma0, 3.0, 0.2])
+        lo = np.array([0.3, 0.5, 1.2, 0.0])
+        hi = np.array([float(half_size), 4.0 * half_size, 10.0, 0.95])
     else:
-        p0 = np.concatenate([[sigma0], init.ravel()])
-        lo_s, hi_s = [0.3], [float(half_size)]
-    lo_star = np.tile([-np.inf, -np.inf, 0.0, -np.inf], n)
-    hi_star = np.tile([np.inf, np.inf, np.inf, np.inf], n)
-    lo = np.concatenate([lo_s, lo_star])
-    hi = np.concatenate([hi_s, hi_star])
-    p0 = np.clip(p0, lo + 1e-9, hi - 1e-9)
-    # Each star's own parameters touch only its cutout: telling least_squares so lets it
-    # estimate the Jacobian with ~8 model evaluations instead of one per parameter.
-    n_shape = len(lo_s)
-    npix = size * size
-    sparsity = lil_matrix((n * npix, len(p0)), dtype=int)
-    sparsity[:, :n_shape] = 1
-    for k in range(n):
-        sparsity[k * npix : (k + 1) * npix, n_shape + 4 * k : n_shape + 4 * k + 4] = 1
-    res = least_squares(
-        resid,
-        p0,
-        bounds=(lo, hi),
-        x_scale="jac",
-        jac_sparsity=sparsity,
-        max_nfev=100 * n_shape + 200,
-    )
-    shape, _ = unpack(res.x)
+        p = np.array([sigma0])
+        lo, hi = np.array([0.3]), np.array([float(half_size)])
+    fit_out = np.zeros((n, 6))
+    for outer in range(n_outer):
+        p = np.clip(p, lo + 1e-9, hi - 1e-9)
+        res = least_squares(resid, p, bounds=(lo, hi), x_scale="jac", max_nfev=200)
+        p = res.x
+        last_chi = res.fun
+        if outer == n_outer - 1:
+            break
+        # Re-centre the stars with the current shape.
+        sh = (p[0], p[1], p[2], p[3]) if with_wings else (p[0], 3.0, 3.0, 0.0)
+        psf_fit_sources(
+            img, err, np.zeros(img.shape, bool), xs.copy(), ys.copy(), float(sh[0]),
+            float(sh[1]), float(sh[2]), float(sh[3]), max(half_size // 2, 3), nsub, True, 20,
+            fit_out,
+        )  # fmt: skip
+        moved = fit_out[:, 5].astype(int) & 4
+        good = np.isfinite(fit_out[:, 0]) & (moved == 0)
+        xs = np.where(good, fit_out[:, 0], xs)
+        ys = np.where(good, fit_out[:, 1], ys)
+    shape = (p[0], p[1], p[2], p[3]) if with_wings else (p[0], 3.0, 3.0, 0.0)
     model = PSFModel(*[float(v) for v in shape])
-    dof = max(res.fun.size - res.x.size, 1)
-    chi2 = float(np.sum(res.fun**2) / dof)
+    dof = max(last_chi.size - 2 * n - len(p), 1)
+    chi2 = float(np.sum(last_chi**2) / dof)
     return PSFFit(model=model, n_stars=n, reduced_chi2=chi2, fwhm=model.fwhm)

@@ -52,7 +52,7 @@ class SubtractionConfig(StepConfig):
     stamp_half_width_fwhm: float = Field(
         3.0, gt=0, description="Stamp half width in units of the larger FWHM."
     )
-    max_stamps: int = Field(80, ge=3, description="Stars used to fit the kernel.")
+    max_stamps: int = Field(50, ge=3, description="Stars used to fit the kernel.")
     clip_sigma: float = Field(3.0, gt=0, description="Stamp rejection threshold.")
 
 

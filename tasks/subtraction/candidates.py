@@ -170,15 +170,12 @@ def find_candidates(
     yy, xx = np.indices((2 * int(r) + 3, 2 * int(r) + 3))
     reject = np.full(len(x), "ok", dtype="U8")
     e = cfg.edge_pixels
-    from scipy.ndimage import distance_transform_edt
-
-    dist_bad = distance_transform_edt(~bad) if bad.any() else None
     for k in range(len(x)):
         i, j = round(x[k]), round(y[k])
         if i < e or j < e or i >= nx - e or j >= ny - e:
             reject[k] = "edge"
             continue
-        if dist_bad is not None and dist_bad[j, i] <= e:
+        if bad[max(j - e, 0) : j + e + 1, max(i - e, 0) : i + e + 1].any():
             reject[k] = "masked"
             continue
         h = int(r) + 1

@@ -9,6 +9,7 @@ from svomflow.tasks.timing.binning import (
     BinnedCounts,
     BinningConfig,
     constant_sn_bins,
+    from_lightcurve,
     gti_overlap,
     uniform_bins,
 )
@@ -53,6 +54,7 @@ __all__ = [
     "constant_sn_bins",
     "durations",
     "fit_background",
+    "from_lightcurve",
     "gti_overlap",
     "hardness_ratio",
     "net_counts",

@@ -1,8 +1,20 @@
 """Background of a binned light curve: Poisson polynomial fit in off-source intervals.
 
-The off-source intervals are found automatically (``sigma_clip``: iterative clipping of the
-excess around the burst; ``blocks``: the first and last Bayesian blocks, as battblocks does)
-or given by the user (``intervals``). The polynomial order is chosen by a likelihood-ratio
+The off-source intervals are found automatically or given by the user (``intervals``):
+
+* ``auto`` (default): a coarse excess search (``sigma_clip``, below) seeds a background
+  fit, then the light curve is cut into Bayesian blocks and every block whose counts
+  exceed the background model by ``clip_sigma`` (Poisson) and that is connected to the
+  burst joins the source interval; the background is refitted without it and the
+  classification repeated until stable. Blocks adapt to the data at every timescale: the
+  edges of a 0.5 s burst are found to a few bins (a fixed 1 s search cannot hug it), and a
+  faint soft tail that no single short bin shows (a long, slightly raised block) is kept
+  in the source instead of being absorbed by the polynomial;
+* ``sigma_clip``: iterative clipping of the excess on ``clip_timescale_s`` bins;
+* ``blocks``: the first and last Bayesian blocks are the background, as battblocks does.
+
+The margin around the source is ``max(pad_s, pad_fraction * length)``, at most half of
+the data left on that side, so that a background interval always remains. The polynomial order is chosen by a likelihood-ratio
 test on the Poisson likelihood (not least squares, which is biased at low counts): order
 ``k`` is kept over ``k - 1`` when ``2 (lnL_k - lnL_{k-1})`` exceeds the chi2(1) quantile
 ``1 - lrt_alpha``; a fit that does not converge or predicts a non-positive rate is dropped
@@ -27,6 +39,7 @@ __all__ = [
     "BackgroundModel",
     "fit_background",
     "fit_poisson_polynomial",
+    "source_interval_auto",
     "source_interval_sigma_clip",
 ]
 
@@ -34,8 +47,8 @@ __all__ = [
 class BackgroundConfig(StepConfig):
     """Configuration of the background fit."""
 
-    method: Literal["sigma_clip", "blocks", "manual"] = Field(
-        "sigma_clip", description="how off-source intervals are chosen (none: unit-less)"
+    method: Literal["auto", "sigma_clip", "blocks", "manual"] = Field(
+        "auto", description="how off-source intervals are chosen (none: unit-less)"
     )
     intervals: list[tuple[float, float]] | None = Field(
         None, description="user off-source intervals (s since t0); implies method='manual'"
@@ -49,11 +62,19 @@ class BackgroundConfig(StepConfig):
         1.0, gt=0, description="rebinning used to look for the excess (s)"
     )
     pad_fraction: float = Field(
-        0.1, ge=0, description="margin around the excess, as a fraction of its length"
+        0.15, ge=0, description="margin around the excess, as a fraction of its length"
     )
-    pad_s: float = Field(5.0, ge=0, description="minimum margin around the excess (s)")
+    pad_s: float = Field(0.0, ge=0, description="minimum margin around the excess (s)")
     ncp_prior: float = Field(
-        8.0, gt=0, description="Bayesian-blocks prior of the 'blocks' method (dimensionless)"
+        8.0,
+        gt=0,
+        description="Bayesian-blocks prior of the 'blocks' and 'auto' methods (dimensionless)",
+    )
+    max_block_cells: int = Field(
+        20000,
+        ge=100,
+        description="'auto': neighbouring bins are summed so that Bayesian blocks see at "
+        "most this many cells (cells)",
     )
 
 
@@ -215,6 +236,152 @@ def _rebin(bins: BinnedCounts, width: float) -> tuple[np.ndarray, ...]:
     return lo, hi, c, e
 
 
+def _poisson_z(n: np.ndarray, mu: np.ndarray) -> np.ndarray:
+    """Significance (sigma) of ``n`` counts over an expectation ``mu`` (0 when not above it).
+
+    One-sided Poisson tail ``P(N >= n | mu)`` turned into a Gaussian-equivalent sigma, so
+    that short low-count blocks are not over-rated as ``(n - mu) / sqrt(mu)`` would.
+    """
+    n = np.asarray(n, dtype=float)
+    mu = np.maximum(np.asarray(mu, dtype=float), 1e-12)
+    out = np.zeros(n.shape)
+    up = n > mu
+    if np.any(up):
+        # logsf keeps the precision of very significant blocks (sf underflows to 0)
+        lsf = stats.poisson.logsf(n[up] - 1.0, mu[up])
+        out[up] = stats.norm.isf(np.exp(np.maximum(lsf, -700.0)))
+    return out
+
+
+def _select_order(
+    lo: np.ndarray,
+    hi: np.ndarray,
+    y: np.ndarray,
+    exposure: np.ndarray,
+    t_ref: float,
+    scale: float,
+    cfg: BackgroundConfig,
+) -> tuple[tuple[np.ndarray, np.ndarray, float] | None, dict[int, float], list[str]]:
+    """Fit orders 0, 1, ... and keep the last one the likelihood-ratio test accepts."""
+    best = None
+    tests: dict[int, float] = {}
+    flags: list[str] = []
+    threshold = float(stats.chi2.ppf(1.0 - cfg.lrt_alpha, 1))
+    max_order = min(cfg.max_order, int(y.size) - 2)
+    for order in range(max_order + 1):
+        d = _design(lo, hi, t_ref, scale, order)
+        fit = fit_poisson_polynomial(y, d, exposure)
+        if fit is None:
+            flags.append(f"order {order} fit failed; kept order {order - 1}")
+            break
+        if best is None:
+            best = fit
+            continue
+        stat = 2.0 * (fit[2] - best[2])
+        tests[order] = stat
+        if stat < threshold:
+            break
+        best = fit
+    return best, tests, flags
+
+
+def _padded_intervals(
+    src: tuple[float, float], t_lo: float, t_hi: float, cfg: BackgroundConfig
+) -> np.ndarray:
+    """Off-source intervals around ``src`` with the margin, at most half the room per side."""
+    pad = max(cfg.pad_s, cfg.pad_fraction * (src[1] - src[0]))
+    pad_lo = min(pad, 0.5 * max(src[0] - t_lo, 0.0))
+    pad_hi = min(pad, 0.5 * max(t_hi - src[1], 0.0))
+    iv = np.array([[t_lo, src[0] - pad_lo], [src[1] + pad_hi, t_hi]])
+    return iv[iv[:, 1] > iv[:, 0]]
+
+
+def _in_intervals(lo: np.ndarray, hi: np.ndarray, iv: np.ndarray) -> np.ndarray:
+    sel = np.zeros(lo.size, dtype=bool)
+    for a, b in iv:
+        sel |= (lo >= a - 1e-9) & (hi <= b + 1e-9)
+    return sel
+
+
+def source_interval_auto(
+    bins: BinnedCounts, config: BackgroundConfig | None = None
+) -> tuple[float, float]:
+    """Find the burst interval as the connected Bayesian blocks significantly above the background.
+
+    1. Seed: the coarse excess span of :func:`source_interval_sigma_clip` (or, when it finds
+       nothing, the span between the first and last Bayesian block).
+    2. The light curve (neighbouring bins summed to at most ``max_block_cells`` cells,
+       never across gaps) is cut into Bayesian blocks on its exposure axis.
+    3. The background is fitted outside the source and its margins (order by the LRT), each
+       block's counts are compared with the model's (one-sided Poisson significance), and
+       the source becomes the run of blocks above ``clip_sigma`` that contains the most
+       significant block of the seed, extended over single non-significant blocks between
+       significant ones. Steps 3 repeats until the interval is stable (at most 8 times).
+
+    Raises
+    ------
+    InputDataError
+        When no significant block exists.
+    """
+    from svomflow.tasks.timing.blocks import bayesian_blocks_binned
+
+    cfg = config or BackgroundConfig()
+    width = float(np.median(bins.width))
+    n_bins = bins.lo.size
+    group = max(1, int(np.ceil(n_bins / cfg.max_block_cells)))
+    if group > 1:
+        lo, hi, c, e = _rebin(bins, group * width)
+    else:
+        lo, hi = bins.lo, bins.hi
+        c, e = np.asarray(bins.counts, dtype=float), bins.exposure
+    keep = e > 0
+    lo, hi, c, e = lo[keep], hi[keep], c[keep], e[keep]
+    if lo.size < 4:
+        raise InputDataError("light curve too short to separate burst and background")
+    x = np.concatenate([[0.0], np.cumsum(e)])
+    be = bayesian_blocks_binned(x, np.rint(c), ncp_prior=cfg.ncp_prior)
+    idx = np.searchsorted(x, be)
+    n_blk = idx.size - 1
+    try:
+        src = source_interval_sigma_clip(bins, cfg)
+    except InputDataError:
+        if n_blk < 3:
+            raise InputDataError(
+                f"no excess above {cfg.clip_sigma} sigma and no Bayesian block: no burst found"
+            ) from None
+        src = (float(lo[idx[1]]), float(hi[idx[-2] - 1]))
+    t_lo, t_hi = float(lo[0]), float(hi[-1])
+    t_ref = 0.5 * (t_lo + t_hi)
+    scale = max(0.5 * (t_hi - t_lo), 1e-9)
+    b_lo = lo[idx[:-1]]
+    b_hi = hi[idx[1:] - 1]
+    b_n = np.add.reduceat(c, idx[:-1])
+    for _ in range(8):
+        sel = _in_intervals(lo, hi, _padded_intervals(src, t_lo, t_hi, cfg))
+        if sel.sum() < 3:
+            break
+        best, _, _ = _select_order(lo[sel], hi[sel], c[sel], e[sel], t_ref, scale, cfg)
+        if best is None:
+            break
+        mu = (_design(lo, hi, t_ref, scale, best[0].size - 1) * e[:, None]) @ best[0]
+        z = _poisson_z(b_n, np.add.reduceat(mu, idx[:-1]))
+        hot = z > cfg.clip_sigma
+        overlap = np.flatnonzero((b_hi > src[0]) & (b_lo < src[1]) & hot)
+        if overlap.size == 0:
+            break
+        seed = int(overlap[np.argmax(z[overlap])])
+        first = last = seed
+        while first > 0 and (hot[first - 1] or (first > 1 and hot[first - 2])):
+            first -= 1 if hot[first - 1] else 2
+        while last < n_blk - 1 and (hot[last + 1] or (last < n_blk - 2 and hot[last + 2])):
+            last += 1 if hot[last + 1] else 2
+        new = (float(b_lo[first]), float(b_hi[last]))
+        if new == src:
+            break
+        src = new
+    return src
+
+
 def fit_background(bins: BinnedCounts, config: BackgroundConfig | None = None) -> BackgroundModel:
     """Fit the background of a one-band binned light curve.
 
@@ -231,8 +398,8 @@ def fit_background(bins: BinnedCounts, config: BackgroundConfig | None = None) -
     Raises
     ------
     InputDataError
-        When no burst can be separated from the background (``sigma_clip``), or no
-        polynomial of any order can be fitted.
+        When no burst can be separated from the background (``auto``, ``sigma_clip``,
+        ``blocks``), or no polynomial of any order can be fitted.
     """
     cfg = config or BackgroundConfig()
     counts = np.asarray(bins.counts, dtype=float)
@@ -252,53 +419,34 @@ def fit_background(bins: BinnedCounts, config: BackgroundConfig | None = None) -
             src = (float(iv[g, 1]), float(iv[g + 1, 0]))
         else:
             src = (float(iv[0, 1]), t_hi) if iv[0, 0] <= t_lo else (t_lo, float(iv[0, 0]))
-    else:
-        if method == "blocks":
-            from svomflow.tasks.timing.blocks import bayesian_blocks_binned
+    elif method == "blocks":
+        from svomflow.tasks.timing.blocks import bayesian_blocks_binned
 
-            edges = np.concatenate([bins.lo, bins.hi[-1:]])
-            if not np.all(bins.contiguous):
-                raise InputDataError("the 'blocks' background method needs a gap-free light curve")
-            be = bayesian_blocks_binned(edges, counts, ncp_prior=cfg.ncp_prior)
-            if be.size < 4:
-                raise InputDataError("Bayesian blocks found no burst (fewer than 3 blocks)")
-            # battblocks: background from the first and last blocks, no margin needed
-            src = (float(be[1]), float(be[-2]))
-            pad = 0.0
+        edges = np.concatenate([bins.lo, bins.hi[-1:]])
+        if not np.all(bins.contiguous):
+            raise InputDataError("the 'blocks' background method needs a gap-free light curve")
+        be = bayesian_blocks_binned(edges, counts, ncp_prior=cfg.ncp_prior)
+        if be.size < 4:
+            raise InputDataError("Bayesian blocks found no burst (fewer than 3 blocks)")
+        # battblocks: background from the first and last blocks, no margin needed
+        src = (float(be[1]), float(be[-2]))
+        iv = np.array([[t_lo, src[0]], [src[1], t_hi]])
+        iv = iv[iv[:, 1] > iv[:, 0]]
+    else:
+        if method == "auto":
+            src = source_interval_auto(bins, cfg)
         else:
             src = source_interval_sigma_clip(bins, cfg)
-            pad = max(cfg.pad_s, cfg.pad_fraction * (src[1] - src[0]))
-        iv = np.array([[t_lo, src[0] - pad], [src[1] + pad, t_hi]])
-        iv = iv[iv[:, 1] > iv[:, 0]]
-    sel = np.zeros(bins.lo.size, dtype=bool)
-    for a, b in iv:
-        sel |= (bins.lo >= a) & (bins.hi <= b)
+        iv = _padded_intervals(src, t_lo, t_hi, cfg)
+    sel = _in_intervals(bins.lo, bins.hi, iv)
     sel &= bins.exposure > 0
     if sel.sum() < 3:
         raise InputDataError("fewer than 3 off-source bins for the background fit")
     t_ref = 0.5 * (t_lo + t_hi)
     scale = max(0.5 * (t_hi - t_lo), 1e-9)
-    y = counts[sel]
-    exposure = bins.exposure[sel]
-    best = None
-    tests: dict[int, float] = {}
-    flags: list[str] = []
-    threshold = float(stats.chi2.ppf(1.0 - cfg.lrt_alpha, 1))
-    max_order = min(cfg.max_order, int(sel.sum()) - 2)
-    for order in range(max_order + 1):
-        d = _design(bins.lo[sel], bins.hi[sel], t_ref, scale, order)
-        fit = fit_poisson_polynomial(y, d, exposure)
-        if fit is None:
-            flags.append(f"order {order} fit failed; kept order {order - 1}")
-            break
-        if best is None:
-            best = fit
-            continue
-        stat = 2.0 * (fit[2] - best[2])
-        tests[order] = stat
-        if stat < threshold:
-            break
-        best = fit
+    best, tests, flags = _select_order(
+        bins.lo[sel], bins.hi[sel], counts[sel], bins.exposure[sel], t_ref, scale, cfg
+    )
     if best is None:
         raise InputDataError("background fit failed at every polynomial order")
     return BackgroundModel(

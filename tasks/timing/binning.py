@@ -14,12 +14,15 @@ from dataclasses import dataclass
 import numpy as np
 from pydantic import Field
 from svomflow.config import StepConfig
+from svomflow.errors import InputDataError
+from svomflow.products.ogip import LightCurve
 from svomflow.tasks.timing._kernels import grow_bins
 
 __all__ = [
     "BinnedCounts",
     "BinningConfig",
     "constant_sn_bins",
+    "from_lightcurve",
     "gti_overlap",
     "normalise_gti",
     "uniform_bins",
@@ -211,3 +214,23 @@ def constant_sn_bins(
     )
     counts = _count(t, lo, hi)
     return BinnedCounts(lo=lo, hi=hi, counts=counts, exposure=hi - lo)
+
+
+def from_lightcurve(lc: LightCurve) -> BinnedCounts:
+    """Turn an OGIP light curve (:func:`svomflow.products.ogip.read_lightcurve`) into counts.
+
+    Counts are ``RATE * TIMEDEL * FRACEXP`` (exposure ``TIMEDEL * FRACEXP``); a file written
+    from COUNTS gives integers back. Rates that do not come from integer counts (background-
+    corrected curves) are rounded to the nearest count, so the Poisson steps treat them as
+    approximate counts. Negative rates (a background-subtracted curve) raise
+    ``InputDataError``: the steps need total counts.
+    """
+    exposure = np.asarray(lc.timedel, float) * np.asarray(lc.fracexp, float)
+    counts = np.asarray(lc.rate, float) * exposure
+    if np.any(counts < -0.5):
+        raise InputDataError(
+            "light curve has negative rates (background-subtracted?): need total counts"
+        )
+    lo = np.asarray(lc.time, float)
+    hi = lo + np.asarray(lc.timedel, float)
+    return BinnedCounts(lo=lo, hi=hi, counts=np.rint(np.maximum(counts, 0.0)), exposure=exposure)

@@ -25,6 +25,7 @@ Method, on one band of a binned light curve and its background model
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 from pydantic import Field
@@ -35,15 +36,31 @@ from svomflow.tasks.timing.binning import BinnedCounts
 
 __all__ = ["DurationConfig", "Durations", "durations"]
 
+_METHODS = {
+    "rearranged": "Koshut plateaus; monotone-rearranged crossing; linear within bins",
+    "mean": "Koshut plateaus; mean of first/last crossing; linear within bins",
+    "first": "Koshut plateaus; first crossing; linear within bins",
+    "last": "Koshut plateaus; last crossing; linear within bins",
+    "gdt": "GDT-like: fraction of the curve maximum, last bin below the level",
+}
+
 
 class DurationConfig(StepConfig):
     """Configuration of the T90/T50 step."""
 
     plateau_s: float = Field(
-        10.0, gt=0, description="minimum length of each background plateau (s)"
+        0.0, ge=0, description="minimum length of each background plateau (s)"
     )
     plateau_fraction: float = Field(
         0.25, ge=0, description="plateau length as a fraction of the source interval"
+    )
+    plateau_min_bins: int = Field(
+        4, ge=1, description="minimum length of each background plateau (bins)"
+    )
+    crossing: Literal["rearranged", "mean", "first", "last", "gdt"] = Field(
+        "rearranged",
+        description="how the time a level is reached is read off the noisy cumulative "
+        "curve (none: see the module docstring)",
     )
     n_sims: int = Field(300, ge=0, description="simulations for the errors (count)")
     seed: int = Field(0, description="seed of the simulations")
@@ -69,40 +86,87 @@ class Durations:
     total_counts_err: float
     window: tuple[float, float]
     band_kev: tuple[float, float] | None
-    method: str = "Koshut plateaus; mean of first/last crossing; linear within bins"
+    method: str = "Koshut plateaus; monotone-rearranged crossing; linear within bins"
     flags: tuple[str, ...] = field(default_factory=tuple)
 
 
 def _crossing(edges: np.ndarray, s: np.ndarray, level: float) -> float:
     """Mean of the first and the last upward crossing of ``level`` by the piecewise-linear curve."""
-    below = s[:-1] < level
-    above = s[1:] >= level
-    up = np.flatnonzero(below & above)
+    first = _crossing_at(edges, s, level, "first")
+    last = _crossing_at(edges, s, level, "last")
+    return 0.5 * (first + last)
+
+
+def _crossing_at(edges: np.ndarray, s: np.ndarray, level: float, which: str) -> float:
+    """First or last upward crossing of ``level`` (interpolated within the bin)."""
+    up = np.flatnonzero((s[:-1] < level) & (s[1:] >= level))
     if up.size == 0:
         return np.nan
-    out = []
-    for i in (up[0], up[-1]):
-        frac = (level - s[i]) / (s[i + 1] - s[i])
-        out.append(edges[i] + frac * (edges[i + 1] - edges[i]))
-    return 0.5 * (out[0] + out[1])
+    i = up[0] if which == "first" else up[-1]
+    frac = (level - s[i]) / (s[i + 1] - s[i])
+    return float(edges[i] + frac * (edges[i + 1] - edges[i]))
+
+
+def _rearranged(edges: np.ndarray, s: np.ndarray, level: float) -> float:
+    """Time at which the monotone rearrangement of the curve reaches ``level``.
+
+    The rearrangement of ``S`` over the window is the increasing curve with the same
+    distribution of values; it reaches ``level`` at ``edges[0]`` plus the total time ``S``
+    spends below ``level`` (exact for the piecewise-linear curve). For a monotone curve this
+    is the crossing time; for a noisy one it is a continuous function of the data (no jump
+    when a noise excursion adds or removes a crossing), and rearranging never increases the
+    distance to the true monotone curve (Chernozhukov, Fernandez-Val & Galichon 2009).
+    """
+    a = s[:-1]
+    b = s[1:]
+    w = np.diff(edges)
+    below = np.where((a < level) & (b < level), 1.0, 0.0)
+    rising = (a < level) & (b >= level)
+    falling = (a >= level) & (b < level)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        below = np.where(rising, (level - a) / (b - a), below)
+        below = np.where(falling, (a - level) / (a - b), below)
+    if not (np.any(a < level) or np.any(b < level)) or np.all(below == 1.0):
+        return np.nan  # the level is never reached from below or never left
+    return float(edges[0] + np.sum(below * w))
+
+
+def _level_time(edges: np.ndarray, s: np.ndarray, level: float, rule: str) -> float:
+    """Time the cumulative curve reaches ``level`` under a crossing rule (see the module doc)."""
+    if rule == "rearranged":
+        return _rearranged(edges, s, level)
+    if rule == "mean":
+        return _crossing(edges, s, level)
+    if rule == "gdt":
+        # the edge after the last bin whose cumulative value is below the level: quantised
+        below = np.flatnonzero(s[:-1] < level)
+        return float(edges[below[-1] + 1]) if below.size else np.nan
+    return _crossing_at(edges, s, level, rule)
 
 
 def _analyse(
-    edges: np.ndarray, net: np.ndarray, pre: np.ndarray, post: np.ndarray
+    edges: np.ndarray,
+    net: np.ndarray,
+    pre: np.ndarray,
+    post: np.ndarray,
+    rule: str = "rearranged",
 ) -> tuple[float, float, float, float, float]:
     """Return (F, t05, t95, t25, t75) for one net-count series."""
     s = np.concatenate([[0.0], np.cumsum(net)])
     lo = float(np.mean(s[pre]))
     hi = float(np.mean(s[post]))
+    if rule == "gdt":  # GDT normalises to the maximum of the curve from the window start
+        lo = float(s[0])
+        hi = float(np.max(s))
     total = hi - lo
     if not total > 0:
         return total, np.nan, np.nan, np.nan, np.nan
     return (
         total,
-        _crossing(edges, s, lo + 0.05 * total),
-        _crossing(edges, s, lo + 0.95 * total),
-        _crossing(edges, s, lo + 0.25 * total),
-        _crossing(edges, s, lo + 0.75 * total),
+        _level_time(edges, s, lo + 0.05 * total, rule),
+        _level_time(edges, s, lo + 0.95 * total, rule),
+        _level_time(edges, s, lo + 0.25 * total, rule),
+        _level_time(edges, s, lo + 0.75 * total, rule),
     )
 
 
@@ -152,7 +216,8 @@ def durations(
         )
     p0 = float(before[:, 1].max())
     p1 = float(after[:, 0].min())
-    plateau = max(cfg.plateau_s, cfg.plateau_fraction * (s1 - s0))
+    width = float(np.median(bins.width))
+    plateau = max(cfg.plateau_s, cfg.plateau_fraction * (s1 - s0), cfg.plateau_min_bins * width)
     w0 = max(float(bins.lo[0]), p0 - plateau)
     w1 = min(float(bins.hi[-1]), p1 + plateau)
     sel = (bins.lo >= w0) & (bins.hi <= w1)
@@ -178,7 +243,8 @@ def durations(
         flags.append("short background plateau: T90 total less certain")
     a = background.design(sub.lo, sub.hi) * sub.exposure[:, None]
     bkg = a @ background.coeffs
-    f, t05, t95, t25, t75 = _analyse(edges, sub.counts - bkg, pre, post)
+    rule = cfg.crossing
+    f, t05, t95, t25, t75 = _analyse(edges, sub.counts - bkg, pre, post, rule)
     if not f > 0:
         raise InputDataError("background-subtracted counts are not positive: no burst")
     if not np.all(np.isfinite([t05, t95, t25, t75])):
@@ -192,7 +258,7 @@ def durations(
         sims = np.empty((cfg.n_sims, 5))
         for k in range(cfg.n_sims):
             c = rng.poisson(np.maximum(sub.counts, 0.0)).astype(float)
-            r = _analyse(edges, c - a @ coeffs[k], pre, post)
+            r = _analyse(edges, c - a @ coeffs[k], pre, post, rule)
             sims[k] = [r[2] - r[1], r[1], r[4] - r[3], r[3], r[0]]
         ok = np.all(np.isfinite(sims), axis=1)
         if ok.mean() < 0.9:
@@ -215,4 +281,5 @@ def durations(
         window=(float(edges[0]), float(edges[-1])),
         band_kev=band_kev,
         flags=tuple(flags),
+        method=_METHODS[rule],
     )

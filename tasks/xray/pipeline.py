@@ -6,7 +6,6 @@ atomically, returning small references (paths and numbers), never arrays.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections.abc import Mapping, Sequence
@@ -322,7 +321,13 @@ def step_products(
     y = ev["RAWY"] + 0.5
     total_area = shape[0] * shape[1]
     t0 = trigger_time if trigger_time is not None else float(gti[0, 0])
-    products: dict[str, Any] = {"lightcurves": [], "spectra": [], "previews": []}
+    products: dict[str, Any] = {
+        "rmf": str(rmf_path),
+        "arfs": [],
+        "lightcurves": [],
+        "spectra": [],
+        "previews": [],
+    }
     for k, s in enumerate(src, start=1):
         inr = (x - s["X"]) ** 2 + (y - s["Y"]) ** 2 <= radius**2
         # background in the circle: events outside every source circle, scaled by area
@@ -360,6 +365,7 @@ def step_products(
                              tstart=float(gti[0, 0]), tstop=float(gti[-1, 1]))],
             pha_path,
         )  # fmt: skip
+        products["arfs"].append(str(arf_path))
         products["spectra"].append(str(pha_path))
         b = lc.binned
         png = plot_lightcurve(
@@ -376,6 +382,4 @@ def step_products(
         out / "mxt_image.png", pixel_scale_arcsec=scale,
     )  # fmt: skip
     products["previews"].insert(0, str(png))
-    with open(out / "mxt_products.json", "w") as fh:
-        json.dump(products, fh, indent=1)
     return products

@@ -25,10 +25,12 @@ def truth_masters(truth: dict, out: Path, band: str) -> dict[str, str]:
         d = np.asarray(data, np.float32)
         return MasterFrame(kind, d, np.full_like(d, 1e-3), np.full(d.shape, 5, np.int16), meta)
 
-    bias = master("BIAS", fits.getdata(td / "bias_structure.fits"),
-                  {"RDNOISE": det["read_noise_e"] / g})
-    dark = master("DARK", fits.getdata(td / "dark_rate.fits") / g,
-                  {"CCDTEMP": det["dark_ref_temperature_c"]})
+    bias = master(
+        "BIAS", fits.getdata(td / "bias_structure.fits"), {"RDNOISE": det["read_noise_e"] / g}
+    )
+    dark = master(
+        "DARK", fits.getdata(td / "dark_rate.fits") / g, {"CCDTEMP": det["dark_ref_temperature_c"]}
+    )
     flat = master("FLAT", fits.getdata(td / f"flat_{band}.fits"), {})
     return {
         "BIAS": str(bias.write(out / "master_bias.fits")),
@@ -41,8 +43,15 @@ def truth_masters(truth: dict, out: Path, band: str) -> dict[str, str]:
 def night(tmp_path_factory):
     out = tmp_path_factory.mktemp("colibri")
     truth = simulate_colibri_night(
-        out, 3, size=(384, 384), n_bias=5, n_dark=5, n_flat_per_filter=5, flat_filters=["r"],
-        science=ScienceSpec(n_frames=3), star_density_per_arcmin2=20,
+        out,
+        3,
+        size=(384, 384),
+        n_bias=5,
+        n_dark=5,
+        n_flat_per_filter=5,
+        flat_filters=["r"],
+        science=ScienceSpec(n_frames=3),
+        star_density_per_arcmin2=20,
     )
     return out, truth, truth_masters(truth, out, "r")
 
@@ -85,12 +94,14 @@ def test_gp1_flow_products_and_afterglow(night, tmp_path, prefect_harness):
     raws = [str(root / "raw" / f["file"]) for f in truth["science"]["frames"]]
     result = gp1_reduction(images=raws, config=cfg.model_dump(mode="json"))
     assert result["failed"] == {}
-    (work, seq), = result["sequences"].items()
+    ((work, seq),) = result["sequences"].items()
     assert Path(work) == tmp_path / "out" / "sb26112401" / "DDRAGO-B" / "r"
     assert sorted(seq["products"]) == ["DT", "LC", "PO", "QF", "QLC", "QTI", "SUMMARY"]
     full = json.loads((Path(work) / "sequence.products.json").read_text())
-    states = {p: json.loads((Path(work) / (Path(p).name.split(".")[0] + ".json")).read_text())
-              for p in raws}
+    states = {
+        p: json.loads((Path(work) / (Path(p).name.split(".")[0] + ".json")).read_text())
+        for p in raws
+    }
     _check_science(full, truth, states)
     with fits.open(seq["products"]["LC"]["path"]) as hdul:
         assert hdul[0].header["PRODTYPE"] == "LC"

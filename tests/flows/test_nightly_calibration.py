@@ -35,6 +35,22 @@ def test_nightly_flow_promotes_good_and_rejects_bad(prefect_harness, tmp_path):
     db = open_caldb(caldb_root)
     first_bias = db.select("BIAS", instrument="DDRAGO-B", time="2026-11-24T12:00:00")
 
+    # masters, QC reports and QC history are products of the night, with provenance
+    from svomflow.products import ProductStore
+
+    rows = {r.type_code: r for r in ProductStore(out).list(obs_id="2026-11-23")}
+    masters = [c for c in rows if c.startswith("MASTER_")]
+    assert len(masters) == 3 and "QCHIST" in rows
+    assert any(c.startswith("QCPLOT_") for c in rows)
+    assert all(f"QC_{c[7:]}" in rows and f"QCJSON_{c[7:]}" in rows for c in masters)
+    dark = rows[next(c for c in masters if c.startswith("MASTER_dark"))]
+    assert len(dark.provenance["inputs"]) == 5  # the five raw darks, with checksums
+    used = {c["codename"]: c for c in dark.provenance["calibration"]}
+    assert used["BIAS"]["sha256"] == first_bias.sha256
+    assert used["BIAS"]["index_version"] is not None
+    assert dark.provenance["config"]["min_frames"] is not None
+    assert Path(dark.path).parent == Path(out).resolve() / "2026-11-23" / "DDRAGO-B"
+
     # The science frame of night 1 reduces with masters picked by time from the CALDB.
     cam = load_camera()
     sci_file = Path(truth1["raw_dir"]) / truth1["science"]["frames"][0]["file"]

@@ -225,3 +225,39 @@ def test_real_gbm_tte_n3(shared_data: Path) -> None:
     assert ev.mjdref == pytest.approx(51910.000742870, abs=1e-8)
     lo, hi = ev.band_edges(50.0, 300.0)["NAI_03"]
     assert 45 < lo < 55 and 280 < hi < 320
+
+
+def test_svomflow_grm_l1_file_three_detectors(tmp_path: Path) -> None:
+    """The simulation's GRM writer (one EVENTS table per detector) reads as three detectors."""
+    grm = pytest.importorskip("svomflow.simulation.grm")
+    rng = np.random.default_rng(0)
+    dets = {}
+    for k, name in enumerate(("GRD1", "GRD2", "GRD3")):
+        t = np.sort(rng.uniform(1000.0, 1100.0, 200 + 50 * k))
+        dets[name] = grm.GRMDetectorEvents(
+            name=name,
+            time=t,
+            pi=rng.integers(0, 100, t.size).astype(np.int16),
+            origin=np.zeros(t.size, np.int8),
+            ontime=100.0,
+            n_deadtime_lost=0,
+            dead_time_s=4e-6,
+            axis=np.array([1.0, 0.0, 0.0]),
+        )
+    sim = grm.GRMSimulation(
+        detectors=dets,
+        gti=np.array([[1000.0, 1100.0]]),
+        channel_edges_kev=np.geomspace(15.0, 5000.0, 101),
+        t_start=1000.0,
+        t_stop=1100.0,
+    )
+    path = grm.write_grm_l1(tmp_path / "grm_l1.fits", sim, trigger_time=1040.0)
+    assert detect_format(path) == "svomflow_l1"
+    ev = read_events(path)
+    assert ev.detectors == ("GRD1", "GRD2", "GRD3")
+    assert ev.size == 200 + 250 + 300
+    assert ev.t0 == 1040.0
+    np.testing.assert_array_equal(np.bincount(ev.detector), [200, 250, 300])
+    np.testing.assert_allclose(ev.deadtime, 4e-6)  # DEADTAU, not the total DEADTIME
+    edges = np.geomspace(15.0, 5000.0, 101)
+    assert ev.energy.min() >= edges[0] and ev.energy.max() <= edges[-1]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 from pathlib import Path
 
 from svomflow.calibration.caldb import Caldb
@@ -36,13 +37,25 @@ def test_concurrent_registrations(tmp_path):
     start = ctx.Barrier(N_PROC)
 
     def run(k: int) -> None:
-        start.wait(timeout=30)  # release all writers together
-        queue.put(_worker(str(root), str(src), k))
+        # A forked child inherits the parent's threads and atexit handlers (e.g. a Prefect
+        # test server started by another test); leave with os._exit so none of them runs.
+        code = 0
+        try:
+            start.wait(timeout=30)  # release all writers together
+            queue.put(_worker(str(root), str(src), k))
+        except BaseException as exc:  # report in the parent instead of dying silently
+            queue.put(repr(exc))
+            code = 1
+        finally:
+            queue.close()
+            queue.join_thread()
+            os._exit(code)
 
     procs = [ctx.Process(target=run, args=(k,)) for k in range(N_PROC)]
     for p in procs:
         p.start()
     results = [queue.get(timeout=60) for _ in procs]
+    assert all(isinstance(r, list) for r in results), results
     for p in procs:
         p.join(timeout=30)
         assert p.exitcode == 0

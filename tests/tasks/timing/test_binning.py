@@ -89,3 +89,30 @@ def test_constant_sn_bins_reach_target_and_respect_gaps() -> None:
     assert np.all(snr[~last_of_gti] >= 5.0 - 1e-9)
     with pytest.raises(ValueError, match="sorted"):
         constant_sn_bins(t[::-1], GTI, min_counts=5)
+
+
+def test_from_ogip_lightcurve_roundtrip(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from astropy.io import fits
+    from svomflow.errors import InputDataError
+    from svomflow.products.ogip import read_lightcurve
+    from svomflow.tasks.timing.binning import from_lightcurve
+
+    counts = np.random.default_rng(0).poisson(30.0, 50)
+    hdu = fits.BinTableHDU.from_columns(
+        [
+            fits.Column("TIME", "D", array=np.arange(50) * 0.5),
+            fits.Column("COUNTS", "J", array=counts),
+        ],
+        name="RATE",
+    )
+    hdu.header["TIMEDEL"] = 0.5
+    p = tmp_path / "lc.fits"
+    fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(p)
+    b = from_lightcurve(read_lightcurve(p))
+    np.testing.assert_array_equal(b.counts, counts)
+    np.testing.assert_allclose(b.exposure, 0.5)
+    np.testing.assert_allclose(b.lo[1:], b.hi[:-1])
+    lc = read_lightcurve(p)
+    lc.rate[:] = -5.0
+    with pytest.raises(InputDataError, match="negative"):
+        from_lightcurve(lc)

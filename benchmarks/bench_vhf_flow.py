@@ -1,0 +1,119 @@
+"""Benchmark: the whole ``vhf_quick_analysis`` flow on a ~1e6-event bright burst (ECLAIRs + GRM).
+
+Requirement: within 30 s wall, Prefect overhead included, on this 2-core machine. Prints:
+
+* the flow's wall time as a real Prefect flow run (temporary Prefect server, SQLite) and the
+  same steps called without Prefect (the peer): their ratio is the orchestration overhead;
+* the split per stage (reading, binning, background, imaging, T90, writing products,
+  orchestration) measured by calling each step alone on warm data;
+* the ratio of the flow's wall time to the 30 s requirement.
+
+Run: ``python -m benchmarks.bench_vhf_flow`` (about a minute; the server start is not timed).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from pathlib import Path
+
+REQUIREMENT_S = 30.0
+SCENARIO = ("bright_long_grb", ["time.start_s=-40", "time.stop_s=110"])
+
+
+def _stage_split(files: list[str], out: Path) -> dict[str, float]:
+    """Wall time of each kind of work, each step called alone (data already in memory)."""
+    from svomflow.products.store import ProductStore
+    from svomflow.tasks.timing import durations, fit_background, uniform_bins
+    from svomflow.tasks.vhf.config import VHFConfig
+    from svomflow.tasks.vhf.inputs import _load_cached, load_inputs
+    from svomflow.tasks.vhf.pipeline import analyse
+    from svomflow.tasks.vhf.position import coded_mask_position, image_trigger_search
+    from svomflow.tasks.vhf.publish import publish_products
+    from svomflow.tasks.vhf.timing import instrument_timing
+
+    cfg = VHFConfig()
+    _load_cached.cache_clear()
+    split: dict[str, float] = {}
+    t = time.perf_counter()
+    inputs = load_inputs(files)
+    split["reading"] = time.perf_counter() - t
+    timings = {}
+    split["binning"] = split["background"] = split["t90"] = 0.0
+    for name, d in inputs.instruments.items():
+        ev = d.events
+        t = time.perf_counter()
+        band_t = ev.time[ev.in_band(*d.bands("t90", (50.0, 300.0)))]
+        bins = uniform_bins(band_t, cfg.lc_dt_s, ev.gti)
+        split["binning"] += time.perf_counter() - t
+        t = time.perf_counter()
+        bkg = fit_background(bins, cfg.background)
+        split["background"] += time.perf_counter() - t
+        t = time.perf_counter()
+        durations(bins, bkg, cfg.durations)
+        split["t90"] += time.perf_counter() - t
+        timings[name] = instrument_timing(d, cfg)
+    t = time.perf_counter()
+    for name, d in inputs.instruments.items():
+        if d.imaging is not None:
+            coded_mask_position(d, timings[name], cfg)
+            image_trigger_search(d, cfg)
+    split["imaging"] = time.perf_counter() - t
+    result = analyse(files, config=cfg)
+    store = ProductStore(out / "split", f"sqlite:///{out / 'split.db'}")
+    t = time.perf_counter()
+    publish_products(result, store=store, obs_id="bench", config=cfg, flow_name="bench")
+    split["writing"] = time.perf_counter() - t
+    return split
+
+
+def main() -> None:
+    """Simulate, run the flow with and without Prefect, print times and ratios."""
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+    from prefect.testing.utilities import prefect_test_harness
+    from svomflow.flows.vhf import run_vhf_steps, vhf_quick_analysis
+    from svomflow.simulation.scenario import load_scenario, run_scenario
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        os.environ["SVOMFLOW_HOME"] = str(root / "home")
+        truth = run_scenario(load_scenario(SCENARIO[0], SCENARIO[1]), root / "sim", 1)
+        files = [str(root / "sim" / "eclairs_l1_events.fits"), str(root / "sim" / "grm_l1_events.fits")]
+        n_ev = truth["instruments"]["eclairs"]["n_events"] + sum(
+            v["n_events"] for v in truth["instruments"]["grm"]["detectors"].values()
+        )
+        print(f"input: {n_ev:,} events (ECLAIRs + GRM), scenario {SCENARIO[0]} {SCENARIO[1]}")
+        # warm-up (numba compilation, imports) on the same files, not timed
+        run_vhf_steps(files, "warm", out_dir=str(root / "warm"))
+        from svomflow.tasks.vhf.inputs import _load_cached
+
+        _load_cached.cache_clear()
+        t = time.perf_counter()
+        plain = run_vhf_steps(files, "plain", out_dir=str(root / "plain"))
+        t_plain = time.perf_counter() - t
+        with prefect_test_harness(server_startup_timeout=120):
+            with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+                vhf_quick_analysis(files, "warmflow", out_dir=str(root / "warmflow"))
+                _load_cached.cache_clear()
+                t = time.perf_counter()
+                res = vhf_quick_analysis(files, "flow", out_dir=str(root / "flow"))
+                t_flow = time.perf_counter() - t
+        split = _stage_split(files, root)
+    print(f"flow as a Prefect flow run : {t_flow:6.2f} s wall ({len(res['products'])} products)")
+    print(f"same steps without Prefect : {t_plain:6.2f} s wall (peer)")
+    print(f"orchestration overhead     : {t_flow - t_plain:6.2f} s (ratio flow/plain {t_flow / t_plain:.2f})")
+    print(f"requirement ratio          : {t_flow / REQUIREMENT_S:.2f} of {REQUIREMENT_S:.0f} s")
+    print("stages inside the flow run (s):")
+    for k, v in res["timing_s"].items():
+        print(f"  {k:26s} {v:6.2f}")
+    print("work split, each step alone on warm data (s):")
+    for k, v in split.items():
+        print(f"  {k:26s} {v:6.2f}")
+    print(f"  {'orchestration':26s} {t_flow - t_plain:6.2f}")
+    print(f"T90 {plain['t90']:.2f} ± {plain['t90_err']:.2f} s ({plain['t90_instrument']})")
+
+
+if __name__ == "__main__":
+    main()

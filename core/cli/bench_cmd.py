@@ -1,0 +1,97 @@
+"""``svomflow bench FLOW``: Monte Carlo bias, scatter and coverage of a flow's outputs."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Annotated, Any
+
+import typer
+from svomflow.cli._common import SetOverrides, user_errors
+
+__all__ = ["bench"]
+
+
+def _fmt(x: Any, nd: int = 3) -> str:
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "-"
+    return f"{x:.{nd}g}" if isinstance(x, float) else str(x)
+
+
+@user_errors
+def bench(
+    flow: Annotated[str, typer.Argument(help="Flow to bench (vhf).")],
+    trials: Annotated[int, typer.Option("--trials", "-n", help="Number of Monte Carlo trials.")] = 50,
+    seed: Annotated[int, typer.Option("--seed", help="Bench seed (trial seeds are spawned from it).")] = 0,
+    scenario: Annotated[
+        str, typer.Option("--scenario", help="Scenario name or YAML file (svomflow simulate --list).")
+    ] = "short_grb",
+    workers: Annotated[int, typer.Option("--workers", "-w", help="Worker processes.")] = 2,
+    set_: SetOverrides = None,
+    flow_set: Annotated[
+        list[str] | None,
+        typer.Option("--flow-set", help="Override of the flow configuration: dotted.key=value."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    keep_trials: Annotated[
+        bool, typer.Option("--trials-detail", help="With --json, include every trial's numbers.")
+    ] = False,
+) -> None:
+    """Simulate SCENARIO --trials times, run FLOW's steps on each (in parallel), compare with the truth.
+
+    Per output quantity: bias (mean of estimate - truth, with its error), scatter, median
+    errors and coverage (fraction of trials whose truth lies inside the reported error; 68 %
+    nominal for 1-sigma errors, 90 % for position r90), plus failed trials with reasons.
+    """
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+    from svomflow.simulation.bench import run_bench
+
+    console = Console(stderr=True)
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=as_json,
+    ) as bar:
+        tid = bar.add_task(f"bench {flow} on {scenario}", total=trials)
+        failed = 0
+
+        def step(r: dict[str, Any]) -> None:
+            nonlocal failed
+            failed += 0 if r["ok"] else 1
+            bar.update(tid, advance=1, description=f"bench {flow} on {scenario} ({failed} failed)")
+
+        rep = run_bench(
+            flow,
+            trials=trials,
+            seed=seed,
+            scenario=scenario,
+            overrides=set_ or [],
+            flow_overrides=flow_set or [],
+            workers=workers,
+            progress=step,
+        )
+    if not keep_trials:
+        rep.pop("trial_results")
+    if as_json:
+        typer.echo(json.dumps(rep, separators=(",", ":"), default=str))
+        return
+    table = Table(title=f"{flow} on {scenario}: {rep['succeeded']}/{trials} trials, {rep['wall_s']:.0f} s")
+    for col in ("quantity", "unit", "n", "bias ± err", "scatter", "median |err|", "median reported",
+                "coverage [95% CI]", "nominal"):
+        table.add_column(col)
+    for name, q in rep["quantities"].items():
+        table.add_row(
+            name, q["unit"], str(q["n"]), f"{_fmt(q['bias'])} ± {_fmt(q['bias_err'], 2)}",
+            _fmt(q["scatter"]), _fmt(q["median_abs_error"]), _fmt(q["median_reported_error"]),
+            f"{q['coverage']:.2f} [{q['coverage_low']:.2f}, {q['coverage_high']:.2f}]"
+            + ("" if q["consistent"] else " !"),
+            f"{q['nominal_coverage']:.2f}",
+        )
+    Console().print(table)
+    for f in rep["failures"]:
+        typer.echo(f"trial {f['trial']} (seed {f['seed']}) failed: {f['reason']}")

@@ -1,0 +1,1 @@
+"""Operations: deployments and schedules, reprocessing, processing status."""

@@ -1,0 +1,99 @@
+"""Run a local ``prefect server start`` (UI, API and scheduler) as a child process.
+
+Used by ``svomflow serve --start-server`` and by the tests that need the scheduler (the
+Prefect test harness runs no scheduler service). ``PREFECT_API_DATABASE_CONNECTION_URL``
+(``postgresql+asyncpg://user:pass@host/db``) puts the server on PostgreSQL; the default is
+SQLite under ``PREFECT_HOME``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+from svomflow.errors import SvomflowError
+
+__all__ = ["free_port", "prefect_server", "stop_process"]
+
+
+def free_port() -> int:
+    """Return a free TCP port on 127.0.0.1."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    """Stop a child started in its own session (SIGINT, then SIGKILL after 20 s)."""
+    if proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGINT)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def prefect_server(
+    *,
+    port: int | None = None,
+    database_url: str | None = None,
+    env: Mapping[str, str] | None = None,
+    log_file: str | Path | None = None,
+    timeout_s: float = 120.0,
+) -> Iterator[str]:
+    """Start ``prefect server start`` on 127.0.0.1 and yield its API URL until the block ends.
+
+    Parameters
+    ----------
+    port
+        Port (default: a free one).
+    database_url
+        ``PREFECT_API_DATABASE_CONNECTION_URL`` for the server (PostgreSQL in operations).
+    env
+        Environment of the server (default: this process's).
+    log_file
+        Where the server's output goes (default: inherited).
+    """
+    import httpx
+
+    port = port or free_port()
+    environ = dict(env if env is not None else os.environ)
+    environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    if database_url:
+        environ["PREFECT_API_DATABASE_CONNECTION_URL"] = database_url
+    url = f"http://127.0.0.1:{port}/api"
+    out = open(log_file, "w") if log_file else None
+    cmd = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1"]
+    proc = subprocess.Popen(
+        [*cmd, "--port", str(port)],
+        env=environ,
+        stdout=out,
+        stderr=subprocess.STDOUT if out else None,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.time() + timeout_s
+        while True:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                    break
+            if proc.poll() is not None:
+                raise SvomflowError(f"prefect server exited with code {proc.returncode}")
+            if time.time() > deadline:
+                raise SvomflowError(f"prefect server did not answer within {timeout_s:.0f} s")
+            time.sleep(0.5)
+        yield url
+    finally:
+        stop_process(proc)
+        if out:
+            out.close()

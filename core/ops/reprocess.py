@@ -1,0 +1,280 @@
+"""Reprocessing: re-run a flow on the same inputs as a burst's current products.
+
+The inputs come from the database: the current products of the burst made by the flow name
+the flow run that made them; that run's parameters (read back from the Prefect API) are the
+call to repeat. When the run is no longer in the Prefect API (retention), flows whose
+registry entry names an inputs parameter are rebuilt from the products' provenance (input
+files + merged configuration). Either way the input files must still be there with the
+checksums recorded in the provenance: reprocessing is on the same inputs, or not at all.
+
+``--set``/``--config`` values are merged into the flow's configuration parameter. The product
+store does the versioning: a changed configuration makes version N+1 and supersedes N (kept
+on disk and in the database); identical inputs and configuration return the same products.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time
+from pathlib import Path
+from typing import Any
+
+import yaml
+from sqlmodel import Session, select
+from svomflow.config.loader import deep_merge, parse_set_overrides, read_yaml_mapping
+from svomflow.errors import ConfigError, InputDataError, SvomflowError
+from svomflow.flows.registry import FlowSpec, get_spec
+from svomflow.products.atomic import sha256_file
+from svomflow.products.database import ProductRow, make_engine
+
+__all__ = [
+    "ReprocessPlan",
+    "ReprocessResult",
+    "keys_in_range",
+    "plan_reprocess",
+    "run_plans",
+]
+
+
+@dataclass
+class ReprocessPlan:
+    """One flow run to make: the burst, the parameters and where they came from."""
+
+    spec: FlowSpec
+    key: str
+    parameters: dict[str, Any]
+    source: str
+    previous: dict[str, tuple[int, str]] = field(default_factory=dict)  # type -> (version, id)
+
+
+@dataclass
+class ReprocessResult:
+    """What a reprocessing run did to the burst's products."""
+
+    key: str
+    state: str
+    flow_run_id: str | None
+    message: str
+    products: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def new_versions(self) -> list[dict[str, Any]]:
+        """Products whose version changed."""
+        return [p for p in self.products if p["change"] == "new version"]
+
+
+def _current_rows(engine: Any, spec: FlowSpec, key: str) -> list[ProductRow]:
+    with Session(engine) as s:
+        stmt = select(ProductRow).where(
+            ProductRow.obs_id == key,
+            ProductRow.flow_name == spec.name,
+            ProductRow.superseded == False,  # noqa: E712 - SQL expression
+            ProductRow.checksum != "pending",
+        )
+        return list(s.exec(stmt))
+
+
+def keys_in_range(
+    flow: str | FlowSpec, start: date, end: date, *, database_url: str | None = None
+) -> list[str]:
+    """Return the bursts with current products of ``flow`` made between two dates (UTC, inclusive)."""
+    spec = flow if isinstance(flow, FlowSpec) else get_spec(flow)
+    t0 = datetime.combine(start, time.min, tzinfo=UTC)
+    t1 = datetime.combine(end, time.max, tzinfo=UTC)
+    with Session(make_engine(database_url)) as s:
+        stmt = select(ProductRow.obs_id).where(
+            ProductRow.flow_name == spec.name,
+            ProductRow.superseded == False,  # noqa: E712 - SQL expression
+            ProductRow.created >= t0,
+            ProductRow.created <= t1,
+        )
+        return sorted(set(s.exec(stmt)))
+
+
+def _run_parameters(flow_run_id: str) -> dict[str, Any] | None:
+    """Parameters of a flow run from the Prefect API, or None if it is not there."""
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    try:
+        with get_client(sync_client=True) as client:
+            return dict(client.read_flow_run(flow_run_id).parameters)
+    except (ObjectNotFound, ValueError):
+        return None
+
+
+def _check_inputs(rows: Sequence[ProductRow]) -> None:
+    seen: dict[str, str] = {}
+    for row in rows:
+        for ref in (row.provenance or {}).get("inputs", []):
+            seen.setdefault(ref["path"], ref["sha256"])
+    bad = []
+    for path, digest in seen.items():
+        if not Path(path).is_file():
+            bad.append(f"{path} (missing)")
+        elif sha256_file(path) != digest:
+            bad.append(f"{path} (changed since the products were made)")
+    if bad:
+        raise InputDataError("cannot reprocess on the same inputs: " + "; ".join(bad))
+
+
+def _flatten(mapping: dict[str, Any], prefix: str = "") -> list[str]:
+    out = []
+    for k, v in mapping.items():
+        name = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out += _flatten(v, name + ".")
+        else:
+            out.append(
+                f"{name}={json.dumps(v) if not isinstance(v, str) else yaml.safe_dump(v).strip()}"
+            )
+    return out
+
+
+def _apply_config(
+    spec: FlowSpec, params: dict[str, Any], sets: Sequence[str], files: Sequence[str | Path]
+) -> dict[str, Any]:
+    if not sets and not files:
+        return params
+    changes: dict[str, Any] = {}
+    for f in files:
+        changes = deep_merge(changes, read_yaml_mapping(f))
+    changes = deep_merge(changes, parse_set_overrides(sets))
+    params = dict(params)
+    if spec.config_parameter:
+        current = params.get(spec.config_parameter) or {}
+        if hasattr(current, "model_dump"):
+            current = current.model_dump(mode="json")
+        params[spec.config_parameter] = deep_merge(current, changes)
+    elif spec.overrides_parameter:
+        params[spec.overrides_parameter] = [
+            *(params.get(spec.overrides_parameter) or []),
+            *_flatten(changes),
+        ]
+    else:
+        raise ConfigError(f"flow {spec.name} takes no configuration: --set/--config do not apply")
+    return params
+
+
+def plan_reprocess(
+    flow: str | FlowSpec,
+    keys: Sequence[str],
+    *,
+    sets: Sequence[str] = (),
+    config_files: Sequence[str | Path] = (),
+    database_url: str | None = None,
+    check_inputs: bool = True,
+) -> list[ReprocessPlan]:
+    """Work out the flow call that re-makes each burst's products.
+
+    Raises
+    ------
+    SvomflowError
+        A burst has no current products of the flow, or its parameters cannot be recovered.
+    InputDataError
+        An input file recorded in the provenance is missing or changed.
+    """
+    spec = flow if isinstance(flow, FlowSpec) else get_spec(flow)
+    engine = make_engine(database_url)
+    plans = []
+    for key in keys:
+        rows = _current_rows(engine, spec, key)
+        if not rows:
+            raise SvomflowError(f"no current products of {spec.name} for {key!r} in the database")
+        if check_inputs:
+            _check_inputs(rows)
+        latest = max(rows, key=lambda r: r.created)
+        params = _run_parameters(latest.flow_run_id) if latest.flow_run_id else None
+        if params is not None:
+            source = f"parameters of flow run {latest.flow_run_id}"
+        elif spec.inputs_parameter and spec.key_parameter:
+            prov = latest.provenance or {}
+            params = {
+                spec.key_parameter: key,
+                spec.inputs_parameter: [i["path"] for i in prov.get("inputs", [])],
+            }
+            if spec.config_parameter and prov.get("config"):
+                params[spec.config_parameter] = prov["config"]
+            if database_url:
+                params["database_url"] = database_url
+            source = f"provenance of product {latest.id}"
+        else:
+            raise SvomflowError(
+                f"the flow run that made {key!r} ({latest.flow_run_id}) is not in the Prefect API "
+                f"and {spec.name} cannot be rebuilt from provenance alone; run it again by hand"
+            )
+        plans.append(
+            ReprocessPlan(
+                spec=spec,
+                key=key,
+                parameters=_apply_config(spec, params, sets, config_files),
+                source=source,
+                previous={r.type_code: (r.version, r.id) for r in rows},
+            )
+        )
+    return plans
+
+
+def _execute(plan: ReprocessPlan, mode: str) -> tuple[str, str | None, str]:
+    name = f"reprocess-{plan.spec.alias}-{plan.key}"
+    if mode == "deployment":
+        from prefect.deployments import run_deployment
+
+        fr = run_deployment(
+            plan.spec.deployment_name,
+            parameters=plan.parameters,
+            flow_run_name=name,
+            tags=["reprocess"],
+            as_subflow=False,
+        )
+        return fr.state.type.value.lower(), str(fr.id), fr.state.message or ""
+    flow = plan.spec.load().with_options(flow_run_name=name)
+    state = flow(**plan.parameters, return_state=True)
+    return state.type.value.lower(), str(state.state_details.flow_run_id), state.message or ""
+
+
+def run_plans(
+    plans: Sequence[ReprocessPlan],
+    *,
+    concurrency: int = 2,
+    mode: str = "direct",
+    database_url: str | None = None,
+    progress: Callable[[ReprocessResult], None] | None = None,
+) -> list[ReprocessResult]:
+    """Run the plans, at most ``concurrency`` at a time; report what changed per burst.
+
+    ``mode="direct"`` runs the flows in this process (threads); ``"deployment"`` submits
+    ``run_deployment`` calls to the served/worker deployments and waits for each.
+    """
+    if concurrency < 1:
+        raise ConfigError("concurrency must be at least 1")
+    engine = make_engine(database_url)
+
+    def one(plan: ReprocessPlan) -> ReprocessResult:
+        try:
+            state, run_id, message = _execute(plan, mode)
+        except Exception as exc:  # a failed flow must not stop the others
+            state, run_id, message = "failed", None, f"{type(exc).__name__}: {exc}"
+        products = []
+        for row in _current_rows(engine, plan.spec, plan.key):
+            before = plan.previous.get(row.type_code)
+            change = (
+                "new product"
+                if before is None
+                else "unchanged"
+                if before[1] == row.id
+                else "new version"
+            )
+            products.append(
+                {"type": row.type_code, "version": row.version, "id": row.id, "change": change}
+            )
+        result = ReprocessResult(plan.key, state, run_id, message, products)
+        if progress:
+            progress(result)
+        return result
+
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        return list(pool.map(one, plans))

@@ -1,0 +1,319 @@
+"""Monte Carlo bench: simulate a scenario N times, run a flow's steps, compare with the truth.
+
+Each trial simulates the scenario with its own seed (spawned from the bench seed), runs the
+flow's pure steps (no Prefect flow run per trial) and returns, per output quantity, the
+estimate, its reported error and the injected value. Trials run in parallel in worker
+processes (:class:`concurrent.futures.ProcessPoolExecutor`); :func:`bench_statistics` turns
+them into bias, scatter and coverage (the fraction of trials whose truth lies inside the
+reported error: 68 % for 1-sigma errors, 90 % for 90 % radii) with binomial intervals.
+
+Truth values of durations are those of the expected *counts* light curve in the
+instrument's band (photon flux times the detection efficiency, integrated over the band),
+which is what a counts T90 measures; with spectral evolution it differs from the photon-flux
+T90 of ``truth.json``.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import stats
+from svomflow.errors import ConfigError
+
+__all__ = [
+    "BENCH_FLOWS",
+    "QuantityStats",
+    "bench_statistics",
+    "counts_durations",
+    "grb_model_from_truth",
+    "run_bench",
+    "run_trial",
+]
+
+# flow alias -> trial function "module:function"
+BENCH_FLOWS = {"vhf": "svomflow.simulation.bench:vhf_trial"}
+
+
+def grb_model_from_truth(src: dict[str, Any]) -> Any:
+    """Rebuild the injected burst model from its ``truth.json`` entry."""
+    from svomflow.simulation.grb import GRBModel, NorrisPulse, SpectralEvolution
+    from svomflow.simulation.spectra import Spectrum
+
+    sp = src["spectrum"]
+    kw = {k: sp[k] for k in ("alpha", "beta", "index", "epeak", "pivot") if k in sp}
+    ev = {k: v for k, v in src["evolution"].items() if k in SpectralEvolution.__dataclass_fields__}
+    return GRBModel(
+        tuple(NorrisPulse(**p) for p in src["pulses"]),
+        Spectrum(model=sp["model"], **kw),
+        peak_flux=src["peak_flux"],
+        ra_deg=src["ra_deg"],
+        dec_deg=src["dec_deg"],
+        t0=src["t0"],
+        peak_flux_band_kev=tuple(src["peak_flux_band_kev"]),
+        peak_flux_timescale_s=src["peak_flux_timescale_s"],
+        evolution=SpectralEvolution(**ev),
+    )
+
+
+def counts_durations(
+    model: Any,
+    band_kev: tuple[float, float],
+    efficiency: Callable[[np.ndarray], np.ndarray],
+    *,
+    n_sub: int = 32,
+    n_time: int = 40000,
+) -> dict[str, float]:
+    """T90/T50 and starts (s from the burst t0) of the expected counts curve in a band.
+
+    The band is split in ``n_sub`` logarithmic sub-bands; each contributes its photon flux
+    times the efficiency at its centre. Times are on a grid of ``n_time`` points over the
+    pulses.
+    """
+    t_lo = min(p.t_start for p in model.pulses)
+    t_hi = max(p.t_peak + 12.0 * p.tau_decay for p in model.pulses)
+    t = np.linspace(t_lo, t_hi, n_time)
+    edges = np.geomspace(band_kev[0], band_kev[1], n_sub + 1)
+    rate = np.zeros_like(t)
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        rate += model.photon_flux(t, lo, hi) * float(efficiency(np.array([np.sqrt(lo * hi)]))[0])
+    cum = np.concatenate([[0.0], np.cumsum(0.5 * (rate[1:] + rate[:-1]) * np.diff(t))])
+    q = np.interp(np.array([0.05, 0.95, 0.25, 0.75]) * cum[-1], cum, t)
+    return {"t90": q[1] - q[0], "t90_start": q[0], "t50": q[3] - q[2], "t50_start": q[2]}
+
+
+def _efficiencies(truth: dict[str, Any]) -> dict[str, tuple[Callable[[np.ndarray], np.ndarray], str]]:
+    """Detection efficiency vs photon energy per instrument (for the counts truth)."""
+    from svomflow.config import load_instrument
+
+    out: dict[str, tuple[Callable[[np.ndarray], np.ndarray], str]] = {}
+    inst = truth.get("instruments", {})
+    if "eclairs" in inst:
+        from svomflow.simulation.eclairs import EclairsResponse
+
+        resp = EclairsResponse.from_instrument(load_instrument("eclairs"))
+        out["ECLAIRS"] = (resp.efficiency, "eclairs")
+    if "grm" in inst and inst["grm"].get("sources"):
+        from svomflow.simulation.grm_response import GRMGeometry
+
+        geom = GRMGeometry.from_instrument(load_instrument("grm"))
+        cos = list(inst["grm"]["sources"][0]["cos_theta"].values())
+
+        def grm_eff(e: np.ndarray) -> np.ndarray:
+            return np.sum([geom.interacting_area(e, c) for c in cos if c > 0], axis=0)
+
+        out["GRM"] = (grm_eff, "grm")
+    return out
+
+
+def vhf_trial(sim_dir: Path, truth: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Run the VHF steps on one simulated burst; return estimate/error/truth per quantity."""
+    from svomflow.config import load_config
+    from svomflow.tasks.attitude import angular_separation_deg
+    from svomflow.tasks.vhf.config import VHFConfig
+    from svomflow.tasks.vhf.pipeline import analyse, summary
+
+    files = sorted(str(p) for p in sim_dir.glob("*_l1_events.fits"))
+    cfg = load_config(VHFConfig, flow="vhf_quick_analysis", overrides=overrides)
+    s = summary(analyse(files, config=cfg))
+    src = truth["sources"][0]
+    model = grb_model_from_truth(src)
+    shift = s["t0"] - src["t0"]  # flow times are from its own T0
+    q: dict[str, Any] = {}
+    for name, (eff, _) in _efficiencies(truth).items():
+        per = s["per_instrument"].get(name)
+        if per is None or per["t90"] is None:
+            continue
+        true = counts_durations(model, tuple(per["band_kev"]), eff)
+        q[f"t90_{name}"] = (per["t90"], per["t90_err"], true["t90"], "s", 0.68)
+        q[f"t90_start_{name}"] = (per["t90_start"] + shift, per["t90_start_err"], true["t90_start"], "s", 0.68)
+        q[f"t50_{name}"] = (per["t50"], per["t50_err"], true["t50"], "s", 0.68)
+    for name, p in s["positions"].items():
+        sep = float(angular_separation_deg(p["ra_deg"], p["dec_deg"], src["ra_deg"], src["dec_deg"]))
+        if "r90_arcmin" in p:
+            q[f"position_{name}"] = (sep * 60.0, p["r90_arcmin"], 0.0, "arcmin", 0.90)
+        else:
+            q[f"position_{name}"] = (sep, p["error_radius_90_deg"], 0.0, "deg", 0.90)
+    return {"quantities": q, "flags": s["flags"], "class": (s["classification"] or {}).get("class")}
+
+
+def run_trial(
+    flow: str, scenario: str, overrides: list[str], flow_overrides: list[str], seed: int
+) -> dict[str, Any]:
+    """Simulate and analyse one trial in a temporary directory (worker-process entry point)."""
+    import importlib
+
+    from svomflow.simulation.scenario import load_scenario, run_scenario
+
+    t = time.perf_counter()
+    tmp = Path(tempfile.mkdtemp(prefix="svomflow-bench-"))
+    try:
+        truth = run_scenario(load_scenario(scenario, overrides), tmp, seed)
+        module, _, func = BENCH_FLOWS[flow].partition(":")
+        out = getattr(importlib.import_module(module), func)(tmp, truth, flow_overrides)
+        out.update(seed=seed, ok=True, error=None)
+    except Exception as exc:  # a failed trial is a result of the bench, with its reason
+        last = traceback.extract_tb(exc.__traceback__)[-1]
+        out = {
+            "seed": seed,
+            "ok": False,
+            "error": f"{type(exc).__name__}: {exc} ({Path(last.filename).name}:{last.lineno})",
+            "quantities": {},
+        }
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    out["wall_s"] = time.perf_counter() - t
+    return out
+
+
+@dataclass
+class QuantityStats:
+    """Bias, scatter and coverage of one output quantity over the successful trials."""
+
+    name: str
+    unit: str
+    n: int
+    bias: float
+    bias_err: float
+    scatter: float
+    median_abs_error: float
+    median_reported_error: float
+    coverage: float
+    coverage_low: float
+    coverage_high: float
+    nominal_coverage: float
+    pull_mean: float
+    pull_std: float
+    extra: dict[str, float] = field(default_factory=dict)
+
+    def consistent(self) -> bool:
+        """Whether the nominal coverage lies in the 95 % binomial interval of the measured one."""
+        return self.coverage_low <= self.nominal_coverage <= self.coverage_high
+
+
+def _binomial_interval(k: int, n: int, cl: float = 0.95) -> tuple[float, float]:
+    """Clopper-Pearson interval of a proportion."""
+    a = 1.0 - cl
+    lo = 0.0 if k == 0 else float(stats.beta.ppf(a / 2, k, n - k + 1))
+    hi = 1.0 if k == n else float(stats.beta.ppf(1 - a / 2, k + 1, n - k))
+    return lo, hi
+
+
+def bench_statistics(trials: list[dict[str, Any]]) -> dict[str, QuantityStats]:
+    """Per quantity: bias (mean of estimate - truth, with its error), scatter, coverage, pulls."""
+    names = sorted({k for t in trials if t["ok"] for k in t["quantities"]})
+    out: dict[str, QuantityStats] = {}
+    for name in names:
+        rows = [t["quantities"][name] for t in trials if t["ok"] and name in t["quantities"]]
+        est = np.array([r[0] for r in rows], float)
+        err = np.array([np.nan if r[1] is None else r[1] for r in rows], float)
+        tru = np.array([r[2] for r in rows], float)
+        unit, nominal = rows[0][3], float(rows[0][4])
+        ok = np.isfinite(est) & np.isfinite(tru) & np.isfinite(err)
+        est, err, tru = est[ok], err[ok], tru[ok]
+        n = int(est.size)
+        if n == 0:
+            continue
+        d = est - tru
+        inside = int(np.count_nonzero(np.abs(d) <= err))
+        lo, hi = _binomial_interval(inside, n)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            pull = np.where(err > 0, d / err, np.nan)
+        pull = pull[np.isfinite(pull)]
+        out[name] = QuantityStats(
+            name=name,
+            unit=unit,
+            n=n,
+            bias=float(np.mean(d)),
+            bias_err=float(np.std(d, ddof=1) / math.sqrt(n)) if n > 1 else math.nan,
+            scatter=float(np.std(d, ddof=1)) if n > 1 else math.nan,
+            median_abs_error=float(np.median(np.abs(d))),
+            median_reported_error=float(np.median(err)),
+            coverage=inside / n,
+            coverage_low=lo,
+            coverage_high=hi,
+            nominal_coverage=nominal,
+            pull_mean=float(np.mean(pull)) if pull.size else math.nan,
+            pull_std=float(np.std(pull, ddof=1)) if pull.size > 1 else math.nan,
+            extra={"mean_truth": float(np.mean(tru))},
+        )
+    return out
+
+
+def trial_seeds(seed: int, n: int) -> list[int]:
+    """Independent seeds of the trials, spawned from the bench seed."""
+    return [int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(n)]
+
+
+def run_bench(
+    flow: str,
+    *,
+    trials: int,
+    seed: int,
+    scenario: str,
+    overrides: list[str] | None = None,
+    flow_overrides: list[str] | None = None,
+    workers: int = 2,
+    progress: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Run ``trials`` Monte Carlo trials in ``workers`` processes; return trials and statistics.
+
+    Raises
+    ------
+    ConfigError
+        Unknown flow or scenario, or non-positive counts.
+    """
+    from svomflow.simulation.scenario import load_scenario
+
+    if flow not in BENCH_FLOWS:
+        raise ConfigError(f"no bench for flow {flow!r}; available: {', '.join(BENCH_FLOWS)}")
+    if trials < 1 or workers < 1:
+        raise ConfigError("--trials and --workers must be at least 1")
+    load_scenario(scenario, overrides or [])  # fail early on a bad scenario or override
+    seeds = trial_seeds(seed, trials)
+    start = time.perf_counter()
+    results: list[dict[str, Any]] = []
+    args = (flow, scenario, list(overrides or []), list(flow_overrides or []))
+    if workers == 1:
+        for i, s in enumerate(seeds):
+            r = run_trial(*args, s) | {"trial": i}
+            results.append(r)
+            if progress:
+                progress(r)
+    else:
+        import multiprocessing as mp
+
+        # spawn: the workers must not inherit the parent's threads (progress bar, numba)
+        with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
+            futs = {pool.submit(run_trial, *args, s): i for i, s in enumerate(seeds)}
+            for f in as_completed(futs):
+                r = f.result() | {"trial": futs[f]}
+                results.append(r)
+                if progress:
+                    progress(r)
+    results.sort(key=lambda r: r["trial"])
+    st = bench_statistics(results)
+    return {
+        "flow": flow,
+        "scenario": scenario,
+        "overrides": list(overrides or []),
+        "trials": trials,
+        "seed": seed,
+        "workers": workers,
+        "succeeded": sum(r["ok"] for r in results),
+        "wall_s": time.perf_counter() - start,
+        "quantities": {k: v.__dict__ | {"consistent": v.consistent()} for k, v in st.items()},
+        "failures": [
+            {"trial": r["trial"], "seed": r["seed"], "reason": r["error"]} for r in results if not r["ok"]
+        ],
+        "trial_results": results,
+    }

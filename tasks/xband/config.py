@@ -1,0 +1,129 @@
+"""Configuration of the X-band analysis: one pydantic section per step, composed for the flow.
+
+Energy bands left to ``None`` are read from the instrument files (``bands_kev.*``): bands are
+instrument data, the analysis only chooses which to use.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+from svomflow.config import StepConfig
+from svomflow.tasks.localisation.grm_ratio import GRMLocalisationConfig
+from svomflow.tasks.timing import BackgroundConfig, DurationConfig
+
+__all__ = [
+    "FluenceConfig",
+    "IntervalsConfig",
+    "LightCurveConfig",
+    "SpectralConfig",
+    "TemporalConfig",
+    "XbandAnalysisConfig",
+]
+
+Band = tuple[float, float]
+
+
+class IntervalsConfig(StepConfig):
+    """Light curves, background, T90 and the common time intervals."""
+
+    bin_s: float = Field(0.128, gt=0, description="bin width of the timing light curves (s)")
+    eclairs_band_kev: Band | None = Field(
+        None, description="ECLAIRs T90 band (keV); default bands_kev.t90"
+    )
+    grm_band_kev: Band | None = Field(None, description="GRM T90 band (keV); default bands_kev.t90")
+    background: BackgroundConfig = Field(default_factory=BackgroundConfig)
+    duration: DurationConfig = Field(default_factory=lambda: DurationConfig(n_sims=200))
+    peak_timescale_s: float = Field(1.024, gt=0, description="length of the peak interval (s)")
+    resolved_method: Literal["blocks", "snr"] = Field(
+        "blocks", description="time-resolved intervals: Bayesian blocks or constant S/N"
+    )
+    ncp_prior: float = Field(8.0, gt=0, description="Bayesian-blocks prior (dimensionless)")
+    min_snr: float = Field(
+        20.0, gt=0, description="minimum net S/N of a time-resolved interval (sigma)"
+    )
+    max_resolved: int = Field(16, ge=1, description="largest number of time-resolved intervals")
+
+
+class SpectralConfig(StepConfig):
+    """Spectral extraction and fits."""
+
+    model: Literal["band", "cpl", "pl", "sbpl"] = Field(
+        "band", description="model of the main and peak intervals"
+    )
+    resolved_model: Literal["band", "cpl", "pl", "sbpl"] = Field(
+        "cpl", description="model of the time-resolved spectra"
+    )
+    fallback_model: Literal["cpl", "pl"] = Field(
+        "cpl", description="model used when the main model does not converge"
+    )
+    stat: Literal["wstat", "cstat", "pgstat", "chi2", "chi2-gehrels"] = Field(
+        "wstat", description="fit statistic (background counts are Poisson: wstat)"
+    )
+    eclairs_energy_kev: Band = Field((4.0, 150.0), description="ECLAIRs fit range (keV)")
+    grm_energy_kev: Band = Field((15.0, 2000.0), description="GRM fit range (keV)")
+    min_counts: int = Field(
+        10, ge=1, description="group channels until each group holds this many counts"
+    )
+    eclairs_min_channels: int = Field(
+        6, ge=1, description="ECLAIRs channels per group at least (resolution-limited)"
+    )
+    errors: bool = Field(True, description="profile (delta-stat = 1) errors of the parameters")
+    flux_samples: int = Field(500, ge=0, description="parameter draws for flux errors (count)")
+    cross_norm: bool = Field(True, description="free GRM/ECLAIRs cross-normalisation")
+
+
+class FluenceConfig(StepConfig):
+    """Fluence bands (keV) per product."""
+
+    eclairs_band_kev: Band = Field((4.0, 150.0), description="FLUENCE_ECL band (keV)")
+    grm_band_kev: Band = Field((10.0, 1000.0), description="FLUENCE_GRM band (keV)")
+    joint_bands_kev: list[Band] = Field(
+        default_factory=lambda: [(10.0, 1000.0), (4.0, 150.0), (15.0, 150.0)],
+        description="FLUENCE_ECLGRM bands (keV)",
+    )
+
+
+class LightCurveConfig(StepConfig):
+    """Light curves and peak fluxes in physical units."""
+
+    bin_s: float = Field(0.256, gt=0, description="bin width of the LC products (s)")
+    eclairs_bands_kev: list[Band] | None = Field(None, description="default bands_kev.light_curve")
+    grm_bands_kev: list[Band] | None = Field(None, description="default bands_kev.light_curve")
+    eclairs_flux_band_kev: Band = Field((4.0, 150.0), description="photon-flux band of LC/PF_ECL")
+    grm_flux_band_kev: Band = Field((10.0, 1000.0), description="photon-flux band of LC/PF_GRM")
+    peak_timescales_s: list[float] = Field(
+        default_factory=lambda: [0.064, 0.256, 1.024], description="peak-flux windows (s)"
+    )
+    peak_resolution_s: float = Field(0.016, gt=0, description="peak-flux window step (s)")
+
+
+class TemporalConfig(StepConfig):
+    """Hardness ratios and lags (bands in keV: soft first, hard second)."""
+
+    eclairs_bands_kev: tuple[Band, Band] | None = Field(
+        None, description="default bands_kev.hardness"
+    )
+    grm_bands_kev: tuple[Band, Band] | None = Field(None, description="default bands_kev.hardness")
+    joint_bands_kev: tuple[Band, Band] = Field(
+        ((4.0, 50.0), (50.0, 300.0)), description="HR/LAG_ECLGRM: ECLAIRs soft, GRM hard (keV)"
+    )
+    lag_bin_s: float = Field(0.064, gt=0, description="bin width of the lag light curves (s)")
+    max_lag_s: float = Field(2.0, gt=0, description="largest lag searched (s)")
+    lag_sims: int = Field(200, ge=0, description="resamplings for the lag error (count)")
+
+
+class XbandAnalysisConfig(StepConfig):
+    """Configuration of the ``xband_analysis`` flow."""
+
+    intervals: IntervalsConfig = Field(default_factory=IntervalsConfig)
+    spectral: SpectralConfig = Field(default_factory=SpectralConfig)
+    fluence: FluenceConfig = Field(default_factory=FluenceConfig)
+    lightcurve: LightCurveConfig = Field(default_factory=LightCurveConfig)
+    temporal: TemporalConfig = Field(default_factory=TemporalConfig)
+    eclairs_position_band_kev: Band | None = Field(
+        None, description="ECLAIRs imaging band (keV); default bands_kev.image_trigger"
+    )
+    grm_localisation: GRMLocalisationConfig = Field(default_factory=GRMLocalisationConfig)
+    seed: int = Field(0, description="seed of every simulation-based error")

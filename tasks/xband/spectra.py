@@ -1,0 +1,407 @@
+"""Spectral extraction from events: source and background PHA (type I and II) with grouping.
+
+Source spectrum of an interval: the counts per PI channel of one detector's events in the
+interval (GTI-clipped), with its live time (GTI overlap minus one dead window per recorded
+event for a non-paralyzable detector).
+
+Background: the counts per channel of the same detector in the off-source intervals
+(pre- and post-burst), a Poisson spectrum, scaled to the source interval by the ratio of the
+integrals of the detector's fitted background rate (a Poisson polynomial in time on the
+off-source light curve of all its fitted channels, :func:`svomflow.tasks.timing.fit_background`
+in manual mode). The scaling is written the OGIP way: ``BACKSCAL`` of the background file is
+set so that ``EXPOSURE_b BACKSCAL_b / EXPOSURE_s = expected-off / expected-in-source``; the
+background is therefore fitted with W-stat (Poisson source, Poisson background). This
+assumes the background spectrum keeps its shape while its level varies (true for an orbital
+modulation common to all energies); the time dependence of the level is exact to the order of
+the polynomial.
+
+Grouping (``GROUPING`` column, as grppha): consecutive channels are grouped until a group
+holds ``min_counts`` source counts and at least ``min_channels`` channels; channels below
+the instrument's low threshold get ``QUALITY = 5`` (no response there).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from astropy.io import fits
+from numpy.typing import NDArray
+from svomflow.errors import InputDataError
+from svomflow.products.ogip import (
+    TimeReference,
+    pha_type1_hdu,
+    pha_type2_hdu,
+    primary_hdu,
+    write_hdulist,
+)
+from svomflow.tasks.timing import (
+    BackgroundConfig,
+    BinnedCounts,
+    fit_background,
+    uniform_bins,
+)
+from svomflow.tasks.timing.background import BackgroundModel
+from svomflow.tasks.xband.events import InstrumentEvents
+
+__all__ = [
+    "DetectorBackground",
+    "ExtractedSpectrum",
+    "detector_background",
+    "extract_spectrum",
+    "group_channels",
+    "write_spectra",
+]
+
+Interval = tuple[float, float]
+
+
+@dataclass
+class DetectorBackground:
+    """Background rate model of one detector (all fitted channels) and its off-source intervals."""
+
+    instrument: str
+    detector: str
+    detector_index: int
+    model: BackgroundModel
+    off_intervals: list[Interval]
+    band_kev: tuple[float, float]
+
+
+@dataclass
+class ExtractedSpectrum:
+    """Source and background counts per channel for one detector and one interval."""
+
+    instrument: str
+    detector: str
+    interval: Interval
+    counts: NDArray[np.float64]
+    exposure: float
+    bkg_counts: NDArray[np.float64]
+    bkg_exposure: float
+    bkg_backscal: float
+    expected_background: float
+    grouping: NDArray[np.int16]
+    quality: NDArray[np.int16]
+    first_channel: int
+
+    @property
+    def net_counts(self) -> float:
+        """Total source counts minus the expected background counts."""
+        return float(self.counts.sum() - self.expected_background)
+
+
+def _intersect(intervals: Sequence[Interval], gti: NDArray[np.float64]) -> list[Interval]:
+    out = []
+    for a, b in intervals:
+        for g0, g1 in gti:
+            lo, hi = max(a, g0), min(b, g1)
+            if hi > lo:
+                out.append((float(lo), float(hi)))
+    return out
+
+
+def detector_background(
+    ev: InstrumentEvents,
+    detector_index: int | None,
+    off_intervals: Sequence[Interval],
+    band_kev: Sequence[float],
+    *,
+    bin_s: float = 1.024,
+    max_order: int = 2,
+) -> DetectorBackground:
+    """Fit one detector's (None: all detectors') background rate on the off-source intervals."""
+    off = _intersect(off_intervals, ev.gti)
+    if not off:
+        raise InputDataError(f"{ev.path}: no off-source data for the background")
+    sel = ev.band_mask(band_kev)
+    if detector_index is not None:
+        sel &= ev.detector == detector_index
+    bins = uniform_bins(ev.time[sel], bin_s, ev.gti)
+    cfg = BackgroundConfig(method="manual", intervals=[list(iv) for iv in off], max_order=max_order)
+    model = fit_background(bins, cfg)
+    name = "ALL" if detector_index is None else ev.detectors[detector_index]
+    return DetectorBackground(
+        ev.name,
+        name,
+        -1 if detector_index is None else detector_index,
+        model,
+        off,
+        (float(band_kev[0]), float(band_kev[1])),
+    )
+
+
+def _integral(model: BackgroundModel, pieces: Sequence[Interval]) -> float:
+    if not pieces:
+        return 0.0
+    lo = np.array([p[0] for p in pieces])
+    hi = np.array([p[1] for p in pieces])
+    one = BinnedCounts(lo, hi, np.zeros(lo.size), hi - lo)
+    return float(model.counts(one)[0].sum())
+
+
+def group_channels(
+    counts: NDArray[np.float64], quality: NDArray[np.int16], min_counts: int, min_channels: int = 1
+) -> NDArray[np.int16]:
+    """OGIP GROUPING flags: groups of good channels reaching ``min_counts`` and ``min_channels``.
+
+    A last group short of the target joins the previous group; bad-quality channels are
+    their own groups (they are ignored in fits anyway).
+    """
+    n = counts.size
+    grouping = np.ones(n, dtype=np.int16)
+    start = None
+    acc = 0.0
+    width = 0
+    last_start = None
+    for i in range(n):
+        if quality[i] != 0:
+            grouping[i] = 1
+            start, acc, width = None, 0.0, 0
+            continue
+        if start is None:
+            start, acc, width = i, 0.0, 0
+            grouping[i] = 1
+            last_start = i
+        else:
+            grouping[i] = -1
+        acc += counts[i]
+        width += 1
+        if acc >= min_counts and width >= min_channels:
+            start = None
+    if start is not None and last_start is not None and last_start > 0:
+        # the unfinished tail joins the previous good group, if it is adjacent
+        prev = last_start - 1
+        if quality[prev] == 0:
+            grouping[last_start] = -1
+    return grouping
+
+
+def _live(
+    ev: InstrumentEvents, pieces: Sequence[Interval], detector_index: int
+) -> tuple[float, int]:
+    """Live time over the pieces and the number of recorded events of the detector in them."""
+    total = sum(b - a for a, b in pieces)
+    t = ev.time[ev.detector == detector_index]
+    n = int(sum(np.searchsorted(t, b) - np.searchsorted(t, a) for a, b in pieces))
+    return max(total - n * ev.dead_time_s, 0.0), n
+
+
+def _channel_counts(
+    ev: InstrumentEvents, pieces: Sequence[Interval], detector_index: int
+) -> NDArray[np.float64]:
+    m = np.zeros(ev.time.size, dtype=bool)
+    for a, b in pieces:
+        i0, i1 = np.searchsorted(ev.time, [a, b])
+        m[i0:i1] = True
+    m &= ev.detector == detector_index
+    idx = ev.pi[m].astype(np.int64) - ev.first_channel
+    return np.bincount(idx, minlength=ev.n_channels).astype(np.float64)
+
+
+def extract_spectrum(
+    ev: InstrumentEvents,
+    background: DetectorBackground,
+    interval: Interval,
+    *,
+    min_counts: int = 10,
+    min_channels: int = 1,
+    event_mask: NDArray[np.bool_] | None = None,
+) -> ExtractedSpectrum:
+    """Extract the source and background spectra of one detector for an interval.
+
+    ``event_mask`` removes events (e.g. noisy pixels) from source and background alike.
+
+    Raises
+    ------
+    InputDataError
+        An empty interval (no good time or no counts), or an interval overlapping the
+        background intervals.
+    """
+    a, b = float(interval[0]), float(interval[1])
+    if not b > a:
+        raise InputDataError(f"{ev.path}: empty interval [{a}, {b}] s")
+    pieces = _intersect([(a, b)], ev.gti)
+    if not pieces:
+        raise InputDataError(f"{ev.path}: interval [{a:.3f}, {b:.3f}] s has no good time")
+    for o0, o1 in background.off_intervals:
+        if min(b, o1) - max(a, o0) > 1e-9:
+            raise InputDataError(
+                f"{ev.path}: interval [{a:.3f}, {b:.3f}] s overlaps the background interval "
+                f"[{o0:.3f}, {o1:.3f}] s"
+            )
+    k = background.detector_index
+    view = ev
+    if event_mask is not None:
+        from dataclasses import replace
+
+        view = replace(
+            ev,
+            time=ev.time[event_mask],
+            pi=ev.pi[event_mask],
+            detector=ev.detector[event_mask],
+            energy=ev.energy[event_mask],
+        )
+    counts = _channel_counts(view, pieces, k)
+    if counts.sum() <= 0:
+        raise InputDataError(
+            f"{ev.path}: no counts in {ev.detectors[k]} in [{a:.3f}, {b:.3f}] s (empty interval)"
+        )
+    exposure, _n_src = _live(ev, pieces, k)
+    bkg_counts = _channel_counts(view, background.off_intervals, k)
+    bkg_exposure, _n_bkg = _live(ev, background.off_intervals, k)
+    w_src = _integral(background.model, pieces)
+    w_off = _integral(background.model, background.off_intervals)
+    if not (w_src > 0 and w_off > 0 and exposure > 0 and bkg_exposure > 0):
+        raise InputDataError(f"{ev.path}: background model not positive over the intervals")
+    # recorded counts scale with the live fraction of each span
+    lf_src = exposure / sum(q - p for p, q in pieces)
+    lf_off = bkg_exposure / sum(q - p for p, q in background.off_intervals)
+    r = (w_off * lf_off) / (w_src * lf_src)
+    backscal = r * exposure / bkg_exposure
+    # the background model was fitted in a band: the expected background of all channels is
+    # the off-source spectrum scaled by 1/r
+    expected = float(bkg_counts.sum() / r)
+    quality = np.zeros(ev.n_channels, dtype=np.int16)
+    thr = ev.definition.get("low_threshold_kev", None)
+    if thr is not None:
+        quality[ev.e_max <= float(thr) + 1e-9] = 5
+    grouping = group_channels(counts, quality, min_counts, min_channels)
+    return ExtractedSpectrum(
+        instrument=ev.name,
+        detector=ev.detectors[k],
+        interval=(a, b),
+        counts=counts,
+        exposure=float(exposure),
+        bkg_counts=bkg_counts,
+        bkg_exposure=float(bkg_exposure),
+        bkg_backscal=float(backscal),
+        expected_background=expected,
+        grouping=grouping,
+        quality=quality,
+        first_channel=ev.first_channel,
+    )
+
+
+def _add_columns(
+    hdu: fits.BinTableHDU, cols: list[fits.Column], drop_keys: Sequence[str]
+) -> fits.BinTableHDU:
+    new = fits.BinTableHDU.from_columns(hdu.columns + fits.ColDefs(cols), name=hdu.name)
+    for card in hdu.header.cards:
+        if card.keyword in new.header or card.keyword.startswith(
+            ("TTYPE", "TFORM", "TUNIT", "NAXIS", "TDIM")
+        ):
+            continue
+        if card.keyword in drop_keys:
+            continue
+        new.header[card.keyword] = (card.value, card.comment)
+    for k in ("TLMIN", "TLMAX"):
+        for i in range(1, len(hdu.columns) + 1):
+            if f"{k}{i}" in hdu.header:
+                new.header[f"{k}{i}"] = hdu.header[f"{k}{i}"]
+    return new
+
+
+def write_spectra(
+    spectra: Sequence[ExtractedSpectrum],
+    src_path: str | Path,
+    bak_path: str | Path,
+    *,
+    telescope: str,
+    instrument: str,
+    timeref: TimeReference,
+    t0: float,
+    respfile: str | None,
+    extra_cards: Sequence[tuple[str, object, str]] = (),
+) -> tuple[Path, Path]:
+    """Write spectra of one detector: PHA type I for one interval, type II for several.
+
+    Times in the files are mission seconds (``t0`` is added); the source file names its
+    background (``BACKFILE``; per row ``bak{n}`` for type II) and its response.
+    """
+    if not spectra:
+        raise InputDataError("no spectra to write")
+    src_path, bak_path = Path(src_path), Path(bak_path)
+    det = spectra[0].detector
+    if len(spectra) == 1:
+        s = spectra[0]
+        src = pha_type1_hdu(
+            s.counts,
+            exposure=s.exposure,
+            telescope=telescope,
+            instrument=instrument,
+            first_channel=s.first_channel,
+            respfile=respfile,
+            backfile=bak_path.name,
+            timeref=timeref,
+            tstart=s.interval[0] + t0,
+            tstop=s.interval[1] + t0,
+        )
+        src = _add_columns(
+            src,
+            [
+                fits.Column("QUALITY", "I", array=s.quality),
+                fits.Column("GROUPING", "I", array=s.grouping),
+            ],
+            ("QUALITY", "GROUPING"),
+        )
+        bak = pha_type1_hdu(
+            s.bkg_counts,
+            exposure=s.bkg_exposure,
+            telescope=telescope,
+            instrument=instrument,
+            first_channel=s.first_channel,
+            backscal=s.bkg_backscal,
+            timeref=timeref,
+        )
+    else:
+        counts = np.vstack([s.counts for s in spectra])
+        src = pha_type2_hdu(
+            counts,
+            exposure=np.array([s.exposure for s in spectra]),
+            tstart=np.array([s.interval[0] + t0 for s in spectra]),
+            tstop=np.array([s.interval[1] + t0 for s in spectra]),
+            telescope=telescope,
+            instrument=instrument,
+            timeref=timeref,
+            first_channel=spectra[0].first_channel,
+            respfile=respfile,
+        )
+        n = counts.shape[1]
+        names = [f"{bak_path.name}{{{k + 1}}}" for k in range(len(spectra))]
+        src = _add_columns(
+            src,
+            [
+                fits.Column("QUALITY", f"{n}I", array=np.vstack([s.quality for s in spectra])),
+                fits.Column("GROUPING", f"{n}I", array=np.vstack([s.grouping for s in spectra])),
+                fits.Column("BACKFILE", f"{max(len(x) for x in names)}A", array=np.array(names)),
+            ],
+            ("QUALITY", "GROUPING", "BACKFILE"),
+        )
+        bak = pha_type2_hdu(
+            np.vstack([s.bkg_counts for s in spectra]),
+            exposure=np.array([s.bkg_exposure for s in spectra]),
+            tstart=np.array([s.interval[0] + t0 for s in spectra]),
+            tstop=np.array([s.interval[1] + t0 for s in spectra]),
+            telescope=telescope,
+            instrument=instrument,
+            timeref=timeref,
+            first_channel=spectra[0].first_channel,
+        )
+        bak = _add_columns(
+            bak,
+            [fits.Column("BACKSCAL", "D", array=np.array([s.bkg_backscal for s in spectra]))],
+            ("BACKSCAL",),
+        )
+    for h, clas2 in ((src, "TOTAL"), (bak, "BKG")):
+        h.header["HDUCLAS2"] = clas2
+        h.header["DETNAM"] = (det, "detector")
+        for k, v, c in extra_cards:
+            h.header[k] = (v, c)
+    prim = primary_hdu(telescope=telescope, instrument=instrument)
+    write_hdulist([prim, bak], bak_path)
+    prim = primary_hdu(telescope=telescope, instrument=instrument)
+    write_hdulist([prim, src], src_path)
+    return src_path, bak_path

@@ -1,0 +1,82 @@
+"""The xband_analysis flow on a simulated burst: products recorded with provenance, idempotent."""
+
+from __future__ import annotations
+
+import pytest
+from astropy.io import fits
+from svomflow.products import ProductStore
+from svomflow.tasks.attitude import angular_separation_deg
+
+EXPECTED = {
+    ("T90", "ECL"), ("T90", "GRM"), ("TINT", "ECLGRM"), ("PO", "ECL"), ("PO", "GRM"),
+    ("RSP", "ECL"), ("RSP", "GRM-GRD01"), ("SP", "ECL"), ("SP", "GRM"), ("SP", "ECLGRM"),
+    ("FLUENCE", "ECL"), ("FLUENCE", "GRM"), ("FLUENCE", "ECLGRM"), ("LC", "ECL"), ("LC", "GRM"),
+    ("PF", "ECL"), ("PF", "GRM"), ("HR", "ECL"), ("HR", "GRM"), ("HR", "ECLGRM"),
+    ("LAG", "ECL"), ("LAG", "GRM"), ("LAG", "ECLGRM"), ("SP-PREVIEW", "ECLGRM"),
+    ("LC-PREVIEW", "ECL"), ("PHA", "ECL"), ("BAK", "GRM-GRD02"),
+}  # fmt: skip
+
+
+@pytest.mark.integration
+def test_xband_flow_products_provenance_and_rerun(prefect_harness, tmp_path) -> None:
+    from svomflow.flows.xband import xband_analysis
+    from svomflow.simulation.scenario import load_scenario, run_scenario
+    from svomflow.tasks.xband.config import XbandAnalysisConfig
+
+    sim = tmp_path / "sim"
+    scen = load_scenario(
+        "bright_long_grb",
+        ["time.start_s=-20", "time.stop_s=50", "bright_sources=false", "grbs.0.t90_s=12"],
+    )
+    truth = run_scenario(scen, sim, seed=4)
+    files = [str(sim / "eclairs_l1_events.fits"), str(sim / "grm_l1_events.fits")]
+    out = tmp_path / "products"
+    cfg = XbandAnalysisConfig.model_validate(
+        {
+            "intervals": {"max_resolved": 3},
+            "spectral": {"flux_samples": 100},
+            "temporal": {"lag_sims": 30},
+        }
+    )
+    res = xband_analysis(
+        events=files, obs_id="sb00000042", t0=truth["t0"], out_dir=str(out), config=cfg
+    )
+    got = {(p["type"], p["instrument"]) for p in res["products"]}
+    assert EXPECTED <= got, EXPECTED - got
+    assert all(p["new"] for p in res["products"])
+    src = truth["sources"][0]
+    pos = res["positions"]["eclairs"]
+    sep = angular_separation_deg(pos["ra_deg"], pos["dec_deg"], src["ra_deg"], src["dec_deg"]) * 60
+    assert sep < 2 * pos["r90_arcmin"]
+
+    store = ProductStore(out)
+    rows = store.list(obs_id="sb00000042")
+    assert len(rows) == len(res["products"])
+    sp = next(r for r in rows if r.type_code == "SP" and r.instrument == "ECLGRM")
+    prov = sp.provenance
+    assert prov["flow_name"] == "xband_analysis"
+    assert {i["path"] for i in prov["inputs"]} == {
+        str(p) for p in map(lambda f: __import__("pathlib").Path(f).resolve(), files)
+    }
+    assert any(
+        c["codename"] == "SPECRESP MATRIX" and c["path"].endswith("eclairs.rsp")
+        for c in prov["calibration"]
+    )
+    assert prov["config"]["intervals"]["max_resolved"] == 3
+    with fits.open(sp.path) as hdul:
+        tab = hdul["FITRESULT"].data
+        assert "main" in list(tab["INTERVAL"])
+        assert hdul["FITRESULT"].columns["FLUENCE_10-1000"].unit == "erg/cm2"
+        assert hdul[0].header["PRODTYPE"] == "SP"
+    statuses = store.statuses("sb00000042")
+    assert statuses[0].state == "done"
+
+    # the same inputs and configuration: no new version of anything
+    again = xband_analysis(
+        events=files, obs_id="sb00000042", t0=truth["t0"], out_dir=str(out), config=cfg
+    )
+    assert not any(p["new"] for p in again["products"])
+    assert {(p["type"], p["instrument"], p["version"]) for p in again["products"]} == {
+        (p["type"], p["instrument"], p["version"]) for p in res["products"]
+    }
+    assert len(store.list(obs_id="sb00000042", include_superseded=True)) == len(rows)

@@ -1,0 +1,87 @@
+"""The Monte Carlo bench: statistics from known inputs, counts truth, and a small parallel run."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from svomflow.errors import ConfigError
+from svomflow.simulation.bench import (
+    bench_statistics,
+    counts_durations,
+    run_bench,
+    trial_seeds,
+)
+from svomflow.simulation.grb import GRBModel, NorrisPulse
+from svomflow.simulation.spectra import Spectrum
+
+
+def _trials(rng: np.random.Generator, n: int, sigma: float, reported: float, bias: float) -> list[dict]:
+    out = []
+    for i in range(n):
+        est = 10.0 + bias + rng.normal(0.0, sigma)
+        out.append({"ok": True, "trial": i, "quantities": {"t90": (est, reported, 10.0, "s", 0.68)}})
+    out.append({"ok": False, "trial": n, "quantities": {}, "error": "x", "seed": 1})
+    return out
+
+
+def test_statistics_recover_bias_scatter_and_coverage() -> None:
+    rng = np.random.default_rng(3)
+    n = 2000
+    st = bench_statistics(_trials(rng, n, sigma=0.5, reported=0.5, bias=0.2))["t90"]
+    assert st.n == n
+    assert abs(st.bias - 0.2) < 4 * 0.5 / np.sqrt(n)
+    assert abs(st.scatter - 0.5) < 4 * 0.5 / np.sqrt(2 * n)
+    # with a bias of 0.4 sigma the coverage of |d| < sigma is P(|z + 0.4| < 1) = 0.6528
+    p = 0.6528
+    assert abs(st.coverage - p) < 4 * np.sqrt(p * (1 - p) / n)
+    assert st.coverage_low < st.coverage < st.coverage_high
+    # errors reported 3x too small: coverage far below nominal, flagged inconsistent
+    bad = bench_statistics(_trials(rng, 400, sigma=0.5, reported=0.5 / 3, bias=0.0))["t90"]
+    assert not bad.consistent() and bad.coverage < 0.4
+
+
+def test_counts_truth_equals_photon_truth_for_flat_efficiency() -> None:
+    model = GRBModel(
+        (NorrisPulse(0.0, 1.0, 5.0), NorrisPulse(8.0, 0.5, 3.0, 0.6)),
+        Spectrum("band", alpha=-1.0, beta=-2.3, epeak=300.0),
+        peak_flux=10.0,
+        ra_deg=10.0,
+        dec_deg=20.0,
+    )
+    flat = counts_durations(model, (50.0, 300.0), lambda e: np.ones_like(e))
+    photon = model.durations(50.0, 300.0)
+    assert flat["t90"] == pytest.approx(photon["t90"], rel=2e-3)
+    assert flat["t90_start"] == pytest.approx(photon["t90_start"], abs=5e-3)
+
+
+def test_trial_seeds_are_distinct_and_reproducible() -> None:
+    a = trial_seeds(5, 20)
+    assert a == trial_seeds(5, 20) and len(set(a)) == 20 and a != trial_seeds(6, 20)
+
+
+def test_bad_requests_are_user_errors() -> None:
+    with pytest.raises(ConfigError, match="no bench"):
+        run_bench("nope", trials=1, seed=0, scenario="short_grb")
+    with pytest.raises(ConfigError, match="unknown scenario"):
+        run_bench("vhf", trials=1, seed=0, scenario="no_such_scenario")
+
+
+def test_small_parallel_bench_on_short_grbs() -> None:
+    rep = run_bench("vhf", trials=4, seed=2, scenario="short_grb", workers=2)
+    assert rep["succeeded"] == 4 and rep["failures"] == []
+    q = rep["quantities"]
+    # a 0.5 s burst: GRM T90 within a few reported errors of the counts truth on average
+    t90 = q["t90_GRM"]
+    assert t90["n"] == 4 and abs(t90["bias"]) < 4 * max(t90["bias_err"], t90["median_reported_error"])
+    assert q["position_ECLAIRS"]["median_abs_error"] < 3 * q["position_ECLAIRS"]["median_reported_error"]
+
+
+@pytest.mark.slow
+def test_bright_bench_positions_and_t90_start() -> None:
+    """Bright long GRB, 40 trials: ECLAIRs positions inside r90 in >= 90 % (binomial), median < 10'."""
+    rep = run_bench("vhf", trials=40, seed=11, scenario="bright_long_grb", workers=2)
+    pos = rep["quantities"]["position_ECLAIRS"]
+    assert pos["median_abs_error"] < 10.0
+    assert pos["coverage_high"] >= 0.90
+    start = rep["quantities"]["t90_start_GRM"]
+    assert start["coverage_low"] <= 0.68 <= start["coverage_high"]
