@@ -13,6 +13,7 @@ Run: ``python -m benchmarks.bench_vhf_flow`` (about a minute; the server start i
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 import time
@@ -80,7 +81,10 @@ def main() -> None:
         root = Path(tmp)
         os.environ["SVOMFLOW_HOME"] = str(root / "home")
         truth = run_scenario(load_scenario(SCENARIO[0], SCENARIO[1]), root / "sim", 1)
-        files = [str(root / "sim" / "eclairs_l1_events.fits"), str(root / "sim" / "grm_l1_events.fits")]
+        files = [
+            str(root / "sim" / "eclairs_l1_events.fits"),
+            str(root / "sim" / "grm_l1_events.fits"),
+        ]
         n_ev = truth["instruments"]["eclairs"]["n_events"] + sum(
             v["n_events"] for v in truth["instruments"]["grm"]["detectors"].values()
         )
@@ -89,21 +93,28 @@ def main() -> None:
         run_vhf_steps(files, "warm", out_dir=str(root / "warm"))
         from svomflow.tasks.vhf.inputs import _load_cached
 
-        _load_cached.cache_clear()
-        t = time.perf_counter()
-        plain = run_vhf_steps(files, "plain", out_dir=str(root / "plain"))
-        t_plain = time.perf_counter() - t
+        # best of two runs each: the machine is shared, the minimum is the least disturbed
+        t_plain = math.inf
+        for k in range(2):
+            _load_cached.cache_clear()
+            t = time.perf_counter()
+            plain = run_vhf_steps(files, f"plain{k}", out_dir=str(root / "plain"))
+            t_plain = min(t_plain, time.perf_counter() - t)
         with prefect_test_harness(server_startup_timeout=120):
             with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
                 vhf_quick_analysis(files, "warmflow", out_dir=str(root / "warmflow"))
-                _load_cached.cache_clear()
-                t = time.perf_counter()
-                res = vhf_quick_analysis(files, "flow", out_dir=str(root / "flow"))
-                t_flow = time.perf_counter() - t
+                t_flow = math.inf
+                for k in range(2):
+                    _load_cached.cache_clear()
+                    t = time.perf_counter()
+                    res = vhf_quick_analysis(files, f"flow{k}", out_dir=str(root / "flow"))
+                    t_flow = min(t_flow, time.perf_counter() - t)
         split = _stage_split(files, root)
     print(f"flow as a Prefect flow run : {t_flow:6.2f} s wall ({len(res['products'])} products)")
     print(f"same steps without Prefect : {t_plain:6.2f} s wall (peer)")
-    print(f"orchestration overhead     : {t_flow - t_plain:6.2f} s (ratio flow/plain {t_flow / t_plain:.2f})")
+    print(
+        f"orchestration overhead     : {t_flow - t_plain:6.2f} s (ratio flow/plain {t_flow / t_plain:.2f})"
+    )
     print(f"requirement ratio          : {t_flow / REQUIREMENT_S:.2f} of {REQUIREMENT_S:.0f} s")
     print("stages inside the flow run (s):")
     for k, v in res["timing_s"].items():

@@ -22,6 +22,7 @@ __all__ = [
     "publish_summary",
     "record_failure",
     "task_runner_for",
+    "transient_error",
 ]
 
 
@@ -166,3 +167,24 @@ def task_runner_for(address: str | None = None, *, max_workers: int | None = Non
             }
         )
     return DaskTaskRunner(address=address)
+
+
+def transient_error(task: Any, task_run: Any, state: Any) -> bool:
+    """Prefect ``retry_condition_fn``: retry I/O and database errors, never user errors.
+
+    A bad header value or a missing calibration (:class:`~svomflow.errors.SvomflowError`)
+    fails the same way on every try; a locked database, a network file system hiccup or a
+    dropped database connection may not.
+    """
+    from sqlalchemy.exc import OperationalError
+    from svomflow.errors import SvomflowError
+
+    try:
+        state.result()
+    except SvomflowError:
+        return False
+    except (OSError, OperationalError, TimeoutError):
+        return True
+    except Exception:
+        return False
+    return False

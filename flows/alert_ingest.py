@@ -19,6 +19,7 @@ from svomflow.flows._support import (
     default_output_root,
     publish_summary,
     record_failure,
+    transient_error,
 )
 from svomflow.products.provenance import Provenance
 from svomflow.products.store import ProductRef
@@ -30,6 +31,7 @@ __all__ = ["alert_ingest"]
     name="archive-alert",
     retries=3,
     retry_delay_seconds=[1, 2, 4],
+    retry_condition_fn=transient_error,
     task_run_name="archive-{burst_id}",
 )
 def archive_alert(

@@ -17,7 +17,12 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from svomflow.config import available_instruments, load_config
 from svomflow.errors import SvomflowError
-from svomflow.flows._support import FlowContext, default_output_root, publish_summary, record_failure
+from svomflow.flows._support import (
+    FlowContext,
+    default_output_root,
+    publish_summary,
+    record_failure,
+)
 from svomflow.tasks.vhf.config import VHFConfig
 from svomflow.tasks.vhf.inputs import load_inputs, peek_headers
 from svomflow.tasks.vhf.pipeline import (
@@ -31,7 +36,12 @@ from svomflow.tasks.vhf.pipeline import (
     spectrum,
     summary,
 )
-from svomflow.tasks.vhf.timing import InstrumentCurves, InstrumentTiming, instrument_lightcurves, instrument_measures
+from svomflow.tasks.vhf.timing import (
+    InstrumentCurves,
+    InstrumentTiming,
+    instrument_lightcurves,
+    instrument_measures,
+)
 
 __all__ = ["FLOW_NAME", "load_vhf_config", "run_vhf_steps", "vhf_quick_analysis"]
 
@@ -64,15 +74,26 @@ def load_vhf_config(
     return cfg
 
 
-@task(name="vhf-read", retries=2, retry_delay_seconds=1, retry_condition_fn=_transient, cache_policy=NO_CACHE)
+@task(
+    name="vhf-read",
+    retries=2,
+    retry_delay_seconds=1,
+    retry_condition_fn=_transient,
+    cache_policy=NO_CACHE,
+)
 def read_task(event_files: list[str], t0: float | None) -> dict[str, Any]:
     """Read and check every event file; return what was found (instruments, t0, flags)."""
     inputs = load_inputs(event_files, t0)
     return {
         "t0": inputs.t0,
         "instruments": {
-            k: {"events": d.events.size, "detectors": list(d.events.detectors), "imaging": d.imaging is not None,
-                "files": [h.path for h in d.headers], "flags": list(d.flags)}
+            k: {
+                "events": d.events.size,
+                "detectors": list(d.events.detectors),
+                "imaging": d.imaging is not None,
+                "files": [h.path for h in d.headers],
+                "flags": list(d.flags),
+            }
             for k, d in inputs.instruments.items()
         },
     }
@@ -85,8 +106,10 @@ def calibration_task(event_files: list[str], t0: float) -> dict[str, Any]:
 
 
 @task(name="vhf-lightcurves", task_run_name="lightcurves-{instrument}", cache_policy=NO_CACHE)
-def lightcurves_task(event_files: list[str], t0: float, instrument: str, cfg: VHFConfig) -> InstrumentCurves | str:
-    """Light curves and background of one instrument (a string: why no burst was found)."""
+def lightcurves_task(
+    event_files: list[str], t0: float, instrument: str, cfg: VHFConfig
+) -> InstrumentCurves | str:
+    """Light curves, background and T90 of one instrument (a string: why no burst was found)."""
     try:
         return instrument_lightcurves(load_inputs(event_files, t0).instruments[instrument], cfg)
     except SvomflowError as exc:
@@ -97,19 +120,25 @@ def lightcurves_task(event_files: list[str], t0: float, instrument: str, cfg: VH
 def durations_task(
     event_files: list[str], t0: float, instrument: str, curves: InstrumentCurves, cfg: VHFConfig
 ) -> InstrumentTiming:
-    """T90/T50, peak flux, rate trigger and hardness of one instrument."""
+    """Peak flux, rate trigger, hardness and detector net counts of one instrument."""
     return instrument_measures(load_inputs(event_files, t0).instruments[instrument], curves, cfg)
 
 
 @task(name="vhf-position", cache_policy=NO_CACHE)
-def position_task(event_files: list[str], t0: float, timings: dict[str, InstrumentTiming], cfg: VHFConfig) -> Positions:
+def position_task(
+    event_files: list[str], t0: float, timings: dict[str, InstrumentTiming], cfg: VHFConfig
+) -> Positions:
     """Coded-mask quick position and image trigger; count-ratio position."""
     return positions(load_inputs(event_files, t0), timings, cfg)
 
 
 @task(name="vhf-spectrum", cache_policy=NO_CACHE)
 def spectrum_task(
-    event_files: list[str], t0: float, timings: dict[str, InstrumentTiming], pos: Positions, cfg: VHFConfig
+    event_files: list[str],
+    t0: float,
+    timings: dict[str, InstrumentTiming],
+    pos: Positions,
+    cfg: VHFConfig,
 ) -> SpectrumStep:
     """Response for the burst direction and the quick spectral fit."""
     return spectrum(load_inputs(event_files, t0), timings, pos, cfg)
@@ -117,19 +146,37 @@ def spectrum_task(
 
 @task(name="vhf-classification", cache_policy=NO_CACHE)
 def classification_task(
-    event_files: list[str], t0: float, timings: dict[str, InstrumentTiming], pos: Positions, cfg: VHFConfig
+    event_files: list[str],
+    t0: float,
+    timings: dict[str, InstrumentTiming],
+    pos: Positions,
+    cfg: VHFConfig,
 ) -> dict[str, Any]:
     """Joint hardness ratio and the crude classification."""
     crude, inst, _ = classification(timings, pos, cfg)
-    return {"joint": joint_hardness(load_inputs(event_files, t0), timings, cfg), "crude": crude, "instrument": inst}
+    return {
+        "joint": joint_hardness(load_inputs(event_files, t0), timings, cfg),
+        "crude": crude,
+        "instrument": inst,
+    }
 
 
-@task(name="vhf-products", retries=2, retry_delay_seconds=2, retry_condition_fn=_transient, cache_policy=NO_CACHE)
-def products_task(result: VHFResult, ctx: FlowContext, obs_id: str, cfg: VHFConfig) -> list[dict[str, Any]]:
+@task(
+    name="vhf-products",
+    retries=2,
+    retry_delay_seconds=2,
+    retry_condition_fn=_transient,
+    cache_policy=NO_CACHE,
+)
+def products_task(
+    result: VHFResult, ctx: FlowContext, obs_id: str, cfg: VHFConfig
+) -> list[dict[str, Any]]:
     """Write every product (FITS + PNG) atomically with provenance; return small references."""
     from svomflow.tasks.vhf.publish import publish_products
 
-    refs = publish_products(result, store=ctx.store(), obs_id=obs_id, config=cfg, flow_name=FLOW_NAME)
+    refs = publish_products(
+        result, store=ctx.store(), obs_id=obs_id, config=cfg, flow_name=FLOW_NAME
+    )
     return [r.__dict__ for r in refs]
 
 
@@ -219,6 +266,54 @@ def run_vhf_steps(
     def submit(t: Any, *args: Any) -> Any:
         return t.submit(*args) if use_prefect else _Done(t.fn(*args))
 
+    if not use_prefect:
+        # no on_failure hook outside a flow run: record the failure here
+        ctx = FlowContext(FLOW_NAME, obs_id, out_dir or str(default_output_root()), database_url)
+        try:
+            return _body(
+                event_files,
+                obs_id,
+                t0,
+                band,
+                out_dir,
+                config_files,
+                overrides,
+                database_url,
+                False,
+                call,
+                submit,
+            )
+        except SvomflowError as exc:
+            ctx.status("failed", str(exc)[:2000])
+            raise
+    return _body(
+        event_files,
+        obs_id,
+        t0,
+        band,
+        out_dir,
+        config_files,
+        overrides,
+        database_url,
+        True,
+        call,
+        submit,
+    )
+
+
+def _body(
+    event_files: list[str],
+    obs_id: str,
+    t0: float | None,
+    band: tuple[float, float] | None,
+    out_dir: str | None,
+    config_files: list[str] | None,
+    overrides: list[str] | None,
+    database_url: str | None,
+    use_prefect: bool,
+    call: Any,
+    submit: Any,
+) -> dict[str, Any]:
     log = _logger(use_prefect)
     clock: dict[str, float] = {}
     start = time.perf_counter()
@@ -247,7 +342,11 @@ def run_vhf_steps(
     if len(failed) == len(curves):
         raise SvomflowError("no burst found: " + "; ".join(f"{k}: {v}" for k, v in failed.items()))
     mark = time.perf_counter()
-    dfut = {n: submit(durations_task, files, t_ref, n, c, cfg) for n, c in curves.items() if not isinstance(c, str)}
+    dfut = {
+        n: submit(durations_task, files, t_ref, n, c, cfg)
+        for n, c in curves.items()
+        if not isinstance(c, str)
+    }
     timings = {n: f.result() for n, f in dfut.items()}
     clock["durations_peak_hardness"] = time.perf_counter() - mark
     mark = time.perf_counter()
@@ -279,14 +378,19 @@ def run_vhf_steps(
     numbers = {
         "T0 (mission s)": f"{out['t0']:.3f}",
         f"T90 ({out['t90_instrument']}, {out['t90_band_kev'][0]:g}-{out['t90_band_kev'][1]:g} keV)": (
-            "n/a" if out["t90"] is None else f"{out['t90']:.2f} ± {out['t90_err'] or float('nan'):.2f} s"
+            "n/a"
+            if out["t90"] is None
+            else f"{out['t90']:.2f} ± {out['t90_err'] or float('nan'):.2f} s"
         ),
-        "class": "n/a" if out["classification"] is None else
-        f"{out['classification']['class']} (p_short {out['classification']['p_short']:.3f})",
+        "class": "n/a"
+        if out["classification"] is None
+        else f"{out['classification']['class']} (p_short {out['classification']['p_short']:.3f})",
     }
     if out["position"]:
         p = out["position"]
-        numbers["position"] = f"RA {p['ra_deg']:.3f} Dec {p['dec_deg']:.3f} r90 {p['r90_arcmin']:.1f}' ({p['instrument']})"
+        numbers["position"] = (
+            f"RA {p['ra_deg']:.3f} Dec {p['dec_deg']:.3f} r90 {p['r90_arcmin']:.1f}' ({p['instrument']})"
+        )
     from svomflow.products.store import ProductRef
 
     publish_summary(

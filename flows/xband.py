@@ -220,6 +220,10 @@ def xband_analysis(
             numbers[f"T90 {name} {row['band_lo']:g}-{row['band_hi']:g} keV (s)"] = (
                 f"{_fmt(row['t90'])} ± {_fmt(row['t90_err'], 2)}"
             )
+        else:
+            numbers[f"T90 {name} {row['band_lo']:g}-{row['band_hi']:g} keV (s)"] = (
+                f"not measured ({row.get('quality', 'NOT_MEASURED')})"
+            )
     if "eclairs" in loc:
         e = loc["eclairs"]
         numbers["PO_ECL RA, Dec (deg), r90"] = (

@@ -15,6 +15,7 @@ T90 of ``truth.json``.
 
 from __future__ import annotations
 
+import itertools
 import math
 import shutil
 import tempfile
@@ -32,16 +33,32 @@ from svomflow.errors import ConfigError
 
 __all__ = [
     "BENCH_FLOWS",
+    "BENCH_SCENARIOS",
+    "MXT_MATCH_ARCSEC",
     "QuantityStats",
     "bench_statistics",
     "counts_durations",
     "grb_model_from_truth",
+    "match_sources",
+    "mxt_pipeline",
+    "mxt_trial",
     "run_bench",
     "run_trial",
 ]
 
 # flow alias -> trial function "module:function"
-BENCH_FLOWS = {"vhf": "svomflow.simulation.bench:vhf_trial"}
+BENCH_FLOWS = {
+    "vhf": "svomflow.simulation.bench:vhf_trial",
+    "mxt": "svomflow.simulation.bench:mxt_trial",
+}
+
+# default scenario of each flow's bench (the CLI's --scenario default)
+BENCH_SCENARIOS = {"vhf": "short_grb", "mxt": "mxt_one_source"}
+
+# a detection matches an injected MXT source when closer than this (arcsec): well above the
+# r90 of the faintest sources the bench injects (~1 arcmin) and below the closest pair
+# (4 arcmin in mxt_three_sources), so a match is unambiguous
+MXT_MATCH_ARCSEC = 120.0
 
 
 def grb_model_from_truth(src: dict[str, Any]) -> Any:
@@ -84,14 +101,16 @@ def counts_durations(
     t = np.linspace(t_lo, t_hi, n_time)
     edges = np.geomspace(band_kev[0], band_kev[1], n_sub + 1)
     rate = np.zeros_like(t)
-    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+    for lo, hi in itertools.pairwise(edges):
         rate += model.photon_flux(t, lo, hi) * float(efficiency(np.array([np.sqrt(lo * hi)]))[0])
     cum = np.concatenate([[0.0], np.cumsum(0.5 * (rate[1:] + rate[:-1]) * np.diff(t))])
     q = np.interp(np.array([0.05, 0.95, 0.25, 0.75]) * cum[-1], cum, t)
     return {"t90": q[1] - q[0], "t90_start": q[0], "t50": q[3] - q[2], "t50_start": q[2]}
 
 
-def _efficiencies(truth: dict[str, Any]) -> dict[str, tuple[Callable[[np.ndarray], np.ndarray], str]]:
+def _efficiencies(
+    truth: dict[str, Any],
+) -> dict[str, tuple[Callable[[np.ndarray], np.ndarray], str]]:
     """Detection efficiency vs photon energy per instrument (for the counts truth)."""
     from svomflow.config import load_instrument
 
@@ -135,15 +154,135 @@ def vhf_trial(sim_dir: Path, truth: dict[str, Any], overrides: list[str]) -> dic
             continue
         true = counts_durations(model, tuple(per["band_kev"]), eff)
         q[f"t90_{name}"] = (per["t90"], per["t90_err"], true["t90"], "s", 0.68)
-        q[f"t90_start_{name}"] = (per["t90_start"] + shift, per["t90_start_err"], true["t90_start"], "s", 0.68)
+        q[f"t90_start_{name}"] = (
+            per["t90_start"] + shift,
+            per["t90_start_err"],
+            true["t90_start"],
+            "s",
+            0.68,
+        )
         q[f"t50_{name}"] = (per["t50"], per["t50_err"], true["t50"], "s", 0.68)
     for name, p in s["positions"].items():
-        sep = float(angular_separation_deg(p["ra_deg"], p["dec_deg"], src["ra_deg"], src["dec_deg"]))
+        sep = float(
+            angular_separation_deg(p["ra_deg"], p["dec_deg"], src["ra_deg"], src["dec_deg"])
+        )
         if "r90_arcmin" in p:
             q[f"position_{name}"] = (sep * 60.0, p["r90_arcmin"], 0.0, "arcmin", 0.90)
         else:
             q[f"position_{name}"] = (sep, p["error_radius_90_deg"], 0.0, "deg", 0.90)
     return {"quantities": q, "flags": s["flags"], "class": (s["classification"] or {}).get("class")}
+
+
+def mxt_pipeline(
+    sim_dir: Path, truth: dict[str, Any], overrides: list[str], work_dir: Path
+) -> dict[str, Any]:
+    """Run the MXT steps merge -> calibrate -> detect on one simulated field (no Prefect).
+
+    The calibration (GAIN, CTI, PATTERN, PSF) is selected from the CALDB the simulator
+    registered its true files in, for the observation's start, exactly as the
+    ``mxt_analysis`` flow selects it. ``overrides`` are ``dotted.key=value`` settings of
+    :class:`svomflow.tasks.xray.pipeline.MXTAnalysisConfig`. Returns the detection step's
+    result (sources with ``ra_deg``, ``dec_deg``, ``r90_arcsec``, ``counts``, ``ml``).
+    """
+    from svomflow.calibration.caldb import open_caldb, resolve_calibrations
+    from svomflow.config import load_config, load_instrument
+    from svomflow.tasks.xray.pipeline import (
+        MXTAnalysisConfig,
+        calibration_requirements,
+        mission_time_to_utc,
+        step_calibrate,
+        step_detect,
+        step_merge,
+    )
+
+    files = truth["files"]
+    cfg = load_config(MXTAnalysisConfig, overrides=overrides)
+    mjdref = float(load_instrument("mxt").get("time_reference.mjdref"))
+    cal = resolve_calibrations(
+        calibration_requirements(),
+        mission_time_to_utc(float(truth["tstart"]), mjdref),
+        caldb=open_caldb(str(sim_dir / files["caldb"])),
+    )
+    paths = {k: str(e.path) for k, e in cal.items()}
+    merged = step_merge(
+        [str(sim_dir / f) for f in files["l1"]],
+        str(sim_dir / files["attitude"]),
+        str(sim_dir / files["saa"]),
+        str(work_dir),
+    )
+    calibrated = step_calibrate(merged["path"], paths, str(work_dir))
+    return step_detect(calibrated["path"], paths["psf"], str(work_dir), cfg.detect)
+
+
+def match_sources(
+    injected: list[dict[str, Any]], found: list[dict[str, Any]], radius_arcsec: float
+) -> tuple[dict[str, int], list[int]]:
+    """Match detections to injected sources (closest pairs first, one-to-one, within ``radius``).
+
+    Returns ``{injected name: detection index}`` and the indices of unmatched detections.
+    """
+    from svomflow.tasks.attitude import angular_separation_deg
+
+    pairs = []
+    for i, src in enumerate(injected):
+        for j, det in enumerate(found):
+            sep = 3600.0 * float(
+                angular_separation_deg(det["ra_deg"], det["dec_deg"], src["ra_deg"], src["dec_deg"])
+            )
+            if sep < radius_arcsec:
+                pairs.append((sep, i, j))
+    matched: dict[str, int] = {}
+    used: set[int] = set()
+    for _, i, j in sorted(pairs):
+        name = injected[i]["name"]
+        if name in matched or j in used:
+            continue
+        matched[name] = j
+        used.add(j)
+    return matched, [j for j in range(len(found)) if j not in used]
+
+
+def mxt_trial(sim_dir: Path, truth: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Run the MXT steps on one simulated field; return position error vs r90 and detection counts.
+
+    Quantities: ``position_<source>`` per injected source and ``position_all`` pooled over
+    sources (error in arcsec against the 90 % radius, nominal coverage 0.90), for the
+    sources detected. Counts: injected, detected (matched within
+    :data:`MXT_MATCH_ARCSEC`), and false detections (unmatched).
+    """
+    from svomflow.tasks.attitude import angular_separation_deg
+
+    mxt = truth["instruments"]["mxt"]
+    d = sim_dir / "mxt"
+    work = sim_dir / "work"
+    work.mkdir()
+    det = mxt_pipeline(d, mxt, overrides, work)
+    found = det["sources"]
+    injected = mxt["sources"]
+    matched, false = match_sources(injected, found, MXT_MATCH_ARCSEC)
+    q: dict[str, Any] = {}
+    pooled = []
+    for src in injected:
+        j = matched.get(src["name"])
+        if j is None:
+            continue
+        f = found[j]
+        sep = 3600.0 * float(
+            angular_separation_deg(f["ra_deg"], f["dec_deg"], src["ra_deg"], src["dec_deg"])
+        )
+        row = (sep, f["r90_arcsec"], 0.0, "arcsec", 0.90)
+        q[f"position_{src['name']}"] = row
+        pooled.append(row)
+    if pooled:
+        q["position_all"] = pooled
+    counts = {
+        "injected": len(injected),
+        "detected": len(matched),
+        "false": len(false),
+    }
+    for src in injected:
+        counts[f"detected_{src['name']}"] = int(src["name"] in matched)
+    return {"quantities": q, "counts": counts, "flags": []}
 
 
 def run_trial(
@@ -213,7 +352,12 @@ def bench_statistics(trials: list[dict[str, Any]]) -> dict[str, QuantityStats]:
     names = sorted({k for t in trials if t["ok"] for k in t["quantities"]})
     out: dict[str, QuantityStats] = {}
     for name in names:
-        rows = [t["quantities"][name] for t in trials if t["ok"] and name in t["quantities"]]
+        rows = []
+        for t in trials:
+            if t["ok"] and name in t["quantities"]:
+                v = t["quantities"][name]
+                # several samples per trial (e.g. one per source) come as a list of rows
+                rows.extend(v if isinstance(v, list) else [v])
         est = np.array([r[0] for r in rows], float)
         err = np.array([np.nan if r[1] is None else r[1] for r in rows], float)
         tru = np.array([r[2] for r in rows], float)
@@ -246,6 +390,16 @@ def bench_statistics(trials: list[dict[str, Any]]) -> dict[str, QuantityStats]:
             pull_std=float(np.std(pull, ddof=1)) if pull.size > 1 else math.nan,
             extra={"mean_truth": float(np.mean(tru))},
         )
+    return out
+
+
+def _sum_counts(trials: list[dict[str, Any]]) -> dict[str, int]:
+    """Sum the integer ``counts`` of the successful trials (detections, false detections...)."""
+    out: dict[str, int] = {}
+    for t in trials:
+        if t["ok"]:
+            for k, v in t.get("counts", {}).items():
+                out[k] = out.get(k, 0) + int(v)
     return out
 
 
@@ -312,8 +466,11 @@ def run_bench(
         "succeeded": sum(r["ok"] for r in results),
         "wall_s": time.perf_counter() - start,
         "quantities": {k: v.__dict__ | {"consistent": v.consistent()} for k, v in st.items()},
+        "counts": _sum_counts(results),
         "failures": [
-            {"trial": r["trial"], "seed": r["seed"], "reason": r["error"]} for r in results if not r["ok"]
+            {"trial": r["trial"], "seed": r["seed"], "reason": r["error"]}
+            for r in results
+            if not r["ok"]
         ],
         "trial_results": results,
     }

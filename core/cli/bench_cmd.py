@@ -18,14 +18,29 @@ def _fmt(x: Any, nd: int = 3) -> str:
     return f"{x:.{nd}g}" if isinstance(x, float) else str(x)
 
 
+def _binomial(k: int, n: int) -> tuple[float, float]:
+    from svomflow.simulation.bench import _binomial_interval
+
+    return _binomial_interval(k, n) if n > 0 else (math.nan, math.nan)
+
+
 @user_errors
 def bench(
-    flow: Annotated[str, typer.Argument(help="Flow to bench (vhf).")],
-    trials: Annotated[int, typer.Option("--trials", "-n", help="Number of Monte Carlo trials.")] = 50,
-    seed: Annotated[int, typer.Option("--seed", help="Bench seed (trial seeds are spawned from it).")] = 0,
+    flow: Annotated[str, typer.Argument(help="Flow to bench (vhf, mxt).")],
+    trials: Annotated[
+        int, typer.Option("--trials", "-n", help="Number of Monte Carlo trials.")
+    ] = 50,
+    seed: Annotated[
+        int, typer.Option("--seed", help="Bench seed (trial seeds are spawned from it).")
+    ] = 0,
     scenario: Annotated[
-        str, typer.Option("--scenario", help="Scenario name or YAML file (svomflow simulate --list).")
-    ] = "short_grb",
+        str | None,
+        typer.Option(
+            "--scenario",
+            help="Scenario name or YAML file (svomflow simulate --list); default: short_grb "
+            "for vhf, mxt_one_source for mxt.",
+        ),
+    ] = None,
     workers: Annotated[int, typer.Option("--workers", "-w", help="Worker processes.")] = 2,
     set_: SetOverrides = None,
     flow_set: Annotated[
@@ -46,8 +61,12 @@ def bench(
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
-    from svomflow.simulation.bench import run_bench
+    from svomflow.errors import ConfigError
+    from svomflow.simulation.bench import BENCH_FLOWS, BENCH_SCENARIOS, run_bench
 
+    if flow not in BENCH_FLOWS:
+        raise ConfigError(f"no bench for flow {flow!r}; available: {', '.join(BENCH_FLOWS)}")
+    scenario = scenario or BENCH_SCENARIOS[flow]
     console = Console(stderr=True)
     with Progress(
         TextColumn("{task.description}"),
@@ -80,18 +99,51 @@ def bench(
     if as_json:
         typer.echo(json.dumps(rep, separators=(",", ":"), default=str))
         return
-    table = Table(title=f"{flow} on {scenario}: {rep['succeeded']}/{trials} trials, {rep['wall_s']:.0f} s")
-    for col in ("quantity", "unit", "n", "bias ± err", "scatter", "median |err|", "median reported",
-                "coverage [95% CI]", "nominal"):
+    table = Table(
+        title=f"{flow} on {scenario}: {rep['succeeded']}/{trials} trials, {rep['wall_s']:.0f} s"
+    )
+    for col in (
+        "quantity",
+        "unit",
+        "n",
+        "bias ± err",
+        "scatter",
+        "median |err|",
+        "median reported",
+        "coverage [95% CI]",
+        "nominal",
+    ):
         table.add_column(col)
     for name, q in rep["quantities"].items():
         table.add_row(
-            name, q["unit"], str(q["n"]), f"{_fmt(q['bias'])} ± {_fmt(q['bias_err'], 2)}",
-            _fmt(q["scatter"]), _fmt(q["median_abs_error"]), _fmt(q["median_reported_error"]),
+            name,
+            q["unit"],
+            str(q["n"]),
+            f"{_fmt(q['bias'])} ± {_fmt(q['bias_err'], 2)}",
+            _fmt(q["scatter"]),
+            _fmt(q["median_abs_error"]),
+            _fmt(q["median_reported_error"]),
             f"{q['coverage']:.2f} [{q['coverage_low']:.2f}, {q['coverage_high']:.2f}]"
             + ("" if q["consistent"] else " !"),
             f"{q['nominal_coverage']:.2f}",
         )
-    Console().print(table)
+    import sys
+
+    Console(width=None if sys.stdout.isatty() else 160).print(table)
+    c = rep.get("counts") or {}
+    if "injected" in c:
+        n_ok = max(rep["succeeded"], 1)
+        inj, det, false = c["injected"], c.get("detected", 0), c.get("false", 0)
+        lo, hi = _binomial(det, inj)
+        typer.echo(
+            f"detection: {det}/{inj} injected sources found (completeness "
+            f"{det / max(inj, 1):.3f} [{lo:.3f}, {hi:.3f}]), {false} false detections "
+            f"({false / n_ok:.2f} per field)"
+        )
+        per = {k.removeprefix("detected_"): v for k, v in c.items() if k.startswith("detected_")}
+        if per:
+            typer.echo(
+                "  per source: " + ", ".join(f"{k} {v}/{n_ok}" for k, v in sorted(per.items()))
+            )
     for f in rep["failures"]:
         typer.echo(f"trial {f['trial']} (seed {f['seed']}) failed: {f['reason']}")

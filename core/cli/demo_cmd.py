@@ -47,27 +47,58 @@ def _truth_rows(res: dict[str, Any], truth: dict[str, Any]) -> list[tuple[str, s
         band = tuple(per["band_kev"])
         true = counts_durations(model, band, eff)
         label = f"{band[0]:g}-{band[1]:g} keV"
-        rows.append((f"T90 {name} {label} (s)", f"{per['t90']:.2f} ± {per['t90_err']:.2f}",
-                     f"{true['t90']:.2f} (counts); photon {src['bands'].get(f'{band[0]:g}-{band[1]:g}', {}).get('t90', float('nan')):.2f}"))
-        rows.append((f"T90 start {name} (s from injected T0)", f"{per['t90_start'] + shift:.2f} ± {per['t90_start_err']:.2f}",
-                     f"{true['t90_start']:.2f}"))
-        rows.append((f"T50 {name} (s)", f"{per['t50']:.2f} ± {per['t50_err']:.2f}", f"{true['t50']:.2f}"))
+        rows.append(
+            (
+                f"T90 {name} {label} (s)",
+                f"{per['t90']:.2f} ± {per['t90_err']:.2f}",
+                f"{true['t90']:.2f} (counts); photon {src['bands'].get(f'{band[0]:g}-{band[1]:g}', {}).get('t90', float('nan')):.2f}",
+            )
+        )
+        rows.append(
+            (
+                f"T90 start {name} (s from injected T0)",
+                f"{per['t90_start'] + shift:.2f} ± {per['t90_start_err']:.2f}",
+                f"{true['t90_start']:.2f}",
+            )
+        )
+        rows.append(
+            (f"T50 {name} (s)", f"{per['t50']:.2f} ± {per['t50_err']:.2f}", f"{true['t50']:.2f}")
+        )
     for name, p in res["positions"].items():
-        sep = float(angular_separation_deg(p["ra_deg"], p["dec_deg"], src["ra_deg"], src["dec_deg"]))
+        sep = float(
+            angular_separation_deg(p["ra_deg"], p["dec_deg"], src["ra_deg"], src["dec_deg"])
+        )
         if "r90_arcmin" in p:
-            rows.append((f"position {name}", f"RA {p['ra_deg']:.3f} Dec {p['dec_deg']:.3f} r90 {p['r90_arcmin']:.1f}'",
-                         f"RA {src['ra_deg']:.3f} Dec {src['dec_deg']:.3f} (off by {sep * 60:.2f}')"))
+            rows.append(
+                (
+                    f"position {name}",
+                    f"RA {p['ra_deg']:.3f} Dec {p['dec_deg']:.3f} r90 {p['r90_arcmin']:.1f}'",
+                    f"RA {src['ra_deg']:.3f} Dec {src['dec_deg']:.3f} (off by {sep * 60:.2f}')",
+                )
+            )
         else:
-            rows.append((f"position {name}", f"RA {p['ra_deg']:.1f} Dec {p['dec_deg']:.1f} r90 {p['error_radius_90_deg']:.1f} deg",
-                         f"off by {sep:.1f} deg"))
+            rows.append(
+                (
+                    f"position {name}",
+                    f"RA {p['ra_deg']:.1f} Dec {p['dec_deg']:.1f} r90 {p['error_radius_90_deg']:.1f} deg",
+                    f"off by {sep:.1f} deg",
+                )
+            )
     c = res.get("classification")
     if c:
-        rows.append(("class", f"{c['class']} (p_short {c['p_short']:.3f})", "long (injected long family)"))
+        rows.append(
+            ("class", f"{c['class']} (p_short {c['p_short']:.3f})", "long (injected long family)")
+        )
     for name, sp in res.get("spectrum", {}).items():
         ep = sp["parameters"].get("epeak")
         if ep:
-            rows.append((f"Epeak {name} {sp['model']} (keV)", f"{ep['value']:.0f} ± {ep['error']:.0f}",
-                         f"{src['spectrum']['epeak']:.0f} at onset, decaying ({src['evolution']['mode']})"))
+            rows.append(
+                (
+                    f"Epeak {name} {sp['model']} (keV)",
+                    f"{ep['value']:.0f} ± {ep['error']:.0f}",
+                    f"{src['spectrum']['epeak']:.0f} at onset, decaying ({src['evolution']['mode']})",
+                )
+            )
     return rows
 
 
@@ -109,10 +140,15 @@ def run_demo(*, seed: int = 1, port: int = 4200, stop_server_after: bool = False
 
 @user_errors
 def demo(
-    seed: Annotated[int, typer.Option("--seed", help="Simulation seed (fixed: same burst every time).")] = 1,
+    seed: Annotated[
+        int, typer.Option("--seed", help="Simulation seed (fixed: same burst every time).")
+    ] = 1,
     port: Annotated[int, typer.Option("--port", help="Port of the local Prefect server.")] = 4200,
     stop: Annotated[
-        bool, typer.Option("--stop-server", help="Stop the Prefect server afterwards if the demo started it.")
+        bool,
+        typer.Option(
+            "--stop-server", help="Stop the Prefect server afterwards if the demo started it."
+        ),
     ] = False,
 ) -> None:
     """Simulate a bright GRB, run vhf_quick_analysis on a local Prefect server, show the results."""
@@ -123,18 +159,18 @@ def demo(
     with console.status("simulating a bright long GRB (ECLAIRs + GRM) and running the VHF flow..."):
         out = run_demo(seed=seed, port=port, stop_server_after=stop)
     info = out["server"]
-    console.print(f"input (simulated L1 + truth.json): {out['input']}")
+    console.print(f"input (simulated L1 + truth.json): {out['input']}", soft_wrap=True)
     table = Table(title=f"VHF quick analysis of {out['obs_id']}: measured vs injected")
     for col in ("quantity", "measured", "injected"):
         table.add_column(col)
     for r in out["rows"]:
         table.add_row(*r)
     console.print(table)
-    console.print(f"{len(out['products'])} products in {out['products_dir']}")
+    console.print(f"{len(out['products'])} products in {out['products_dir']}", soft_wrap=True)
     state = "started now" if info.started_here else "already running"
-    console.print(f"Prefect server ({state}): {info.ui_url}")
+    console.print(f"Prefect server ({state}): {info.ui_url}", soft_wrap=True)
     if out["flow_run_url"]:
-        console.print(f"flow run in the Prefect UI: {out['flow_run_url']}")
+        console.print(f"flow run in the Prefect UI: {out['flow_run_url']}", soft_wrap=True)
     if out["server_stopped"]:
         console.print("the Prefect server was stopped (--stop-server)")
     elif info.started_here:

@@ -56,7 +56,7 @@ def mxt(
         str | None, typer.Option("--obs-id", help="Observation id (default from the headers).")
     ] = None,
     caldb: Annotated[
-        Path | None, typer.Option("--caldb", help="CALDB directory or URL to select from.")
+        str | None, typer.Option("--caldb", help="CALDB directory or URL to select from.")
     ] = None,
     calib: Annotated[
         list[str] | None,
@@ -94,7 +94,7 @@ def mxt(
         obs_id=obs_id,
         out_dir=str(out.resolve()) if out else None,
         calibration_overrides=_calib_overrides(calib) or None,
-        caldb_root=str(caldb) if caldb else None,
+        caldb_root=caldb,
         trigger_time=trigger_time,
         prior_ra=prior_ra,
         prior_dec=prior_dec,

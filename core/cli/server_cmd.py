@@ -9,7 +9,9 @@ from svomflow.cli._common import user_errors
 
 __all__ = ["app"]
 
-app = typer.Typer(help="Start, stop or check the local Prefect server (UI and API).", no_args_is_help=True)
+app = typer.Typer(
+    help="Start, stop or check the local Prefect server (UI and API).", no_args_is_help=True
+)
 
 
 @app.command("start")

@@ -83,19 +83,29 @@ def _clean(obj: Any) -> Any:
 def vhf(
     ctx: typer.Context,
     events: Annotated[
-        list[Path], typer.Option("--events", "-e", help="Event file(s): ECLAIRs/GRM L1, GBM TTE, OGIP events.")
+        list[Path],
+        typer.Option("--events", "-e", help="Event file(s): ECLAIRs/GRM L1, GBM TTE, OGIP events."),
     ],
-    t0: Annotated[float | None, typer.Option("--t0", help="Reference time T0 (mission s); default from TRIGTIME.")] = None,
+    t0: Annotated[
+        float | None,
+        typer.Option("--t0", help="Reference time T0 (mission s); default from TRIGTIME."),
+    ] = None,
     band: Annotated[
-        tuple[float, float] | None, typer.Option("--band", help="T90/peak-flux band in keV, e.g. --band 50 300.")
+        tuple[float, float] | None,
+        typer.Option("--band", help="T90/peak-flux band in keV, e.g. --band 50 300."),
     ] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Product root directory.")] = None,
-    obs_id: Annotated[str | None, typer.Option("--obs-id", help="Burst id (default: TRIGID/OBJECT header).")] = None,
+    obs_id: Annotated[
+        str | None, typer.Option("--obs-id", help="Burst id (default: TRIGID/OBJECT header).")
+    ] = None,
     config: ConfigFiles = None,
     set_: SetOverrides = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object with the results.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object with the results.")
+    ] = False,
     no_prefect: Annotated[
-        bool, typer.Option("--no-prefect", help="Run the steps directly, without a Prefect flow run.")
+        bool,
+        typer.Option("--no-prefect", help="Run the steps directly, without a Prefect flow run."),
     ] = False,
 ) -> None:
     """Run the VHF quick analysis (T0, position, light curves, T90, peak flux, HR, spectrum, class)."""
@@ -117,7 +127,9 @@ def vhf(
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
         logging.getLogger("prefect").setLevel(logging.WARNING)
     if band is not None and not (0 <= band[0] < band[1]):
-        raise ConfigError(f"--band must be LOW HIGH with 0 <= LOW < HIGH keV, got {band[0]} {band[1]}")
+        raise ConfigError(
+            f"--band must be LOW HIGH with 0 <= LOW < HIGH keV, got {band[0]} {band[1]}"
+        )
     res = run_vhf(
         files,
         obs_id=obs_id,
@@ -131,7 +143,9 @@ def vhf(
     if as_json:
         typer.echo(json.dumps(_clean(res), separators=(",", ":")))
         return
-    typer.echo(f"obs_id {res['obs_id']}  T0 {res['t0']:.3f} (mission s)  instruments {', '.join(res['instruments'])}")
+    typer.echo(
+        f"obs_id {res['obs_id']}  T0 {res['t0']:.3f} (mission s)  instruments {', '.join(res['instruments'])}"
+    )
     if res["t90"] is not None:
         typer.echo(
             f"T90 {res['t90']:.3f} ± {res['t90_err'] or float('nan'):.3f} s from {res['t90_start']:.3f} s "
@@ -139,10 +153,14 @@ def vhf(
             f"T50 {res['t50']:.3f} s"
         )
     for ts, p in res["peak_flux"].items():
-        typer.echo(f"peak flux {ts} s: {p['rate']:.1f} ± {p['rate_err']:.1f} counts/s at {p['start']:.3f} s")
+        typer.echo(
+            f"peak flux {ts} s: {p['rate']:.1f} ± {p['rate_err']:.1f} counts/s at {p['start']:.3f} s"
+        )
     if res["position"]:
         p = res["position"]
-        typer.echo(f"position ({p['instrument']}): RA {p['ra_deg']:.4f} Dec {p['dec_deg']:.4f} r90 {p['r90_arcmin']:.2f} arcmin")
+        typer.echo(
+            f"position ({p['instrument']}): RA {p['ra_deg']:.4f} Dec {p['dec_deg']:.4f} r90 {p['r90_arcmin']:.2f} arcmin"
+        )
     if res["classification"]:
         c = res["classification"]
         typer.echo(f"class {c['class']} (p_short {c['p_short']:.3f})")

@@ -47,7 +47,8 @@ class ReprocessPlan:
     key: str
     parameters: dict[str, Any]
     source: str
-    previous: dict[str, tuple[int, str]] = field(default_factory=dict)  # type -> (version, id)
+    # (type code, instrument) -> (version, id) of the current products before the run
+    previous: dict[tuple[str, str], tuple[int, str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -212,7 +213,7 @@ def plan_reprocess(
                 key=key,
                 parameters=_apply_config(spec, params, sets, config_files),
                 source=source,
-                previous={r.type_code: (r.version, r.id) for r in rows},
+                previous={(r.type_code, r.instrument): (r.version, r.id) for r in rows},
             )
         )
     return plans
@@ -260,7 +261,7 @@ def run_plans(
             state, run_id, message = "failed", None, f"{type(exc).__name__}: {exc}"
         products = []
         for row in _current_rows(engine, plan.spec, plan.key):
-            before = plan.previous.get(row.type_code)
+            before = plan.previous.get((row.type_code, row.instrument))
             change = (
                 "new product"
                 if before is None
@@ -269,7 +270,13 @@ def run_plans(
                 else "new version"
             )
             products.append(
-                {"type": row.type_code, "version": row.version, "id": row.id, "change": change}
+                {
+                    "type": row.type_code,
+                    "instrument": row.instrument,
+                    "version": row.version,
+                    "id": row.id,
+                    "change": change,
+                }
             )
         result = ReprocessResult(plan.key, state, run_id, message, products)
         if progress:

@@ -26,8 +26,10 @@ from svomflow.tasks.spectral.models import (
 )
 from svomflow.tasks.spectral.plot import plot
 from svomflow.tasks.spectral.quick_spectrum import (
+    DetectorTypeRanges,
     QuickSpectrum,
     QuickSpectrumConfig,
+    detector_energy_ranges,
     quick_spectrum,
 )
 
@@ -35,6 +37,7 @@ __all__ = [
     "Band",
     "Blackbody",
     "CutoffPowerLaw",
+    "DetectorTypeRanges",
     "FitResult",
     "FluxResult",
     "ParameterResult",
@@ -47,6 +50,7 @@ __all__ = [
     "SpectrumDataset",
     "SumModel",
     "compare",
+    "detector_energy_ranges",
     "errors",
     "fit",
     "flux",

@@ -33,6 +33,7 @@ __all__ = [
     "ParameterResult",
     "compare",
     "errors",
+    "fisher_covariance",
     "fit",
 ]
 
@@ -550,6 +551,26 @@ def _run(problem: FitProblem, edm_tol: float) -> FitResult:
         per_dataset_stat=problem.per_dataset(values),
         message=message,
     )
+
+
+def fisher_covariance(result: FitResult) -> np.ndarray:
+    """Covariance of the free parameters from the expected (Fisher) curvature at the best fit.
+
+    ``J^T W J`` with the statistic's expected per-bin curvature ``W``: positive
+    semi-definite by construction, unlike the finite-difference Hessian of
+    ``result.covariance`` (which includes the data's fluctuations and can come out
+    indefinite near a bound). Order and units as ``result.covariance``.
+    """
+    problem = result.problem
+    idx = problem.free_indices()
+    if not idx:
+        return np.zeros((0, 0))
+    base = np.array([result.parameters[p.name].value for p in problem.params])
+    x = problem.to_internal(idx, base[idx])
+    hess = problem.minimize(base, idx, x, max_iter=1, edm_tol=np.inf)[2]
+    cov_int = np.linalg.pinv(0.5 * hess, hermitian=True)
+    jac = np.array([base[i] if problem.params[i].log else 1.0 for i in idx])
+    return cov_int * jac[:, None] * jac[None, :]
 
 
 class _Profile:

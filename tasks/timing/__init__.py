@@ -4,6 +4,12 @@ Each step is a pure typed function with a pydantic config (``svomflow.config.Ste
 and a result dataclass; the numba kernels live in :mod:`svomflow.tasks.timing._kernels`.
 """
 
+from svomflow.tasks.timing.adaptive import (
+    AdaptiveBinningConfig,
+    DurationAnalysis,
+    choose_bin_width,
+    durations_from_events,
+)
 from svomflow.tasks.timing.background import BackgroundConfig, BackgroundModel, fit_background
 from svomflow.tasks.timing.binning import (
     BinnedCounts,
@@ -29,12 +35,14 @@ from svomflow.tasks.timing.peak import PeakFlux, PeakFluxConfig, peak_flux
 from svomflow.tasks.timing.trigger import TriggerConfig, TriggerResult, TriggerRow, rate_trigger
 
 __all__ = [
+    "AdaptiveBinningConfig",
     "BackgroundConfig",
     "BackgroundModel",
     "BayesianBlocksConfig",
     "BinnedCounts",
     "BinningConfig",
     "Blocks",
+    "DurationAnalysis",
     "DurationConfig",
     "Durations",
     "HardnessRatio",
@@ -51,8 +59,10 @@ __all__ = [
     "bayesian_blocks_fast",
     "blocks_from_events",
     "calibrate_ncp_prior",
+    "choose_bin_width",
     "constant_sn_bins",
     "durations",
+    "durations_from_events",
     "fit_background",
     "from_lightcurve",
     "gti_overlap",

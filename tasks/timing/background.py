@@ -62,7 +62,7 @@ class BackgroundConfig(StepConfig):
         1.0, gt=0, description="rebinning used to look for the excess (s)"
     )
     pad_fraction: float = Field(
-        0.15, ge=0, description="margin around the excess, as a fraction of its length"
+        0.3, ge=0, description="margin around the excess, as a fraction of its length"
     )
     pad_s: float = Field(0.0, ge=0, description="minimum margin around the excess (s)")
     ncp_prior: float = Field(
@@ -71,7 +71,7 @@ class BackgroundConfig(StepConfig):
         description="Bayesian-blocks prior of the 'blocks' and 'auto' methods (dimensionless)",
     )
     max_block_cells: int = Field(
-        20000,
+        4000,
         ge=100,
         description="'auto': neighbouring bins are summed so that Bayesian blocks see at "
         "most this many cells (cells)",

@@ -15,13 +15,14 @@ from svomflow.tasks.coded_mask.position import LocalisationConfig
 from svomflow.tasks.localisation.grm_ratio import GRMLocalisationConfig
 from svomflow.tasks.spectral.quick_spectrum import QuickSpectrumConfig
 from svomflow.tasks.timing import (
+    AdaptiveBinningConfig,
     BackgroundConfig,
     DurationConfig,
     PeakFluxConfig,
     TriggerConfig,
 )
 
-__all__ = ["DefaultBands", "JointHardnessConfig", "ShortBurstConfig", "VHFConfig"]
+__all__ = ["DefaultBands", "JointHardnessConfig", "VHFConfig"]
 
 Band = tuple[float, float]
 
@@ -50,23 +51,6 @@ class JointHardnessConfig(StepConfig):
     hard_band_kev: Band = Field((50.0, 300.0), description="hard band (keV)")
 
 
-class ShortBurstConfig(StepConfig):
-    """Finer settings used when the burst found on the default binning is short.
-
-    A 0.5 s burst on 64 ms bins, a 1 s excess search and 10 s plateaus drowns in the
-    background noise accumulated over the plateaus; the light curve is then re-binned and
-    the background re-fitted at these finer scales.
-    """
-
-    max_source_s: float = Field(
-        2.0, gt=0, description="source interval shorter than this uses these settings (s)"
-    )
-    dt_s: float = Field(0.016, gt=0, description="light-curve bin width (s)")
-    clip_timescale_s: float = Field(0.128, gt=0, description="excess-search rebinning (s)")
-    pad_s: float = Field(1.0, ge=0, description="margin around the excess (s)")
-    plateau_s: float = Field(1.0, gt=0, description="T90 background plateau length (s)")
-
-
 class VHFConfig(StepConfig):
     """Everything the ``vhf_quick_analysis`` flow can be told, step by step."""
 
@@ -75,12 +59,21 @@ class VHFConfig(StepConfig):
         description="T90 / peak-flux band for every instrument (keV); default: each "
         "instrument file's bands_kev.t90, clipped to the instrument's range",
     )
-    lc_dt_s: float = Field(0.064, gt=0, description="bin width of the quick light curves (s)")
+    lc_dt_s: float = Field(
+        0.064,
+        gt=0,
+        description="largest bin width of the quick light curves QLC in the light-curve "
+        "bands (s); a burst whose T90 clock is finer uses that (the T90 band's own curve "
+        "is on the T90 clock, see binning)",
+    )
     oblc_dt_s: float = Field(
         1.0, gt=0, description="bin width of the on-board-like count light curve OBLC (s)"
     )
     default_bands: DefaultBands = Field(default_factory=DefaultBands)
-    short_burst: ShortBurstConfig = Field(default_factory=ShortBurstConfig)
+    binning: AdaptiveBinningConfig = Field(
+        default_factory=AdaptiveBinningConfig,
+        description="how the T90 light curve's bin width is chosen from the burst's extent",
+    )
     background: BackgroundConfig = Field(default_factory=BackgroundConfig)
     durations: DurationConfig = Field(default_factory=DurationConfig)
     peak_flux: PeakFluxConfig = Field(default_factory=PeakFluxConfig)

@@ -49,15 +49,31 @@ def _set(header: fits.Header, key: str, value: Any, comment: str = "") -> None:
 
 
 def _primary(
-    telescope: str, instrument: str, t0: float, timeref: TimeReference, flags: Sequence[str]
+    telescope: str,
+    instrument: str,
+    t0: float,
+    timeref: TimeReference,
+    flags: Sequence[str],
+    quality: tuple[str, str] | None = None,
 ) -> fits.PrimaryHDU:
+    """Primary header with T0, the time reference and the quality (``QUALITY``, ``FLAGnn``).
+
+    ``quality`` overrides the GOOD/FLAGGED keyword with a (value, reason) pair; the reason
+    goes to ``QUALREAS`` (and in full to the FLAGnn cards).
+    """
     h = primary_hdu(
         telescope=telescope,
         instrument=instrument,
-        extra=[("T0", float(t0), "[s] reference time of relative times (MET)")]
-        + timeref.cards(),
+        extra=[("T0", float(t0), "[s] reference time of relative times (MET)"), *timeref.cards()],
     )
-    _set(h.header, "QUALITY", "FLAGGED" if flags else "GOOD", "FLAGGED: read the FLAGnn keywords")
+    if quality is None:
+        _set(
+            h.header, "QUALITY", "FLAGGED" if flags else "GOOD", "FLAGGED: read the FLAGnn keywords"
+        )
+    else:
+        _set(h.header, "QUALITY", quality[0], "product quality: read QUALREAS and FLAGnn")
+        # the full reason: astropy writes long strings with CONTINUE cards
+        h.header["QUALREAS"] = (str(quality[1]), "why the quality is not GOOD")
     for i, f in enumerate(flags[:99], start=1):
         _set(h.header, f"FLAG{i:02d}", str(f), "quality note")
     return h
@@ -95,9 +111,10 @@ def table_hdus(
     keywords: Sequence[tuple[str, Any, str]] = (),
     flags: Sequence[str] = (),
     extra_tables: Sequence[tuple[str, Sequence[Sequence[Column]]]] = (),
+    quality: tuple[str, str] | None = None,
 ) -> list[fits.PrimaryHDU | fits.BinTableHDU]:
     """Primary header plus a table of scalar results (one row per entry) with units."""
-    prim = _primary(telescope, instrument, t0, timeref, flags)
+    prim = _primary(telescope, instrument, t0, timeref, flags, quality)
     tab = _table(extname, rows)
     for k, v, c in keywords:
         if v is not None:
@@ -149,13 +166,20 @@ def lightcurve_hdus(
             with np.errstate(divide="ignore", invalid="ignore"):
                 bk = np.where(b.exposure > 0, mu / b.exposure, 0.0)
             hdu = fits.BinTableHDU.from_columns(
-                hdu.columns + fits.ColDefs([fits.Column("BKG_RATE", "E", unit="count/s", array=bk)]),
+                hdu.columns
+                + fits.ColDefs([fits.Column("BKG_RATE", "E", unit="count/s", array=bk)]),
                 header=hdu.header,
             )
             hdu.header["BKGORDER"] = (c.background.order, "order of the background polynomial")
         out.append(hdu)
     out.append(
-        gti_hdu(gti[:, 0] + t0, gti[:, 1] + t0, timeref=timeref, telescope=telescope, instrument=instrument)
+        gti_hdu(
+            gti[:, 0] + t0,
+            gti[:, 1] + t0,
+            timeref=timeref,
+            telescope=telescope,
+            instrument=instrument,
+        )
     )
     return out
 
@@ -163,32 +187,75 @@ def lightcurve_hdus(
 def _band_keys(band: tuple[float, float] | None) -> list[tuple[str, Any, str]]:
     if band is None:
         return []
-    return [("E_MIN", float(band[0]), "[keV] lower edge of the band"), ("E_MAX", float(band[1]), "[keV] upper edge of the band")]
-
-
-def t90_hdus(d: Durations, *, t0: float, flags: Sequence[str], **ids: Any) -> list[Any]:
-    """QT90: T90/T50 with start times and 1-sigma errors in a stated band."""
-    row: list[Column] = [
-        ("T90", d.t90, "s", "duration of 5-95 % of the net counts"),
-        ("T90_ERR", d.t90_err, "s", "1-sigma error (simulation)"),
-        ("T90_START", d.t90_start, "s", "start of T90, from T0"),
-        ("T90_START_ERR", d.t90_start_err, "s", "1-sigma error"),
-        ("T90_START_MET", d.t90_start + t0, "s", "start of T90, mission time"),
-        ("T50", d.t50, "s", "duration of 25-75 % of the net counts"),
-        ("T50_ERR", d.t50_err, "s", "1-sigma error"),
-        ("T50_START", d.t50_start, "s", "start of T50, from T0"),
-        ("T50_START_ERR", d.t50_start_err, "s", "1-sigma error"),
-        ("NET_COUNTS", d.total_counts, "count", "background-subtracted burst counts"),
-        ("NET_COUNTS_ERR", d.total_counts_err, "count", "1-sigma error"),
-        ("WIN_START", d.window[0], "s", "accumulation window start, from T0"),
-        ("WIN_STOP", d.window[1], "s", "accumulation window stop, from T0"),
+    return [
+        ("E_MIN", float(band[0]), "[keV] lower edge of the band"),
+        ("E_MAX", float(band[1]), "[keV] upper edge of the band"),
     ]
-    keys = _band_keys(d.band_kev) + [("METHOD", d.method[:68], "T90 method")]
-    return table_hdus(extname="T90", rows=[row], keywords=keys, flags=flags, t0=t0, **ids)
+
+
+def t90_hdus(
+    d: Durations | None,
+    *,
+    t0: float,
+    flags: Sequence[str],
+    quality: tuple[str, str] | None = None,
+    band_kev: tuple[float, float] | None = None,
+    source: tuple[float, float] | None = None,
+    data_span: tuple[float, float] | None = None,
+    dt_s: float | None = None,
+    **ids: Any,
+) -> list[Any]:
+    """QT90: T90/T50 with start times and 1-sigma errors in a stated band.
+
+    Without durations (``d`` None: the burst was found but T90 could not be measured) the
+    values are NaN, ``quality`` says why (e.g. ``TAIL_AT_DATA_END``) and the table gives the
+    excess interval found (``SRC_START``/``SRC_STOP``) and the data span, so that a reader
+    sees the burst extends to the edge of the data rather than a wrong duration.
+    """
+    nan = float("nan")
+    row: list[Column] = [
+        ("T90", d.t90 if d else nan, "s", "duration of 5-95 % of the net counts"),
+        ("T90_ERR", d.t90_err if d else nan, "s", "1-sigma error (simulation)"),
+        ("T90_START", d.t90_start if d else nan, "s", "start of T90, from T0"),
+        ("T90_START_ERR", d.t90_start_err if d else nan, "s", "1-sigma error"),
+        ("T90_START_MET", d.t90_start + t0 if d else nan, "s", "start of T90, mission time"),
+        ("T50", d.t50 if d else nan, "s", "duration of 25-75 % of the net counts"),
+        ("T50_ERR", d.t50_err if d else nan, "s", "1-sigma error"),
+        ("T50_START", d.t50_start if d else nan, "s", "start of T50, from T0"),
+        ("T50_START_ERR", d.t50_start_err if d else nan, "s", "1-sigma error"),
+        ("NET_COUNTS", d.total_counts if d else nan, "count", "background-subtracted counts"),
+        ("NET_COUNTS_ERR", d.total_counts_err if d else nan, "count", "1-sigma error"),
+        ("WIN_START", d.window[0] if d else nan, "s", "accumulation window start, from T0"),
+        ("WIN_STOP", d.window[1] if d else nan, "s", "accumulation window stop, from T0"),
+    ]
+    if source is not None:
+        row += [
+            ("SRC_START", source[0], "s", "start of the excess over background, from T0"),
+            ("SRC_STOP", source[1], "s", "end of the excess over background, from T0"),
+        ]
+    if data_span is not None:
+        row += [
+            ("DATA_START", data_span[0], "s", "first good time of the data, from T0"),
+            ("DATA_STOP", data_span[1], "s", "last good time of the data, from T0"),
+        ]
+    band = d.band_kev if d is not None else band_kev
+    keys: list[tuple[str, Any, str]] = list(_band_keys(band))
+    if d is not None:
+        keys.append(("METHOD", d.method[:68], "T90 method"))
+    if dt_s is not None:
+        keys.append(("TIMEDEL", float(dt_s), "[s] bin width of the T90 light curve"))
+    return table_hdus(
+        extname="T90", rows=[row], keywords=keys, flags=flags, t0=t0, quality=quality, **ids
+    )
 
 
 def peak_flux_hdus(
-    peaks: Sequence[PeakFlux], band: tuple[float, float], *, t0: float, flags: Sequence[str], **ids: Any
+    peaks: Sequence[PeakFlux],
+    band: tuple[float, float],
+    *,
+    t0: float,
+    flags: Sequence[str],
+    **ids: Any,
 ) -> list[Any]:
     """QPF: peak net count rate per timescale with its window start."""
     rows = [
@@ -203,7 +270,9 @@ def peak_flux_hdus(
         ]
         for p in peaks
     ]
-    return table_hdus(extname="PEAKFLUX", rows=rows, keywords=_band_keys(band), flags=flags, t0=t0, **ids)
+    return table_hdus(
+        extname="PEAKFLUX", rows=rows, keywords=_band_keys(band), flags=flags, t0=t0, **ids
+    )
 
 
 def hardness_hdus(hr: HardnessRatio, *, t0: float, flags: Sequence[str], **ids: Any) -> list[Any]:

@@ -225,9 +225,7 @@ def _read_imaging(
     from svomflow.simulation.eclairs import read_eclairs_l1
 
     if len(headers) != 1:
-        raise InputDataError(
-            f"{defn.instrument}: give one imaging event file, not {len(headers)}"
-        )
+        raise InputDataError(f"{defn.instrument}: give one imaging event file, not {len(headers)}")
     ev = read_eclairs_l1(headers[0].path, instrument=defn)
     return ImagingData(
         time=ev.time - t0,

@@ -231,7 +231,10 @@ def joint_hardness(
 ) -> HardnessRatio | None:
     """Cross-instrument hardness ratio (QHR_ECLGRM) over the soft instrument's burst interval."""
     jc = config.joint_hardness
-    soft, hard = inputs.instruments.get(jc.soft_instrument), inputs.instruments.get(jc.hard_instrument)
+    soft, hard = (
+        inputs.instruments.get(jc.soft_instrument),
+        inputs.instruments.get(jc.hard_instrument),
+    )
     ts, th = timings.get(jc.soft_instrument), timings.get(jc.hard_instrument)
     if soft is None or hard is None or ts is None or th is None:
         return None
@@ -244,7 +247,9 @@ def joint_hardness(
         ev = d.events
         tb = ev.time[ev.in_band(*b)]
         assert t.curve.background is not None
-        bk = manual_background(uniform_bins(tb, t.dt_s, ev.gti), t.curve.background, config.background)
+        bk = manual_background(
+            uniform_bins(tb, t.dt_s, ev.gti), t.curve.background, config.background
+        )
         nets.append((net_counts(tb, ev.gti, bk, interval), b))
     (ns, bs), (nh, bh) = nets
     return hardness_ratio(nh, ns, hard_band_kev=bh, soft_band_kev=bs, interval=interval)
@@ -269,7 +274,7 @@ def classification(
     name = primary_instrument(timings, config)
     t = timings[name]
     if t.durations is None:
-        return None, None, [f"no T90 in any instrument: not classified"]
+        return None, None, ["no T90 in any instrument: not classified"]
     catalog = config.classification_catalogs.get(name, config.classification.catalog)
     cfg = config.classification.model_copy(update={"catalog": catalog})
     d = t.durations
@@ -300,7 +305,9 @@ class VHFResult:
     crude_instrument: str | None
 
 
-def analyse(paths: list[str], t0: float | None = None, config: VHFConfig | None = None) -> VHFResult:
+def analyse(
+    paths: list[str], t0: float | None = None, config: VHFConfig | None = None
+) -> VHFResult:
     """Run every VHF step on event files, without Prefect and without writing products."""
     from svomflow.tasks.vhf.inputs import load_inputs
 
@@ -336,6 +343,9 @@ def _timing_dict(t: InstrumentTiming, t0: float) -> dict[str, Any]:
         "t50_start": _f(d.t50_start) if d else None,
         "net_counts": _f(d.total_counts) if d else None,
         "t90_method": d.method if d else None,
+        "t90_quality": t.t90_status.quality,
+        "t90_quality_reason": t.t90_status.reason or None,
+        "t90_dt_s": _f(t.dt_s),
         "peak_flux": {
             f"{p.timescale_s:g}": {
                 "rate": _f(p.rate),
@@ -378,7 +388,11 @@ def summary(result: VHFResult) -> dict[str, Any]:
     """The key numbers as one JSON-ready object (times in s since ``t0``)."""
     t0 = result.inputs.t0
     per = {k: _timing_dict(v, t0) for k, v in result.timings.items()}
-    prim = primary_instrument(result.timings, VHFConfig()) if result.crude_instrument is None else result.crude_instrument
+    prim = (
+        primary_instrument(result.timings, VHFConfig())
+        if result.crude_instrument is None
+        else result.crude_instrument
+    )
     top = per[prim]
     pos = result.positions
     best = pos.best()
@@ -401,12 +415,18 @@ def summary(result: VHFResult) -> dict[str, Any]:
             if it is None
             else {"start": _f(it.t_start), "exposure_s": _f(it.exposure_s), "snr": _f(it.snr)}
         )
-    spectra = {k: v.spectrum.to_dict() | {"interval": list(v.interval)} for k, v in result.spectrum.spectra.items()}
+    spectra = {
+        k: v.spectrum.to_dict() | {"interval": list(v.interval)}
+        for k, v in result.spectrum.spectra.items()
+    }
     jh = result.joint_hardness
     crude = result.crude
     flags: list[str] = []
     for name, why in result.failed.items():
         flags.append(f"{name}: {why}")
+    for name, t in result.timings.items():
+        if not t.t90_status.measured:
+            flags.append(f"{name}: {t.t90_status.quality}: {t.t90_status.reason}")
     for src in (pos.flags, result.spectrum.flags):
         for name, fl in src.items():
             flags.extend(f"{name}: {f}" for f in fl)
@@ -420,6 +440,7 @@ def summary(result: VHFResult) -> dict[str, Any]:
         "t90": top["t90"],
         "t90_err": top["t90_err"],
         "t90_start": top["t90_start"],
+        "t90_quality": top["t90_quality"],
         "t50": top["t50"],
         "t50_err": top["t50_err"],
         "t50_start": top["t50_start"],

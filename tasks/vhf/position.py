@@ -91,7 +91,9 @@ def coded_mask_position(
     )
 
 
-def image_trigger_search(data: InstrumentData, config: VHFConfig | None = None) -> ImageTrigger | None:
+def image_trigger_search(
+    data: InstrumentData, config: VHFConfig | None = None
+) -> ImageTrigger | None:
     """Best image-trigger detection over the instrument's exposures (None: nothing above threshold)."""
     cfg = config or VHFConfig()
     im = data.imaging
@@ -143,7 +145,9 @@ def _detector_net(
     for n in names:
         sel = (ev.detector == ev.detectors.index(n)) & ev.in_band(*band)
         t = ev.time[sel]
-        bk = manual_background(uniform_bins(t, timing.dt_s, ev.gti), timing.curve.background, cfg.background)
+        bk = manual_background(
+            uniform_bins(t, timing.dt_s, ev.gti), timing.curve.background, cfg.background
+        )
         nc = net_counts(t, ev.gti, bk, interval)
         nets.append(nc.net)
         vars_.append(nc.net_err**2)
@@ -263,11 +267,10 @@ def quick_spectrum_for(
         bins = uniform_bins(t, timing.dt_s, ev.gti)
         bk = manual_background(bins, timing.curve.background, cfg.background)
         edges_on = np.array([interval[0]]), np.array([interval[1]])
-        mu_on = float(
-            (bk.design(*edges_on) @ bk.coeffs)[0] * (interval[1] - interval[0])
-        )
+        mu_on = float((bk.design(*edges_on) @ bk.coeffs)[0] * (interval[1] - interval[0]))
         mu_off = sum(
-            float((bk.design(np.array([a]), np.array([b])) @ bk.coeffs)[0] * (b - a)) for a, b in off
+            float((bk.design(np.array([a]), np.array([b])) @ bk.coeffs)[0] * (b - a))
+            for a, b in off
         )
         if mu_off <= 0 or c_off.sum() == 0:
             raise InputDataError(f"{data.name} {r.detector}: no background counts off source")
@@ -281,4 +284,6 @@ def quick_spectrum_for(
     spec = quick_spectrum(
         counts, bkgs, resps, [live[n] for n in names], config=cfg.spectrum, names=names
     )
-    return GRMSpectrumResult(spectrum=spec, interval=(float(interval[0]), float(interval[1])), livetime=live)
+    return GRMSpectrumResult(
+        spectrum=spec, interval=(float(interval[0]), float(interval[1])), livetime=live
+    )

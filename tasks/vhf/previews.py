@@ -64,14 +64,29 @@ def plot_lightcurves(timing: InstrumentTiming, path: str | Path, *, title: str) 
     ax0 = axes[0]
     d = timing.durations
     if d is not None:
-        ax0.axvspan(d.t90_start, d.t90_start + d.t90, color="tab:orange", alpha=0.2,
-                    label=f"T90 = {d.t90:.2f} ± {d.t90_err:.2f} s")
-        ax0.axvspan(d.t50_start, d.t50_start + d.t50, color="tab:red", alpha=0.2,
-                    label=f"T50 = {d.t50:.2f} s")
+        ax0.axvspan(
+            d.t90_start,
+            d.t90_start + d.t90,
+            color="tab:orange",
+            alpha=0.2,
+            label=f"T90 = {d.t90:.2f} ± {d.t90_err:.2f} s",
+        )
+        ax0.axvspan(
+            d.t50_start,
+            d.t50_start + d.t50,
+            color="tab:red",
+            alpha=0.2,
+            label=f"T50 = {d.t50:.2f} s",
+        )
     for p in timing.peaks:
         if abs(p.timescale_s - 1.024) < 1e-6 or p is timing.peaks[-1]:
-            ax0.axvspan(p.start, p.start + p.timescale_s, color="tab:green", alpha=0.5,
-                        label=f"peak {p.timescale_s:g} s: {p.rate:.4g} count/s")
+            ax0.axvspan(
+                p.start,
+                p.start + p.timescale_s,
+                color="tab:green",
+                alpha=0.5,
+                label=f"peak {p.timescale_s:g} s: {p.rate:.4g} count/s",
+            )
             break
     ax0.legend(loc="upper right", fontsize=7)
     ax0.set_title(title)
@@ -91,7 +106,10 @@ def plot_sky_image(
     geom = MaskGeometry.from_instrument(defn)
     model = MaskModel.from_geometry(geom)
     sg = make_shadowgram(
-        im.time, im.y, im.z, im.energy_kev,
+        im.time,
+        im.y,
+        im.z,
+        im.energy_kev,
         shape=geom.shape,
         band_kev=qp.band_kev,
         interval=qp.interval,

@@ -8,7 +8,7 @@ joint code (``ECLGRM``); previews ``QLCPLOT`` (light curves) and ``QPOPLOT`` (sk
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -66,16 +66,15 @@ def publish_products(
             flow_name=flow_name,
         )
         ref = store.publish(
-            content, type_code=type_code, instrument=instrument, obs_id=obs_id, provenance=prov, ext=ext
+            content,
+            type_code=type_code,
+            instrument=instrument,
+            obs_id=obs_id,
+            provenance=prov,
+            ext=ext,
         )
         refs.append(ref)
         return ref
-
-    def writer(fn: Callable[[Path], Any]) -> Callable[[Path], None]:
-        def write(path: Path) -> None:
-            fn(path)
-
-        return write
 
     for name, data in inputs.instruments.items():
         code = instrument_code(name)
@@ -89,16 +88,37 @@ def publish_products(
         flags = list(data.flags) + list(t.flags)
         image = result.positions.image_trigger.get(name)
         publish(
-            fp.trigger_hdus(t.trigger, t0=t0, onboard_time=data.trigger_time, image=image, flags=flags, **ids),
-            "TT", code, files, cal,
+            fp.trigger_hdus(
+                t.trigger, t0=t0, onboard_time=data.trigger_time, image=image, flags=flags, **ids
+            ),
+            "TT",
+            code,
+            files,
+            cal,
         )
         qp = result.positions.coded_mask.get(name)
         qcl: list[fp.Column] = [
-            ("RATE_SNR", t.trigger.best.significance if t.trigger else None, "sigma", "best rate trigger"),
+            (
+                "RATE_SNR",
+                t.trigger.best.significance if t.trigger else None,
+                "sigma",
+                "best rate trigger",
+            ),
             ("IMAGE_SNR", image.snr if image is not None else None, "sigma", "best image trigger"),
-            ("POSITION_SNR", qp.position.snr if qp is not None else None, "sigma", "coded-mask fit S/N"),
+            (
+                "POSITION_SNR",
+                qp.position.snr if qp is not None else None,
+                "sigma",
+                "coded-mask fit S/N",
+            ),
         ]
-        publish(fp.table_hdus(extname="CONFLVL", rows=[qcl], flags=flags, t0=t0, **ids), "QCL", code, files, cal)
+        publish(
+            fp.table_hdus(extname="CONFLVL", rows=[qcl], flags=flags, t0=t0, **ids),
+            "QCL",
+            code,
+            files,
+            cal,
+        )
         if qp is not None:
             pos = qp.position
             row: list[fp.Column] = [
@@ -118,9 +138,18 @@ def publish_products(
                 ("N_DEAD", float(qp.dead_pixels.sum()), "", "dead pixels excluded"),
             ]
             publish(
-                fp.table_hdus(extname="POSITION", rows=[row], flags=flags, t0=t0,
-                              keywords=[("EMIN", qp.band_kev[0], "[keV]"), ("EMAX", qp.band_kev[1], "[keV]")], **ids),
-                "QPO", code, files, cal,
+                fp.table_hdus(
+                    extname="POSITION",
+                    rows=[row],
+                    flags=flags,
+                    t0=t0,
+                    keywords=[("EMIN", qp.band_kev[0], "[keV]"), ("EMAX", qp.band_kev[1], "[keV]")],
+                    **ids,
+                ),
+                "QPO",
+                code,
+                files,
+                cal,
             )
         gl = result.positions.count_ratio.get(name)
         if gl is not None:
@@ -131,24 +160,78 @@ def publish_products(
                 ("ERR_1SIGMA", gl.error_radius_1sigma_deg, "deg", "1-sigma radius"),
                 ("CHI2_MIN", gl.chi2_min, "", "chi-square at the best direction"),
             ]
-            publish(fp.table_hdus(extname="POSITION", rows=[row], flags=flags, t0=t0, **ids), "QPO", code, files, cal)
-        publish(fp.lightcurve_hdus(t.oblc, gti=data.events.gti, t0=t0, flags=flags, with_background=False, **ids),
-                "OBLC", code, files, cal)
-        publish(fp.lightcurve_hdus([t.curve, *t.light_curves], gti=data.events.gti, t0=t0, flags=flags, **ids),
-                "QLC", code, files, cal)
+            publish(
+                fp.table_hdus(extname="POSITION", rows=[row], flags=flags, t0=t0, **ids),
+                "QPO",
+                code,
+                files,
+                cal,
+            )
+        publish(
+            fp.lightcurve_hdus(
+                t.oblc, gti=data.events.gti, t0=t0, flags=flags, with_background=False, **ids
+            ),
+            "OBLC",
+            code,
+            files,
+            cal,
+        )
+        publish(
+            fp.lightcurve_hdus(
+                [t.curve, *t.light_curves], gti=data.events.gti, t0=t0, flags=flags, **ids
+            ),
+            "QLC",
+            code,
+            files,
+            cal,
+        )
         if t.peaks:
-            publish(fp.peak_flux_hdus(t.peaks, t.band_kev, t0=t0, flags=flags, **ids), "QPF", code, files, cal)
-        if t.durations is not None:
-            publish(fp.t90_hdus(t.durations, t0=t0, flags=flags, **ids), "QT90", code, files, cal)
+            publish(
+                fp.peak_flux_hdus(t.peaks, t.band_kev, t0=t0, flags=flags, **ids),
+                "QPF",
+                code,
+                files,
+                cal,
+            )
+        st = t.t90_status
+        bkg = t.curve.background
+        gti = data.events.gti
+        publish(
+            fp.t90_hdus(
+                t.durations,
+                t0=t0,
+                flags=flags,
+                quality=None if st.measured else (st.quality, st.reason),
+                band_kev=t.band_kev,
+                source=bkg.source if bkg is not None else None,
+                data_span=(float(gti[0, 0]), float(gti[-1, 1])),
+                dt_s=t.dt_s,
+                **ids,
+            ),
+            "QT90",
+            code,
+            files,
+            cal,
+        )
         if t.hardness is not None:
             hflags = flags + ([] if t.hardness.reliable else ["soft band below 3 sigma"])
-            publish(fp.hardness_hdus(t.hardness, t0=t0, flags=hflags, **ids), "QHR", code, files, cal)
+            publish(
+                fp.hardness_hdus(t.hardness, t0=t0, flags=hflags, **ids), "QHR", code, files, cal
+            )
         for r in result.spectrum.responses.get(name, []):
             from svomflow.simulation.grm_response import write_grm_rsp
 
-            def write_rsp(path: Path, r: Any = r) -> None:
-                write_grm_rsp(path, r.e_lo, r.e_hi, r.matrix, r.ebounds, detector=r.detector,
-                              direction_radec=r.direction_radec, instrument=data.definition)
+            def write_rsp(path: Path, r: Any = r, defn: Any = data.definition) -> None:
+                write_grm_rsp(
+                    path,
+                    r.e_lo,
+                    r.e_hi,
+                    r.matrix,
+                    r.ebounds,
+                    detector=r.detector,
+                    direction_radec=r.direction_radec,
+                    instrument=defn,
+                )
 
             publish(write_rsp, "RSP", f"{code}_{r.detector}", files, cal, ext="rsp")
         sp = result.spectrum.spectra.get(name)
@@ -178,8 +261,15 @@ def publish_products(
                 ("CONVERGE", bool(q.converged), "fit converged"),
             ]
             sflags = flags + list(q.flags)
-            publish(fp.table_hdus(extname="SPECPARAM", rows=rows, keywords=keys, flags=sflags, t0=t0, **ids),
-                    "QSP", code, files, cal)
+            publish(
+                fp.table_hdus(
+                    extname="SPECPARAM", rows=rows, keywords=keys, flags=sflags, t0=t0, **ids
+                ),
+                "QSP",
+                code,
+                files,
+                cal,
+            )
         if config.previews:
             from svomflow.tasks.vhf.previews import plot_lightcurves, plot_sky_image
 
@@ -203,9 +293,15 @@ def publish_products(
     jids = {"telescope": jtel, "instrument": jcode, "timeref": timeref}
     if jh is not None:
         jflags = [] if jh.reliable else ["soft band below 3 sigma"]
-        publish(fp.hardness_hdus(jh, t0=t0, flags=jflags, **jids),
-                "QHR", joint_code([config.joint_hardness.soft_instrument, config.joint_hardness.hard_instrument]),
-                all_files, all_cal)
+        publish(
+            fp.hardness_hdus(jh, t0=t0, flags=jflags, **jids),
+            "QHR",
+            joint_code(
+                [config.joint_hardness.soft_instrument, config.joint_hardness.hard_instrument]
+            ),
+            all_files,
+            all_cal,
+        )
     c = result.crude
     if c is not None:
         row = [
@@ -215,8 +311,13 @@ def publish_products(
             ("INSTRUMENT", result.crude_instrument or "", "", "instrument of the T90"),
             ("CATALOG", c.catalog, "", "T90 mixture (catalog)"),
         ]
-        publish(fp.table_hdus(extname="CLASS", rows=[row], flags=list(c.flags), t0=t0, **jids),
-                "CRCLASS", jcode, all_files, all_cal)
+        publish(
+            fp.table_hdus(extname="CLASS", rows=[row], flags=list(c.flags), t0=t0, **jids),
+            "CRCLASS",
+            jcode,
+            all_files,
+            all_cal,
+        )
     return refs
 
 

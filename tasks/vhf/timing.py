@@ -3,14 +3,20 @@
 One call per instrument, on events already on the common time axis (s since ``t0``):
 
 1. the T90 band (the caller's, else the instrument file's ``bands_kev.t90``, clipped to the
-   channels the instrument has) is binned at ``lc_dt_s`` and its background fitted
-   (:func:`~svomflow.tasks.timing.fit_background`, off-source intervals found automatically);
-2. T90/T50 (:func:`~svomflow.tasks.timing.durations`), peak flux on 64/256/1024 ms
-   (:func:`~svomflow.tasks.timing.peak_flux`), the rate trigger over timescales and bands
-   (:func:`~svomflow.tasks.timing.rate_trigger`);
+   channels the instrument has) is analysed by
+   :func:`~svomflow.tasks.timing.durations_from_events`: the burst's extent is found on fine
+   bins (Bayesian blocks above a polynomial background), the bin width is chosen from it
+   (extent / 64 within [1 ms, 1 s]), the background refitted and T90/T50 measured. The same
+   width serves a 0.1 s and a 100 s burst without a switch between "short" and "long"
+   settings. When the burst is found but its T90 cannot be measured (typically the tail
+   still rising or decaying at the end of the data: no post-burst background plateau), the
+   light curve and background are kept and the reason recorded in :attr:`T90Status`;
+2. peak flux on 64/256/1024 ms (:func:`~svomflow.tasks.timing.peak_flux`), the rate trigger
+   over timescales and bands (:func:`~svomflow.tasks.timing.rate_trigger`);
 3. the hardness ratio in the instrument's two hardness bands over the T90 interval, with the
    background of each band fitted on the same off-source intervals;
-4. quick light curves in several bands (QLC) and an on-board-like count light curve (OBLC);
+4. quick light curves in several bands (QLC, at ``lc_dt_s`` or the T90 width when finer)
+   and an on-board-like count light curve (OBLC);
 5. per detector, the net counts in the T90 band over the T90 interval (for the particle flag
    and the GRM count-ratio position).
 """
@@ -26,12 +32,14 @@ from svomflow.tasks.timing import (
     BackgroundConfig,
     BackgroundModel,
     BinnedCounts,
+    DurationConfig,
     Durations,
     HardnessRatio,
     NetCounts,
     PeakFlux,
     TriggerResult,
-    durations,
+    choose_bin_width,
+    durations_from_events,
     fit_background,
     hardness_ratio,
     net_counts,
@@ -39,6 +47,7 @@ from svomflow.tasks.timing import (
     rate_trigger,
     uniform_bins,
 )
+from svomflow.tasks.timing.binning import normalise_gti
 from svomflow.tasks.vhf.config import VHFConfig
 from svomflow.tasks.vhf.inputs import InstrumentData
 
@@ -46,11 +55,13 @@ __all__ = [
     "BandCurve",
     "InstrumentCurves",
     "InstrumentTiming",
+    "T90Status",
     "clip_band",
     "instrument_lightcurves",
     "instrument_measures",
     "instrument_timing",
     "manual_background",
+    "t90_status",
 ]
 
 Band = tuple[float, float]
@@ -63,6 +74,69 @@ class BandCurve:
     band_kev: Band
     bins: BinnedCounts
     background: BackgroundModel | None
+
+
+@dataclass(frozen=True)
+class T90Status:
+    """Whether T90 was measured, and if not why (``quality`` goes to the QT90 QUALITY keyword).
+
+    ``quality``: ``GOOD`` (measured, no flag), ``FLAGGED`` (measured, read the flags),
+    ``TAIL_AT_DATA_END`` (the burst is still above the background at the end of the data:
+    no post-burst plateau, so the burst total and T90 are unknown), ``START_AT_DATA_START``
+    (the same at the beginning), ``NOT_MEASURED`` (another reason, in ``reason``).
+    """
+
+    quality: str
+    reason: str = ""
+
+    @property
+    def measured(self) -> bool:
+        """Whether a T90 was measured."""
+        return self.quality in ("GOOD", "FLAGGED")
+
+
+def t90_status(
+    bkg: BackgroundModel,
+    data_span: tuple[float, float],
+    dt_s: float,
+    config: DurationConfig,
+    durations_error: str | None,
+    flags: list[str],
+) -> T90Status:
+    """Decide whether a T90 can be reported, from the burst's place in the data.
+
+    The burst total of the Koshut method is the difference of two background plateaus; a
+    plateau needs ``max(plateau_s, plateau_fraction * extent, plateau_min_bins * dt)`` of
+    data beyond the excess found (``bkg.source``). With less data after the excess the tail
+    may go on past the end of the data: the total and T90 would be underestimated with an
+    error that does not say so. Such a burst (and one where the duration step found no
+    plateau at all) is ``TAIL_AT_DATA_END`` (``START_AT_DATA_START`` at the other end), and
+    no T90 is reported; any other duration error is ``NOT_MEASURED``.
+    """
+    s0, s1 = bkg.source
+    need = max(
+        config.plateau_s, config.plateau_fraction * (s1 - s0), config.plateau_min_bins * dt_s
+    )
+    after = data_span[1] - s1
+    before = s0 - data_span[0]
+    why = f" ({durations_error})" if durations_error else ""
+    if after < need:
+        return T90Status(
+            "TAIL_AT_DATA_END",
+            f"the excess over background ends {after:.3f} s before the end of the data (a "
+            f"background plateau needs {need:.3f} s): no post-burst background plateau, the "
+            f"tail may go on past the data; T90 not reported{why}",
+        )
+    if before < need:
+        return T90Status(
+            "START_AT_DATA_START",
+            f"the excess over background starts {before:.3f} s after the start of the data "
+            f"(a background plateau needs {need:.3f} s): no pre-burst background plateau; "
+            f"T90 not reported{why}",
+        )
+    if durations_error is not None:
+        return T90Status("NOT_MEASURED", f"T90 not measured: {durations_error}")
+    return T90Status("FLAGGED" if flags else "GOOD")
 
 
 @dataclass
@@ -81,6 +155,7 @@ class InstrumentTiming:
     detector_net: dict[str, NetCounts]
     flags: list[str] = field(default_factory=list)
     dt_s: float = 0.064
+    t90_status: T90Status = field(default_factory=lambda: T90Status("GOOD"))
 
     @property
     def burst_interval(self) -> tuple[float, float]:
@@ -122,7 +197,11 @@ def _band_times(ev: EventList, band: Band, detector: int | None = None) -> np.nd
 
 @dataclass
 class InstrumentCurves:
-    """Light curves of one instrument: the T90 band with its background, QLC bands, OBLC."""
+    """Light curves of one instrument: the T90 band with its background and T90, QLC bands, OBLC.
+
+    ``dt_s`` is the bin width chosen from the burst for the T90 analysis; the per-band and
+    per-detector backgrounds of the later steps are fitted on that clock.
+    """
 
     instrument: str
     band_kev: Band
@@ -130,31 +209,43 @@ class InstrumentCurves:
     light_curves: list[BandCurve]
     oblc: list[BandCurve]
     trigger_bands: list[Band]
+    durations: Durations | None
+    t90_status: T90Status
+    dt_s: float
     flags: list[str] = field(default_factory=list)
-    short: bool = False
-
-    def background_config(self, cfg: VHFConfig) -> BackgroundConfig:
-        """Background settings used for this instrument (finer for a short burst)."""
-        if not self.short:
-            return cfg.background
-        sb = cfg.short_burst
-        return cfg.background.model_copy(
-            update={"clip_timescale_s": sb.clip_timescale_s, "pad_s": sb.pad_s}
-        )
-
-    def dt_s(self, cfg: VHFConfig) -> float:
-        """Bin width of the light curves (s)."""
-        return cfg.short_burst.dt_s if self.short else cfg.lc_dt_s
 
 
-def instrument_lightcurves(data: InstrumentData, config: VHFConfig | None = None) -> InstrumentCurves:
-    """Bin the instrument's light curves and fit the background of the T90 band (steps 1 and 4).
+def _curve_without_t90(
+    times: np.ndarray, gti: np.ndarray, cfg: VHFConfig
+) -> tuple[BinnedCounts, BackgroundModel, float]:
+    """Light curve and background on the adaptive clock when T90 itself could not be measured.
+
+    The same extent search and width choice as :func:`durations_from_events` (which raised
+    in its duration step and so returned nothing); raises when no burst is found at all.
+    """
+    b = cfg.binning
+    g = normalise_gti(gti)
+    fine = max(b.fine_dt_s, float(g[-1, 1] - g[0, 0]) / b.max_fine_bins)
+    fine_bins = uniform_bins(times, fine, g)
+    first = fit_background(fine_bins, cfg.background)
+    dt = choose_bin_width(first.source[1] - first.source[0], b)
+    if dt <= fine * (1 + 1e-9):
+        return fine_bins, first, fine
+    bins = uniform_bins(times, dt, g)
+    return bins, fit_background(bins, cfg.background), dt
+
+
+def instrument_lightcurves(
+    data: InstrumentData, config: VHFConfig | None = None
+) -> InstrumentCurves:
+    """Light curves, background and T90/T50 of the T90 band (steps 1 and 4).
 
     Raises
     ------
     InputDataError
-        When no burst is found in the T90 band (no significant excess, or no background
-        plateau around it): the flow then flags the instrument rather than report numbers.
+        When no burst is found in the T90 band (no significant excess): the flow then flags
+        the instrument rather than report numbers. A burst found whose T90 cannot be
+        measured is not an error: ``durations`` is None and ``t90_status`` says why.
     """
     cfg = config or VHFConfig()
     ev = data.events
@@ -172,33 +263,42 @@ def instrument_lightcurves(data: InstrumentData, config: VHFConfig | None = None
     times = _band_times(ev, band)
     if times.size < 10:
         raise InputDataError(f"{data.name}: only {times.size} events in {band} keV")
-    bins = uniform_bins(times, cfg.lc_dt_s, gti)
+    dur: Durations | None = None
+    why: str | None = None
     try:
-        bkg = fit_background(bins, cfg.background)
-    except InputDataError as exc:
-        raise InputDataError(f"{data.name} {band[0]:g}-{band[1]:g} keV: {exc}") from None
-    short = bkg.source[1] - bkg.source[0] < cfg.short_burst.max_source_s
-    dt = cfg.lc_dt_s
-    if short:
-        sb = cfg.short_burst
-        dt = sb.dt_s
-        bins = uniform_bins(times, dt, gti)
-        bcfg = cfg.background.model_copy(
-            update={"clip_timescale_s": sb.clip_timescale_s, "pad_s": sb.pad_s}
+        ana = durations_from_events(
+            times,
+            gti,
+            cfg.durations,
+            background=cfg.background,
+            binning=cfg.binning,
+            band_kev=band,
         )
+        bins, bkg, dt, dur = ana.bins, ana.background, ana.dt_s, ana.durations
+    except InputDataError as exc:
+        why = str(exc)
         try:
-            bkg = fit_background(bins, bcfg)
-        except InputDataError as exc:
-            raise InputDataError(f"{data.name} {band[0]:g}-{band[1]:g} keV: {exc}") from None
-        flags.append(f"short burst: {dt:g} s bins, {sb.plateau_s:g} s plateaus")
+            bins, bkg, dt = _curve_without_t90(times, gti, cfg)
+        except InputDataError as exc2:
+            raise InputDataError(f"{data.name} {band[0]:g}-{band[1]:g} keV: {exc2}") from None
     flags.extend(bkg.flags)
+    if dur is not None:
+        flags.extend(dur.flags)
+        if not (np.isfinite(dur.t90_err) and dur.t90_err > 0):
+            flags.append("T90 error could not be estimated")
+    g = np.asarray(gti, float).reshape(-1, 2)
+    status = t90_status(bkg, (float(g[0, 0]), float(g[-1, 1])), dt, cfg.durations, why, flags)
+    if not status.measured:
+        dur = None  # a duration measured without a plateau is not reported (t90_status)
+        flags.append(f"no T90 ({status.quality}): {status.reason}")
     curve = BandCurve(band, bins, bkg)
+    lc_dt = min(cfg.lc_dt_s, dt)
     lcs = []
     for b in data.bands("light_curve", cfg.default_bands.light_curve):  # type: ignore[union-attr]
         cb = clip_band(tuple(b), erange)
         if cb is None:
             continue
-        lb = uniform_bins(_band_times(ev, cb), dt, gti)
+        lb = uniform_bins(_band_times(ev, cb), lc_dt, gti)
         try:
             lbk = manual_background(lb, bkg, cfg.background)
         except InputDataError:
@@ -209,16 +309,17 @@ def instrument_lightcurves(data: InstrumentData, config: VHFConfig | None = None
         trig_bands = [tuple(b) for b in data.bands("trigger", cfg.default_bands.trigger)]  # type: ignore[union-attr]
     trig_bands = [b for b in (clip_band(tuple(b), erange) for b in trig_bands) if b]
     oblc = [
-        BandCurve(b, uniform_bins(_band_times(ev, b), cfg.oblc_dt_s, gti), None)
-        for b in trig_bands
+        BandCurve(b, uniform_bins(_band_times(ev, b), cfg.oblc_dt_s, gti), None) for b in trig_bands
     ]
-    return InstrumentCurves(data.name, band, curve, lcs, oblc, trig_bands, flags, short)
+    return InstrumentCurves(
+        data.name, band, curve, lcs, oblc, trig_bands, dur, status, float(dt), flags
+    )
 
 
 def instrument_measures(
     data: InstrumentData, curves: InstrumentCurves, config: VHFConfig | None = None
 ) -> InstrumentTiming:
-    """T90/T50, peak flux, rate trigger, hardness and per-detector net counts (steps 2, 3, 5)."""
+    """Peak flux, rate trigger, hardness and per-detector net counts (steps 2, 3, 5)."""
     cfg = config or VHFConfig()
     ev = data.events
     gti = ev.gti
@@ -227,22 +328,10 @@ def instrument_measures(
     band = curves.band_kev
     bkg = curves.curve.background
     assert bkg is not None
-    bins = curves.curve.bins
     times = _band_times(ev, band)
-    dt = curves.dt_s(cfg)
-    bcfg = curves.background_config(cfg)
-    dcfg = cfg.durations
-    if curves.short:
-        dcfg = dcfg.model_copy(update={"plateau_s": cfg.short_burst.plateau_s})
-    dur: Durations | None
-    try:
-        dur = durations(bins, bkg, dcfg, band_kev=band)
-        flags.extend(dur.flags)
-        if not (np.isfinite(dur.t90_err) and dur.t90_err > 0):
-            flags.append("T90 error could not be estimated")
-    except InputDataError as exc:
-        dur = None
-        flags.append(f"no T90: {exc}")
+    dt = curves.dt_s
+    bcfg = cfg.background
+    dur = curves.durations
     src = (dur.t90_start, dur.t90_start + dur.t90) if dur is not None else bkg.source
     try:
         # widen the search so that the longest window fits around a short burst
@@ -301,6 +390,7 @@ def instrument_measures(
         detector_net=det_net,
         flags=flags,
         dt_s=dt,
+        t90_status=curves.t90_status,
     )
 
 

@@ -11,7 +11,7 @@ from typing import Literal
 from pydantic import Field
 from svomflow.config import StepConfig
 from svomflow.tasks.localisation.grm_ratio import GRMLocalisationConfig
-from svomflow.tasks.timing import BackgroundConfig, DurationConfig
+from svomflow.tasks.timing import AdaptiveBinningConfig, BackgroundConfig, DurationConfig
 
 __all__ = [
     "FluenceConfig",
@@ -28,7 +28,11 @@ Band = tuple[float, float]
 class IntervalsConfig(StepConfig):
     """Light curves, background, T90 and the common time intervals."""
 
-    bin_s: float = Field(0.128, gt=0, description="bin width of the timing light curves (s)")
+    binning: AdaptiveBinningConfig = Field(
+        default_factory=AdaptiveBinningConfig,
+        description="bin width of the timing light curves, chosen from the burst's extent; "
+        "the time-resolved intervals are cut on the finest instrument's clock",
+    )
     eclairs_band_kev: Band | None = Field(
         None, description="ECLAIRs T90 band (keV); default bands_kev.t90"
     )

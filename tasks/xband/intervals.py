@@ -1,8 +1,11 @@
 """Timing per instrument (light curve, background, T90) and the common spectral intervals.
 
-Per instrument, on its T90 band: a uniform light curve on the GTIs, a Poisson polynomial
-background (:func:`svomflow.tasks.timing.fit_background`) and T90/T50
-(:func:`svomflow.tasks.timing.durations`, Koshut plateaus, simulated errors).
+Per instrument, on its T90 band: :func:`svomflow.tasks.timing.durations_from_events` finds
+the burst's extent on fine bins, chooses the light-curve bin width from it (extent / 64
+within [1 ms, 1 s], a power-of-two multiple of 1 ms so that the instruments' clocks nest),
+fits a Poisson polynomial background and measures T90/T50 (Koshut plateaus, simulated
+errors). A burst found whose T90 cannot be measured (the tail reaches the end of the data:
+no post-burst plateau) keeps its light curve and background, and its status says why.
 
 Common intervals, shared by the two instruments so that joint fits use the same photons:
 
@@ -32,11 +35,14 @@ from svomflow.tasks.timing import (
     Durations,
     PeakFluxConfig,
     bayesian_blocks_binned,
-    durations,
+    choose_bin_width,
+    durations_from_events,
     fit_background,
     peak_flux,
     uniform_bins,
 )
+from svomflow.tasks.timing.binning import normalise_gti
+from svomflow.tasks.vhf.timing import T90Status, t90_status
 from svomflow.tasks.xband.config import IntervalsConfig
 from svomflow.tasks.xband.events import InstrumentEvents
 
@@ -67,6 +73,8 @@ class InstrumentTiming:
     background: BackgroundModel
     durations: Durations | None
     flags: list[str] = field(default_factory=list)
+    dt_s: float = 0.128
+    status: T90Status = field(default_factory=lambda: T90Status("GOOD"))
 
     @property
     def excluded(self) -> tuple[float, float]:
@@ -80,29 +88,70 @@ class InstrumentTiming:
         return lo, hi
 
 
+def _curve_without_t90(
+    t: np.ndarray, gti: np.ndarray, config: IntervalsConfig
+) -> tuple[BinnedCounts, BackgroundModel, float]:
+    """Light curve and background on the adaptive clock when T90 itself failed.
+
+    The extent search and width choice of :func:`durations_from_events`, which raised in its
+    duration step; raises :class:`InputDataError` when no burst is found at all.
+    """
+    b = config.binning
+    g = normalise_gti(gti)
+    fine = max(b.fine_dt_s, float(g[-1, 1] - g[0, 0]) / b.max_fine_bins)
+    fine_bins = uniform_bins(t, fine, g)
+    first = fit_background(fine_bins, config.background)
+    dt = choose_bin_width(first.source[1] - first.source[0], b)
+    if dt <= fine * (1 + 1e-9):
+        return fine_bins, first, fine
+    bins = uniform_bins(t, dt, g)
+    return bins, fit_background(bins, config.background), dt
+
+
 def instrument_timing(
     ev: InstrumentEvents, config: IntervalsConfig, band_kev: Sequence[float] | None = None
 ) -> InstrumentTiming:
-    """Bin one instrument's T90 band, fit its background and measure T90/T50."""
+    """Light curve on a clock chosen from the burst, background and T90/T50 of one instrument.
+
+    Raises
+    ------
+    InputDataError
+        No events in the band, or no burst found in it.
+    """
     key = "eclairs_band_kev" if ev.name == "eclairs" else "grm_band_kev"
     band = default_band(ev, band_kev if band_kev is not None else getattr(config, key, None), "t90")
     t = ev.times_in_band(band)
     if t.size == 0:
         raise InputDataError(f"{ev.path}: no events in the {band[0]:g}-{band[1]:g} keV band")
-    bins = uniform_bins(t, config.bin_s, ev.gti)
-    try:
-        bkg = fit_background(bins, config.background)
-    except InputDataError as exc:
-        raise InputDataError(
-            f"{ev.path}: background of the {band[0]:g}-{band[1]:g} keV light curve: {exc}"
-        ) from None
     flags: list[str] = []
     dur = None
+    why = None
     try:
-        dur = durations(bins, bkg, config.duration, band_kev=band)
+        ana = durations_from_events(
+            t,
+            ev.gti,
+            config.duration,
+            background=config.background,
+            binning=config.binning,
+            band_kev=band,
+        )
+        bins, bkg, dt, dur = ana.bins, ana.background, ana.dt_s, ana.durations
+        flags.extend(dur.flags)
     except InputDataError as exc:
-        flags.append(f"T90 not measured: {exc}")
-    return InstrumentTiming(ev.name, band, bins, bkg, dur, flags)
+        why = str(exc)
+        try:
+            bins, bkg, dt = _curve_without_t90(t, ev.gti, config)
+        except InputDataError as exc2:
+            raise InputDataError(
+                f"{ev.path}: background of the {band[0]:g}-{band[1]:g} keV light curve: {exc2}"
+            ) from None
+    flags.extend(bkg.flags)
+    g = np.asarray(ev.gti, float).reshape(-1, 2)
+    status = t90_status(bkg, (float(g[0, 0]), float(g[-1, 1])), dt, config.duration, why, flags)
+    if not status.measured:
+        dur = None  # a duration measured without a plateau is not reported (t90_status)
+        flags.append(f"T90 not measured ({status.quality}): {status.reason}")
+    return InstrumentTiming(ev.name, band, bins, bkg, dur, flags, float(dt), status)
 
 
 @dataclass
@@ -230,7 +279,9 @@ def common_intervals(
     if best is None:
         raise InputDataError("no peak found in the main interval")
     peak = (float(best[1]), float(best[1] + config.peak_timescale_s))
-    edges, counts, bkg = _net_bins(timings, events, main, config.bin_s)
+    # the finest of the instruments' T90 clocks (power-of-two multiples of one width: nested)
+    dt = min(tm.dt_s for tm in timings)
+    edges, counts, bkg = _net_bins(timings, events, main, dt)
     if config.resolved_method == "blocks":
         be = bayesian_blocks_binned(edges, counts, ncp_prior=config.ncp_prior)
         cut = np.searchsorted(edges, be)

@@ -113,7 +113,11 @@ def step_timing(
                 total_counts_err=d.total_counts_err,
                 method=d.method,
             )
-        row["flags"] = "; ".join(tm.flags + (list(d.flags) if d else [])) or "none"
+        row["flags"] = "; ".join(tm.flags) or "none"
+        row["quality"] = tm.status.quality
+        row["dt_s"] = tm.dt_s
+        if not tm.status.measured:
+            row["quality_reason"] = tm.status.reason
         t90[tm.instrument] = row
         bkg = tm.background.counts(tm.bins)[0]
         lc = results_table(
@@ -146,10 +150,17 @@ def step_timing(
                 "band_hi": "keV",
                 "total_counts": "count",
                 "total_counts_err": "count",
+                "dt_s": "s",
             },
             header=[("TIMEZERO", ev.t0, "mission time of T0 (s)")],
         )
-        products.append(ProductSpec("T90", CODES[tm.instrument], [_prim(e), tab, lc]))
+        prim = _prim(e)
+        # QUALITY: GOOD / FLAGGED, or why no T90 was measured (e.g. TAIL_AT_DATA_END: the
+        # burst is still above background at the end of the data) with the full reason
+        prim.header["QUALITY"] = (tm.status.quality, "T90 quality: read QUALREAS")
+        if not tm.status.measured:
+            prim.header["QUALREAS"] = (tm.status.reason, "why no T90 was measured")
+        products.append(ProductSpec("T90", CODES[tm.instrument], [prim, tab, lc]))
     named = ci.all_named()
     rows = [
         {"name": n, "tstart": a, "tstop": b, "tstart_met": a + ev.t0, "tstop_met": b + ev.t0}

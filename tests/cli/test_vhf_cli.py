@@ -29,15 +29,33 @@ def _run(*args: str) -> tuple[int, str, str]:
 def test_json_output_has_the_required_keys(sim, tmp_path) -> None:
     d, truth = sim
     code, out, err = _run(
-        "--events", str(d / "eclairs_l1_events.fits"), str(d / "grm_l1_events.fits"),
-        "--out", str(tmp_path / "p"), "--band", "50", "300", "--json", "--no-prefect",
+        "--events",
+        str(d / "eclairs_l1_events.fits"),
+        str(d / "grm_l1_events.fits"),
+        "--out",
+        str(tmp_path / "p"),
+        "--band",
+        "50",
+        "300",
+        "--json",
+        "--no-prefect",
     )
     assert code == 0, err
     lines = [ln for ln in out.splitlines() if ln.strip()]
     assert len(lines) == 1  # exactly one JSON object on stdout
     obj = json.loads(lines[0])
-    for key in ("t0", "t90", "t90_err", "t90_start", "t50", "peak_flux", "hardness_ratio",
-                "classification", "position", "products"):
+    for key in (
+        "t0",
+        "t90",
+        "t90_err",
+        "t90_start",
+        "t50",
+        "peak_flux",
+        "hardness_ratio",
+        "classification",
+        "position",
+        "products",
+    ):
         assert key in obj
     assert set(obj["peak_flux"]) == {"0.064", "0.256", "1.024"}
     assert {"rate", "start"} <= set(obj["peak_flux"]["0.064"])
@@ -76,7 +94,9 @@ def test_empty_and_truncated_files(sim, tmp_path) -> None:
     data = (d / "grm_l1_events.fits").read_bytes()
     cut = tmp_path / "cut.fits"
     cut.write_bytes(data[: len(data) // 2])
-    _one_line_error(*_run("--events", str(cut), "--no-prefect", "--out", str(tmp_path)), "truncated")
+    _one_line_error(
+        *_run("--events", str(cut), "--no-prefect", "--out", str(tmp_path)), "truncated"
+    )
 
 
 def test_missing_ebounds(sim, tmp_path) -> None:
@@ -88,8 +108,13 @@ def test_missing_ebounds(sim, tmp_path) -> None:
 def test_t0_outside_the_data(sim, tmp_path) -> None:
     d, truth = sim
     code, out, err = _run(
-        "--events", str(d / "grm_l1_events.fits"), "--t0", str(truth["t0"] + 1e5),
-        "--no-prefect", "--out", str(tmp_path),
+        "--events",
+        str(d / "grm_l1_events.fits"),
+        "--t0",
+        str(truth["t0"] + 1e5),
+        "--no-prefect",
+        "--out",
+        str(tmp_path),
     )
     _one_line_error(code, out, err, "outside the data")
 
@@ -106,7 +131,13 @@ def test_event_list_without_the_burst(sim, tmp_path) -> None:
 
     bad = _copy_events(d / "grm_l1_events.fits", tmp_path / "noburst.fits", drop_burst)
     code, out, err = _run(
-        "--events", str(bad), "--t0", str(truth["t0"] - 10.0), "--no-prefect", "--out", str(tmp_path)
+        "--events",
+        str(bad),
+        "--t0",
+        str(truth["t0"] - 10.0),
+        "--no-prefect",
+        "--out",
+        str(tmp_path),
     )
     _one_line_error(code, out, err, "no burst found")
 
@@ -129,7 +160,9 @@ def test_unsorted_and_duplicate_times_give_the_same_numbers(sim, tmp_path) -> No
     dup = _copy_events(src, tmp_path / "dup.fits", duplicate)
     res = {}
     for name, f in (("orig", src), ("shuffled", shuffled), ("dup", dup)):
-        code, out, err = _run("--events", str(f), "--json", "--no-prefect", "--out", str(tmp_path / name))
+        code, out, err = _run(
+            "--events", str(f), "--json", "--no-prefect", "--out", str(tmp_path / name)
+        )
         assert code == 0, err
         res[name] = json.loads(out)
     # sorting on read gives the very same analysis; it is recorded as a flag
@@ -141,6 +174,8 @@ def test_unsorted_and_duplicate_times_give_the_same_numbers(sim, tmp_path) -> No
 
 def test_bad_band_and_unknown_option(sim) -> None:
     d, _ = sim
-    _one_line_error(*_run("--events", str(d / "grm_l1_events.fits"), "--band", "300", "50"), "--band")
+    _one_line_error(
+        *_run("--events", str(d / "grm_l1_events.fits"), "--band", "300", "50"), "--band"
+    )
     code, out, err = _run("--events", str(d / "grm_l1_events.fits"), "--no-such")
     assert code == 2 and "--no-such" in out + err  # click's usage error

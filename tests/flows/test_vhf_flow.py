@@ -41,8 +41,14 @@ def test_vhf_flow_products_status_and_numbers(prefect_harness, short_grb, tmp_pa
     t90, err = res["t90"], res["t90_err"]
     assert err > 0 and abs(t90 - src["bands"]["50-300"]["t90"]) < 3 * err
     assert res["classification"]["class"] == "short" and res["classification"]["p_short"] > 0.5
-    sep = float(angular_separation_deg(res["position"]["ra_deg"], res["position"]["dec_deg"],
-                                       src["ra_deg"], src["dec_deg"])) * 60
+    sep = (
+        float(
+            angular_separation_deg(
+                res["position"]["ra_deg"], res["position"]["dec_deg"], src["ra_deg"], src["dec_deg"]
+            )
+        )
+        * 60
+    )
     assert sep < 3 * res["position"]["r90_arcmin"]
     assert set(res["peak_flux"]) == {"0.064", "0.256", "1.024"}
     # OGIP light curve with provenance and the band stated

@@ -30,9 +30,9 @@ def server_env(home: Path, api_url: str | None = None) -> dict[str, str]:
     return env
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """URL of the API of a private ``prefect server start`` (module scope)."""
+    """URL of the API of a private ``prefect server start`` (one per session)."""
     from svomflow.ops.local_server import prefect_server as start
 
     home = tmp_path_factory.mktemp("prefect_server")

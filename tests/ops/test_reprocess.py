@@ -79,7 +79,9 @@ def test_identical_reprocessing_is_idempotent(bursts: dict[str, Any]) -> None:
     assert plan.source.startswith("parameters of flow run")
     (res,) = run_plans([plan], database_url=bursts["db"])
     assert res.state == "completed"
-    assert res.products == [{"type": "TOY", "version": 1, "id": before.id, "change": "unchanged"}]
+    assert res.products == [
+        {"type": "TOY", "instrument": "grm", "version": 1, "id": before.id, "change": "unchanged"}
+    ]
     rows = store.list(obs_id="sb26112310", include_superseded=True)
     assert [r.id for r in rows] == [before.id]
 

@@ -107,3 +107,63 @@ def test_scheduler_creates_runs_of_a_scheduled_deployment(
     gaps = {(b - a).total_seconds() for a, b in itertools.pairwise(starts)}
     assert gaps == {60.0}
     assert all(r.parameters["night"] == "last" for r in runs)
+
+
+def test_deploy_on_a_process_pool_and_a_worker_runs_it(
+    use_prefect_server: str, tmp_path: Path
+) -> None:
+    """`svomflow deploy` registers on a process work pool; a `prefect worker` executes a run."""
+    import subprocess
+    import sys
+
+    from prefect.client.orchestration import get_client
+    from prefect.deployments import run_deployment
+    from svomflow.alerts.messages import parse_alert
+    from svomflow.cli.main import app
+    from svomflow.ops.local_server import stop_process
+    from svomflow.products.store import ProductStore
+    from typer.testing import CliRunner
+
+    from .conftest import server_env
+
+    pool = f"pool-{tmp_path.name[-6:]}"
+    res = CliRunner().invoke(
+        app, ["deploy", "--pool", pool, "--flow", "alert", "-o", str(tmp_path / "prefect.yaml")]
+    )
+    assert res.exit_code == 0, res.output
+    with get_client(sync_client=True) as client:
+        dep = client.read_deployment_by_name("alert_ingest/alert")
+        assert dep.work_pool_name == pool
+        assert client.read_work_pool(pool).type == "process"
+    env = server_env(tmp_path / "worker_home", use_prefect_server)
+    env["PREFECT_WORKER_QUERY_SECONDS"] = "1"
+    log = open(tmp_path / "worker.log", "w")
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "prefect", "worker", "start", "--pool", pool, "--limit", "2"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        db = f"sqlite:///{tmp_path / 'p.db'}"
+        text = '{"id": "w1", "trigger_id": "sb26112370", "trigger_time": "2026-11-23T04:00:00Z"}'
+        run = run_deployment(
+            "alert_ingest/alert",
+            timeout=120,
+            poll_interval=1,
+            parameters={
+                "burst_id": "sb26112370",
+                "alert": parse_alert(text).model_dump(mode="json"),
+                "payload": text,
+                "instrument": "grm",
+                "out_dir": str(tmp_path / "products"),
+                "database_url": db,
+            },
+        )
+    finally:
+        stop_process(worker)
+        log.close()
+    assert run.state.is_completed(), (run.state, (tmp_path / "worker.log").read_text()[-2000:])
+    (row,) = ProductStore(tmp_path / "products", db).list(obs_id="sb26112370")
+    assert row.flow_run_id == str(run.id)

@@ -60,7 +60,7 @@ def test_alert_runs_served_deployment_with_listener_restart(
     db = f"sqlite:///{tmp_path / 'products.db'}"
     env = server_env(tmp_path / "client_home", use_prefect_server)
     env["SVOMFLOW_HOME"] = str(tmp_path / "home")
-    log = open(tmp_path / "serve.log", "w")  # noqa: SIM115 - closed in finally
+    log = open(tmp_path / "serve.log", "w")
     serve = subprocess.Popen(
         [sys.executable, "-m", "svomflow.cli.main", "serve", "--flow", "alert"],
         env=env,

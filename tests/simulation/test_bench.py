@@ -15,11 +15,15 @@ from svomflow.simulation.grb import GRBModel, NorrisPulse
 from svomflow.simulation.spectra import Spectrum
 
 
-def _trials(rng: np.random.Generator, n: int, sigma: float, reported: float, bias: float) -> list[dict]:
+def _trials(
+    rng: np.random.Generator, n: int, sigma: float, reported: float, bias: float
+) -> list[dict]:
     out = []
     for i in range(n):
         est = 10.0 + bias + rng.normal(0.0, sigma)
-        out.append({"ok": True, "trial": i, "quantities": {"t90": (est, reported, 10.0, "s", 0.68)}})
+        out.append(
+            {"ok": True, "trial": i, "quantities": {"t90": (est, reported, 10.0, "s", 0.68)}}
+        )
     out.append({"ok": False, "trial": n, "quantities": {}, "error": "x", "seed": 1})
     return out
 
@@ -72,8 +76,13 @@ def test_small_parallel_bench_on_short_grbs() -> None:
     q = rep["quantities"]
     # a 0.5 s burst: GRM T90 within a few reported errors of the counts truth on average
     t90 = q["t90_GRM"]
-    assert t90["n"] == 4 and abs(t90["bias"]) < 4 * max(t90["bias_err"], t90["median_reported_error"])
-    assert q["position_ECLAIRS"]["median_abs_error"] < 3 * q["position_ECLAIRS"]["median_reported_error"]
+    assert t90["n"] == 4 and abs(t90["bias"]) < 4 * max(
+        t90["bias_err"], t90["median_reported_error"]
+    )
+    assert (
+        q["position_ECLAIRS"]["median_abs_error"]
+        < 3 * q["position_ECLAIRS"]["median_reported_error"]
+    )
 
 
 @pytest.mark.slow

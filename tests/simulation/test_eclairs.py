@@ -243,7 +243,10 @@ def test_l1_file_round_trip(tmp_path) -> None:
             "GTI",
             "ATTITUDE",
             "BADPIX",
+            "ORIGINS",
         ]
+        assert list(hdul["ORIGINS"].data["LABEL"]) == ev.labels
+        assert back.labels == ev.labels
         h = hdul["EVENTS"].header
         assert h["TRIGID"] == "sb0001" and h["RA_PNT"] == ATT.ra_deg and h["MJDREFI"] == 59945
         assert hdul["EBOUNDS"].header["DETCHANS"] == 1024
