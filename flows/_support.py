@@ -21,6 +21,7 @@ __all__ = [
     "products_table_markdown",
     "publish_summary",
     "record_failure",
+    "run_key",
     "task_runner_for",
     "transient_error",
 ]
@@ -59,14 +60,15 @@ class FlowContext:
 def record_failure(flow: Any, flow_run: Any, state: Any) -> None:
     """Prefect ``on_failure`` hook: store 'failed' with the reason for the run's key.
 
-    The flow's parameters must include ``obs_id`` (or ``night``) and may include
-    ``out_dir``/``database_url``; the reason is the state's message.
+    The key is the run's ``obs_id`` (or ``night``, ``burst_id``), else the name of its first
+    input file (``images``/``events``); ``out_dir``/``output_dir`` and ``database_url`` are
+    honoured; the reason is the state's message.
     """
     params = dict(getattr(flow_run, "parameters", {}) or {})
-    key = params.get("obs_id") or params.get("night") or params.get("burst_id")
+    key = run_key(params)
     if not key:
         return
-    out_root = params.get("out_dir") or str(default_output_root())
+    out_root = params.get("out_dir") or params.get("output_dir") or str(default_output_root())
     reason = (getattr(state, "message", None) or "failed")[:2000]
     ctx = FlowContext(flow.name, str(key), str(out_root), params.get("database_url"))
     try:
@@ -75,6 +77,19 @@ def record_failure(flow: Any, flow_run: Any, state: Any) -> None:
         import logging
 
         logging.getLogger("svomflow.flows").error("could not record failure of %s: %s", key, exc)
+
+
+def run_key(params: Mapping[str, Any]) -> str | None:
+    """Return what a flow run processes, from its parameters (used for status and names)."""
+    for name in ("obs_id", "night", "burst_id"):
+        if params.get(name):
+            return str(params[name])
+    for name in ("images", "events", "l1_files"):
+        files = params.get(name)
+        if files:
+            first = files[0] if isinstance(files, list | tuple) else files
+            return Path(str(first)).name
+    return None
 
 
 def products_table_markdown(refs: Sequence[ProductRef]) -> str:

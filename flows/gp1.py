@@ -10,11 +10,15 @@ fails its own tasks and is reported; the others go on. Retries only on the produ
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
+from svomflow.config import deep_merge
 from svomflow.errors import SvomflowError
+from svomflow.flows._params import config_overrides
+from svomflow.flows._support import record_failure
 from svomflow.tasks.gp1.analysis import run_reduction
 from svomflow.tasks.gp1.config import GP1Config, load_gp1_config
 from svomflow.tasks.gp1.pipeline import image_steps, step_function
@@ -40,22 +44,42 @@ def _products(work_dir: str, cfg: GP1Config, database_url: str | None) -> dict[s
     return {k: v for k, v in summary.items() if k != "light_curve"}
 
 
-def _resolve_config(
-    config: dict[str, Any] | None, config_file: str | None, output_dir: str | None
+def resolve_config(
+    config: GP1Config | Mapping[str, Any] | None,
+    config_file: str | None,
+    output_dir: str | None,
 ) -> GP1Config:
-    cfg = load_gp1_config(config_file, output_dir=output_dir)
-    if config:
-        from svomflow.config import deep_merge
+    """Return the run's configuration: packaged defaults < ``config_file`` < ``config`` < ``output_dir``.
 
-        merged = deep_merge(cfg.model_dump(mode="json"), config)
-        cfg = GP1Config.model_validate(merged)
-    return cfg
+    Only the values the caller set on ``config`` are layered over the file
+    (:func:`~svomflow.flows._params.config_overrides`): a ``GP1Config`` carries every
+    default, and merging it whole would clobber the file.
+    """
+    cfg = load_gp1_config(config_file)
+    overrides = config_overrides(config)
+    if overrides:
+        cfg = GP1Config.model_validate(deep_merge(cfg.model_dump(mode="json"), overrides))
+    return cfg.model_copy(update={"output_dir": str(output_dir)}) if output_dir else cfg
 
 
-@flow(name="gp1_reduction")
+def _run_name() -> str:
+    from prefect.runtime import flow_run
+
+    params = flow_run.parameters
+    images = params.get("images") or []
+    first = Path(images[0]).stem if images else "none"
+    return f"gp1-{first}" + (f"-n{len(images)}" if len(images) > 1 else "")
+
+
+@flow(
+    name="gp1_reduction",
+    flow_run_name=_run_name,
+    on_failure=[record_failure],
+    on_crashed=[record_failure],
+)
 def gp1_reduction(
     images: list[str],
-    config: dict[str, Any] | None = None,
+    config: GP1Config | None = None,
     config_file: str | None = None,
     output_dir: str | None = None,
     database_url: str | None = None,
@@ -68,7 +92,11 @@ def gp1_reduction(
     images
         Raw image paths (processed in the given order).
     config
-        Configuration values (nested mapping, GP1Config layout) applied over the file.
+        Configuration values (:class:`~svomflow.tasks.gp1.config.GP1Config`) applied over
+        the packaged defaults and ``config_file``. Only the values set on it are applied
+        (a plain nested mapping, validated into the model, sets exactly its keys; what the
+        CLI, the watcher and ``svomflow reprocess`` pass); unset ones keep the file's.
+        Typed, so the Prefect UI renders it as a form.
     config_file
         A GP1 pipeline YAML file (``gp1 run --config``).
     output_dir
@@ -85,7 +113,7 @@ def gp1_reduction(
         ``sequences`` (work directory -> product references).
     """
     log = get_run_logger()
-    cfg = _resolve_config(config, config_file, output_dir)
+    cfg = resolve_config(config, config_file, output_dir)
     done: dict[str, Any] = {}
     failed: dict[str, str] = {}
     work_dirs: list[str] = []

@@ -143,8 +143,8 @@ def publish_task(
     return {"paths": {k: paths(v) for k, v in refs.items()}, "refs": refs}
 
 
-def default_obs_id(l1_files: list[str], tstart: float) -> str:
-    """Return the observation id of the passes: header ``OBS_ID``/``TRIGID``, else ``MXT<tstart>``."""
+def header_obs_id(l1_files: list[str]) -> str | None:
+    """Return the ``OBS_ID`` (or ``TRIGID``) header value of the first pass that has one."""
     from astropy.io import fits
     from svomflow.paths import safe_component
 
@@ -157,10 +157,40 @@ def default_obs_id(l1_files: list[str], tstart: float) -> str:
                             return safe_component(str(h.header[key]).strip(), what="OBS_ID")
         except OSError:
             continue
-    return f"MXT{int(tstart)}"
+    return None
 
 
-@flow(name=FLOW_NAME, on_failure=[record_failure])
+def default_obs_id(l1_files: list[str], tstart: float) -> str:
+    """Return the observation id of the passes: header ``OBS_ID``/``TRIGID``, else ``MXT<tstart>``."""
+    return header_obs_id(l1_files) or f"MXT{int(tstart)}"
+
+
+def run_name(params: dict[str, Any]) -> str:
+    """Return the flow run name ``mxt-<obs id>`` for the given flow parameters.
+
+    The id is the ``obs_id`` parameter, else the passes' ``OBS_ID``/``TRIGID`` header, else
+    the first pass's file name without extension (a name must never fail a run: any error
+    reading the headers falls through to the file name).
+    """
+    if params.get("obs_id"):
+        return f"mxt-{params['obs_id']}"
+    files = [str(f) for f in params.get("l1_files") or []]
+    try:
+        key = header_obs_id(files)
+    except Exception:  # a bad header fails the run in its tasks, never in its name
+        key = None
+    if key is None:
+        key = Path(files[0]).name.split(".")[0] if files else "none"
+    return f"mxt-{key}"
+
+
+def _run_name() -> str:
+    from prefect.runtime import flow_run
+
+    return run_name(dict(flow_run.parameters))
+
+
+@flow(name=FLOW_NAME, flow_run_name=_run_name, on_failure=[record_failure])
 def mxt_analysis(
     l1_files: list[str],
     attitude_file: str,
@@ -173,7 +203,7 @@ def mxt_analysis(
     trigger_time: float | None = None,
     prior_ra: float | None = None,
     prior_dec: float | None = None,
-    config: dict[str, Any] | None = None,
+    config: MXTAnalysisConfig | None = None,
 ) -> dict[str, Any]:
     """Process MXT passes into a source list, light curves, spectra and previews.
 
@@ -197,7 +227,10 @@ def mxt_analysis(
     trigger_time, prior_ra, prior_dec
         Burst mode: the trigger time and the ECLAIRs position (degrees).
     config
-        Overrides of :class:`MXTAnalysisConfig`.
+        The analysis configuration (:class:`MXTAnalysisConfig`; default: its defaults). A
+        plain nested mapping is accepted and validated into the model (what the CLI,
+        ``svomflow reprocess`` and deployment runs pass); unset keys keep their defaults.
+        Typed, so the Prefect UI renders it as a form.
 
     Returns
     -------
@@ -207,7 +240,9 @@ def mxt_analysis(
     """
     from svomflow.tasks.xray.events import read_pass
 
-    cfg = MXTAnalysisConfig.model_validate(config or {}).model_dump(mode="json")
+    # no file layer to merge over here: the model (defaults included) is the configuration
+    conf = config if config is not None else MXTAnalysisConfig()
+    cfg = MXTAnalysisConfig.model_validate(conf).model_dump(mode="json")
     inst = load_instrument("mxt")
     if not l1_files:
         from svomflow.errors import InputDataError

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from svomflow.calibration.masters import (
 )
 from svomflow.calibration.qc import append_qc_history, plot_qc_history
 from svomflow.config import load_config
+from svomflow.flows._params import config_overrides
 from svomflow.flows._support import (
     FlowContext,
     default_output_root,
@@ -161,11 +163,27 @@ def resolve_night(night: str, start_hour: float = 12.0, now: _dt.datetime | None
     return then.date().isoformat()
 
 
+def run_name(params: Mapping[str, Any]) -> str:
+    """Return the flow run name ``calib-<night>`` for the given flow parameters.
+
+    ``"last"`` is resolved with the run's ``night_start_utc_hour`` when its configuration
+    sets one (the parameter may be the model or its JSON mapping), as the flow does.
+    """
+    night = str(params.get("night") or "last")
+    config = params.get("config")
+    hour = (
+        config.get("night_start_utc_hour")
+        if isinstance(config, Mapping)
+        else getattr(config, "night_start_utc_hour", None)
+    )
+    start = float(hour) if hour is not None else NightlyCalibrationConfig().night_start_utc_hour
+    return f"calib-{resolve_night(night, start)}"
+
+
 def _run_name() -> str:
     from prefect.runtime import flow_run
 
-    night = str(flow_run.parameters.get("night", "last"))
-    return f"calib-{resolve_night(night)}"
+    return run_name(dict(flow_run.parameters))
 
 
 @flow(
@@ -182,7 +200,7 @@ def nightly_master_calibration(
     out_dir: str | None = None,
     caldb_root: str | None = None,
     instrument: str = "colibri_ddrago_b",
-    config: dict[str, Any] | None = None,
+    config: NightlyCalibrationConfig | None = None,
     database_url: str | None = None,
 ) -> dict[str, Any]:
     """Build the night's master bias/dark/flat candidates, validate them and promote the good ones.
@@ -205,7 +223,12 @@ def nightly_master_calibration(
     instrument
         Camera definition name.
     config
-        Overrides of :class:`~svomflow.calibration.masters.NightlyCalibrationConfig`.
+        The configuration (:class:`~svomflow.calibration.masters.NightlyCalibrationConfig`).
+        Only the values set on it count (a plain nested mapping, validated into the model,
+        sets exactly its keys: what ``calib nightly`` and ``svomflow reprocess`` pass):
+        settings left unset are filled from the camera definition
+        (:meth:`~svomflow.calibration.masters.NightlyCalibrationConfig.resolved`), which a
+        model's defaults must not hide. Typed, so the Prefect UI renders it as a form.
     database_url
         Products database (default SQLite under the data directory).
 
@@ -217,7 +240,7 @@ def nightly_master_calibration(
     """
     log = get_run_logger()
     camera = load_camera(instrument)
-    cfg = load_config(NightlyCalibrationConfig, overrides=config or {}).resolved(camera)
+    cfg = load_config(NightlyCalibrationConfig, overrides=config_overrides(config)).resolved(camera)
     night = resolve_night(night, cfg.night_start_utc_hour)
     # processing status of the night in the products database (failures: record_failure)
     status = FlowContext(

@@ -190,5 +190,7 @@ def fit_cmd(
             )
     for kind, f in fluxes.items():
         typer.echo(f"  {kind} flux {band[0][0]:g}-{band[0][1]:g} keV: {f['value']:.4g} {f['unit']}")
+        for note in f.get("notes", []):
+            typer.echo(f"    note: {note}")
     if plot_path:
         typer.echo(f"plot written to {plot_path}")

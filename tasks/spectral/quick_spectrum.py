@@ -186,23 +186,19 @@ def subtract_windows(ranges: Sequence[Range], exclude: Sequence[Range]) -> list[
 def _definition_ranges(
     definition: InstrumentDefinition, detector: str
 ) -> tuple[list[Range], list[Range], str] | None:
+    """The instrument's ``quick_spectrum`` keys, overridden by the detector's own section."""
+    sec = dict(definition.get("quick_spectrum", None) or {})
+    source = f"instrument {definition.name}"
     for d in definition.get("detectors", None) or []:
         if isinstance(d, dict) and d.get("name") == detector and "quick_spectrum" in d:
-            sec = d["quick_spectrum"]
-            where = f"instrument {definition.name} detector {detector}"
-            return (
-                _check_ranges(sec.get("fit_ranges_kev", []), where),
-                _check_ranges(sec.get("exclude_kev", []), where),
-                f"instrument {definition.name}: detector {detector}",
-            )
-    sec = definition.get("quick_spectrum", None)
-    if sec is None:
+            sec.update(d["quick_spectrum"])
+            source = f"instrument {definition.name}: detector {detector}"
+    if not sec:
         return None
-    where = f"instrument {definition.name} quick_spectrum"
     return (
-        _check_ranges(sec.get("fit_ranges_kev", []), where),
-        _check_ranges(sec.get("exclude_kev", []), where),
-        f"instrument {definition.name}",
+        _check_ranges(sec.get("fit_ranges_kev", []), source),
+        _check_ranges(sec.get("exclude_kev", []), source),
+        source,
     )
 
 

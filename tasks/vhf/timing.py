@@ -105,33 +105,34 @@ def t90_status(
 ) -> T90Status:
     """Decide whether a T90 can be reported, from the burst's place in the data.
 
-    The burst total of the Koshut method is the difference of two background plateaus; a
-    plateau needs ``max(plateau_s, plateau_fraction * extent, plateau_min_bins * dt)`` of
-    data beyond the excess found (``bkg.source``). With less data after the excess the tail
-    may go on past the end of the data: the total and T90 would be underestimated with an
-    error that does not say so. Such a burst (and one where the duration step found no
+    The burst total of the Koshut method is the difference of two background plateaus of
+    ``max(plateau_s, plateau_fraction * extent, plateau_min_bins * dt)``; the duration step
+    flags a plateau shorter than half that. With less than that half of data beyond the
+    excess found (``bkg.source``) the tail may go on past the end of the data: the total and
+    T90 would be underestimated with an error that does not say so. Such a burst (and one where the duration step found no
     plateau at all) is ``TAIL_AT_DATA_END`` (``START_AT_DATA_START`` at the other end), and
     no T90 is reported; any other duration error is ``NOT_MEASURED``.
     """
     s0, s1 = bkg.source
-    need = max(
+    plateau = max(
         config.plateau_s, config.plateau_fraction * (s1 - s0), config.plateau_min_bins * dt_s
     )
+    need = 0.5 * plateau
     after = data_span[1] - s1
     before = s0 - data_span[0]
     why = f" ({durations_error})" if durations_error else ""
     if after < need:
         return T90Status(
             "TAIL_AT_DATA_END",
-            f"the excess over background ends {after:.3f} s before the end of the data (a "
-            f"background plateau needs {need:.3f} s): no post-burst background plateau, the "
+            f"the excess over background ends {after:.3f} s before the end of the data "
+            f"(less than half a background plateau, {need:.3f} s): no post-burst background plateau, the "
             f"tail may go on past the data; T90 not reported{why}",
         )
     if before < need:
         return T90Status(
             "START_AT_DATA_START",
             f"the excess over background starts {before:.3f} s after the start of the data "
-            f"(a background plateau needs {need:.3f} s): no pre-burst background plateau; "
+            f"(less than half a background plateau, {need:.3f} s): no pre-burst background plateau; "
             f"T90 not reported{why}",
         )
     if durations_error is not None:

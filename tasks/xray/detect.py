@@ -5,6 +5,13 @@ filter); local maxima whose significance over the background exceeds a threshold
 candidates; each candidate gets a single-source Cash fit of the PSF model in a window of the
 summed image (the "histogram fit") -> initial position, local background and source counts.
 Stage 2 (:mod:`svomflow.tasks.xray.mlfit`): joint ML fit over the energy-band images.
+Stage 3 (residual search, as XMM ``emldetect`` and eROSITA ``ermldet`` do): the fitted model
+is subtracted, the residual is matched-filtered and its most significant peak near a fitted
+source becomes a trial source; it is kept only if the joint re-fit of its group with the extra
+source lowers C by a detection likelihood above the threshold, the new source is itself above
+the threshold and stays further than a minimum distance from every other source. This
+resolves pairs closer than the PSF core that the stage-1 filter sees as one peak, without
+splitting isolated sources (the split test is the same likelihood-ratio test as a detection).
 """
 
 from __future__ import annotations
@@ -19,7 +26,12 @@ from pydantic import Field
 from scipy import ndimage, signal
 from svomflow.config.base import StepConfig
 from svomflow.tasks.attitude import Attitude
-from svomflow.tasks.xray.mlfit import GroupFit, fit_group, fit_sources
+from svomflow.tasks.xray.mlfit import (
+    GroupFit,
+    detection_likelihood,
+    fit_group,
+    fit_sources,
+)
 from svomflow.tasks.xray.psf import PSFModel
 
 __all__ = [
@@ -30,6 +42,7 @@ __all__ = [
     "detect_sources",
     "find_candidates",
     "pixel_to_sky",
+    "residual_search",
     "sky_to_pixel",
 ]
 
@@ -53,6 +66,25 @@ class DetectConfig(StepConfig):
     )
     ml_threshold: float = Field(
         10.0, description="Minimum detection likelihood ML = -ln P to keep a source"
+    )
+    residual_search: bool = Field(
+        True, description="Search the stage-2 residuals for further sources (crowded fields)"
+    )
+    residual_max_added: int = Field(
+        4, ge=0, description="At most this many sources added by the residual search"
+    )
+    residual_max_tries: int = Field(
+        4, ge=0, description="At most this many trial sources tested by the residual search"
+    )
+    residual_sigma: float = Field(
+        3.0, description="Matched-filter residual significance (sigma) of a trial source"
+    )
+    residual_radius_pix: float = Field(
+        45.0, description="Trial sources are searched within this distance of fitted ones (pixels)"
+    )
+    min_separation_pix: float = Field(
+        8.0,
+        description="An added source must be further than this from every other source (pixels)",
     )
 
 
@@ -102,15 +134,19 @@ def band_images(
     return out
 
 
+def _matched_kernel(psf: PSFModel, half: int) -> NDArray[np.float64]:
+    """Return the PSF on a (2 half + 1)^2 pixel grid centred on a pixel, normalised to sum 1."""
+    edges = np.arange(-half, half + 2, dtype=np.float64) - 0.5
+    kern = psf.pixels(0.0, 0.0, edges, edges)[0]
+    return kern / kern.sum()
+
+
 def find_candidates(
     image: NDArray[np.float64], psf: PSFModel, cfg: DetectConfig
 ) -> list[Candidate]:
     """Return stage-1 candidates: matched-filter peaks refined by single-source PSF fits."""
     ny, nx = image.shape
-    h = cfg.kernel_half_size_pix
-    edges = np.arange(-h, h + 2, dtype=np.float64) - 0.5
-    kern = psf.pixels(0.0, 0.0, edges, edges)[0]
-    kern /= kern.sum()
+    kern = _matched_kernel(psf, cfg.kernel_half_size_pix)
     smooth = signal.fftconvolve(image, kern, mode="same")
     # background per pixel: mean of the image after removing the brightest smoothed regions
     mask = smooth > np.percentile(smooth, 75)
@@ -155,6 +191,142 @@ def find_candidates(
             )
         )
     return cands
+
+
+def _source_model(
+    psf: PSFModel, x: float, y: float, counts: NDArray[np.float64], shape: tuple[int, int]
+) -> NDArray[np.float64]:
+    """Return the model counts (n_bands, ny, nx) of one source on the whole detector."""
+    return counts[:, None, None] * psf.image(x, y, shape)[None]
+
+
+def _min_distance(
+    xx: NDArray[np.float64], yy: NDArray[np.float64], xy: NDArray[np.float64]
+) -> NDArray[np.float64]:
+    """Return, per pixel centre (xx, yy), the distance to the nearest of the points ``xy``."""
+    out = np.full(xx.shape, np.inf)
+    for x, y in xy:
+        np.minimum(out, np.hypot(xx - x, yy - y), out=out)
+    return out
+
+
+def _window(
+    xy: NDArray[np.float64], half: int, shape: tuple[int, int]
+) -> tuple[int, int, int, int]:
+    """Return the fit window (x0, x1, y0, y1) padding the bounding box of ``xy`` by ``half``."""
+    ny, nx = shape
+    lo = np.floor(xy.min(axis=0)) - half
+    hi = np.ceil(xy.max(axis=0)) + half
+    return int(max(lo[0], 0)), int(min(hi[0], nx)), int(max(lo[1], 0)), int(min(hi[1], ny))
+
+
+def residual_search(
+    images: NDArray[np.float64],
+    psf: PSFModel,
+    fits: list[GroupFit],
+    cfg: DetectConfig,
+    bkg_per_pixel: NDArray[np.float64],
+) -> tuple[list[GroupFit], int, int]:
+    """Add sources found in the residuals of the stage-2 fits; return (fits, added, tried).
+
+    Each iteration subtracts the current model (sources and group backgrounds), filters the
+    summed residual with the PSF and takes its most significant peak within
+    ``cfg.residual_radius_pix`` of a fitted source and beyond ``cfg.min_separation_pix`` of
+    every source. The group of the nearest source is then fitted twice in the same window,
+    with the other groups' models fixed: without (C0) and with (C1) the trial source, all
+    positions free. The trial source is kept if ``-ln P(chi2_{2+nb} >= C0 - C1)``, its own
+    detection likelihood and the likelihoods of the group's previous sources all reach
+    ``cfg.ml_threshold``, the fit converged, and no two sources of the group are closer
+    than ``cfg.min_separation_pix``; the accepted fit then replaces the group's. A rejected
+    position is not tried again. Stops when no peak exceeds ``cfg.residual_sigma`` or the
+    limits on added and tried sources are reached.
+    """
+    nb, ny, nx = images.shape
+    shape = (ny, nx)
+    fits = list(fits)
+    if not fits or not cfg.residual_search:
+        return fits, 0, 0
+    kern = _matched_kernel(psf, cfg.kernel_half_size_pix)
+    k2 = kern**2
+    total = images.sum(axis=0)
+    yy, xx = np.mgrid[0:ny, 0:nx] + 0.5
+    rejected: list[tuple[float, float]] = []
+    added = tried = 0
+    while added < cfg.residual_max_added and tried < cfg.residual_max_tries:
+        models = [[_source_model(psf, s.x, s.y, s.counts, shape) for s in g.sources] for g in fits]
+        bkg_img = np.broadcast_to(np.asarray(bkg_per_pixel)[:, None, None], images.shape).copy()
+        for g in fits:
+            x0, x1, y0, y1 = g.window
+            bkg_img[:, y0:y1, x0:x1] = g.background[:, None, None]
+        model = bkg_img + sum(m for ms in models for m in ms)
+        resid = signal.fftconvolve(total - model.sum(axis=0), kern, mode="same")
+        var = np.maximum(signal.fftconvolve(model.sum(axis=0), k2, mode="same"), 1e-12)
+        signif = resid / np.sqrt(var)
+        xy_all = np.array([(s.x, s.y) for g in fits for s in g.sources])
+        # only detected sources (ML above threshold) anchor the search: the residual near a
+        # sub-threshold stage-1 candidate is noise and refitting its group costs time
+        xy_det = np.array(
+            [(s.x, s.y) for g in fits for s in g.sources if s.ml >= cfg.ml_threshold]
+        ).reshape(-1, 2)
+        if len(xy_det) == 0:
+            break
+        allowed = (_min_distance(xx, yy, xy_det) <= cfg.residual_radius_pix) & (
+            _min_distance(xx, yy, xy_all) > cfg.min_separation_pix
+        )
+        for rx, ry in rejected:
+            allowed &= np.hypot(xx - rx, yy - ry) > cfg.min_separation_pix
+        signif = np.where(allowed, signif, -np.inf)
+        j, i = np.unravel_index(int(np.argmax(signif)), signif.shape)
+        if not signif[j, i] >= cfg.residual_sigma:
+            break
+        tried += 1
+        px, py = float(xx[j, i]), float(yy[j, i])
+        # group of the nearest fitted source
+        gi = int(np.argmin([min(math.hypot(s.x - px, s.y - py) for s in g.sources) for g in fits]))
+        grp = fits[gi]
+        fixed = sum(
+            (m for k, ms in enumerate(models) if k != gi for m in ms), np.zeros(images.shape)
+        )
+        old_xy = np.array([(s.x, s.y) for s in grp.sources])
+        old_n = np.array([s.counts for s in grp.sources])
+        band_frac = np.maximum(old_n.sum(axis=0), 1e-3)
+        band_frac /= band_frac.sum()
+        n_new = max(float(resid[j, i] / k2.sum()), cfg.min_counts) * band_frac
+        window = _window(np.vstack([old_xy, [[px, py]]]), cfg.window_half_size_pix, shape)
+        h0 = fit_group(
+            images, psf, old_xy, old_n, window=window, fixed=fixed, bkg_init=grp.background,
+            compute_ml=False,
+        )  # fmt: skip
+        h1 = fit_group(
+            images, psf, np.vstack([old_xy, [[px, py]]]), np.vstack([old_n, n_new]),
+            window=window, fixed=fixed, bkg_init=grp.background,
+        )  # fmt: skip
+        dl = detection_likelihood(max(h0.cstat - h1.cstat, 0.0), 2 + nb)
+        new_xy = np.array([(s.x, s.y) for s in h1.sources])
+        sep = np.hypot(*(new_xy[:, None, :] - new_xy[None, :, :]).transpose(2, 0, 1))
+        sep[np.diag_indices(len(new_xy))] = np.inf
+        old_ok = all(
+            s.ml >= cfg.ml_threshold or not (o.ml >= cfg.ml_threshold)
+            for s, o in zip(h1.sources[:-1], grp.sources, strict=True)
+        )
+        ok = (
+            h1.converged
+            and dl >= cfg.ml_threshold
+            and h1.sources[-1].ml >= cfg.ml_threshold
+            and h1.sources[-1].total_counts >= cfg.min_counts
+            and old_ok
+            and float(sep.min()) > cfg.min_separation_pix
+        )
+        if not ok:
+            rejected.append((px, py))
+            continue
+        for s in h1.sources:
+            s.group = grp.sources[0].group
+        h1.messages.append(f"residual search: source added at ({px:.1f}, {py:.1f}), ML {dl:.1f}")
+        h1.n_eval += h0.n_eval
+        fits[gi] = h1
+        added += 1
+    return fits, added, tried
 
 
 def pixel_to_sky(
@@ -221,6 +393,7 @@ def detect_sources(
         images, psf, xy_a, init, half_size=cfg.window_half_size_pix,
         group_distance=cfg.group_distance_pix, bkg_per_pixel=bkg_pp,
     )  # fmt: skip
+    fits, _added, _tried = residual_search(images, psf, fits, cfg, bkg_pp)
     out = []
     for g in fits:
         for s in g.sources:

@@ -45,6 +45,8 @@ def test_mxt_analysis_flow_burst_mode(prefect_harness, tmp_path):
         trigger_time=1.0e8 - 500.0,
         prior_ra=src["ra_deg"] + 0.02,
         prior_dec=src["dec_deg"],
+        # a plain mapping (what the CLI and reprocessing pass) is validated into the model
+        config={"detect": {"ml_threshold": 12.0}},
     )
     assert res["mode"] == "burst"
     with fits.open(res["srclist"]) as hdul:
@@ -82,7 +84,7 @@ def test_mxt_analysis_flow_burst_mode(prefect_harness, tmp_path):
     assert {Path(i["path"]).name for i in prov["inputs"]} >= {Path(p).name for p in l1}
     assert {c["codename"] for c in prov["calibration"]} == {"GAIN", "CTI", "PATTERN", "PSF"}
     assert all(c["override"] for c in prov["calibration"])
-    assert prov["config"]["detect"]["ml_threshold"] == res_cfg_ml(res)
+    assert prov["config"]["detect"]["ml_threshold"] == res_cfg_ml(res) == 12.0
     assert store.statuses("sb26112401")[0].state == "done"
 
 

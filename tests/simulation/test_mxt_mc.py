@@ -39,3 +39,16 @@ def test_completeness_rises_with_flux_and_few_false_detections() -> None:
     comp = [r["completeness"] for r in rows]
     assert comp[-1] == 1.0 and comp[0] < comp[-1]
     assert all(r["false_per_field"] < 0.2 for r in rows)
+
+
+@pytest.mark.slow
+def test_crowded_field_resolves_the_close_pair() -> None:
+    """Crowded field (a, b 4 arcmin apart at 2.5:1, c apart): the residual search finds b and
+    a's r90 keeps its coverage (it collapsed to ~0.4 when b's photons pulled a)."""
+    tr = field_trials(FIELDS["crowded"], 20, seed=2028)
+    found_b = sum(t.matched[1] for t in tr)
+    # measured 20/20; before the residual search 0.43 (40 trials): >= 15 of 20 has P = 4e-3 at 0.43
+    assert found_b >= 15, found_b
+    for i in range(3):
+        _coverage_ok(position_summary(tr, i))
+    assert sum(t.false_detections for t in tr) <= 2

@@ -4,9 +4,10 @@ A low-energy coded-mask-like detector (4-150 keV) and two scintillators (15-2000
 see one Band spectrum; the scintillators share one free cross-normalisation (true value
 0.9). Backgrounds are Poisson spectra measured over less time than the source (BACKSCAL
 scaling r = t_b / t_s = 0.4, as the X-band off-source intervals), the source spectra are
-grouped to 10 counts per group. Checks: no bias, and 1-sigma coverage of alpha, Epeak and
-the cross-normalisation inside the binomial 99.7 % band (errors neither too small nor too
-large). The ``slow`` variant uses profile errors and 300 bursts.
+grouped to 10 counts per group. Checks: no bias, and 1-sigma coverage of alpha, Epeak, the
+cross-normalisation and the 10-1000 keV energy flux (sampled errors) inside the binomial
+99.7 % band (errors neither too small nor too large). The ``slow`` variant uses profile
+errors and 300 bursts (measured: coverage 69 %, 72 %, 69 % for alpha, Epeak, norm).
 """
 
 from __future__ import annotations
@@ -64,14 +65,14 @@ def _run(synth, n: int, seed: int, profile: bool) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     instruments = _instruments(synth)
     model = make_model("band")
-    pulls: dict[str, list[float]] = {"alpha": [], "epeak": [], "norm_grd1": []}
-    truth = {**TRUTH, "norm_grd1": NORM}
+    pulls: dict[str, list[float]] = {"alpha": [], "epeak": [], "norm_grd1": [], "flux": []}
+    truth = {**TRUTH, "norm_grd1": NORM, "flux": model.flux(TRUTH, (10.0, 1000.0), "energy")}
     for _ in range(n):
         datasets = _simulate(synth, rng, instruments, model)
         res = sp.fit(datasets, "band", stat="wstat", link={"norm_grd2": "norm_grd1"})
         if profile:
-            sp.errors(res, params=list(pulls))
-        for name in pulls:
+            sp.errors(res)
+        for name in ("alpha", "epeak", "norm_grd1"):
             p = res.parameters[name]
             d = p.value - truth[name]
             if profile:
@@ -79,6 +80,9 @@ def _run(synth, n: int, seed: int, profile: bool) -> dict[str, np.ndarray]:
             else:
                 err = p.error
             pulls[name].append(d / err)  # type: ignore[operator]
+        f = sp.flux(res, (10.0, 1000.0), "energy", n_samples=200, seed=len(pulls["flux"]))
+        d = f.value - truth["flux"]
+        pulls["flux"].append(d / (f.error_high if d < 0 else -f.error_low))
     return {k: np.array(v) for k, v in pulls.items()}
 
 

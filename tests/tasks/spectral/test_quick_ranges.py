@@ -48,7 +48,14 @@ def test_ranges_from_the_instrument_definition(synth):
     data = grm.model_dump()
     data["detectors"][1]["quick_spectrum"] = {"fit_ranges_kev": [[50.0, 1000.0]]}
     custom = InstrumentDefinition.model_validate(data)
+    # the detector's own keys override the instrument's; the others are inherited
     assert detector_energy_ranges(resp, "GRD02", definition=custom)[0] == [(50.0, 1000.0)]
+    data["detectors"][2]["quick_spectrum"] = {"exclude_kev": [[30.0, 45.0]]}
+    custom = InstrumentDefinition.model_validate(data)
+    assert detector_energy_ranges(resp, "GRD03", definition=custom)[0] == [
+        (15.0, 30.0),
+        (45.0, 5000.0),
+    ]
     assert detector_energy_ranges(resp, "GRD01", definition=custom)[0][0] == (15.0, 30.0)
 
 
