@@ -282,7 +282,15 @@ def quick_spectrum_for(
         resps.append(r.as_response())
         names.append(r.detector)
     spec = quick_spectrum(
-        counts, bkgs, resps, [live[n] for n in names], config=cfg.spectrum, names=names
+        counts,
+        bkgs,
+        resps,
+        [live[n] for n in names],
+        config=cfg.spectrum,
+        names=names,
+        # per-detector fit ranges and exclusions come from the instrument file (or, with
+        # none, from the detector type seen in EBOUNDS)
+        definition=data.definition,
     )
     return GRMSpectrumResult(
         spectrum=spec, interval=(float(interval[0]), float(interval[1])), livetime=live

@@ -14,7 +14,6 @@ detectors, times its cross-normalisation).
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -169,23 +168,16 @@ def fit_datasets(
     fluxes: dict[str, sp.FluxResult] = {}
     notes: list[str] = []
     duration = float(interval[1] - interval[0])
-    with warnings.catch_warnings(record=True) as caught:
-        # a numerically indefinite covariance makes the flux draws warn: keep the fluxes,
-        # say their errors are approximate
-        warnings.simplefilter("always", RuntimeWarning)
-        for band in flux_bands:
-            key = f"{band[0]:g}-{band[1]:g}"
-            fluxes[f"photon_{key}"] = sp.flux(
-                result, band, "photon", n_samples=flux_samples, seed=seed
-            )
-            fluxes[f"energy_{key}"] = sp.flux(
-                result, band, "energy", n_samples=flux_samples, seed=seed
-            )
-            fluxes[f"fluence_{key}"] = sp.flux(
-                result, band, "fluence", n_samples=flux_samples, seed=seed, duration=duration
-            )
-    if any("positive-semidefinite" in str(w.message) for w in caught):
-        notes.append("covariance not positive semi-definite: flux errors approximate")
+    for band in flux_bands:
+        key = f"{band[0]:g}-{band[1]:g}"
+        fluxes[f"photon_{key}"] = sp.flux(result, band, "photon", n_samples=flux_samples, seed=seed)
+        fluxes[f"energy_{key}"] = sp.flux(result, band, "energy", n_samples=flux_samples, seed=seed)
+        fluxes[f"fluence_{key}"] = sp.flux(
+            result, band, "fluence", n_samples=flux_samples, seed=seed, duration=duration
+        )
+    if any(f.covariance_regularised for f in fluxes.values()):
+        # the flux draws used a repaired covariance (see FluxResult.notes)
+        notes.append("covariance not positive definite: flux errors from a regularised one")
     return IntervalFit(label, interval, result, used, fluxes, fallback=used != model, notes=notes)
 
 

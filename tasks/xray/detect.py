@@ -299,31 +299,37 @@ def residual_search(
         )  # fmt: skip
         h1 = fit_group(
             images, psf, np.vstack([old_xy, [[px, py]]]), np.vstack([old_n, n_new]),
-            window=window, fixed=fixed, bkg_init=grp.background,
+            window=window, fixed=fixed, bkg_init=grp.background, compute_ml=False,
         )  # fmt: skip
         dl = detection_likelihood(max(h0.cstat - h1.cstat, 0.0), 2 + nb)
         new_xy = np.array([(s.x, s.y) for s in h1.sources])
         sep = np.hypot(*(new_xy[:, None, :] - new_xy[None, :, :]).transpose(2, 0, 1))
         sep[np.diag_indices(len(new_xy))] = np.inf
-        old_ok = all(
-            s.ml >= cfg.ml_threshold or not (o.ml >= cfg.ml_threshold)
-            for s, o in zip(h1.sources[:-1], grp.sources, strict=True)
-        )
         ok = (
             h1.converged
             and dl >= cfg.ml_threshold
-            and h1.sources[-1].ml >= cfg.ml_threshold
             and h1.sources[-1].total_counts >= cfg.min_counts
-            and old_ok
             and float(sep.min()) > cfg.min_separation_pix
         )
+        if ok:
+            # the per-source likelihoods (refits without each source) only for a trial that
+            # passed the cheap tests; the fit restarts at its own minimum
+            n_eval = h0.n_eval + h1.n_eval
+            h1 = fit_group(
+                images, psf, new_xy, np.array([s.counts for s in h1.sources]), window=window,
+                fixed=fixed, bkg_init=h1.background,
+            )  # fmt: skip
+            h1.n_eval += n_eval
+            ok = h1.sources[-1].ml >= cfg.ml_threshold and all(
+                s.ml >= cfg.ml_threshold or not (o.ml >= cfg.ml_threshold)
+                for s, o in zip(h1.sources[:-1], grp.sources, strict=True)
+            )
         if not ok:
             rejected.append((px, py))
             continue
         for s in h1.sources:
             s.group = grp.sources[0].group
         h1.messages.append(f"residual search: source added at ({px:.1f}, {py:.1f}), ML {dl:.1f}")
-        h1.n_eval += h0.n_eval
         fits[gi] = h1
         added += 1
     return fits, added, tried
