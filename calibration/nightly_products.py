@@ -14,34 +14,17 @@ table) and ``QCPLOT_<camera>_<type>_<filter>`` (history plots).
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from astropy.io import fits
+from svomflow.products.content import copy_file, fits_hdus
 from svomflow.products.provenance import CalibrationRef, Provenance
 from svomflow.products.store import ProductRef, ProductStore
 
 __all__ = ["publish_candidate", "publish_qc_history"]
 
 FLOW_NAME = "nightly_master_calibration"
-
-
-def _hdus(path: str | Path) -> list[Any]:
-    with fits.open(path, memmap=False) as hdul:
-        hdus = [h.copy() for h in hdul]
-    for h in hdus:
-        for key in ("CHECKSUM", "DATASUM"):
-            h.header.remove(key, ignore_missing=True)
-    return hdus
-
-
-def _copy(src: str | Path) -> Any:
-    def write(dest: Path) -> None:
-        shutil.copyfile(src, dest)
-
-    return write
 
 
 def _calibration_refs(used: Mapping[str, Mapping[str, Any]]) -> list[CalibrationRef]:
@@ -90,10 +73,10 @@ def publish_candidate(
 
     refs = []
     if candidate:
-        refs.append(pub(_hdus(candidate), f"MASTER_{group}"))
+        refs.append(pub(fits_hdus(candidate), f"MASTER_{group}"))
     if report_fits and Path(report_fits).is_file():
-        refs.append(pub(_hdus(report_fits), f"QC_{group}"))
-    refs.append(pub(_copy(report_json), f"QCJSON_{group}", "json"))
+        refs.append(pub(fits_hdus(report_fits), f"QC_{group}"))
+    refs.append(pub(copy_file(report_json), f"QCJSON_{group}", "json"))
     return refs
 
 
@@ -115,14 +98,18 @@ def publish_qc_history(
     prov = Provenance.start(config=config, inputs=reports, flow_name=FLOW_NAME)
     refs = [
         store.publish(
-            _hdus(history), type_code="QCHIST", instrument=instrument, obs_id=night, provenance=prov
+            fits_hdus(history),
+            type_code="QCHIST",
+            instrument=instrument,
+            obs_id=night,
+            provenance=prov,
         )
     ]
     for p in plots:
         code = "QCPLOT_" + Path(p).stem.removeprefix("qc_")
         refs.append(
             store.publish(
-                _copy(p),
+                copy_file(p),
                 type_code=code,
                 instrument=instrument,
                 obs_id=night,

@@ -25,7 +25,7 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 from svomflow.calibration.caldb.entry import CaldbEntry
-from svomflow.calibration.caldb.selection import choose_entry, names_match
+from svomflow.calibration.caldb.selection import choose_entry, filter_entries
 from svomflow.errors import CalibrationNotFoundError, SvomflowError
 from svomflow.products.atomic import atomic_path, atomic_write_bytes, sha256_file
 
@@ -352,16 +352,14 @@ class RemoteCaldb:
         index_version: int | None = None,
     ) -> list[CaldbEntry]:
         """Return matching entries (quality 0 unless ``all_qualities``), as ``Caldb.list``."""
-        out = [
-            e
-            for e in self.entries(index_version)
-            if (all_qualities or e.quality == 0)
-            and (instrument is None or e.instrument == instrument.strip().upper())
-            and (codename is None or e.codename == codename.strip().upper())
-            and (telescope is None or names_match(e.telescope, telescope))
-            and (detector is None or names_match(e.detector, detector))
-        ]
-        return sorted(out, key=lambda e: (e.instrument, e.codename, e.valid_from, e.id or 0))
+        return filter_entries(
+            self.entries(index_version),
+            instrument=instrument,
+            codename=codename,
+            telescope=telescope,
+            detector=detector,
+            all_qualities=all_qualities,
+        )
 
     def select(
         self,

@@ -35,7 +35,7 @@ from svomflow.calibration.caldb.entry import (
     normalize_name,
     to_utc,
 )
-from svomflow.calibration.caldb.selection import choose_entry, names_match
+from svomflow.calibration.caldb.selection import choose_entry, filter_entries
 from svomflow.errors import CalibrationNotFoundError, InputDataError
 from svomflow.paths import safe_component, safe_join
 from svomflow.products.atomic import atomic_write_bytes, sha256_file
@@ -227,16 +227,14 @@ class Caldb:
 
         Sorted by instrument, code name and validity start.
         """
-        out = [
-            e
-            for e in self.entries(index_version)
-            if (all_qualities or e.quality == 0)
-            and (instrument is None or e.instrument == instrument.strip().upper())
-            and (codename is None or e.codename == codename.strip().upper())
-            and (telescope is None or names_match(e.telescope, telescope))
-            and (detector is None or names_match(e.detector, detector))
-        ]
-        return sorted(out, key=lambda e: (e.instrument, e.codename, e.valid_from, e.id or 0))
+        return filter_entries(
+            self.entries(index_version),
+            instrument=instrument,
+            codename=codename,
+            telescope=telescope,
+            detector=detector,
+            all_qualities=all_qualities,
+        )
 
     # -- selection ----------------------------------------------------------------------------
     def select(

@@ -9,7 +9,7 @@ from svomflow.calibration.caldb.boundaries import boundaries_hold
 from svomflow.calibration.caldb.entry import CaldbEntry, to_utc
 from svomflow.errors import CalibrationNotFoundError
 
-__all__ = ["choose_entry", "names_match"]
+__all__ = ["choose_entry", "filter_entries", "names_match"]
 
 
 def names_match(stored: str, wanted: str | None) -> bool:
@@ -19,6 +19,32 @@ def names_match(stored: str, wanted: str | None) -> bool:
     if a in ("", "NONE") or b in ("", "NONE"):
         return True
     return a == b
+
+
+def filter_entries(
+    entries: Iterable[CaldbEntry],
+    *,
+    instrument: str | None = None,
+    codename: str | None = None,
+    telescope: str | None = None,
+    detector: str | None = None,
+    all_qualities: bool = False,
+) -> list[CaldbEntry]:
+    """Return the entries matching the given names (quality 0 unless ``all_qualities``).
+
+    Sorted by instrument, code name, validity start and id: the listing order of
+    ``Caldb.list`` and ``RemoteCaldb.list``.
+    """
+    out = [
+        e
+        for e in entries
+        if (all_qualities or e.quality == 0)
+        and (instrument is None or e.instrument == instrument.strip().upper())
+        and (codename is None or e.codename == codename.strip().upper())
+        and (telescope is None or names_match(e.telescope, telescope))
+        and (detector is None or names_match(e.detector, detector))
+    ]
+    return sorted(out, key=lambda e: (e.instrument, e.codename, e.valid_from, e.id or 0))
 
 
 def _sort_key(e: CaldbEntry) -> tuple[_dt.datetime, int, int]:

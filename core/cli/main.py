@@ -31,19 +31,19 @@ def _root(
 
 # Command groups: each module defines `app` (a typer.Typer) or registers commands on ours.
 # --- command groups (one line each; keep sorted) ---
-from svomflow.cli import bench_cmd  # noqa: E402
-from svomflow.cli import caldb_cmd  # noqa: E402
-from svomflow.cli import calib_cmd  # noqa: E402
-from svomflow.cli import config_cmd  # noqa: E402
-from svomflow.cli import demo_cmd  # noqa: E402
-from svomflow.cli import gp1_cmd  # noqa: E402
-from svomflow.cli import mxt_cmd  # noqa: E402
-from svomflow.cli import ops_cmd  # noqa: E402
-from svomflow.cli import server_cmd  # noqa: E402
-from svomflow.cli import simulate_cmd  # noqa: E402
-from svomflow.cli import spectrum_cmd  # noqa: E402
-from svomflow.cli import vhf_cmd  # noqa: E402
-from svomflow.cli import xband_cmd  # noqa: E402
+from svomflow.cli import bench_cmd
+from svomflow.cli import caldb_cmd
+from svomflow.cli import calib_cmd
+from svomflow.cli import config_cmd
+from svomflow.cli import demo_cmd
+from svomflow.cli import gp1_cmd
+from svomflow.cli import mxt_cmd
+from svomflow.cli import ops_cmd
+from svomflow.cli import server_cmd
+from svomflow.cli import simulate_cmd
+from svomflow.cli import spectrum_cmd
+from svomflow.cli import vhf_cmd
+from svomflow.cli import xband_cmd
 
 app.command("bench")(bench_cmd.bench)
 app.add_typer(caldb_cmd.app, name="caldb")

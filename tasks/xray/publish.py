@@ -11,12 +11,11 @@ with the CALDB index version they were selected in.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from astropy.io import fits
+from svomflow.products.content import copy_file, fits_hdus
 from svomflow.products.provenance import CalibrationRef, Provenance
 from svomflow.products.store import ProductRef, ProductStore
 
@@ -56,23 +55,6 @@ def calibration_refs(calibration: Mapping[str, Mapping[str, Any]]) -> list[Calib
             )
         )
     return refs
-
-
-def _fits_hdus(path: str | Path) -> list[Any]:
-    """Read every HDU of a FITS file into memory (the work file can then be removed)."""
-    with fits.open(path, memmap=False) as hdul:
-        hdus = [h.copy() for h in hdul]
-    for h in hdus:
-        for key in ("CHECKSUM", "DATASUM"):
-            h.header.remove(key, ignore_missing=True)
-    return hdus
-
-
-def _copy_file(src: str | Path) -> Any:
-    def write(dest: Path) -> None:
-        shutil.copyfile(src, dest)
-
-    return write
 
 
 def publish_mxt_products(
@@ -122,28 +104,28 @@ def publish_mxt_products(
 
     t = PRODUCT_TYPES
     out: dict[str, Any] = {
-        "events": pub(_fits_hdus(events_file), t["events"]),
-        "srclist": pub(_fits_hdus(srclist_file), t["srclist"]),
+        "events": pub(fits_hdus(events_file), t["events"]),
+        "srclist": pub(fits_hdus(srclist_file), t["srclist"]),
     }
-    rmf = pub(_fits_hdus(products["rmf"]), t["rmf"])
+    rmf = pub(fits_hdus(products["rmf"]), t["rmf"])
     out["rmf"] = rmf
     out["arfs"], out["spectra"], out["lightcurves"] = [], [], []
     for k, (arf_path, pha_path, lc_path) in enumerate(
         zip(products["arfs"], products["spectra"], products["lightcurves"], strict=True), start=1
     ):
-        arf = pub(_fits_hdus(arf_path), t["arf"].format(k=k))
-        pha_hdus = _fits_hdus(pha_path)
+        arf = pub(fits_hdus(arf_path), t["arf"].format(k=k))
+        pha_hdus = fits_hdus(pha_path)
         # the response files are published next to the spectrum: point at their real names
         spec = next(h for h in pha_hdus if h.name == "SPECTRUM")
         spec.header["RESPFILE"] = Path(rmf.path).name
         spec.header["ANCRFILE"] = Path(arf.path).name
         out["arfs"].append(arf)
         out["spectra"].append(pub(pha_hdus, t["spectrum"].format(k=k)))
-        out["lightcurves"].append(pub(_fits_hdus(lc_path), t["lightcurve"].format(k=k)))
+        out["lightcurves"].append(pub(fits_hdus(lc_path), t["lightcurve"].format(k=k)))
     previews: Sequence[str] = products["previews"]
     out["previews"] = []
     if previews:
-        out["previews"].append(pub(_copy_file(previews[0]), t["image_preview"], "png"))
+        out["previews"].append(pub(copy_file(previews[0]), t["image_preview"], "png"))
         for k, png in enumerate(previews[1:], start=1):
-            out["previews"].append(pub(_copy_file(png), t["lc_preview"].format(k=k), "png"))
+            out["previews"].append(pub(copy_file(png), t["lc_preview"].format(k=k), "png"))
     return out

@@ -1,7 +1,6 @@
 import math
 
 import pytest
-
 from svomflow.config import available_instruments, load_instrument
 from svomflow.errors import ConfigError
 

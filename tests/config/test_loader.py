@@ -2,7 +2,6 @@ from pathlib import Path
 
 import pytest
 from pydantic import Field
-
 from svomflow.config import StepConfig, load_config, parse_set_overrides
 from svomflow.errors import ConfigError
 

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numba
 import numpy as np
-
 from svomflow.numba_policy import cache_enabled, kernel, parallel_kernel
 
 

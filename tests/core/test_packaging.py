@@ -23,9 +23,20 @@ MAPPING = {
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> zipfile.ZipFile:
     out = tmp_path_factory.mktemp("wheel")
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-         "-w", str(out), str(REPO)],
-        check=True, capture_output=True,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(out),
+            str(REPO),
+        ],
+        check=True,
+        capture_output=True,
     )
     (whl,) = out.glob("svomflow-*.whl")
     return zipfile.ZipFile(whl)
@@ -83,7 +94,9 @@ def test_type_checker_resolves_the_namespace(tmp_path: Path) -> None:
     )
     out = subprocess.run(
         [sys.executable, "-m", "mypy", "--follow-imports=silent", "--no-incremental", str(src)],
-        capture_output=True, text=True, cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
     )
     # the deliberate error proves mypy saw the real return type
     assert 'expression has type "InstrumentDefinition"' in out.stdout, out.stdout + out.stderr

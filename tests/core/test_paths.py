@@ -1,7 +1,6 @@
 from pathlib import Path
 
 import pytest
-
 from svomflow.errors import PathEscapeError
 from svomflow.paths import safe_component, safe_join
 

@@ -7,7 +7,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from svomflow.products.atomic import atomic_path, atomic_write_bytes, sha256_file
 
 

@@ -5,7 +5,6 @@ from pathlib import Path
 import pytest
 from astropy.io import fits
 from sqlalchemy import create_engine, text
-
 from svomflow.errors import PathEscapeError
 from svomflow.products import ProductStore, Provenance
 from svomflow.products.database import (
@@ -49,14 +48,29 @@ def test_publish_is_idempotent_and_versions_on_change(tmp_path: Path, db_url: st
     inp = tmp_path / "events.fits"
     inp.write_bytes(b"events")
     store = ProductStore(tmp_path / "out", db_url)
-    a = store.publish(hdus(), type_code="QT90", instrument="ECLAIRS", obs_id="sb1",
-                      provenance=prov({"bin": 1}, [inp]))
-    b = store.publish(hdus(), type_code="QT90", instrument="ECLAIRS", obs_id="sb1",
-                      provenance=prov({"bin": 1}, [inp]))
+    a = store.publish(
+        hdus(),
+        type_code="QT90",
+        instrument="ECLAIRS",
+        obs_id="sb1",
+        provenance=prov({"bin": 1}, [inp]),
+    )
+    b = store.publish(
+        hdus(),
+        type_code="QT90",
+        instrument="ECLAIRS",
+        obs_id="sb1",
+        provenance=prov({"bin": 1}, [inp]),
+    )
     assert (a.id, a.version, b.created_new) == (b.id, 1, False)
     assert len(store.list(include_superseded=True)) == 1
-    c = store.publish(hdus(), type_code="QT90", instrument="ECLAIRS", obs_id="sb1",
-                      provenance=prov({"bin": 2}, [inp]))
+    c = store.publish(
+        hdus(),
+        type_code="QT90",
+        instrument="ECLAIRS",
+        obs_id="sb1",
+        provenance=prov({"bin": 2}, [inp]),
+    )
     assert c.version == 2 and c.created_new
     rows = store.list(include_superseded=True)
     assert [(r.version, r.superseded) for r in rows] == [(2, False), (1, True)]
@@ -81,8 +95,9 @@ def test_damaged_file_is_rewritten_not_duplicated(tmp_path: Path, db_url: str) -
 def test_header_value_cannot_escape_output_root(tmp_path: Path, db_url: str) -> None:
     store = ProductStore(tmp_path / "out", db_url)
     with pytest.raises(PathEscapeError):
-        store.publish(hdus(), type_code="QLC", instrument="GRM", obs_id="../../etc",
-                      provenance=prov({}))
+        store.publish(
+            hdus(), type_code="QLC", instrument="GRM", obs_id="../../etc", provenance=prov({})
+        )
     assert store.list(include_superseded=True) == []
 
 
@@ -94,19 +109,32 @@ def test_failed_writer_leaves_no_row(tmp_path: Path, db_url: str) -> None:
         raise OSError("disk full")
 
     with pytest.raises(OSError, match="disk full"):
-        store.publish(broken, type_code="QF", instrument="DDRAGO-B", obs_id="sb3",
-                      provenance=prov({}), ext="png")
+        store.publish(
+            broken,
+            type_code="QF",
+            instrument="DDRAGO-B",
+            obs_id="sb3",
+            provenance=prov({}),
+            ext="png",
+        )
     assert store.list(include_superseded=True) == []
-    ok = store.publish(lambda p: p.write_bytes(b"png"), type_code="QF", instrument="DDRAGO-B",
-                       obs_id="sb3", provenance=prov({}), ext="png")
+    ok = store.publish(
+        lambda p: p.write_bytes(b"png"),
+        type_code="QF",
+        instrument="DDRAGO-B",
+        obs_id="sb3",
+        provenance=prov({}),
+        ext="png",
+    )
     assert ok.version == 1 and Path(ok.path).read_bytes() == b"png"
 
 
 def _publish_worker(args: tuple[str, str, str, int]) -> tuple[str, int]:
     out, url, obs, cfg = args
     store = ProductStore(out, url)
-    ref = store.publish(hdus(), type_code="QT90", instrument="ECLAIRS", obs_id=obs,
-                        provenance=prov({"k": cfg}))
+    ref = store.publish(
+        hdus(), type_code="QT90", instrument="ECLAIRS", obs_id=obs, provenance=prov({"k": cfg})
+    )
     return ref.id, ref.version
 
 
