@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 
 import numpy as np
@@ -70,10 +69,6 @@ def test_simulate_user_errors_are_one_line(tmp_path, args) -> None:
     assert len([ln for ln in r.output.splitlines() if ln.strip()]) == 1
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("svomflow.simulation.eclairs") is None,
-    reason="ECLAIRs simulator not available",
-)
 def test_eclairs_and_grm_scenario_writes_both_files(tmp_path) -> None:
     r = runner.invoke(
         app,
