@@ -20,7 +20,9 @@ O(N) per ``R`` and the whole programme O(N^2). Three things make it fast here:
 * For the measures fitness (no transcendental call) the values of a row are written to a
   short buffer in a branch-free loop that the compiler vectorises, then scanned for the
   first maximum (``np.argmax`` tie rule); the events fitness needs one ``log`` per cell pair
-  (a scalar libm call), so its loop is fused instead.
+  (a scalar libm call), so its loop is fused instead, and a cheap upper bound (the tangent
+  of ``log`` at the row's mean rate) skips the ``log`` for candidates that cannot beat the
+  current best: exact, since a skipped value is provably below the running maximum.
 
 The arithmetic of each fitness follows astropy's expression order (``N * log(N / T)``,
 ``T = block_length[k] - block_length[R + 1]``, ``(f - ncp_prior) + best[k - 1]``) so that
@@ -63,9 +65,30 @@ def _events_row(
     c_end = cum[r + 1]
     bv = -np.inf
     bi = -1
+    # log is concave, so its tangent at the row's mean rate lam bounds it from above:
+    # n*log(x) <= n*(log(lam) + (x - lam)/lam). A candidate whose bound cannot beat the
+    # current best skips the log; the bound is tight for rates near lam, which is where
+    # signal-free data spend their time (the slow case for the exact programme).
+    n_all = c_end - cum[k0]
+    t_all = block_length[k0] - bl_end
+    use_bound = n_all > 0.0 and t_all > 0.0
+    lam = n_all / t_all if use_bound else 1.0
+    loglam = np.log(lam)
+    invlam = 1.0 / lam
     for k in range(k0, k1):
         n = c_end - cum[k]
-        f = n * np.log(n / (block_length[k] - bl_end)) if n > 0.0 else 0.0
+        if n > 0.0:
+            x = n / (block_length[k] - bl_end)
+            if use_bound and bi >= 0:
+                a = n * loglam
+                b = n * ((x - lam) * invlam)
+                ub = (a + b - ncp_prior) + bestpad[k]
+                # margin for the rounding of the bound and of the exact value
+                if ub + 1e-9 * (abs(a) + abs(b) + abs(ub) + abs(bv) + 1.0) < bv:
+                    continue
+            f = n * np.log(x)
+        else:
+            f = 0.0
         v = (f - ncp_prior) + bestpad[k]
         if v > bv:
             bv = v
