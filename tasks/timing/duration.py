@@ -20,7 +20,9 @@ Method, on one band of a binned light curve and its background model
 4. Errors (Poisson and background-model uncertainty, by simulation): ``n_sims``
    simulated light curves, each with Poisson counts drawn around the Bayesian-blocks rate
    of the window (``error_model="blocks"``; or around the observed counts, ``bootstrap``)
-   and background coefficients drawn from the fit covariance, analysed in the same way;
+   and background coefficients refitted to the simulated counts of the fit intervals
+   (``background_draws="refit"``, see :class:`_BackgroundRefit`; drawing them from the fit
+   covariance independently counts the plateau noise twice), analysed in the same way;
    the error is half the 16-84 % range of the simulated values.
 """
 
@@ -75,6 +77,13 @@ class DurationConfig(StepConfig):
         "rearranged",
         description="how the time a level is reached is read off the noisy cumulative "
         "curve (none: see the module docstring)",
+    )
+    background_draws: Literal["refit", "independent"] = Field(
+        "refit",
+        description="how each simulation's background coefficients are drawn: refitted to "
+        "the simulated counts of the fit intervals (linearised; the window's share of them "
+        "is the simulation's own Poisson draw) or drawn from the fit covariance "
+        "independently of the simulated counts (counts the noise of the plateaus twice)",
     )
     n_sims: int = Field(300, ge=0, description="simulations for the errors (count)")
     seed: int = Field(0, description="seed of the simulations")
@@ -203,6 +212,62 @@ def _blocks_template(edges: np.ndarray, counts: np.ndarray) -> np.ndarray:
     return out
 
 
+class _BackgroundRefit:
+    """Background coefficients refitted to a simulated light curve, to first order.
+
+    The background fit is a Poisson maximum-likelihood fit over the off-source intervals,
+    which include the T90 plateaus; its error is correlated with the noise of the plateau
+    counts (an upward fluctuation there raises the fitted background and lowers the net
+    plateau). Drawing coefficients from the covariance independently of the simulated counts
+    loses that correlation and adds the plateau noise twice, once as counts and once as
+    background, which inflates the errors of the plateau levels, of the total ``F`` and of
+    T95 (most for a long, low tail). Refitting restores it; to first order (one Fisher-scoring
+    step from the fitted coefficients ``c``, exact for the Gaussian approximation the
+    covariance rests on) the refitted coefficients are ``c + Cov A^T (y - m) / mu`` over the
+    fit bins, with ``y - m`` the simulated counts minus their expectation. Inside the window
+    that deviation is the simulation's own Poisson draw around its template; outside it the
+    bins enter only through the sum, drawn as a Gaussian with covariance ``A_o^T A_o / mu_o``.
+    """
+
+    def __init__(
+        self,
+        bins: BinnedCounts,
+        background: BackgroundModel,
+        window: np.ndarray,
+        template: np.ndarray,
+    ) -> None:
+        iv = np.asarray(background.intervals, dtype=float).reshape(-1, 2)
+        fit = np.zeros(bins.lo.size, dtype=bool)
+        for lo, hi in iv:  # the bins the background fit used (as fit_background selects them)
+            fit |= (bins.lo >= lo - 1e-9) & (bins.hi <= hi + 1e-9)
+        fit &= bins.exposure > 0
+        a = background.design(bins.lo, bins.hi) * bins.exposure[:, None]
+        mu = np.maximum(a @ background.coeffs, 1e-12)
+        inside = np.zeros(bins.lo.size, dtype=bool)
+        inside[window] = True
+        out = fit & ~inside
+        self._fisher_out = a[out].T @ (a[out] / mu[out, None])
+        w = fit[window]
+        self._w = w
+        self._score = a[window][w] / mu[window][w, None]  # rows: d lnL / d c per unit residual
+        self._template = template[w]
+        self._c = np.asarray(background.coeffs, dtype=float)
+        self._cov = np.asarray(background.cov, dtype=float)
+
+    def outside_scores(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """Draw the score contributions of the fit bins outside the window (``n`` rows)."""
+        if not np.any(self._fisher_out):
+            return np.zeros((n, self._c.size))
+        return rng.multivariate_normal(
+            np.zeros(self._c.size), self._fisher_out, size=n, check_valid="ignore"
+        )
+
+    def coeffs(self, counts: np.ndarray, outside: np.ndarray) -> np.ndarray:
+        """Refitted coefficients for one simulated window ``counts`` and outside score."""
+        g = self._score.T @ (counts[self._w] - self._template) + outside
+        return self._c + self._cov @ g
+
+
 def durations(
     bins: BinnedCounts,
     background: BackgroundModel,
@@ -290,14 +355,19 @@ def durations(
     errs = dict.fromkeys(("t90", "t05", "t50", "t25", "f"), np.nan)
     if cfg.n_sims > 0:
         rng = np.random.default_rng(cfg.seed)
-        coeffs = background.sample(rng, cfg.n_sims)
         template = np.maximum(sub.counts, 0.0)
         if cfg.error_model == "blocks":
             template = _blocks_template(edges, sub.counts)
+        if cfg.background_draws == "refit":
+            refit = _BackgroundRefit(bins, background, idx, template)
+            outside = refit.outside_scores(rng, cfg.n_sims)
+        else:
+            coeffs = background.sample(rng, cfg.n_sims)
         sims = np.empty((cfg.n_sims, 5))
         for k in range(cfg.n_sims):
             c = rng.poisson(template).astype(float)
-            r = _analyse(edges, c - a @ coeffs[k], pre, post, rule)
+            ck = refit.coeffs(c, outside[k]) if cfg.background_draws == "refit" else coeffs[k]
+            r = _analyse(edges, c - a @ ck, pre, post, rule)
             sims[k] = [r[2] - r[1], r[1], r[4] - r[3], r[3], r[0]]
         ok = np.all(np.isfinite(sims), axis=1)
         if ok.mean() < 0.9:

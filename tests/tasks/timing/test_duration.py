@@ -185,3 +185,50 @@ def test_soft_tail_kept_in_source(fred) -> None:  # type: ignore[no-untyped-def]
     bk = fit_background(bins)
     assert bk.source[1] > 40.0
     assert bk.order <= 1
+
+
+def _refit_setup(fred):  # type: ignore[no-untyped-def]
+    from svomflow.tasks.timing.duration import _BackgroundRefit
+
+    b = fred(np.random.default_rng(5))
+    bins = uniform_bins(b.times, 0.256, b.gti)
+    bkg = fit_background(bins)
+    window = np.flatnonzero((bins.lo >= -40.0) & (bins.hi <= 80.0))
+    a = bkg.design(bins.lo, bins.hi) * bins.exposure[:, None]
+    mu = a @ bkg.coeffs
+    return bins, bkg, window, a, mu, _BackgroundRefit(bins, bkg, window, mu[window])
+
+
+def test_background_refit_matches_exact_refit(fred) -> None:  # type: ignore[no-untyped-def]
+    from svomflow.tasks.timing.background import _in_intervals, fit_poisson_polynomial
+
+    bins, bkg, window, a, mu, refit = _refit_setup(fred)
+    fit = _in_intervals(bins.lo, bins.hi, bkg.intervals) & (bins.exposure > 0)
+    out = fit.copy()
+    out[window] = False
+    sigma = np.sqrt(np.diag(bkg.cov))
+    rng = np.random.default_rng(1)
+    for _ in range(5):
+        y = rng.poisson(mu).astype(float)  # a background-only light curve drawn from the model
+        exact = fit_poisson_polynomial(
+            y[fit], bkg.design(bins.lo, bins.hi)[fit], bins.exposure[fit]
+        )
+        assert exact is not None
+        score_out = a[out].T @ ((y[out] - mu[out]) / mu[out])
+        lin = refit.coeffs(y[window], score_out)
+        # the one-step refit is the exact refit to first order: the difference is far below
+        # the coefficients' own scatter (second order in the relative count noise)
+        assert np.all(np.abs(lin - exact[0]) < 0.05 * sigma)
+
+
+def test_background_refit_has_the_fit_covariance(fred) -> None:  # type: ignore[no-untyped-def]
+    # the refitted coefficients scatter with the fit's covariance (the window's share of the
+    # noise comes from the simulated counts, the rest from the outside draw), not twice it
+    _, bkg, window, _, mu, refit = _refit_setup(fred)
+    rng = np.random.default_rng(2)
+    n = 2000
+    outside = refit.outside_scores(rng, n)
+    c = np.array([refit.coeffs(rng.poisson(mu[window]).astype(float), o) for o in outside])
+    ratio = np.var(c, axis=0, ddof=1) / np.diag(bkg.cov)
+    # the sample variance of n Gaussian draws has relative standard deviation sqrt(2 / n)
+    assert np.all(np.abs(ratio - 1.0) < 5 * np.sqrt(2.0 / n))
