@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import JSON, Column, UniqueConstraint, event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, Session, SQLModel, create_engine, select
 from svomflow.errors import SvomflowError
 from svomflow.paths import data_home
@@ -163,7 +164,7 @@ def _check_schema(engine: Engine) -> None:
             s.add(SchemaInfo(id=1, version=SCHEMA_VERSION, written_by=f"svomflow {__version__}"))
             try:
                 s.commit()
-            except Exception:
+            except IntegrityError:  # another process created the row at the same moment
                 s.rollback()
         elif info.version < SCHEMA_VERSION:
             info.version = SCHEMA_VERSION
