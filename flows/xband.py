@@ -11,6 +11,7 @@ retries.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from svomflow.flows._support import (
     publish_summary,
     record_failure,
 )
+from svomflow.products.content import relink_ogip
 from svomflow.products.provenance import CalibrationRef, Provenance
 from svomflow.products.store import ProductRef
 from svomflow.tasks.xband.config import XbandAnalysisConfig
@@ -54,25 +56,44 @@ def _publish(
     files: list[str],
     cfg: dict[str, Any],
     responses: list[tuple[str, str]] = (),  # type: ignore[assignment]
+    published: Mapping[str, str] | None = None,
 ) -> list[ProductRef]:
+    """Publish the products in order; each names the published files it refers to.
+
+    ``published`` maps work-file names to published names of products of earlier tasks
+    (the responses); products of this call that have a ``source`` are added as they go, so
+    a background published before its spectrum is named in the spectrum's ``BACKFILE``.
+    """
     store = ctx.store()
     calib = [CalibrationRef(codename=code, path=p, sha256=_data_digest(p)) for code, p in responses]
+    names = dict(published or {})
     refs = []
     for s in specs:
         prov = Provenance.start(
             config=cfg, inputs=files, calibration=calib, flow_name=ctx.flow_name
         )
-        refs.append(
-            store.publish(
-                s.content,
-                type_code=s.type_code,
-                instrument=s.instrument,
-                obs_id=ctx.key,
-                provenance=prov,
-                ext=s.ext,
-            )
+        content = relink_ogip(s.content, names) if isinstance(s.content, list) else s.content
+        ref = store.publish(
+            content,
+            type_code=s.type_code,
+            instrument=s.instrument,
+            obs_id=ctx.key,
+            provenance=prov,
+            ext=s.ext,
         )
+        if s.source is not None:
+            names[Path(s.source).name] = Path(ref.path).name
+        refs.append(ref)
     return refs
+
+
+def _published_names(specs: list[ProductSpec], refs: list[ProductRef]) -> dict[str, str]:
+    """Work-file name -> published file name of the products that came from a work file."""
+    return {
+        Path(s.source).name: Path(r.path).name
+        for s, r in zip(specs, refs, strict=True)
+        if s.source is not None
+    }
 
 
 def _responses(rsp: dict[str, Any]) -> list[tuple[str, str]]:
@@ -126,7 +147,10 @@ def responses_task(
 ) -> tuple[dict[str, Any], list[ProductRef]]:
     """ECLAIRs response for the position, GRM responses for the direction (RSP_*)."""
     rsp, specs = step_responses(files, info, loc, Path(work))
-    return rsp, _publish(ctx, specs, files, cfg)
+    refs = _publish(ctx, specs, files, cfg)
+    # the spectra name these files in RESPFILE: they need the published names
+    rsp["published"] = _published_names(specs, refs)
+    return rsp, refs
 
 
 @task(name="xband-spectra")
@@ -143,7 +167,7 @@ def spectra_task(
     spec, specs = step_spectra(
         files, XbandAnalysisConfig.model_validate(cfg), info, loc, rsp, Path(work)
     )
-    return spec, _publish(ctx, specs, files, cfg, _responses(rsp))
+    return spec, _publish(ctx, specs, files, cfg, _responses(rsp), rsp.get("published"))
 
 
 @task(name="xband-lightcurves")

@@ -42,7 +42,7 @@ from svomflow.tasks.timing import (
     uniform_bins,
 )
 from svomflow.tasks.timing.binning import normalise_gti
-from svomflow.tasks.vhf.timing import T90Status, t90_status
+from svomflow.tasks.timing.t90_status import T90Status, t90_status
 from svomflow.tasks.xband.config import IntervalsConfig
 from svomflow.tasks.xband.events import InstrumentEvents
 

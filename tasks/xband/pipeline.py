@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from astropy.io import fits
 from svomflow.errors import InputDataError
+from svomflow.products.content import copy_file, fits_hdus
 from svomflow.products.ogip import TimeReference, primary_hdu
 from svomflow.tasks.timing import (
     BinnedCounts,
@@ -51,13 +52,18 @@ CODES = {"eclairs": "ECL", "grm": "GRM"}
 
 @dataclass
 class ProductSpec:
-    """A product to publish: type code, instrument code, content (HDUs or a writer), extension."""
+    """A product to publish: type code, instrument code, content (HDUs or a writer), extension.
+
+    ``source`` is the work file the content was read from: other products that name it
+    (``BACKFILE``, ``RESPFILE``) are pointed at its published name when they are published.
+    """
 
     type_code: str
     instrument: str
     content: list[Any] | Callable[[Path], None]
     ext: str = "fits"
     extra_inputs: list[str] = field(default_factory=list)
+    source: str | None = None
 
 
 def _prim(
@@ -340,9 +346,7 @@ def step_responses(
             "coding_fraction": resp.coding_fraction,
             "off_axis_deg": resp.off_axis_deg,
         }
-        products.append(
-            ProductSpec("RSP", "ECL", lambda p, src=path: p.write_bytes(src.read_bytes()))
-        )
+        products.append(ProductSpec("RSP", "ECL", copy_file(path), source=str(path)))
     grm = ev.get("grm")
     if grm is not None and grm.attitude is not None:
         out["grm"] = {}
@@ -367,11 +371,7 @@ def step_responses(
                 },
             )
             out["grm"][det] = {"rsp": str(path)}
-            products.append(
-                ProductSpec(
-                    "RSP", f"GRM-{det}", lambda p, src=path: p.write_bytes(src.read_bytes())
-                )
-            )
+            products.append(ProductSpec("RSP", f"GRM-{det}", copy_file(path), source=str(path)))
     return out, products
 
 
@@ -426,16 +426,10 @@ def _extract_all(
             )
             out.setdefault(name, []).append((str(src), rsp_path))
             code = CODES[name] if len(e.detectors) == 1 else f"{CODES[name]}-{det}"
+            # the background first: the spectrum names its published file
+            products.append(ProductSpec("BAK", code, fits_hdus(bak), source=str(bak)))
             products.append(
-                ProductSpec(
-                    "PHA",
-                    code,
-                    lambda p, s=src: p.write_bytes(s.read_bytes()),
-                    extra_inputs=[rsp_path],
-                )
-            )
-            products.append(
-                ProductSpec("BAK", code, lambda p, s=bak: p.write_bytes(s.read_bytes()))
+                ProductSpec("PHA", code, fits_hdus(src), extra_inputs=[rsp_path], source=str(src))
             )
     return out, products
 

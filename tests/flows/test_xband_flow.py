@@ -71,6 +71,25 @@ def test_xband_flow_products_provenance_and_rerun(prefect_harness, tmp_path) -> 
     statuses = store.statuses("sb00000042")
     assert statuses[0].state == "done"
 
+    # the published spectrum names the published background and response (not work files),
+    # so XSPEC, sherpa or our own loader find them next to it
+    from pathlib import Path
+
+    from svomflow.tasks import spectral as sp
+
+    by_type = {(r.type_code, r.instrument): r for r in rows}
+    pha, bak, rsp = (by_type[(t, "GRM-GRD01")].path for t in ("PHA", "BAK", "RSP"))
+    with fits.open(pha) as hdul:
+        spec = hdul["SPECTRUM"]
+        assert spec.header["RESPFILE"] == Path(rsp).name
+        assert list(spec.data["BACKFILE"]) == [
+            f"{Path(bak).name}{{{k + 1}}}" for k in range(len(spec.data))
+        ]
+    ds = sp.load(pha, row=1)
+    assert ds.background is not None and not ds.notes
+    assert ds.background.path.resolve() == Path(bak).resolve()
+    assert ds.response.path.resolve() == Path(rsp).resolve()
+
     # the same inputs and configuration: no new version of anything
     again = xband_analysis(
         events=files, obs_id="sb00000042", t0=truth["t0"], out_dir=str(out), config=cfg

@@ -179,3 +179,29 @@ def test_gbm_rsp2_and_cspec_row(shared_data):
     pha = read_pha(d / "glg_cspec_n3_bn080916009_v01.pha", row=1000)
     chosen = select_response(rs, pha.tstart, pha.tstop)
     assert chosen.tstart == rs[2].tstart  # after the last matrix's start
+
+
+def test_relink_points_header_and_type2_column_at_published_names() -> None:
+    """BACKFILE/RESPFILE in the header and the type II BACKFILE column follow the renames."""
+    from astropy.io import fits
+    from svomflow.products.content import relink_ogip
+
+    prim = fits.PrimaryHDU()
+    tab = fits.BinTableHDU.from_columns(
+        [
+            fits.Column("SPEC_NUM", "J", array=[1, 2]),
+            fits.Column("BACKFILE", "12A", array=["w_bak.pha{1}", "w_bak.pha{2}"]),
+        ],
+        name="SPECTRUM",
+    )
+    tab.header["RESPFILE"] = "w.rsp"
+    tab.header["ANCRFILE"] = "none"
+    new_bak = "svom_grm_bak_sb00000042_v3.fits"
+    out = relink_ogip([prim, tab], {"w_bak.pha": new_bak, "w.rsp": "svom_rsp_v1.fits"})
+    spec = out[1]
+    assert spec.header["RESPFILE"] == "svom_rsp_v1.fits"
+    assert spec.header["ANCRFILE"] == "none"  # not a renamed file: untouched
+    # the published names are longer than the column was: it was widened, rows kept
+    assert list(spec.data["BACKFILE"]) == [f"{new_bak}{{1}}", f"{new_bak}{{2}}"]
+    assert list(spec.data["SPEC_NUM"]) == [1, 2]
+    assert spec.name == "SPECTRUM"
