@@ -146,7 +146,14 @@ def responses_task(
     work: str,
 ) -> tuple[dict[str, Any], list[ProductRef]]:
     """ECLAIRs response for the position, GRM responses for the direction (RSP_*)."""
-    rsp, specs = step_responses(files, info, loc, Path(work))
+    method = XbandAnalysisConfig.model_validate(cfg).spectral.eclairs_method
+    rsp, specs = step_responses(
+        files,
+        info,
+        loc,
+        Path(work),
+        eclairs_weighting="mask" if method == "mask_weighted" else "none",
+    )
     refs = _publish(ctx, specs, files, cfg)
     # the spectra name these files in RESPFILE: they need the published names
     rsp["published"] = _published_names(specs, refs)

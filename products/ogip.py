@@ -426,21 +426,34 @@ def pha_type2_hdu(
     backscal: float = 1.0,
     chantype: str = "PI",
     respfile: str | None = None,
+    stat_err: np.ndarray | None = None,
 ) -> fits.BinTableHDU:
-    """Return a PHA type II SPECTRUM extension: one row per time interval (as GBM CSPEC)."""
+    """Return a PHA type II SPECTRUM extension: one row per time interval (as GBM CSPEC).
+
+    With ``stat_err`` (same shape as ``counts``) the counts are stored as floats with a
+    ``STAT_ERR`` column and ``POISSERR = F`` (e.g. a background-subtracted spectrum).
+    """
     counts = np.asarray(counts)
     if counts.ndim != 2:
         raise ValueError("PHA type II counts must be (n_spectra, n_channels)")
     nspec, nchan = counts.shape
+    poisson = stat_err is None
     channel = np.tile(np.arange(first_channel, first_channel + nchan, dtype=np.int32), (nspec, 1))
     cols = [
         fits.Column("SPEC_NUM", "J", array=np.arange(1, nspec + 1, dtype=np.int32)),
         fits.Column("TSTART", "D", unit="s", array=np.asarray(tstart, float)),
         fits.Column("TSTOP", "D", unit="s", array=np.asarray(tstop, float)),
         fits.Column("CHANNEL", f"{nchan}J", array=channel),
-        fits.Column("COUNTS", f"{nchan}J", unit="count", array=np.rint(counts).astype(np.int32)),
+        fits.Column("COUNTS", f"{nchan}J", unit="count", array=np.rint(counts).astype(np.int32))
+        if poisson
+        else fits.Column("COUNTS", f"{nchan}D", unit="count", array=counts.astype(np.float64)),
         fits.Column("EXPOSURE", "D", unit="s", array=np.asarray(exposure, float)),
     ]
+    if not poisson:
+        err = np.asarray(stat_err, dtype=np.float64)
+        if err.shape != counts.shape:
+            raise ValueError("PHA type II stat_err must have the shape of counts")
+        cols.append(fits.Column("STAT_ERR", f"{nchan}D", unit="count", array=err))
     hdu = fits.BinTableHDU.from_columns(cols, name="SPECTRUM")
     h = hdu.header
     _apply(h, _mission_cards(telescope, instrument))
@@ -450,7 +463,7 @@ def pha_type2_hdu(
             exposure=float(np.sum(exposure)),
             backscal=backscal,
             areascal=1.0,
-            poisserr=True,
+            poisserr=poisson,
             chantype=chantype,
             detchans=nchan,
             first_channel=first_channel,

@@ -6,6 +6,7 @@ from svomflow.tasks.classification.crude import (
     KnownSource,
     classify,
     p_short,
+    packaged_known_sources,
 )
 from svomflow.tasks.classification.mixture import (
     LognormalMixture,
@@ -23,5 +24,6 @@ __all__ = [
     "fit_lognormal_mixture",
     "load_catalog_t90",
     "p_short",
+    "packaged_known_sources",
     "packaged_mixture",
 ]

@@ -24,9 +24,17 @@ from dataclasses import dataclass, field
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 from svomflow.config import StepConfig
+from svomflow.config.catalogs import packaged_catalog
 from svomflow.tasks.classification.mixture import LognormalMixture, packaged_mixture
 
-__all__ = ["ClassificationConfig", "CrudeClass", "KnownSource", "classify", "p_short"]
+__all__ = [
+    "ClassificationConfig",
+    "CrudeClass",
+    "KnownSource",
+    "classify",
+    "p_short",
+    "packaged_known_sources",
+]
 
 
 class KnownSource(BaseModel):
@@ -40,6 +48,15 @@ class KnownSource(BaseModel):
     radius_deg: float = Field(0.5, ge=0, description="association radius (deg)")
 
 
+def packaged_known_sources() -> list[KnownSource]:
+    """Return the packaged catalog of known bright X-ray sources (``catalogs/known_sources.yaml``).
+
+    The one list the flows share: the code default of the VHF ``classification.known_sources``
+    and of the X-band ``known_sources``.
+    """
+    return [KnownSource.model_validate(s) for s in packaged_catalog("known_sources")]
+
+
 class ClassificationConfig(StepConfig):
     """Configuration of the crude classification."""
 
@@ -49,7 +66,9 @@ class ClassificationConfig(StepConfig):
         "'swift_bat' (15-350 keV) (none: unit-less)",
     )
     known_sources: list[KnownSource] = Field(
-        default_factory=list, description="sources flagged when the position falls on them"
+        default_factory=packaged_known_sources,
+        description="sources flagged when the position falls on them, and removed from the "
+        "coded-mask images (default: the packaged catalog config/catalogs/known_sources.yaml)",
     )
     particle_max_t90_s: float = Field(
         0.005, gt=0, description="T90 below which a spike without soft signal is particle-like (s)"

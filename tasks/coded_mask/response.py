@@ -17,16 +17,25 @@ channel are not recorded (no overflow channel), so those probabilities are dropp
 the on-board electronics does. Each photon bin is averaged over ``n_sub`` log sub-energies.
 
 The result is written as OGIP RMF + ARF (CAL/GEN/92-002) or as one RSP (``HDUCLAS3 = FULL``).
-Counts of a spectrum extracted from the usable pixels over the whole plane (no mask
-weighting) are forward-folded through this response; the background (sky + instrument,
-including other sources in the field) is estimated from off-source time intervals.
+With ``weighting="none"`` it is the response of a spectrum extracted from the usable pixels
+over the whole plane, whose background (sky + instrument, including other sources in the
+field) is estimated from off-source time intervals.
+
+With ``weighting="mask"`` it is the response of a mask-weighted spectrum
+(:mod:`svomflow.tasks.coded_mask.mask_weighting`): the expected weighted counts per unit
+photon flux are ``QE * A_pixel * cos(theta) * sum(w * shadow * usable)`` times the
+redistribution. ``sum(w * shadow * usable)`` is the number of fully illuminated pixels the
+weighted counts are equivalent to: the area of the equivalent fully illuminated source. The
+weights are normalised so that it equals ``sum(shadow * usable)``, so both responses have
+the same area and the weighted counts are the source counts the usable plane records; the
+headers say which spectrum a response is for (``MASKWT``, ``WTNORM``, ``WTTEMPL``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from astropy.io import fits
@@ -36,6 +45,7 @@ from svomflow.config import InstrumentDefinition, load_instrument
 from svomflow.errors import InputDataError
 from svomflow.products.ogip import ebounds_hdu, primary_hdu, write_hdulist
 from svomflow.tasks.coded_mask.mask import MaskGeometry, cos_theta, mask_pattern, shadow
+from svomflow.tasks.coded_mask.mask_weighting import mask_weights
 
 __all__ = [
     "CALIBRATION_CODES",
@@ -122,6 +132,9 @@ class EclairsSpectralResponse:
     n_usable_pixels: int
     ra_deg: float | None = None
     dec_deg: float | None = None
+    weighting: str = "none"
+    weight_norm: float | None = None
+    weight_templates: int = 0
 
     @property
     def matrix(self) -> NDArray[np.float64]:
@@ -165,6 +178,7 @@ def eclairs_response(
     n_sub: int = 4,
     instrument: InstrumentDefinition | None = None,
     ra_dec: tuple[float, float] | None = None,
+    weighting: Literal["none", "mask"] = "none",
 ) -> EclairsSpectralResponse:
     """Compute the ECLAIRs response for a source direction.
 
@@ -183,11 +197,16 @@ def eclairs_response(
         Instrument definition (default: the packaged ``eclairs``).
     ra_dec
         Sky position, recorded in the headers.
+    weighting
+        ``"none"``: counts of all usable pixels; ``"mask"``: mask-weighted counts with the
+        weights of :func:`~svomflow.tasks.coded_mask.mask_weighting.mask_weights` (default
+        flat + CXB templates), the area factor being ``sum(w * shadow * usable)``.
 
     Raises
     ------
     InputDataError
-        When the source is outside the field (no pixel sees it through the mask).
+        When the source is outside the field (no pixel sees it through the mask), or no
+        pixel is usable.
     """
     inst = instrument or load_instrument("eclairs")
     geom = MaskGeometry.from_instrument(inst)
@@ -201,7 +220,12 @@ def eclairs_response(
     )
     if usable.shape != geom.shape:
         raise InputDataError(f"usable pixel map must have shape {geom.shape}, got {usable.shape}")
-    sh = shadow(geom, mask_pattern(geom), float(tan_y), float(tan_z))
+    if weighting not in ("none", "mask"):
+        raise InputDataError(
+            f"ECLAIRs response: weighting must be 'none' or 'mask', not {weighting!r}"
+        )
+    pattern = mask_pattern(geom)
+    sh = shadow(geom, pattern, float(tan_y), float(tan_z))
     lit = float(np.sum(sh * usable))
     n_usable = int(usable.sum())
     if lit <= 0 or n_usable == 0:
@@ -209,6 +233,13 @@ def eclairs_response(
             f"ECLAIRs response: no usable pixel sees the source at tan=({tan_y:.3f}, {tan_z:.3f}) "
             "through the mask (outside the field of view)"
         )
+    area_pixels = lit
+    norm: float | None = None
+    n_tpl = 0
+    if weighting == "mask":
+        mw = mask_weights(geom, pattern, float(tan_y), float(tan_z), usable=usable)
+        area_pixels = norm = mw.norm
+        n_tpl = mw.n_templates
     cos_t = float(cos_theta(tan_y, tan_z))
     pe = (
         np.geomspace(3.0, 300.0, 321)
@@ -220,7 +251,7 @@ def eclairs_response(
     frac = (np.arange(n_sub) + 0.5) / n_sub
     e_sub = np.exp(np.log(lo)[:, None] + np.log(hi / lo)[:, None] * frac[None, :])
     eff_bin = model.efficiency(e_sub).mean(axis=1)
-    arf = eff_bin * geom.pixel_area_cm2 * cos_t * lit
+    arf = eff_bin * geom.pixel_area_cm2 * cos_t * area_pixels
     edges = model.channel_edges()
     return EclairsSpectralResponse(
         energ_lo=lo.copy(),
@@ -236,6 +267,9 @@ def eclairs_response(
         n_usable_pixels=n_usable,
         ra_deg=None if ra_dec is None else float(ra_dec[0]),
         dec_deg=None if ra_dec is None else float(ra_dec[1]),
+        weighting=weighting,
+        weight_norm=norm,
+        weight_templates=n_tpl,
     )
 
 
@@ -248,7 +282,13 @@ def _cards(
         ("OFFAXIS", resp.off_axis_deg, "source off-axis angle (deg)"),
         ("CODFRAC", resp.coding_fraction, "coding fraction on usable pixels"),
         ("NPIXUSE", resp.n_usable_pixels, "usable detector pixels"),
+        ("MASKWT", resp.weighting == "mask", "response of a mask-weighted spectrum"),
     ]
+    if resp.weight_norm is not None:
+        cards += [
+            ("WTNORM", resp.weight_norm, "sum(w*shadow*usable), lit pixel equivalents"),
+            ("WTTEMPL", resp.weight_templates, "background templates the weights cancel"),
+        ]
     if resp.ra_deg is not None:
         cards += [
             ("SRC_RA", resp.ra_deg, "source RA of the response (deg)"),

@@ -82,7 +82,7 @@ class FitProblem:
         self,
         datasets: Sequence[SpectrumDataset],
         model: SpectralModel,
-        stat: str,
+        stat: str | Sequence[str],
         *,
         cross_norm: bool = True,
         n_sub: int = 1,
@@ -92,8 +92,16 @@ class FitProblem:
         self.datasets = list(datasets)
         self.model = model
         self.preps: list[PreparedSpectrum] = [d.prepare(n_sub) for d in self.datasets]
+        # one statistic for all datasets, or one per dataset (XSPEC's "statistic chi 1")
+        per = [stat] * len(self.datasets) if isinstance(stat, str) else list(stat)
+        if len(per) != len(self.datasets):
+            raise InputDataError(
+                f"{len(per)} statistics given for {len(self.datasets)} datasets: give one, "
+                "or one per dataset"
+            )
         self.evaluators = [
-            make_evaluator(stat, p, d.label) for p, d in zip(self.preps, self.datasets, strict=True)
+            make_evaluator(st, p, d.label)
+            for st, p, d in zip(per, self.preps, self.datasets, strict=True)
         ]
         self.requested_stat = stat
         self.params: list[FitParameter] = [
@@ -414,7 +422,7 @@ def _start_values(problem: FitProblem) -> None:
 def fit(
     datasets: SpectrumDataset | Sequence[SpectrumDataset],
     model: str | SpectralModel = "cpl",
-    stat: str = "cstat",
+    stat: str | Sequence[str] = "cstat",
     *,
     pivot: float = 100.0,
     freeze: Mapping[str, float] | None = None,
@@ -434,7 +442,9 @@ def fit(
     datasets : one dataset or a list (a joint fit shares the model; datasets after the first
         get a free cross-normalisation ``norm_<name>`` unless ``cross_norm=False``).
     model : name (``pl``, ``cpl``, ``band``, ``sbpl``, ``bb``, sums like ``cpl+bb``) or model.
-    stat : ``chi2``, ``chi2-gehrels``, ``cstat``, ``wstat``, ``pgstat`` (XSPEC conventions).
+    stat : ``chi2``, ``chi2-gehrels``, ``cstat``, ``wstat``, ``pgstat`` (XSPEC conventions);
+        one name for all datasets or a sequence of one per dataset (e.g. chi2 for a
+        mask-weighted spectrum, wstat for the others in a joint fit).
     pivot : pivot energy (keV) of the amplitude ``K`` when ``model`` is a name.
     freeze : parameters held at the given values.
     start : start values (otherwise derived from the data).
@@ -577,7 +587,10 @@ class _Profile:
     """Statistic minimised over the other free parameters with one parameter held fixed.
 
     Each evaluation starts from the nuisance parameters of the closest point evaluated so
-    far (warm start), which keeps the Levenberg-Marquardt refits to a few steps.
+    far (warm start), which keeps the Levenberg-Marquardt refits to a few steps, and also
+    from the best fit's: with a multimodal nuisance (Band's beta, flat towards steep values)
+    a warm start can stay in a local minimum whose statistic is too high, which would make
+    the error too small, so the lower of the two refits is the profile.
     """
 
     def __init__(self, problem: FitProblem, best: np.ndarray, idx: list[int], which: int) -> None:
@@ -593,13 +606,16 @@ class _Profile:
         base[self.which] = value
         if not self.others:
             return problem.statistic(problem.full_values(base, [], np.zeros(0)))
+        starts = [problem.to_internal(self.others, self.best[self.others])]
         if self.memory:
-            _, x0 = min(self.memory, key=lambda m: abs(m[0] - value))
-        else:
-            x0 = problem.to_internal(self.others, self.best[self.others])
-        x, stat, _, _, _ = problem.minimize(base, self.others, x0, max_iter=100, edm_tol=1e-5)
-        self.memory.append((value, x))
-        return stat
+            starts.append(min(self.memory, key=lambda m: abs(m[0] - value))[1])
+        best_x, best_stat = starts[0], np.inf
+        for x0 in starts:
+            x, stat, _, _, _ = problem.minimize(base, self.others, x0, max_iter=100, edm_tol=1e-5)
+            if stat < best_stat:
+                best_x, best_stat = x, stat
+        self.memory.append((value, best_x))
+        return best_stat
 
 
 def _quadratic_search(g: Any, best: float, step: float, limit: float, delta: float) -> float | None:
@@ -658,17 +674,17 @@ def errors(result: FitResult, params: Sequence[str] | None = None, delta: float 
                 out[side] = root - best[i]
                 continue
             step = sigma
-            inner = best[i]
-            found = None
+            inner, g_inner = best[i], -delta
+            found, g_found = None, 0.0
             for _ in range(40):
                 trial = best[i] + side * step
                 if (side < 0 and trial <= limit) or (side > 0 and trial >= limit):
                     trial = limit
                 gv = g(trial)
                 if gv > 0:
-                    found = trial
+                    found, g_found = trial, gv
                     break
-                inner = trial
+                inner, g_inner = trial, gv
                 if trial == limit:
                     break
                 step *= 1.6
@@ -676,7 +692,17 @@ def errors(result: FitResult, params: Sequence[str] | None = None, delta: float 
                 out[side] = limit - best[i]
                 hit_bound = True
                 continue
-            root = optimize.brentq(g, inner, found, xtol=1e-4 * sigma, rtol=1e-8, maxiter=60)
+            # The bracket's ends keep the values found above: a profile refit from another
+            # warm start can land a little differently (a multimodal nuisance, e.g. Band's
+            # beta), and re-evaluating an end must not undo the sign change brentq needs.
+            ends = {inner: g_inner, found: g_found}
+
+            def g_bracket(v: float, g: Any = g, ends: dict[float, float] = ends) -> float:
+                return ends[v] if v in ends else g(v)
+
+            root = optimize.brentq(
+                g_bracket, inner, found, xtol=1e-4 * sigma, rtol=1e-8, maxiter=60
+            )
             out[side] = root - best[i]
         pr = result.parameters[name]
         pr.error_low = float(out[-1])

@@ -1,4 +1,17 @@
-"""Photon and energy fluxes (and fluences) of a fit, with errors by sampling the covariance.
+"""Photon and energy fluxes (and fluences) of a fit, with profile or sampled errors.
+
+Two ways to the error of a flux (``method``):
+
+* ``"profile"`` (XSPEC's ``cflux``): the model is refitted with its amplitude ``K`` replaced
+  by the flux in the band (:class:`FluxNormalised`), and the error is where the statistic
+  profiled over every other free parameter rises by ``chi2.ppf(cl, 1)``, exactly as the
+  parameters' errors (:func:`~svomflow.tasks.spectral.errors`). It follows a non-Gaussian
+  likelihood (e.g. a Band ``beta`` bounded on one side and long-tailed on the other),
+  where draws from the covariance put too much weight on the flat side and give too large
+  a flux error; it needs a single-amplitude model (``K``; sums fall back to sampling) and
+  no shape parameter at a bound (the refits cannot leave a flat bound: sampling then).
+* ``"sample"`` (XSPEC's ``flux err``): the quantiles of the fluxes of parameter sets drawn
+  from the covariance.
 
 The covariance is the inverse of a finite-difference Hessian: near a bound or along a
 nearly flat direction it can come out indefinite (a negative eigenvalue or a negative
@@ -13,14 +26,26 @@ diagonal restored); the result says so (``covariance_regularised``, ``notes``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+import copy
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
-from svomflow.tasks.spectral.fit import FitResult, fisher_covariance
+from scipy import stats
+from svomflow.tasks.spectral.fit import (
+    FitResult,
+    ParameterResult,
+    errors,
+    fisher_covariance,
+)
+from svomflow.tasks.spectral.models import EnergyGrid, ParameterSpec, SpectralModel
 
-__all__ = ["FluxResult", "flux", "regularise_covariance"]
+__all__ = ["FluxNormalised", "FluxResult", "flux", "regularise_covariance"]
+
+# Nodes of the band integral that turns the flux parameter back into an amplitude: the
+# relative error of Simpson's rule on 513 nodes is far below any statistical error.
+_FLUX_NODES = 513
 
 # Eigenvalues of the correlation matrix below this are raised to it: a correlation of
 # 1 - 1e-6 is kept, a degenerate direction is given a small but non-zero spread.
@@ -29,11 +54,14 @@ _MIN_CORR_EIGENVALUE = 1e-6
 
 @dataclass
 class FluxResult:
-    """Flux in a band with the central interval of the sampled distribution.
+    """Flux in a band with its confidence interval.
 
-    ``error_low``/``error_high`` are the distances from ``value`` (best fit) to the
-    ``(1-cl)/2`` and ``(1+cl)/2`` quantiles of the fluxes of parameter sets drawn from the
-    fit's covariance (free parameters, bounds respected).
+    ``error_low``/``error_high`` are the distances from ``value`` (best fit) to the ends of
+    the interval: for ``method == "profile"`` where the profiled statistic rises by
+    ``chi2.ppf(cl, 1)``; for ``"sample"`` the ``(1-cl)/2`` and ``(1+cl)/2`` quantiles of the
+    fluxes of parameter sets drawn from the fit's covariance (free parameters, bounds
+    respected). ``at_bound``: the profile reached the flux parameter's bound (the interval
+    is open on that side).
     """
 
     kind: str
@@ -46,6 +74,21 @@ class FluxResult:
     duration: float | None = None
     covariance_regularised: bool = False
     notes: list[str] = field(default_factory=list)
+    method: str = "sample"
+    at_bound: bool = False
+
+    def scaled(self, factor: float, kind: str, unit: str, duration: float | None) -> FluxResult:
+        """The same interval multiplied by ``factor`` (e.g. an energy flux to a fluence)."""
+        return replace(
+            self,
+            kind=kind,
+            value=self.value * factor,
+            error_low=self.error_low * factor,
+            error_high=self.error_high * factor,
+            unit=unit,
+            duration=duration,
+            notes=list(self.notes),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly dictionary."""
@@ -58,7 +101,113 @@ class FluxResult:
             "unit": self.unit,
             "covariance_regularised": self.covariance_regularised,
             "notes": list(self.notes),
+            "method": self.method,
         }
+
+
+class FluxNormalised(SpectralModel):
+    """A model whose amplitude ``K`` is replaced by its flux in a band (XSPEC's ``cflux``).
+
+    Parameter ``flux`` (ph/cm2/s or erg/cm2/s, fitted in log) takes ``K``'s place; the other
+    parameters are the model's. ``K = flux / flux_of_the_model_with_K=1``, so the spectrum
+    is the same function of the shape parameters and the statistic's minimum is the same
+    as the model's: the profile of ``flux`` is the likelihood interval of the flux.
+    """
+
+    def __init__(self, base: SpectralModel, band: tuple[float, float], kind: str) -> None:
+        if "K" not in base.param_names:
+            raise ValueError(f"{base.name} has no single amplitude K to replace by a flux")
+        super().__init__(base.pivot)
+        self.base = base
+        self.band = (float(band[0]), float(band[1]))
+        self.kind = kind
+        self.k_index = base.param_names.index("K")
+        unit = "ph/cm2/s" if kind == "photon" else "erg/cm2/s"
+        specs = list(base.specs)
+        # bounds wide enough never to bind: the flux of K at its own bounds is not known here
+        specs[self.k_index] = ParameterSpec("flux", 1.0, 1e-300, 1e300, unit, log=True)
+        self.specs = tuple(specs)
+        self.name = f"flux({base.name})"
+        # one fit step folds the same parameters through every dataset's grid: the band
+        # integral of the last shape is kept
+        self._last: tuple[tuple[float, ...], float] | None = None
+
+    def base_values(self, p: Sequence[float]) -> list[float]:
+        """The base model's parameter vector (``K`` from the flux) for ``p``."""
+        q = [float(v) for v in p]
+        q[self.k_index] = 1.0
+        key = tuple(q)
+        if self._last is not None and self._last[0] == key:
+            unit = self._last[1]
+        else:
+            unit = self.base.flux(q, self.band, self.kind, n_nodes=_FLUX_NODES)
+            self._last = (key, unit)
+        q[self.k_index] = float(p[self.k_index]) / unit if unit > 0 else 0.0
+        return q
+
+    def flux_of(self, base_params: Sequence[float]) -> float:
+        """Flux in the band of the base model's parameter vector (same integration rule)."""
+        return float(self.base.flux(list(base_params), self.band, self.kind, n_nodes=_FLUX_NODES))
+
+    def _eval(self, energy: np.ndarray, p: Sequence[float], out: np.ndarray) -> None:
+        self.base._eval(energy, self.base_values(p), out)
+
+    def integrate(
+        self, grid: EnergyGrid, params: Mapping[str, float] | Sequence[float]
+    ) -> np.ndarray:
+        """The base model's bin integrals (analytic ones included)."""
+        return self.base.integrate(grid, self.base_values(self._vector(params)))
+
+
+def _profile_interval(
+    result: FitResult, band: tuple[float, float], kind: str, cl: float
+) -> tuple[float, float, float, bool] | None:
+    """Best flux and its profile-likelihood interval (value, low, high, at_bound).
+
+    ``None`` when the model has no free single amplitude ``K`` (the caller then samples).
+    """
+    model = result.model
+    problem = result.problem
+    if "K" not in model.param_names or "K" not in result.free:
+        return None
+    wrapped = FluxNormalised(model, band, kind)
+    best = np.array([result.parameters[n].value for n in model.param_names])
+    value = wrapped.flux_of(best)
+    if not value > 0:
+        return None
+    # the same datasets, statistic and links; only the amplitude is re-expressed
+    prob = copy.copy(problem)
+    prob.model = wrapped
+    prob.params = [replace(p, value=result.parameters[p.name].value) for p in problem.params]
+    k = problem.index["K"]
+    prob.params[k] = replace(
+        prob.params[k], name="flux", value=value, lower=value * 1e-6, upper=value * 1e6, log=True
+    )
+    prob.index = {p.name: i for i, p in enumerate(prob.params)}
+    free = ["flux" if n == "K" else n for n in result.free]
+    # first step of the root search: the flux's linear error from the covariance
+    sel = [result.free.index(n) for n in result.free if n in model.param_names]
+    grad = np.zeros(len(result.free))
+    for j in sel:
+        name = result.free[j]
+        i = model.param_names.index(name)
+        h = 1e-4 * max(abs(best[i]), 1e-6)
+        up = best.copy()
+        up[i] += h
+        grad[j] = (wrapped.flux_of(up) - value) / h
+    var = float(grad @ result.covariance @ grad) if result.covariance.size else 0.0
+    sigma = np.sqrt(var) if np.isfinite(var) and var > 0 else 0.1 * value
+    cov = np.zeros((len(free), len(free)))
+    cov[free.index("flux"), free.index("flux")] = sigma**2
+    params = dict(result.parameters)
+    params.pop("K")
+    params["flux"] = ParameterResult(value=value, error=sigma)
+    res2 = replace(
+        result, parameters=params, free=free, covariance=cov, model=wrapped, problem=prob
+    )
+    res2 = errors(res2, params=["flux"], delta=float(stats.chi2.ppf(cl, 1)))
+    pr = res2.parameters["flux"]
+    return value, float(pr.error_low), float(pr.error_high), bool(pr.at_bound)
 
 
 def regularise_covariance(
@@ -165,14 +314,20 @@ def flux(
     seed: int | None = 0,
     cl: float = 0.6827,
     duration: float | None = None,
+    method: str = "sample",
 ) -> FluxResult:
-    """Flux of the best-fit model in ``band`` (keV), errors from ``n_samples`` draws.
+    """Flux of the best-fit model in ``band`` (keV) with its ``cl`` confidence interval.
 
     ``kind`` is ``"photon"`` (ph/cm2/s), ``"energy"`` (erg/cm2/s), or ``"fluence"``
     (erg/cm2: energy flux times ``duration``, by default the first dataset's elapsed time).
+    ``method``: ``"sample"`` (quantiles of ``n_samples`` draws from the covariance) or
+    ``"profile"`` (likelihood interval of the flux, see the module docstring; a model
+    without a single free amplitude falls back to sampling, and a note says so).
     """
     if kind not in {"photon", "energy", "fluence"}:
         raise ValueError("kind must be 'photon', 'energy' or 'fluence'")
+    if method not in {"sample", "profile"}:
+        raise ValueError("method must be 'sample' or 'profile'")
     model = result.model
     names = model.param_names
     flux_kind = "photon" if kind == "photon" else "energy"
@@ -187,8 +342,26 @@ def flux(
     best = np.array([result.parameters[n].value for n in names])
     value = model.flux(best, band, flux_kind) * factor
     free_model = [n for n in result.free if n in names]
+    band = (float(band[0]), float(band[1]))
+    fallback_note: list[str] = []
+    bounded = [n for n in free_model if n != "K" and result.parameters[n].at_bound]
+    if method == "profile" and free_model and bounded:
+        # A shape parameter at its bound (an unconstrained Band beta run to -10) sits on a
+        # flat likelihood where the profile refits cannot leave it: measured on simulated
+        # bursts, the profile interval then under-covers while the draws cover correctly.
+        fallback_note = [f"{', '.join(bounded)} at a bound: flux error from covariance draws"]
+    elif method == "profile" and free_model:
+        prof = _profile_interval(result, band, flux_kind, cl)
+        if prof is not None:
+            v, lo_e, hi_e, bound = prof
+            out = FluxResult(kind, band, v * factor, lo_e * factor, hi_e * factor, unit, 0,
+                             duration, method="profile", at_bound=bound)  # fmt: skip
+            if bound:
+                out.notes.append("the flux profile reached its bound: the interval is open")
+            return out
+        fallback_note = ["no single free amplitude K: flux error from covariance draws"]
     if not free_model or n_samples <= 0:
-        return FluxResult(kind, band, value, 0.0, 0.0, unit, 0, duration)
+        return FluxResult(kind, band, value, 0.0, 0.0, unit, 0, duration, notes=fallback_note)
     sel = [result.free.index(n) for n in free_model]
     sigma = []
     for n in free_model:
@@ -201,6 +374,7 @@ def flux(
     if not _is_positive_definite(0.5 * (cov + cov.T)):
         fallback = fisher_covariance(result)[np.ix_(sel, sel)]
     cov, regularised, notes = regularise_covariance(cov, sigma, free_model, fallback)
+    notes = fallback_note + notes
     mean = np.array([result.parameters[n].value for n in free_model])
     problem = result.problem
     lo = np.array([problem.param(n).lower for n in free_model])

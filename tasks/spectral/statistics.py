@@ -5,7 +5,9 @@ Names: ``chi2`` (data variance, as XSPEC's ``weight standard``), ``chi2-gehrels`
 (Cash with XSPEC's data term), ``wstat`` (Poisson background profiled out), ``pgstat``
 (Gaussian background profiled out). As in XSPEC, ``cstat`` with a background becomes
 ``wstat`` when the background is Poisson and ``pgstat`` when it carries Gaussian errors;
-``wstat``/``pgstat`` without a background are ``cstat``.
+``wstat``/``pgstat`` without a background are ``cstat``. A spectrum with Gaussian errors
+(``STAT_ERR`` and ``POISSERR = F``, e.g. mask-weighted) only takes ``chi2``/``chi2-gehrels``;
+its variance is the file's ``STAT_ERR`` squared.
 """
 
 from __future__ import annotations
@@ -60,6 +62,13 @@ def make_evaluator(name: str, prep: PreparedSpectrum, label: str = "") -> Statis
     stat = effective_statistic(name, prep)
     s = np.ascontiguousarray(prep.counts, dtype=float)
     where = label or prep.name
+    if stat in {"cstat", "wstat", "pgstat"} and prep.src_var is not None:
+        # STAT_ERR with POISSERR = F: the counts are not Poisson (e.g. a mask-weighted,
+        # background-subtracted spectrum); a Poisson likelihood of them is meaningless
+        raise InputDataError(
+            f"{where}: the spectrum carries Gaussian errors (STAT_ERR, POISSERR = F; e.g. a "
+            f"mask-weighted spectrum): fit it with chi2, not {stat}"
+        )
     if stat in {"cstat", "wstat", "pgstat"} and np.any(s < 0):
         raise InputDataError(f"{where}: negative counts cannot use a Poisson statistic")
     if stat == "cstat":

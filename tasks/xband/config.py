@@ -10,6 +10,7 @@ from typing import Literal
 
 from pydantic import Field
 from svomflow.config import StepConfig
+from svomflow.tasks.classification.crude import KnownSource, packaged_known_sources
 from svomflow.tasks.localisation.grm_ratio import GRMLocalisationConfig
 from svomflow.tasks.timing import AdaptiveBinningConfig, BackgroundConfig, DurationConfig
 
@@ -65,16 +66,46 @@ class SpectralConfig(StepConfig):
     stat: Literal["wstat", "cstat", "pgstat", "chi2", "chi2-gehrels"] = Field(
         "wstat", description="fit statistic (background counts are Poisson: wstat)"
     )
+    eclairs_method: Literal["time_background", "mask_weighted"] = Field(
+        "mask_weighted",
+        description="ECLAIRs spectra: whole-plane counts with a background from off-source "
+        "intervals (fitted with `stat`), or mask-weighted counts for the burst position "
+        "(flat and CXB background and the shadows of the `known_sources` in the field "
+        "cancelled by the weights, no off-source interval; fitted with chi2)",
+    )
+    eclairs_min_snr: float = Field(
+        3.0,
+        gt=0,
+        description="mask-weighted ECLAIRs spectra: group channels until each group reaches "
+        "this signal-to-noise ratio (sigma)",
+    )
+    eclairs_variance_smoothing: float | None = Field(
+        0.1,
+        gt=0,
+        description="mask-weighted ECLAIRs spectra: the variance of each channel is averaged "
+        "over +- this fraction of its energy (dimensionless; null: no smoothing)",
+    )
     eclairs_energy_kev: Band = Field((4.0, 150.0), description="ECLAIRs fit range (keV)")
     grm_energy_kev: Band = Field((15.0, 2000.0), description="GRM fit range (keV)")
     min_counts: int = Field(
         10, ge=1, description="group channels until each group holds this many counts"
+    )
+    min_bkg_counts: int = Field(
+        0,
+        ge=0,
+        description="spectra with a time background (GRM; ECLAIRs with time_background): "
+        "each group also holds this many background (off-source) counts",
     )
     eclairs_min_channels: int = Field(
         6, ge=1, description="ECLAIRs channels per group at least (resolution-limited)"
     )
     errors: bool = Field(True, description="profile (delta-stat = 1) errors of the parameters")
     flux_samples: int = Field(500, ge=0, description="parameter draws for flux errors (count)")
+    flux_errors: Literal["sample", "profile"] = Field(
+        "sample",
+        description="flux and fluence errors: quantiles of `flux_samples` draws from the "
+        "parameter covariance, or the likelihood profile of the flux (XSPEC cflux)",
+    )
     cross_norm: bool = Field(True, description="free GRM/ECLAIRs cross-normalisation")
 
 
@@ -130,4 +161,11 @@ class XbandAnalysisConfig(StepConfig):
         None, description="ECLAIRs imaging band (keV); default bands_kev.image_trigger"
     )
     grm_localisation: GRMLocalisationConfig = Field(default_factory=GRMLocalisationConfig)
+    known_sources: list[KnownSource] = Field(
+        default_factory=packaged_known_sources,
+        description="known bright X-ray sources: those in the ECLAIRs field are removed from "
+        "the PO_ECL image and cancelled by the mask weights; one within its radius_deg of "
+        "the burst is left in (it would be the burst) (default: the packaged catalog "
+        "config/catalogs/known_sources.yaml, shared with the VHF flow)",
+    )
     seed: int = Field(0, description="seed of every simulation-based error")

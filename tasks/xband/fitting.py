@@ -37,7 +37,10 @@ __all__ = [
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """One spectrum to fit: PHA file (row for type II), response, energy range, instrument."""
+    """One spectrum to fit: PHA file (row for type II), response, energy range, instrument.
+
+    ``stat`` overrides the fit's statistic for this dataset (chi2 for a mask-weighted one).
+    """
 
     pha: str
     row: int | None
@@ -45,6 +48,7 @@ class DatasetSpec:
     energy_kev: tuple[float, float]
     instrument: str
     name: str
+    stat: str | None = None
 
 
 @dataclass
@@ -128,12 +132,17 @@ def fit_datasets(
     flux_bands: Sequence[tuple[float, float]],
     flux_samples: int,
     seed: int,
+    flux_errors: str = "sample",
 ) -> IntervalFit:
     """Fit datasets of one interval; fall back to a simpler model if the fit fails.
 
     Cross-normalisations: with ``cross_norm`` and datasets of two instruments, the datasets
     of the second instrument share one free normalisation relative to the first; otherwise
-    all are frozen at 1.
+    all are frozen at 1. Flux errors (``flux_errors``): ``"sample"``, ``flux_samples`` draws
+    from the covariance, or ``"profile"``, the likelihood interval of the flux (XSPEC's
+    ``cflux``). On simulated bursts (benchmarks/mc_xband.py) both give the same fluence
+    coverage (about 75 %, a little high). The fluence is the energy flux times the
+    interval's length.
     """
     datasets = load_datasets(specs)
     insts = list(dict.fromkeys(s.instrument for s in specs))
@@ -149,11 +158,12 @@ def fit_datasets(
             other = [f"norm_{s.name}" for s in specs[1:] if s.instrument != first_inst]
             freeze = dict.fromkeys(same, 1.0)
             link = {n: other[0] for n in other[1:]}
+    stats = [s.stat or stat for s in specs]
     tried = [model] + ([fallback_model] if fallback_model and fallback_model != model else [])
     result = None
     used = model
     for m in tried:
-        result = sp.fit(datasets, m, stat, freeze=freeze, link=link or None, cross_norm=True)
+        result = sp.fit(datasets, m, stats, freeze=freeze, link=link or None, cross_norm=True)
         if errors:
             result = sp.errors(result)
         used = m
@@ -170,10 +180,12 @@ def fit_datasets(
     duration = float(interval[1] - interval[0])
     for band in flux_bands:
         key = f"{band[0]:g}-{band[1]:g}"
-        fluxes[f"photon_{key}"] = sp.flux(result, band, "photon", n_samples=flux_samples, seed=seed)
-        fluxes[f"energy_{key}"] = sp.flux(result, band, "energy", n_samples=flux_samples, seed=seed)
-        fluxes[f"fluence_{key}"] = sp.flux(
-            result, band, "fluence", n_samples=flux_samples, seed=seed, duration=duration
+        for kind in ("photon", "energy"):
+            fluxes[f"{kind}_{key}"] = sp.flux(
+                result, band, kind, n_samples=flux_samples, seed=seed, method=flux_errors
+            )
+        fluxes[f"fluence_{key}"] = fluxes[f"energy_{key}"].scaled(
+            duration, "fluence", "erg/cm2", duration
         )
     if any(f.covariance_regularised for f in fluxes.values()):
         # the flux draws used a repaired covariance (see FluxResult.notes)

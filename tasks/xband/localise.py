@@ -1,13 +1,16 @@
 """Refined positions with the full X-band data: ECLAIRs imaging and GRM count ratios.
 
 ECLAIRs: :func:`svomflow.tasks.coded_mask.quick_position.quick_position` on the whole main
-interval against the pre-burst interval (noisy pixels found there and excluded). GRM:
+interval against the pre-burst interval (noisy pixels found there and excluded; known sources
+in the field modelled by their shadows and removed before the search, as in the VHF quick
+position). GRM:
 :func:`svomflow.tasks.localisation.grm_ratio.localise_grm` on each detector's net counts in its
 localisation band over the main interval, background from the detector's fitted model.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,8 +33,13 @@ def eclairs_position(
     main: tuple[float, float],
     pre_burst: tuple[float, float],
     band_kev: tuple[float, float] | None = None,
+    known_sources_radec: Sequence[tuple[float, float]] = (),
 ) -> QuickPosition:
-    """Localise the burst in the ECLAIRs image of the main interval."""
+    """Localise the burst in the ECLAIRs image of the main interval.
+
+    ``known_sources_radec`` (deg): sources whose shadows are fitted and removed with the
+    background before the search (those outside the field are ignored).
+    """
     band = default_band(ev, band_kev, "image_trigger")
     assert ev.pixel_y is not None and ev.pixel_z is not None and ev.attitude is not None
     return quick_position(
@@ -45,6 +53,7 @@ def eclairs_position(
         band_kev=band,
         gti=ev.gti,
         dead_pixels=ev.dead_pixels,
+        known_sources_radec=known_sources_radec,
         instrument=ev.definition,
     )
 

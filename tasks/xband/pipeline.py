@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from astropy.io import fits
@@ -38,6 +38,8 @@ from svomflow.tasks.xband.tables import lightcurve_preview, results_table, spect
 __all__ = [
     "CODES",
     "ProductSpec",
+    "dataset_specs",
+    "extract_interval_spectra",
     "step_hardness_lag",
     "step_lightcurves",
     "step_localise",
@@ -234,7 +236,11 @@ def step_localise(
         qp = max(
             (
                 eclairs_position(
-                    ecl, tuple(iv[k]), tuple(iv["pre_burst"]), cfg.eclairs_position_band_kev
+                    ecl,
+                    tuple(iv[k]),
+                    tuple(iv["pre_burst"]),
+                    cfg.eclairs_position_band_kev,
+                    known_sources_radec=[(q.ra_deg, q.dec_deg) for q in cfg.known_sources],
                 )
                 for k in ("main", "peak")
             ),
@@ -305,9 +311,19 @@ def step_localise(
 
 # --------------------------------------------------------------------------- RSP
 def step_responses(
-    files: Sequence[str], info: dict[str, Any], loc: dict[str, Any], work_dir: Path
+    files: Sequence[str],
+    info: dict[str, Any],
+    loc: dict[str, Any],
+    work_dir: Path,
+    *,
+    eclairs_weighting: Literal["none", "mask"] = "mask",
 ) -> tuple[dict[str, Any], list[ProductSpec]]:
-    """ECLAIRs response at the refined position; GRM responses for the burst direction."""
+    """ECLAIRs response at the refined position; GRM responses for the burst direction.
+
+    ``eclairs_weighting="mask"`` (the default, as ``spectral.eclairs_method``) makes the
+    ECLAIRs response that of mask-weighted spectra; ``"none"`` that of whole-plane spectra
+    (``spectral.eclairs_method = "time_background"``).
+    """
     from svomflow.simulation.grm_response import grm_response, write_grm_rsp
     from svomflow.tasks.coded_mask.response import eclairs_response, write_eclairs_rsp
 
@@ -332,7 +348,12 @@ def step_responses(
         assert ecl.attitude is not None
         ty, tz = ecl.attitude.to_projected(*direction)
         resp = eclairs_response(
-            float(ty), float(tz), usable_pixels=usable, ra_dec=direction, instrument=ecl.definition
+            float(ty),
+            float(tz),
+            usable_pixels=usable,
+            ra_dec=direction,
+            instrument=ecl.definition,
+            weighting=eclairs_weighting,
         )
         path = work_dir / "eclairs.rsp"
         write_eclairs_rsp(
@@ -345,6 +366,7 @@ def step_responses(
             "rsp": str(path),
             "coding_fraction": resp.coding_fraction,
             "off_axis_deg": resp.off_axis_deg,
+            "weighting": resp.weighting,
         }
         products.append(ProductSpec("RSP", "ECL", copy_file(path), source=str(path)))
     grm = ev.get("grm")
@@ -383,12 +405,40 @@ def _extract_all(
     loc: dict[str, Any],
     rsp: dict[str, Any],
     work_dir: Path,
+    notes: dict[str, Any] | None = None,
 ) -> tuple[dict[str, list[tuple[str, str]]], list[ProductSpec]]:
-    """Write per detector a type II file of every interval; return (pha, rsp) per detector."""
+    """Write per detector a type II file of every interval; return (pha, rsp) per detector.
+
+    ``notes`` receives ``eclairs_cancelled_sources`` (the known sources whose shadows the
+    mask weights cancel) when the ECLAIRs spectra are mask-weighted.
+    """
     iv = info["intervals"]
     labels = ["main", "peak"] + [f"resolved_{k + 1:02d}" for k in range(len(iv["resolved"]))]
     intervals = [tuple(iv["main"]), tuple(iv["peak"])] + [tuple(x) for x in iv["resolved"]]
-    off = _off(info)
+    return extract_interval_spectra(
+        ev, cfg, intervals, labels, _off(info), loc, rsp, work_dir, notes
+    )
+
+
+def extract_interval_spectra(
+    ev: XbandEvents,
+    cfg: XbandAnalysisConfig,
+    intervals: Sequence[tuple[float, float]],
+    labels: Sequence[str],
+    off: Sequence[tuple[float, float]],
+    loc: dict[str, Any],
+    rsp: dict[str, Any],
+    work_dir: Path,
+    notes: dict[str, Any] | None = None,
+) -> tuple[dict[str, list[tuple[str, str]]], list[ProductSpec]]:
+    """Per detector one PHA file (a row per interval, in order); (pha, rsp) per detector.
+
+    The extraction of :func:`step_spectra` (``spectral.eclairs_method`` chooses the ECLAIRs
+    spectra) for any intervals, ``off`` being the off-source intervals of the backgrounds;
+    the Monte Carlo of the joint fit (``simulation/xband_mc.py``) uses it as it is.
+    ``notes`` receives ``eclairs_cancelled_sources`` (mask-weighted ECLAIRs spectra) and
+    ``background_order`` (the order of each time-background polynomial, per detector).
+    """
     out: dict[str, list[tuple[str, str]]] = {}
     products = []
     for name, e in ev.instruments.items():
@@ -396,19 +446,42 @@ def _extract_all(
             continue
         sc = cfg.spectral
         erange = sc.eclairs_energy_kev if name == "eclairs" else sc.grm_energy_kev
-        mask = None
+        mask = usable = None
         if e.pixel_y is not None and e.dead_pixels is not None:
             usable = np.ones(e.dead_pixels.shape, dtype=bool)
             for y, z in loc.get("eclairs", {}).get("excluded_pixels", []):
                 usable[y, z] = False
             mask = usable[e.pixel_y, e.pixel_z]
         min_ch = sc.eclairs_min_channels if name == "eclairs" else 1
+        if _mask_weighted(name, e, cfg):
+            src, cancelled = _extract_weighted(ev, e, cfg, intervals, labels, usable, rsp, work_dir)
+            if notes is not None:
+                notes[f"{name}_cancelled_sources"] = cancelled
+            out[name] = [(str(src), rsp[name]["rsp"])]
+            products.append(
+                ProductSpec(
+                    "PHA",
+                    CODES[name],
+                    fits_hdus(src),
+                    extra_inputs=[rsp[name]["rsp"]],
+                    source=str(src),
+                )
+            )
+            continue
         for k, det in enumerate(e.detectors):
             rsp_path = rsp[name]["rsp"] if name == "eclairs" else rsp[name][det]["rsp"]
             bkg = detector_background(e, k, off, erange)
+            if notes is not None:
+                notes.setdefault("background_order", {})[f"{name}_{det}"] = int(bkg.model.order)
             spectra = [
                 extract_spectrum(
-                    e, bkg, tuple(x), min_counts=sc.min_counts, min_channels=min_ch, event_mask=mask
+                    e,
+                    bkg,
+                    tuple(x),
+                    min_counts=sc.min_counts,
+                    min_channels=min_ch,
+                    event_mask=mask,
+                    min_bkg_counts=sc.min_bkg_counts,
                 )
                 for x in intervals
             ]
@@ -432,6 +505,95 @@ def _extract_all(
                 ProductSpec("PHA", code, fits_hdus(src), extra_inputs=[rsp_path], source=str(src))
             )
     return out, products
+
+
+def _mask_weighted(name: str, e: InstrumentEvents, cfg: XbandAnalysisConfig) -> bool:
+    """Whether this instrument's spectra are mask-weighted (imaging instrument, configured)."""
+    return (
+        name == "eclairs"
+        and cfg.spectral.eclairs_method == "mask_weighted"
+        and e.pixel_y is not None
+    )
+
+
+def _extract_weighted(
+    ev: XbandEvents,
+    e: InstrumentEvents,
+    cfg: XbandAnalysisConfig,
+    intervals: Sequence[tuple[float, float]],
+    labels: Sequence[str],
+    usable: np.ndarray | None,
+    rsp: dict[str, Any],
+    work_dir: Path,
+) -> tuple[Path, list[str]]:
+    """Mask-weighted spectra of every interval (one PHA, no background file).
+
+    The weights cancel the flat and CXB background and the shadows of the configured known
+    sources that the usable pixels see (coding > 0); a known source within its radius of
+    the burst direction is not cancelled (its shadow is the burst's). Returns the file and
+    the names of the sources cancelled (also in the header: ``NKNOWN``, ``KNOWNnn``).
+    """
+    from svomflow.tasks.coded_mask.known_sources import angular_separation_deg, sources_in_field
+    from svomflow.tasks.coded_mask.mask import MaskGeometry, mask_pattern
+    from svomflow.tasks.coded_mask.mask_weighting import default_templates, mask_weights
+    from svomflow.tasks.xband.mask_spectra import (
+        extract_weighted_spectrum,
+        write_weighted_spectra,
+    )
+
+    if rsp[e.name].get("weighting") != "mask":
+        raise InputDataError(
+            "mask-weighted ECLAIRs spectra need the mask-weighted response: run "
+            "step_responses with eclairs_weighting='mask'"
+        )
+    sc = cfg.spectral
+    assert e.attitude is not None
+    # the same direction and usable pixels as the response, so weights and area match (the
+    # weights' normalisation sum(w f) = sum(f) holds whatever the templates)
+    ra, dec = (float(x) for x in rsp["direction"])
+    ty, tz = e.attitude.to_projected(ra, dec)
+    geom = MaskGeometry.from_instrument(e.definition)
+    pattern = mask_pattern(geom)
+    known = [
+        (k.name, k.ra_deg, k.dec_deg)
+        for k in cfg.known_sources
+        if angular_separation_deg(ra, dec, k.ra_deg, k.dec_deg) > k.radius_deg
+    ]
+    in_field = sources_in_field(known, e.attitude, geom, pattern, usable=usable)
+    templates = default_templates(geom, pattern) + [s.shadow for s in in_field]
+    mw = mask_weights(geom, pattern, float(ty), float(tz), usable=usable, templates=templates)
+    spectra = [
+        extract_weighted_spectrum(
+            e,
+            mw,
+            tuple(x),
+            min_snr=sc.eclairs_min_snr,
+            min_channels=sc.eclairs_min_channels,
+            smooth_rel_width=sc.eclairs_variance_smoothing,
+        )
+        for x in intervals
+    ]
+    names = [s.name for s in in_field]
+    cards: list[tuple[str, object, str]] = [
+        ("INTNAMES", ",".join(labels)[:68], ""),
+        ("WTTEMPL", mw.n_templates, "background templates the weights cancel"),
+        ("NKNOWN", len(names), "known sources cancelled by the weights"),
+    ]
+    cards += [
+        (f"KNOWN{k + 1:02d}", n[:68], "known source whose shadow is cancelled")
+        for k, n in enumerate(names)
+    ]
+    path = write_weighted_spectra(
+        spectra,
+        work_dir / f"{e.name}_{e.detectors[0].lower()}_maskwt.pha",
+        telescope=e.definition.telescope,
+        instrument=e.definition.instrument,
+        timeref=_timeref(e),
+        t0=ev.t0,
+        respfile=Path(rsp[e.name]["rsp"]).name,
+        extra_cards=cards,
+    )
+    return path, names
 
 
 def _fit_rows(fits_: Sequence[IntervalFit], t0: float) -> list[dict[str, Any]]:
@@ -484,6 +646,31 @@ def _units(rows: Sequence[dict[str, Any]]) -> dict[str, str]:
     return units
 
 
+def dataset_specs(
+    ev: XbandEvents,
+    cfg: XbandAnalysisConfig,
+    files_by_inst: dict[str, list[tuple[str, str]]],
+    names: Sequence[str],
+    row: int,
+) -> list[DatasetSpec]:
+    """The datasets of one fit: row ``row`` of each detector's file of the ``names`` instruments.
+
+    ``files_by_inst`` is :func:`extract_interval_spectra`'s; each dataset gets its
+    instrument's fit range and its statistic (chi2 for mask-weighted spectra).
+    """
+    sc = cfg.spectral
+    out = []
+    for name in names:
+        e = ev.instruments[name]
+        erange = sc.eclairs_energy_kev if name == "eclairs" else sc.grm_energy_kev
+        for (pha, r), det in zip(files_by_inst.get(name, []), e.detectors, strict=True):
+            dname = name if len(e.detectors) == 1 else f"{name}_{det}"
+            # mask-weighted counts are Gaussian (STAT_ERR): chi2, whatever `stat` is
+            st = "chi2" if _mask_weighted(name, e, cfg) else None
+            out.append(DatasetSpec(pha, row, r, erange, name, dname, stat=st))
+    return out
+
+
 def step_spectra(
     files: Sequence[str],
     cfg: XbandAnalysisConfig,
@@ -495,20 +682,14 @@ def step_spectra(
     """Extract, fit (ECL, GRM, joint) main/peak/time-resolved spectra; fluences (SP_*, FLUENCE_*)."""
     ev = _read(files, info["t0"])
     work_dir.mkdir(parents=True, exist_ok=True)
-    files_by_inst, products = _extract_all(ev, cfg, info, loc, rsp, work_dir)
+    notes: dict[str, Any] = {}
+    files_by_inst, products = _extract_all(ev, cfg, info, loc, rsp, work_dir, notes)
     sc = cfg.spectral
     iv = info["intervals"]
     fl = cfg.fluence
 
     def specs(names: Sequence[str], row: int) -> list[DatasetSpec]:
-        out = []
-        for name in names:
-            e = ev.instruments[name]
-            erange = sc.eclairs_energy_kev if name == "eclairs" else sc.grm_energy_kev
-            for (pha, r), det in zip(files_by_inst.get(name, []), e.detectors, strict=True):
-                dname = name if len(e.detectors) == 1 else f"{name}_{det}"
-                out.append(DatasetSpec(pha, row, r, erange, name, dname))
-        return out
+        return dataset_specs(ev, cfg, files_by_inst, names, row)
 
     combos: list[tuple[str, list[str], list[tuple[float, float]]]] = []
     if "eclairs" in files_by_inst:
@@ -517,7 +698,7 @@ def step_spectra(
         combos.append(("GRM", ["grm"], [fl.grm_band_kev]))
     if len(files_by_inst) == 2:
         combos.append(("ECLGRM", ["eclairs", "grm"], list(fl.joint_bands_kev)))
-    results: dict[str, Any] = {"fits": {}, "factors": {}}
+    results: dict[str, Any] = {"fits": {}, "factors": {}, **notes}
     lc = cfg.lightcurve
     for code, names, bands in combos:
         flux_bands = list(dict.fromkeys([*bands, lc.eclairs_flux_band_kev, lc.grm_flux_band_kev]))
@@ -544,6 +725,7 @@ def step_spectra(
                     flux_bands=flux_bands,
                     flux_samples=sc.flux_samples,
                     seed=cfg.seed,
+                    flux_errors=sc.flux_errors,
                 )
             except InputDataError as exc:
                 if label in ("main",):

@@ -16,8 +16,9 @@ modulation common to all energies); the time dependence of the level is exact to
 the polynomial.
 
 Grouping (``GROUPING`` column, as grppha): consecutive channels are grouped until a group
-holds ``min_counts`` source counts and at least ``min_channels`` channels; channels below
-the instrument's low threshold get ``QUALITY = 5`` (no response there).
+holds ``min_counts`` source counts, ``min_bkg_counts`` background counts and at least
+``min_channels`` channels; channels below the instrument's low threshold get
+``QUALITY = 5`` (no response there).
 """
 
 from __future__ import annotations
@@ -143,33 +144,44 @@ def _integral(model: BackgroundModel, pieces: Sequence[Interval]) -> float:
 
 
 def group_channels(
-    counts: NDArray[np.float64], quality: NDArray[np.int16], min_counts: int, min_channels: int = 1
+    counts: NDArray[np.float64],
+    quality: NDArray[np.int16],
+    min_counts: int,
+    min_channels: int = 1,
+    *,
+    bkg_counts: NDArray[np.float64] | None = None,
+    min_bkg_counts: int = 0,
 ) -> NDArray[np.int16]:
     """OGIP GROUPING flags: groups of good channels reaching ``min_counts`` and ``min_channels``.
 
-    A last group short of the target joins the previous group; bad-quality channels are
-    their own groups (they are ignored in fits anyway).
+    With ``bkg_counts`` a group must also hold ``min_bkg_counts`` background counts (W-stat
+    is biased when groups have few background counts: XSPEC manual, appendix B). A last
+    group short of the target joins the previous group; bad-quality channels are their own
+    groups (they are ignored in fits anyway).
     """
     n = counts.size
+    bkg = np.zeros(n) if bkg_counts is None else np.asarray(bkg_counts, dtype=float)
     grouping = np.ones(n, dtype=np.int16)
     start = None
     acc = 0.0
+    acc_b = 0.0
     width = 0
     last_start = None
     for i in range(n):
         if quality[i] != 0:
             grouping[i] = 1
-            start, acc, width = None, 0.0, 0
+            start, acc, acc_b, width = None, 0.0, 0.0, 0
             continue
         if start is None:
-            start, acc, width = i, 0.0, 0
+            start, acc, acc_b, width = i, 0.0, 0.0, 0
             grouping[i] = 1
             last_start = i
         else:
             grouping[i] = -1
         acc += counts[i]
+        acc_b += bkg[i]
         width += 1
-        if acc >= min_counts and width >= min_channels:
+        if acc >= min_counts and width >= min_channels and acc_b >= min_bkg_counts:
             start = None
     if start is not None and last_start is not None and last_start > 0:
         # the unfinished tail joins the previous good group, if it is adjacent
@@ -209,10 +221,13 @@ def extract_spectrum(
     min_counts: int = 10,
     min_channels: int = 1,
     event_mask: NDArray[np.bool_] | None = None,
+    min_bkg_counts: int = 0,
 ) -> ExtractedSpectrum:
     """Extract the source and background spectra of one detector for an interval.
 
     ``event_mask`` removes events (e.g. noisy pixels) from source and background alike.
+    Each group holds ``min_counts`` source and ``min_bkg_counts`` background counts (the
+    off-source counts) and spans ``min_channels`` channels (:func:`group_channels`).
 
     Raises
     ------
@@ -268,7 +283,14 @@ def extract_spectrum(
     thr = ev.definition.get("low_threshold_kev", None)
     if thr is not None:
         quality[ev.e_max <= float(thr) + 1e-9] = 5
-    grouping = group_channels(counts, quality, min_counts, min_channels)
+    grouping = group_channels(
+        counts,
+        quality,
+        min_counts,
+        min_channels,
+        bkg_counts=bkg_counts,
+        min_bkg_counts=min_bkg_counts,
+    )
     return ExtractedSpectrum(
         instrument=ev.name,
         detector=ev.detectors[k],

@@ -14,102 +14,19 @@ from typing import Any
 import numpy as np
 import pytest
 from scipy import stats
+from svomflow.simulation.xband_mc import (
+    COVERAGE_1SIGMA,
+    analyse_main,
+    coverage_summary,
+    run_trial,
+    trial_pulls,
+)
 from svomflow.tasks.xband.config import XbandAnalysisConfig
 from svomflow.tasks.xband.events import read_xband_events
-from svomflow.tasks.xband.fitting import DatasetSpec, fit_datasets
 from svomflow.tasks.xband.intervals import common_intervals, instrument_timing
-from svomflow.tasks.xband.localise import eclairs_position
-from svomflow.tasks.xband.pipeline import step_hardness_lag, step_responses
-from svomflow.tasks.xband.spectra import detector_background, extract_spectrum, write_spectra
+from svomflow.tasks.xband.pipeline import step_hardness_lag
 
 CFG = XbandAnalysisConfig()
-
-
-def _pull(value: float, lo: float | None, hi: float | None, truth: float) -> float:
-    err = hi if value < truth else -(lo or 0.0)
-    return (value - truth) / err if err and err > 0 else np.inf
-
-
-def analyse_main(b: dict[str, Any], work: Path) -> dict[str, Any]:
-    """Timing, intervals, ECLAIRs position, responses and the joint main-interval fit."""
-    files, t0 = b["files"], b["t0"]
-    ev = read_xband_events(files, t0=t0)
-    timings = [instrument_timing(e, CFG.intervals) for e in ev.instruments.values()]
-    ci = common_intervals(timings, ev.instruments, CFG.intervals)
-    ecl = ev.get("eclairs")
-    qp = eclairs_position(ecl, ci.main, ci.pre_burst)
-    loc = {
-        "eclairs": {
-            "ra_deg": qp.position.ra_deg,
-            "dec_deg": qp.position.dec_deg,
-            "excluded_pixels": [],
-        }
-    }
-    info = {
-        "t0": t0,
-        "intervals": {
-            "pre_burst": list(ci.pre_burst),
-            "post_burst": list(ci.post_burst) if ci.post_burst else None,
-        },
-    }
-    rsp, _ = step_responses(files, info, loc, work)
-    off = [ci.pre_burst] + ([ci.post_burst] if ci.post_burst else [])
-    specs = []
-    for name, e in ev.instruments.items():
-        erange = (
-            CFG.spectral.eclairs_energy_kev if name == "eclairs" else CFG.spectral.grm_energy_kev
-        )
-        for k, det in enumerate(e.detectors):
-            r = rsp["eclairs"]["rsp"] if name == "eclairs" else rsp["grm"][det]["rsp"]
-            bkg = detector_background(e, k, off, erange)
-            s = extract_spectrum(
-                e, bkg, ci.main, min_counts=10, min_channels=6 if name == "eclairs" else 1
-            )
-            src, _ = write_spectra(
-                [s],
-                work / f"{name}_{det}.pha",
-                work / f"{name}_{det}_bak.pha",
-                telescope="SVOM",
-                instrument=e.definition.instrument,
-                timeref=__import__(
-                    "svomflow.products.ogip", fromlist=["TimeReference"]
-                ).TimeReference(59945.0, "TT", "s"),
-                t0=t0,
-                respfile=Path(r).name,
-            )
-            specs.append(
-                DatasetSpec(
-                    str(src), None, r, erange, name, name if name == "eclairs" else f"grm_{det}"
-                )
-            )
-    fit = fit_datasets(
-        specs,
-        label="main",
-        interval=ci.main,
-        model="band",
-        fallback_model=None,
-        stat="wstat",
-        cross_norm=True,
-        errors=True,
-        flux_bands=[(10.0, 1000.0)],
-        flux_samples=400,
-        seed=0,
-    )
-    return {"fit": fit, "timings": timings, "intervals": ci, "position": qp}
-
-
-def _pulls(b: dict[str, Any], res: dict[str, Any]) -> dict[str, float]:
-    r = res["fit"].result
-    sp = b["spectrum"]
-    out = {}
-    for name in ("alpha", "epeak"):
-        p = r.parameters[name]
-        out[name] = _pull(p.value, p.error_low, p.error_high, sp[name])
-    f = res["fit"].fluxes["fluence_10-1000"]
-    out["fluence"] = _pull(
-        f.value, f.error_low, f.error_high, b["truth"]["bands"]["10-1000"]["energy_fluence_erg"]
-    )
-    return out
 
 
 @pytest.mark.parametrize("seed", [101, 102])
@@ -118,7 +35,7 @@ def test_joint_fit_recovers_spectrum_and_fluence(
 ) -> None:
     b = burst_factory(tmp_path / "sim", seed, span=(-10.0, 20.0))
     res = analyse_main(b, tmp_path / "work")
-    pulls = _pulls(b, res)
+    pulls = trial_pulls(b, res)
     # |pull| < 3.3 fails with probability 0.1 % per quantity for a correct analysis
     assert all(abs(v) < 3.3 for v in pulls.values()), pulls
     # the GRM/ECLAIRs cross-normalisation is 1 for a correct pair of responses
@@ -165,19 +82,26 @@ def test_injected_soft_lag_is_recovered(burst_factory: Any, tmp_path: Path) -> N
 
 
 @pytest.mark.slow
-def test_monte_carlo_bias_and_coverage(burst_factory: Any, tmp_path: Path) -> None:
-    """40 bursts: mean pull near 0 and 1-sigma coverage inside its binomial 99 % band."""
-    n = 40
-    pulls: dict[str, list[float]] = {"alpha": [], "epeak": [], "fluence": []}
-    for seed in range(1000, 1000 + n):
-        b = burst_factory(tmp_path / f"s{seed}", seed, span=(-10.0, 20.0))
-        res = analyse_main(b, tmp_path / f"w{seed}")
-        for k, v in _pulls(b, res).items():
-            pulls[k].append(v)
-    lo, hi = stats.binom.ppf([0.005, 0.995], n, 0.6827)
-    for k, v in pulls.items():
-        arr = np.array(v)
-        inside = int(np.sum(np.abs(arr) < 1))
-        print(k, "mean pull", arr.mean(), "coverage", inside / n)
-        assert lo <= inside <= hi, (k, inside, n)
-        assert abs(np.median(arr)) < 3 * 1.2533 / np.sqrt(n), (k, np.median(arr))
+def test_monte_carlo_bias_and_coverage() -> None:
+    """150 bursts: no bias, and 1-sigma coverage inside its binomial 99 % band.
+
+    The data span (-30, 45) s leaves background on both sides of the burst, as the minutes
+    of X-band data of a real burst do. Measured on these seeds (benchmarks/mc_xband.py):
+    coverage alpha 65 %, Epeak 64 %, fluence 76 %; 150 bursts take a few minutes (about
+    1.5 s each); the benchmark runs more.
+    """
+    n = 150
+    trials = [run_trial(seed, span=(-30.0, 45.0)) for seed in range(1000, 1000 + n)]
+    failed = [(t.seed, t.error) for t in trials if t.error]
+    assert not failed, failed
+    lo, hi = stats.binom.ppf([0.005, 0.995], n, COVERAGE_1SIGMA)
+    # the GRM/ECLAIRs cross-normalisation is left out: the simulators and the responses
+    # differ by ~0.7 % in it (a calibration matter, measured by the benchmark)
+    for k in ("alpha", "epeak", "fluence"):
+        s = coverage_summary(trials, k)
+        print(k, s)
+        assert lo <= s["inside"] <= hi, (k, s)
+        # the median pull of an unbiased estimate: 0 within 3 of its standard errors
+        assert abs(s["median_pull"]) < 3 * 1.2533 / np.sqrt(n), (k, s)
+        # the mean: within 3.3 standard errors of the truth
+        assert abs(s["bias"]) < 3.3 * s["bias_err"], (k, s)
