@@ -23,7 +23,7 @@ Physics (numbers from ``config/instruments/eclairs.yaml``, shadow model from
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ from svomflow.errors import InputDataError
 from svomflow.products.ogip import TimeReference, ebounds_hdu, gti_hdu, primary_hdu, write_hdulist
 from svomflow.simulation.photons import PhotonList
 from svomflow.tasks.attitude import Attitude
+from svomflow.tasks.coded_mask.detector import EclairsDetectorModel
 from svomflow.tasks.coded_mask.mask import (
     MaskGeometry,
     cos_theta,
@@ -88,62 +89,17 @@ def orbital_modulation(
 
 
 @dataclass(frozen=True)
-class EclairsResponse:
-    """Detector response numbers: efficiency curve, resolution, threshold and channels."""
+class EclairsResponse(EclairsDetectorModel):
+    """The detector model of the pipelines' response, plus the time resolution of the events."""
 
-    eff_energy_kev: NDArray[np.float64]
-    eff_value: NDArray[np.float64]
-    fwhm_noise_kev: float
-    fwhm_slope_kev: float  # c in FWHM^2 = noise^2 + c * E
-    threshold_kev: float
-    e_min_kev: float
-    channel_width_kev: float
-    n_channels: int
     time_resolution_s: float
 
     @classmethod
     def from_instrument(cls, inst: InstrumentDefinition) -> EclairsResponse:
         """Read the response numbers from an instrument definition."""
-        lo = inst.get("detector_plane.low_energy_efficiency")
-        hi = inst.get("detector_plane.high_energy_efficiency")
-        e = np.concatenate([lo["energies_kev"], hi["energies_kev"]])
-        v = np.concatenate([lo["efficiency"], hi["efficiency"]])
-        e, idx = np.unique(e, return_index=True)
-        noise = float(inst.get("detector_plane.energy_resolution_noise_fwhm_kev"))
-        f60 = float(inst.get("detector_plane.energy_resolution_fwhm_kev_at_60"))
-        return cls(
-            eff_energy_kev=e,
-            eff_value=v[idx],
-            fwhm_noise_kev=noise,
-            fwhm_slope_kev=max(f60**2 - noise**2, 0.0) / 60.0,
-            threshold_kev=float(inst.get("low_threshold_kev")),
-            e_min_kev=float(inst.get("channels.e_min_kev")),
-            channel_width_kev=float(inst.get("channels.channel_width_kev")),
-            n_channels=int(inst.get("channels.n_channels")),
-            time_resolution_s=float(inst.get("time_resolution_s")),
-        )
-
-    def efficiency(self, energy_kev: NDArray[np.float64]) -> NDArray[np.float64]:
-        """Return the detection efficiency at true energies (0 below the table)."""
-        e = np.asarray(energy_kev, dtype=np.float64)
-        eff = np.interp(e, self.eff_energy_kev, self.eff_value, left=0.0, right=self.eff_value[-1])
-        return np.where(e > self.eff_energy_kev[-1], self.eff_value[-1], eff)
-
-    def sigma_kev(self, energy_kev: NDArray[np.float64]) -> NDArray[np.float64]:
-        """Return the Gaussian sigma of the measured energy at true energies."""
-        e = np.clip(np.asarray(energy_kev, dtype=np.float64), 0.0, None)
-        return np.sqrt(self.fwhm_noise_kev**2 + self.fwhm_slope_kev * e) / 2.354820045
-
-    def channel_bounds(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        """Return (E_MIN, E_MAX) of every PI channel in keV."""
-        lo = np.asarray(
-            self.e_min_kev + self.channel_width_kev * np.arange(self.n_channels), dtype=np.float64
-        )
-        return lo, np.asarray(lo + self.channel_width_kev, dtype=np.float64)
-
-    def to_channel(self, energy_kev: NDArray[np.float64]) -> NDArray[np.int64]:
-        """Return the PI channel of measured energies (may fall outside [0, n_channels))."""
-        return np.floor((energy_kev - self.e_min_kev) / self.channel_width_kev).astype(np.int64)
+        base = EclairsDetectorModel.from_instrument(inst)
+        values = {f.name: getattr(base, f.name) for f in fields(EclairsDetectorModel)}
+        return cls(**values, time_resolution_s=float(inst.get("time_resolution_s")))
 
 
 @dataclass(frozen=True)
