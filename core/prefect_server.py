@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 from svomflow.errors import SvomflowError
+from svomflow.ops.local_server import launch_server, wait_healthy
 from svomflow.paths import data_home
 
 __all__ = ["ServerInfo", "ensure_server", "server_healthy", "stop_server"]
@@ -82,30 +81,11 @@ def ensure_server(
     if server_healthy(api):
         return ServerInfo(api, ui, False, _read_pid(), None)
     log_path = _state_dir() / "server.log"
-    log = open(log_path, "ab")
-    cmd = [sys.executable, "-m", "prefect", "server", "start", "--host", host, "--port", str(port)]
-    proc = subprocess.Popen(
-        cmd,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        env=_server_env(),
-        start_new_session=True,
-    )
-    log.close()
+    with open(log_path, "ab") as log:
+        proc = launch_server(host, port, _server_env(), log)
     (_state_dir() / "server.pid").write_text(str(proc.pid))
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SvomflowError(
-                f"the Prefect server exited with code {proc.returncode}; see {log_path}"
-            )
-        if server_healthy(api):
-            return ServerInfo(api, ui, True, proc.pid, log_path)
-        time.sleep(0.5)
-    raise SvomflowError(
-        f"the Prefect server did not answer within {timeout_s:.0f} s; see {log_path}"
-    )
+    wait_healthy(proc, api, timeout_s, str(log_path))
+    return ServerInfo(api, ui, True, proc.pid, log_path)
 
 
 def _read_pid() -> int | None:

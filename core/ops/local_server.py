@@ -17,10 +17,11 @@ import sys
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import IO
 
 from svomflow.errors import SvomflowError
 
-__all__ = ["free_port", "prefect_server", "stop_process"]
+__all__ = ["free_port", "launch_server", "prefect_server", "stop_process", "wait_healthy"]
 
 
 def free_port() -> int:
@@ -40,6 +41,40 @@ def stop_process(proc: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
+
+
+def launch_server(
+    host: str, port: int, env: Mapping[str, str], stdout: IO[bytes] | IO[str] | None
+) -> subprocess.Popen[bytes]:
+    """Start ``prefect server start`` in its own session (stop it with :func:`stop_process`)."""
+    cmd = [sys.executable, "-m", "prefect", "server", "start", "--host", host, "--port", str(port)]
+    return subprocess.Popen(
+        cmd,
+        env=dict(env),
+        stdout=stdout,
+        stderr=subprocess.STDOUT if stdout is not None else None,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def wait_healthy(
+    proc: subprocess.Popen[bytes], api_url: str, timeout_s: float, log_hint: str = ""
+) -> None:
+    """Wait until the server answers ``/health``; raise if it exits or times out first."""
+    import httpx
+
+    hint = f"; see {log_hint}" if log_hint else ""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{api_url.rstrip('/')}/health", timeout=1).status_code == 200:
+                return
+        if proc.poll() is not None:
+            raise SvomflowError(f"the Prefect server exited with code {proc.returncode}{hint}")
+        if time.monotonic() > deadline:
+            raise SvomflowError(f"the Prefect server did not answer within {timeout_s:.0f} s{hint}")
+        time.sleep(0.5)
 
 
 @contextlib.contextmanager
@@ -64,8 +99,6 @@ def prefect_server(
     log_file
         Where the server's output goes (default: inherited).
     """
-    import httpx
-
     port = port or free_port()
     environ = dict(env if env is not None else os.environ)
     environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -73,25 +106,9 @@ def prefect_server(
         environ["PREFECT_API_DATABASE_CONNECTION_URL"] = database_url
     url = f"http://127.0.0.1:{port}/api"
     out = open(log_file, "w") if log_file else None
-    cmd = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1"]
-    proc = subprocess.Popen(
-        [*cmd, "--port", str(port)],
-        env=environ,
-        stdout=out,
-        stderr=subprocess.STDOUT if out else None,
-        start_new_session=True,
-    )
+    proc = launch_server("127.0.0.1", port, environ, out)
     try:
-        deadline = time.time() + timeout_s
-        while True:
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            if proc.poll() is not None:
-                raise SvomflowError(f"prefect server exited with code {proc.returncode}")
-            if time.time() > deadline:
-                raise SvomflowError(f"prefect server did not answer within {timeout_s:.0f} s")
-            time.sleep(0.5)
+        wait_healthy(proc, url, timeout_s)
         yield url
     finally:
         stop_process(proc)
