@@ -37,6 +37,7 @@ from svomflow.errors import CalibrationNotFoundError, InputDataError
 from svomflow.paths import safe_join
 from svomflow.tasks.ccd.camera import CameraModel
 from svomflow.tasks.ccd.combine import CombineConfig
+from svomflow.tasks.ccd.fitsio import FRAME_PATTERNS
 from svomflow.tasks.ccd.frames import RawFrameInfo, read_frame_info, read_raw
 from svomflow.tasks.ccd.master_builders import (
     MasterFrame,
@@ -140,7 +141,10 @@ class ScanResult:
 def scan_night(
     raw_dir: str | Path, night: str, camera: CameraModel, config: NightlyCalibrationConfig
 ) -> ScanResult:
-    """Find the night's raw calibration frames of ``camera`` in ``raw_dir`` by their headers."""
+    """Find the night's raw calibration frames of ``camera`` in ``raw_dir`` by their headers.
+
+    Frames may be plain FITS, gzip'd (``.fits.gz``) or fpack'd (``.fits.fz``).
+    """
     root = Path(raw_dir)
     if not root.is_dir():
         raise InputDataError(f"raw directory {root} does not exist")
@@ -148,9 +152,7 @@ def scan_night(
     wanted = {camera.exposure_types[t]: t for t in config.types if t in camera.exposure_types}
     frames: list[RawFrameInfo] = []
     skipped: dict[str, str] = {}
-    for p in sorted(root.rglob("*.fits")) + sorted(root.rglob("*.fit")):
-        if p.name.startswith("."):
-            continue
+    for p in _frame_files(root, skipped):
         try:
             info = read_frame_info(p, camera)
         except InputDataError as exc:
@@ -162,6 +164,24 @@ def scan_night(
             continue
         frames.append(info)
     return ScanResult(frames, skipped)
+
+
+def _frame_files(root: Path, skipped: dict[str, str]) -> list[Path]:
+    """Frame files under ``root`` (plain, ``.gz``, ``.fz``), one per frame, sorted.
+
+    A frame present both uncompressed and compressed (``x.fits`` and ``x.fits.fz``) is
+    taken once, uncompressed, so that it is not combined twice; the copy is listed as
+    skipped.
+    """
+    found = {q for pat in FRAME_PATTERNS for q in root.rglob(pat) if not q.name.startswith(".")}
+    out = []
+    for q in sorted(found):
+        plain = q.with_name(q.name[:-3]) if q.name.lower().endswith((".fz", ".gz")) else q
+        if plain != q and plain in found:
+            skipped[str(q)] = f"same frame as {plain.name}"
+            continue
+        out.append(q)
+    return out
 
 
 @dataclass

@@ -1,4 +1,7 @@
-"""Reading raw CCD frames and their header values, with clear errors for bad input."""
+"""Reading raw CCD frames and their header values, with clear errors for bad input.
+
+Frames may be plain, gzip'd or fpack'd: :mod:`svomflow.tasks.ccd.fitsio` finds the image HDU.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ import numpy as np
 from astropy.io import fits
 from svomflow.errors import InputDataError
 from svomflow.tasks.ccd.camera import CameraModel
+from svomflow.tasks.ccd.fitsio import read_image, read_image_header
 
 __all__ = ["RawFrameInfo", "parse_date_obs", "read_frame_info", "read_raw"]
 
@@ -47,7 +51,7 @@ class RawFrameInfo:
 
 
 def read_frame_info(path: str | Path, camera: CameraModel) -> RawFrameInfo:
-    """Read the header values of a raw frame (no pixel data).
+    """Read the header values of a raw frame (no pixel data; a ``.fz`` is not decompressed).
 
     Raises
     ------
@@ -55,15 +59,10 @@ def read_frame_info(path: str | Path, camera: CameraModel) -> RawFrameInfo:
         If the file is not a readable FITS image or a required keyword is missing.
     """
     p = Path(path)
-    try:
-        with fits.open(p, memmap=True) as hdul:
-            h = hdul[0].header
-            naxis = (int(h.get("NAXIS2", 0)), int(h.get("NAXIS1", 0)))
-            h = h.copy()
-    except (OSError, ValueError, TypeError) as exc:
-        raise InputDataError(f"{p}: not a readable FITS file ({exc})") from None
-    if naxis[0] == 0 or naxis[1] == 0:
-        raise InputDataError(f"{p}: the primary HDU holds no image")
+    h = read_image_header(p)
+    naxis = (int(h.get("NAXIS2", 0)), int(h.get("NAXIS1", 0)))
+    if int(h["NAXIS"]) != 2:
+        raise InputDataError(f"{p}: the image has {h['NAXIS']} axes, not 2")
 
     def val(name: str, default: object = ...) -> object:
         try:
@@ -93,7 +92,7 @@ def read_frame_info(path: str | Path, camera: CameraModel) -> RawFrameInfo:
 
 
 def read_raw(path: str | Path, camera: CameraModel) -> tuple[np.ndarray, fits.Header]:
-    """Read a raw frame's pixels (as stored, usually uint16) and header.
+    """Read a raw frame's pixels (as stored, usually uint16) and merged header.
 
     Raises
     ------
@@ -101,17 +100,7 @@ def read_raw(path: str | Path, camera: CameraModel) -> tuple[np.ndarray, fits.He
         If the file is unreadable or truncated, or its width leaves no overscan strip.
     """
     p = Path(path)
-    try:
-        with fits.open(p, memmap=False) as hdul:
-            data = hdul[0].data
-            header = hdul[0].header.copy()
-            if data is None:
-                raise InputDataError(f"{p}: the primary HDU holds no image")
-            data = np.array(data)
-    except InputDataError:
-        raise
-    except (OSError, ValueError, TypeError, IndexError) as exc:
-        raise InputDataError(f"{p}: cannot read the image ({exc})") from None
+    data, header = read_image(p)
     if data.ndim != 2 or data.shape[1] <= camera.overscan_columns:
         raise InputDataError(
             f"{p}: image of shape {data.shape} has no room for the "

@@ -3,7 +3,9 @@
 Each builder reads its frames twice: once whole, one frame at a time, for the overscan level
 and the frame's scale (flats); then in row chunks through :func:`combine_chunked`, so the
 memory held is one raw frame plus ``chunk_rows x ncols x nframes x 4`` bytes plus the
-outputs (see :func:`svomflow.tasks.ccd.combine.combine_memory_bound`).
+outputs (see :func:`svomflow.tasks.ccd.combine.combine_memory_bound`). Frames fpack'd as
+``.fits.fz`` are read the same way: a row chunk decompresses only the tiles it covers (fpack's
+default tile is one row; a whole-image tile costs one decompression per chunk, not memory).
 
 Units: master bias in ADU (overscan-corrected), master dark in ADU/s at the group's mean
 temperature, master flat normalised to median 1. Each master carries an error map (ERR) from
@@ -25,6 +27,7 @@ from svomflow.errors import InputDataError
 from svomflow.products.ogip import write_hdulist
 from svomflow.tasks.ccd.camera import CameraModel
 from svomflow.tasks.ccd.combine import CombineConfig, combine_chunked
+from svomflow.tasks.ccd.fitsio import READ_ERRORS, open_image
 from svomflow.tasks.ccd.frames import RawFrameInfo, read_frame_info, read_raw
 from svomflow.tasks.ccd.overscan import OverscanConfig, overscan_vector
 
@@ -184,18 +187,21 @@ class _Inputs:
 
     def loader(self, transform: Any) -> Any:
         """Return ``load_rows(i, rows)`` giving calibrated rows of frame ``i``."""
-        # Unscaled memory maps: only the requested rows are read; BZERO/BSCALE applied here.
-        hduls = [fits.open(i.path, memmap=True, do_not_scale_image_data=True) for i in self.infos]
-        self._open = hduls
+        # Unscaled sections: only the requested rows are read (for an fpack'd frame, only the
+        # tiles holding them are decompressed, so memory stays bounded); BZERO/BSCALE here.
+        self._open = []
+        for info in self.infos:
+            hdul, index = open_image(info.path, memmap=True, scaled=False)
+            self._open.append((hdul, hdul[index]))
+        hdus = [hdu for _, hdu in self._open]
         scaling = [
-            (float(h[0].header.get("BSCALE", 1.0)), float(h[0].header.get("BZERO", 0.0)))
-            for h in hduls
+            (float(h.header.get("BSCALE", 1.0)), float(h.header.get("BZERO", 0.0))) for h in hdus
         ]
 
         def load(i: int, rows: slice) -> np.ndarray:
             try:
-                block = np.asarray(hduls[i][0].data[rows, self.cols])
-            except (OSError, ValueError, TypeError) as exc:
+                block = np.asarray(hdus[i].section[rows, self.cols])
+            except READ_ERRORS as exc:
                 raise InputDataError(f"{self.infos[i].path}: cannot read rows ({exc})") from None
             bscale, bzero = scaling[i]
             img = block.astype(np.float32)
@@ -209,8 +215,8 @@ class _Inputs:
         return load
 
     def close(self) -> None:
-        for h in getattr(self, "_open", []):
-            h.close()
+        for hdul, _ in getattr(self, "_open", []):
+            hdul.close()
         self._open = []
 
 

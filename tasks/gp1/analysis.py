@@ -27,6 +27,7 @@ from svomflow.products.atomic import atomic_path, atomic_write_bytes
 from svomflow.tasks.astrometry.align import align_to_reference_image
 from svomflow.tasks.astrometry.solve import read_reference_catalog, solve_astrometry
 from svomflow.tasks.ccd.camera import CameraModel, load_camera
+from svomflow.tasks.ccd.fitsio import read_image
 from svomflow.tasks.gp1.config import GP1Config
 from svomflow.tasks.gp1.reduction import read_reduced, reduce_frame, write_reduced
 from svomflow.tasks.photometry.extract import catalog_to_hdu, extract_sources, read_catalog
@@ -59,6 +60,12 @@ def _wcs(header: fits.Header) -> WCS | None:
         warnings.simplefilter("ignore", FITSFixedWarning)
         w = WCS(header)
     return w.celestial if w.has_celestial else None
+
+
+def _read_reference(path: str | Path) -> tuple[np.ndarray, fits.Header]:
+    """Read a reference image (plain, ``.fits.gz`` or ``.fits.fz``) as float and its header."""
+    data, header = read_image(path)
+    return np.asarray(data, dtype=float), header
 
 
 def save_state(state: dict[str, Any]) -> dict[str, Any]:
@@ -187,9 +194,8 @@ def run_astrometry(state: dict[str, Any], cfg: GP1Config) -> dict[str, Any]:
     if guess is None:
         raise InputDataError(f"{state['reduced']}: no WCS in the header to start from")
     if mod.reference_image:
-        with fits.open(mod.reference_image) as hdul:
-            rdata = np.array(hdul[0].data, dtype=float)
-            rwcs = _wcs(hdul[0].header)
+        rdata, rheader = _read_reference(mod.reference_image)
+        rwcs = _wcs(rheader)
         if rwcs is None:
             raise InputDataError(f"reference image {mod.reference_image} has no WCS")
         rcat = extract_sources(rdata, cfg.steps.findstars.extract, wcs=rwcs).catalog
@@ -360,10 +366,9 @@ def _reference_for(
     mod = cfg.steps.subtraction
     psf = _psf_from_state(state)
     if mod.reference_image:
-        with fits.open(mod.reference_image) as hdul:
-            rdata = np.array(hdul[0].data, dtype=float)
-            rwcs = _wcs(hdul[0].header)
-            rfwhm = float(hdul[0].header.get("FWHM", psf.fwhm))
+        rdata, rheader = _read_reference(mod.reference_image)
+        rwcs = _wcs(rheader)
+        rfwhm = float(rheader.get("FWHM", psf.fwhm))
         if rwcs is None:
             raise InputDataError(f"reference image {mod.reference_image} has no WCS")
         from svomflow.tasks.photometry.extract import ExtractConfig, estimate_background

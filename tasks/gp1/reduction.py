@@ -10,7 +10,9 @@ clear error (``require_masters: true``) or falls back to the overscan correction
 only and flags the image (``REDLEVEL = 'overscan'``), so that an alert is still analysed
 (photometry then carries the flat-field error; the products say so).
 
-Frames already reduced (``REDLEVEL`` present) pass through.
+Frames already reduced (``REDLEVEL`` present) pass through. Input frames may be plain,
+gzip'd (``.fits.gz``) or fpack'd (``.fits.fz``; see :mod:`svomflow.tasks.ccd.fitsio`); the
+reduced image is always written uncompressed.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import numpy as np
 from astropy.io import fits
 from svomflow.errors import CalibrationNotFoundError, InputDataError
 from svomflow.tasks.ccd.camera import CameraModel
+from svomflow.tasks.ccd.fitsio import READ_ERRORS, image_header, open_image, read_image_header
 from svomflow.tasks.ccd.frames import read_raw
 from svomflow.tasks.ccd.overscan import subtract_overscan
 from svomflow.tasks.gp1.config import ReductionModule
@@ -54,7 +57,7 @@ def reduce_frame(path: str | Path, camera: CameraModel, config: ReductionModule)
     from svomflow.tasks.ccd import reduce as ccd
 
     p = Path(path)
-    with_header = _read_header(p)
+    with_header = read_image_header(p)
     if "REDLEVEL" in with_header:
         return read_reduced(p)
     raw, header = read_raw(p, camera)
@@ -110,16 +113,6 @@ def _overscan_only(
     return _check(ReducedImage(data, sat | ~np.isfinite(data), header), p, camera)
 
 
-def _read_header(p: Path) -> fits.Header:
-    if not p.is_file():
-        raise InputDataError(f"{p}: no such file")
-    try:
-        with fits.open(p, memmap=False) as hdul:
-            return hdul[0].header.copy()
-    except (OSError, ValueError, TypeError) as exc:
-        raise InputDataError(f"{p}: not a readable FITS file ({exc})") from None
-
-
 def _check(img: ReducedImage, p: Path, camera: CameraModel) -> ReducedImage:
     finite = np.isfinite(img.data)
     if not finite.any():
@@ -149,13 +142,14 @@ def write_reduced(img: ReducedImage, path: Path) -> Path:
 def read_reduced(path: str | Path) -> ReducedImage:
     """Read an image written by :func:`write_reduced` (or any reduced single-HDU image)."""
     p = Path(path)
-    try:
-        with fits.open(p, memmap=False) as hdul:
-            data = np.array(hdul[0].data, dtype=np.float32)
-            header = hdul[0].header.copy()
+    hdul, index = open_image(p)
+    with hdul:
+        try:
+            header = image_header(hdul, index)
+            data = np.array(hdul[index].data, dtype=np.float32)
             mask = np.array(hdul["MASK"].data, dtype=bool) if "MASK" in hdul else ~np.isfinite(data)
-    except (OSError, ValueError, TypeError, KeyError) as exc:
-        raise InputDataError(f"{p}: cannot read the reduced image ({exc})") from None
+        except READ_ERRORS as exc:
+            raise InputDataError(f"{p}: cannot read the reduced image ({exc})") from None
     if data.ndim != 2:
         raise InputDataError(f"{p}: expected a 2-D image")
     return ReducedImage(data, mask | ~np.isfinite(data), header)

@@ -5,9 +5,10 @@
   and on every idle period catches anything the events missed (and files that arrived
   while the watcher was stopped).
 * A file is *complete* when its size has not changed for ``settle_seconds``, it opens as
-  FITS, its headers end with an END card and every HDU's data is present (compressed files
-  are decompressed fully to check). A file whose size is stable but that stays unreadable
-  (truncated, corrupt) is recorded as failed, so the watcher goes on.
+  FITS, its headers end with an END card and every HDU's data is present (gzip'd files are
+  decompressed fully to check; for fpack'd ``.fits.fz`` the tile heap counts as data). A
+  file whose size is stable but that stays unreadable (truncated, corrupt, no image) is
+  recorded as failed, so the watcher goes on.
 * Each image goes to the first pipeline instance whose header rules all match
   (``EXPTYPE,OBSERVER = object,svom``); each instance has its own worker thread, so the
   instances run side by side while each processes its images one by one, in arrival order.
@@ -34,7 +35,8 @@ from typing import Any
 
 import numpy as np
 from astropy.io import fits
-from svomflow.errors import SvomflowError
+from svomflow.errors import InputDataError, SvomflowError
+from svomflow.tasks.ccd.fitsio import read_image_header
 from svomflow.tasks.gp1.config import GP1Config, GP1WatchConfig
 
 __all__ = [
@@ -339,12 +341,13 @@ class GP1Watcher:
             self.ledger.record(p, "failed", reason)
             log.warning("%s: %s", p.name, reason)
             return
-        with fits.open(p, memmap=False) as hdul:
-            header = (
-                hdul[0].header.copy()
-                if hdul[0].data is not None or len(hdul) == 1
-                else hdul[1].header.copy()
-            )
+        try:
+            # The image HDU's header merged with the primary's (fpack'd frames: extension 1).
+            header = read_image_header(p)
+        except InputDataError as exc:
+            self.ledger.record(p, "failed", str(exc))
+            log.warning("%s: %s", p.name, exc)
+            return
         pipe = route_image(header, self.cfg.pipelines)
         if pipe is None:
             self.ledger.record(p, "skipped", "no pipeline rule matches the header")

@@ -137,3 +137,55 @@ def test_dark_groups_split_by_temperature_and_exposure(night):
     groups = group_frames(infos[3:] + warm + longer, cam, cfg)
     assert sorted(len(g.frames) for g in groups) == [1, 2, 2]
     assert len({g.key for g in groups}) == 3
+
+
+def _fpack(src: Path, dst: Path) -> Path:
+    """Write ``src``'s primary image as fpack does (empty primary, RICE_1 CompImageHDU)."""
+    from astropy.io import fits
+
+    with fits.open(src) as hdul:
+        comp = fits.CompImageHDU(hdul[0].data, header=hdul[0].header, compression_type="RICE_1")
+        fits.HDUList([fits.PrimaryHDU(), comp]).writeto(dst)
+    return dst
+
+
+def test_masters_from_fpacked_frames_equal_the_plain_ones(night, tmp_path):
+    _, truth = night
+    cam = load_camera()
+    cfg = NightlyCalibrationConfig().resolved(cam)
+    raw = Path(truth["raw_dir"])
+    fz_dir = tmp_path / "raw_fz"
+    fz_dir.mkdir()
+    for f in raw.glob("*.fits"):
+        _fpack(f, fz_dir / (f.name + ".fz"))
+    scan = scan_night(fz_dir, "2026-11-23", cam, cfg)
+    assert len(scan.frames) == N_BIAS + N_DARK + N_FLAT and scan.skipped == {}
+    # 23-row chunks straddle the one-row tiles and the end of the image (128 rows).
+    comb = CombineConfig(chunk_rows=23)
+
+    def build(where: Path):
+        def files(kind, filt=None):
+            return [
+                where / (p.name if where == raw else p.name + ".fz")
+                for p in _files(truth, kind, filt)
+            ]
+
+        bias = build_master_bias(files("bias"), cam, combine=comb)
+        dark = build_master_dark(files("dark"), cam, bias, combine=comb)
+        return bias, dark, build_master_flat(files("flat", "r"), cam, bias, dark, combine=comb)
+
+    for plain, packed in zip(build(raw), build(fz_dir), strict=True):
+        np.testing.assert_array_equal(packed.data, plain.data)
+        np.testing.assert_array_equal(packed.error, plain.error)
+        np.testing.assert_array_equal(packed.count, plain.count)
+        assert packed.meta == plain.meta
+        assert [s["noise"] for s in packed.frames] == [s["noise"] for s in plain.frames]
+    # A night both uncompressed and fpack'd: each frame is taken once, uncompressed.
+    both = tmp_path / "both"
+    both.mkdir()
+    for f in [*raw.glob("*.fits"), *fz_dir.iterdir()]:
+        (both / f.name).symlink_to(f)
+    scan = scan_night(both, "2026-11-23", cam, cfg)
+    assert sorted(i.path.name for i in scan.frames) == sorted(p.name for p in raw.glob("*.fits"))
+    assert len(scan.skipped) == N_BIAS + N_DARK + N_FLAT
+    assert all(why.startswith("same frame as ") for why in scan.skipped.values())
