@@ -186,7 +186,7 @@ def analyse_main(
             stat=sc.stat,
             cross_norm=sc.cross_norm,
             errors=sc.errors,
-            flux_bands=[(10.0, 1000.0)],
+            flux_bands=[(10.0, 1000.0), (4.0, 150.0)],
             flux_samples=sc.flux_samples,
             seed=cfg.seed,
             flux_errors=sc.flux_errors,
@@ -210,10 +210,12 @@ def pull(value: float, lo: float | None, hi: float | None, truth: float) -> floa
     return (value - truth) / err if err and err > 0 else math.inf
 
 
-def _estimates(fit: Any, b: dict[str, Any]) -> dict[str, tuple[float, Any, Any, float]]:
+def _estimates(
+    fit: Any, b: dict[str, Any], band: str = "10-1000"
+) -> dict[str, tuple[float, Any, Any, float]]:
     """(value, error_low, error_high, truth) of alpha, Epeak, the fluence and the rest.
 
-    A CPL (the simulated CPL, or the flow's fallback) gives its photon index as ``alpha``;
+    ``fluence`` is that in ``band`` (keV: ``10-1000`` or ``4-150``). A CPL (the simulated CPL, or the flow's fallback) gives its photon index as ``alpha``;
     Band's ``beta`` and the cross-normalisation (``norm``, truth 1) are added when free.
     """
     r = fit.result
@@ -228,12 +230,12 @@ def _estimates(fit: Any, b: dict[str, Any]) -> dict[str, tuple[float, Any, Any, 
         if name in r.parameters and name in r.free and truth[key] is not None:
             p = r.parameters[name]
             out[key] = (p.value, p.error_low, p.error_high, float(truth[key]))
-    f = fit.fluxes["fluence_10-1000"]
+    f = fit.fluxes[f"fluence_{band}"]
     out["fluence"] = (
         f.value,
         f.error_low,
         f.error_high,
-        float(b["truth"]["bands"]["10-1000"]["energy_fluence_erg"]),
+        float(b["truth"]["bands"][band]["energy_fluence_erg"]),
     )
     for n in r.free:
         if n.startswith("norm_"):
@@ -254,7 +256,8 @@ class XbandTrial:
 
     Keys of ``value`` (and errors, truth, pull): ``alpha``, ``epeak``, ``fluence``,
     ``beta``, ``norm`` of the first fit (the joint one by default); those of the other fits
-    carry the fit's code (``fluence_GRM``, ``alpha_ECL``).
+    carry the fit's code (``fluence_GRM``, ``alpha_ECL``). The fluence is that in 10-1000
+    keV, but for ECLAIRs alone (``fluence_ECL``) in 4-150 keV.
     """
 
     seed: int
@@ -324,7 +327,9 @@ def run_trial(
     for i, code in enumerate(fits):
         fit = res["fits"][code]
         trial.fallback[code] = bool(fit.fallback)
-        for k, (v, lo, hi, t) in _estimates(fit, b).items():
+        # ECLAIRs alone: its own band (FLUENCE_ECL), not an extrapolation to 1 MeV
+        band = "4-150" if code == "ECL" else "10-1000"
+        for k, (v, lo, hi, t) in _estimates(fit, b, band).items():
             key = k if i == 0 else f"{k}_{code}"
             trial.value[key] = float(v)
             trial.error_low[key] = float(lo) if lo is not None else math.nan

@@ -590,15 +590,25 @@ class _Profile:
     far (warm start), which keeps the Levenberg-Marquardt refits to a few steps, and also
     from the best fit's: with a multimodal nuisance (Band's beta, flat towards steep values)
     a warm start can stay in a local minimum whose statistic is too high, which would make
-    the error too small, so the lower of the two refits is the profile.
+    the error too small, so the lower of the two refits is the profile. ``starts`` adds
+    starting points (full external parameter vectors): a nuisance parameter at a flat bound
+    (Band's beta at -10) has no gradient there, and a refit must also start inside.
     """
 
-    def __init__(self, problem: FitProblem, best: np.ndarray, idx: list[int], which: int) -> None:
+    def __init__(
+        self,
+        problem: FitProblem,
+        best: np.ndarray,
+        idx: list[int],
+        which: int,
+        starts: Sequence[np.ndarray] = (),
+    ) -> None:
         self.problem = problem
         self.best = best
         self.which = which
         self.others = [i for i in idx if i != which]
         self.memory: list[tuple[float, np.ndarray]] = []
+        self.extra = [problem.to_internal(self.others, np.asarray(v)[self.others]) for v in starts]
 
     def __call__(self, value: float) -> float:
         problem = self.problem
@@ -609,6 +619,7 @@ class _Profile:
         starts = [problem.to_internal(self.others, self.best[self.others])]
         if self.memory:
             starts.append(min(self.memory, key=lambda m: abs(m[0] - value))[1])
+        starts += self.extra
         best_x, best_stat = starts[0], np.inf
         for x0 in starts:
             x, stat, _, _, _ = problem.minimize(base, self.others, x0, max_iter=100, edm_tol=1e-5)
@@ -638,11 +649,18 @@ def _quadratic_search(g: Any, best: float, step: float, limit: float, delta: flo
     return None
 
 
-def errors(result: FitResult, params: Sequence[str] | None = None, delta: float = 1.0) -> FitResult:
+def errors(
+    result: FitResult,
+    params: Sequence[str] | None = None,
+    delta: float = 1.0,
+    starts: Sequence[Mapping[str, float]] = (),
+) -> FitResult:
     """Asymmetric errors where the profiled statistic rises by ``delta`` (1 = 1 sigma).
 
     Fills ``error_low`` (negative) and ``error_high`` of each free parameter; an error that
     reaches a bound before the statistic rises enough stops at the bound (``at_bound``).
+    ``starts``: more starting points of the profile refits (parameter values by name, the
+    others at the best fit), e.g. a parameter at a flat bound moved inside.
     """
     problem = result.problem
     idx = problem.free_indices()
@@ -662,7 +680,13 @@ def errors(result: FitResult, params: Sequence[str] | None = None, delta: float 
         )
         out: dict[int, float] = {}
         hit_bound = False
-        prof = _Profile(problem, best, idx, i)
+        extra = []
+        for st in starts:
+            v = best.copy()
+            for n, x in st.items():
+                v[problem.index[n]] = x
+            extra.append(v)
+        prof = _Profile(problem, best, idx, i, extra)
         for side in (-1, 1):
             limit = p.lower if side < 0 else p.upper
 

@@ -8,8 +8,11 @@ Two ways to the error of a flux (``method``):
   parameters' errors (:func:`~svomflow.tasks.spectral.errors`). It follows a non-Gaussian
   likelihood (e.g. a Band ``beta`` bounded on one side and long-tailed on the other),
   where draws from the covariance put too much weight on the flat side and give too large
-  a flux error; it needs a single-amplitude model (``K``; sums fall back to sampling) and
-  no shape parameter at a bound (the refits cannot leave a flat bound: sampling then).
+  a flux error; it needs a single-amplitude model (``K``; sums fall back to sampling). A
+  shape parameter at a bound (or whose interval runs to one) is flat there, where a refit
+  has no gradient to follow: the profile refits then also start from the far end of its
+  interval and half-way there, so the flux interval includes every spectrum the data
+  allow (a Band beta anywhere from -10 to its 1-sigma edge).
 * ``"sample"`` (XSPEC's ``flux err``): the quantiles of the fluxes of parameter sets drawn
   from the covariance.
 
@@ -160,11 +163,16 @@ class FluxNormalised(SpectralModel):
 
 
 def _profile_interval(
-    result: FitResult, band: tuple[float, float], kind: str, cl: float
+    result: FitResult,
+    band: tuple[float, float],
+    kind: str,
+    cl: float,
+    starts: Sequence[Mapping[str, float]] = (),
 ) -> tuple[float, float, float, bool] | None:
     """Best flux and its profile-likelihood interval (value, low, high, at_bound).
 
     ``None`` when the model has no free single amplitude ``K`` (the caller then samples).
+    ``starts``: more starting points of the profile refits (see :func:`errors`).
     """
     model = result.model
     problem = result.problem
@@ -205,9 +213,34 @@ def _profile_interval(
     res2 = replace(
         result, parameters=params, free=free, covariance=cov, model=wrapped, problem=prob
     )
-    res2 = errors(res2, params=["flux"], delta=float(stats.chi2.ppf(cl, 1)))
+    res2 = errors(res2, params=["flux"], delta=float(stats.chi2.ppf(cl, 1)), starts=starts)
     pr = res2.parameters["flux"]
     return value, float(pr.error_low), float(pr.error_high), bool(pr.at_bound)
+
+
+def _inside_starts(result: FitResult, names: Sequence[str]) -> list[dict[str, float]]:
+    """Starting points for parameters flagged ``at_bound``: the far end of their interval.
+
+    A parameter at a bound is moved inside, to its 1-sigma edge and half-way there; one
+    whose interval runs to a bound is moved to that end and half-way there.
+    """
+    out: list[dict[str, float]] = []
+    for n in names:
+        pr = result.parameters[n]
+        lim = result.problem.param(n)
+        tol = 1e-6 * max(1.0, abs(lim.upper - lim.lower))
+        lo_e, hi_e = pr.error_low or 0.0, pr.error_high or 0.0
+        if abs(pr.value - lim.lower) <= tol or abs(pr.value - lim.upper) <= tol:
+            # at a bound: the error on the inside side
+            err = hi_e if abs(pr.value - lim.lower) <= tol else lo_e
+        else:
+            # the interval reached a bound: towards it
+            err = lo_e if pr.value + lo_e <= lim.lower + tol else hi_e
+        if not np.isfinite(err) or err == 0:
+            continue
+        for f in (1.0, 0.5):
+            out.append({n: float(pr.value + f * err)})
+    return out
 
 
 def regularise_covariance(
@@ -345,13 +378,12 @@ def flux(
     band = (float(band[0]), float(band[1]))
     fallback_note: list[str] = []
     bounded = [n for n in free_model if n != "K" and result.parameters[n].at_bound]
-    if method == "profile" and free_model and bounded:
+    if method == "profile" and free_model:
         # A shape parameter at its bound (an unconstrained Band beta run to -10) sits on a
-        # flat likelihood where the profile refits cannot leave it: measured on simulated
-        # bursts, the profile interval then under-covers while the draws cover correctly.
-        fallback_note = [f"{', '.join(bounded)} at a bound: flux error from covariance draws"]
-    elif method == "profile" and free_model:
-        prof = _profile_interval(result, band, flux_kind, cl)
+        # flat likelihood where a refit started there has no gradient to follow: the
+        # profile refits also start with it moved inside, to its 1-sigma edge and half-way
+        # there, so the interval includes the spectra (a high-energy tail) the data allow.
+        prof = _profile_interval(result, band, flux_kind, cl, _inside_starts(result, bounded))
         if prof is not None:
             v, lo_e, hi_e, bound = prof
             out = FluxResult(kind, band, v * factor, lo_e * factor, hi_e * factor, unit, 0,

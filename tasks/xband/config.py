@@ -91,10 +91,11 @@ class SpectralConfig(StepConfig):
         10, ge=1, description="group channels until each group holds this many counts"
     )
     min_bkg_counts: int = Field(
-        0,
+        1,
         ge=0,
         description="spectra with a time background (GRM; ECLAIRs with time_background): "
-        "each group also holds this many background (off-source) counts",
+        "each group also holds this many background (off-source) counts (W-stat is biased "
+        "with empty background groups: XSPEC manual, appendix B)",
     )
     eclairs_min_channels: int = Field(
         6, ge=1, description="ECLAIRs channels per group at least (resolution-limited)"
@@ -102,9 +103,11 @@ class SpectralConfig(StepConfig):
     errors: bool = Field(True, description="profile (delta-stat = 1) errors of the parameters")
     flux_samples: int = Field(500, ge=0, description="parameter draws for flux errors (count)")
     flux_errors: Literal["sample", "profile"] = Field(
-        "sample",
-        description="flux and fluence errors: quantiles of `flux_samples` draws from the "
-        "parameter covariance, or the likelihood profile of the flux (XSPEC cflux)",
+        "profile",
+        description="flux and fluence errors: the likelihood profile of the flux (XSPEC "
+        "cflux; the fluxes of a fit that falls back because Band's beta ran to its bound "
+        "come from the Band fit), or quantiles of `flux_samples` draws from the parameter "
+        "covariance (too wide upwards with a loosely constrained beta)",
     )
     cross_norm: bool = Field(True, description="free GRM/ECLAIRs cross-normalisation")
 

@@ -1,8 +1,16 @@
 """Spectral extraction from events: source and background PHA (type I and II) with grouping.
 
 Source spectrum of an interval: the counts per PI channel of one detector's events in the
-interval (GTI-clipped), with its live time (GTI overlap minus one dead window per recorded
-event for a non-paralyzable detector).
+interval (GTI-clipped). Its ``EXPOSURE`` is the live time *the source saw*: for a
+non-paralyzable detector the live fraction of a time bin is ``1 - n tau / dt`` (``n``
+recorded events of the detector, all channels), lowest at the burst's peak, so the source
+loses a larger share of its counts than the interval's mean live fraction says. The exposure
+is the on-time times the live fraction averaged over fine bins (``live_bin_s``) weighted by
+the source's net rate in the background model's band (the background is scaled with the
+plain live fraction, see below). With the interval-mean live time instead, a bright burst
+with a 2 % dead fraction at its peak comes out about 0.8 % too faint (measured on simulated
+GRM bursts: GRM/ECLAIRs cross-normalisation 0.991 +- 0.0025 with the GRM's 8 us dead time,
+0.998 without).
 
 Background: the counts per channel of the same detector in the off-source intervals
 (pre- and post-burst), a Poisson spectrum, scaled to the source interval by the ratio of the
@@ -201,6 +209,47 @@ def _live(
     return max(total - n * ev.dead_time_s, 0.0), n
 
 
+def _source_weighted_live(
+    ev: InstrumentEvents,
+    background: DetectorBackground,
+    pieces: Sequence[Interval],
+    live_fraction_off: float,
+    bin_s: float,
+) -> float:
+    """Live time of the pieces as seen by the source (module docstring); plain if no source.
+
+    The live fraction of each ``bin_s`` bin comes from the detector's recorded events (all
+    channels); the weights are the net true rate in the background model's band (recorded
+    counts over the bin's live time minus the model's background, itself a recorded rate of
+    the off-source intervals divided by their live fraction).
+    """
+    k = background.detector_index
+    on_det = ev.detector == k
+    t_all = ev.time[on_det]
+    t_band = ev.time[on_det & ev.band_mask(background.band_kev)]
+    gti = np.asarray(pieces, dtype=np.float64).reshape(-1, 2)
+    plain, _ = _live(ev, pieces, k)
+    if ev.dead_time_s <= 0:
+        return plain
+    all_bins = uniform_bins(t_all, bin_s, gti)
+    band_bins = uniform_bins(t_band, bin_s, gti)
+    dt = all_bins.exposure
+    ok = dt > 0
+    live = np.clip(dt - all_bins.counts * ev.dead_time_s, 0.0, None)
+    lf = np.divide(live, dt, out=np.ones_like(dt), where=ok)
+    b_rec, _ = background.model.counts(band_bins)
+    true_rate = np.divide(band_bins.counts, live, out=np.zeros_like(dt), where=live > 0)
+    bkg_rate = np.divide(b_rec, dt * live_fraction_off, out=np.zeros_like(dt), where=ok)
+    weight = (true_rate - bkg_rate) * dt
+    total = float(weight[ok].sum())
+    if not total > 0:
+        return plain
+    mean_lf = float(np.sum(lf[ok] * weight[ok]) / total)
+    # noisy weights (a faint burst) cannot take the mean outside the bins' live fractions
+    mean_lf = min(max(mean_lf, float(lf[ok].min())), float(lf[ok].max()))
+    return mean_lf * float(dt.sum())
+
+
 def _channel_counts(
     ev: InstrumentEvents, pieces: Sequence[Interval], detector_index: int
 ) -> NDArray[np.float64]:
@@ -222,10 +271,12 @@ def extract_spectrum(
     min_channels: int = 1,
     event_mask: NDArray[np.bool_] | None = None,
     min_bkg_counts: int = 0,
+    live_bin_s: float = 0.064,
 ) -> ExtractedSpectrum:
     """Extract the source and background spectra of one detector for an interval.
 
     ``event_mask`` removes events (e.g. noisy pixels) from source and background alike.
+    ``live_bin_s`` is the bin width of the source-weighted live time (module docstring).
     Each group holds ``min_counts`` source and ``min_bkg_counts`` background counts (the
     off-source counts) and spans ``min_channels`` channels (:func:`group_channels`).
 
@@ -275,6 +326,9 @@ def extract_spectrum(
     lf_src = exposure / sum(q - p for p, q in pieces)
     lf_off = bkg_exposure / sum(q - p for p, q in background.off_intervals)
     r = (w_off * lf_off) / (w_src * lf_src)
+    # the source's own live time (weighted by its light curve) is the spectrum's EXPOSURE;
+    # BACKSCAL keeps the background's scaling 1/r relative to it
+    exposure = _source_weighted_live(ev, background, pieces, lf_off, live_bin_s)
     backscal = r * exposure / bkg_exposure
     # the background model was fitted in a band: the expected background of all channels is
     # the off-source spectrum scaled by 1/r

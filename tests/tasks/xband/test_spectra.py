@@ -42,6 +42,22 @@ def test_grouping_reaches_the_target_and_skips_bad_channels() -> None:
     assert counts[7:].sum() == pytest.approx(sum(sums))
 
 
+def test_grouping_also_reaches_the_background_target() -> None:
+    """A sparse background (0.3 counts per channel) makes groups wider than the source needs."""
+    rng = np.random.default_rng(2)
+    counts = rng.poisson(12.0, 300).astype(float)
+    bkg = rng.poisson(0.3, 300).astype(float)
+    quality = np.zeros(300, dtype=np.int16)
+    g = group_channels(counts, quality, min_counts=10, bkg_counts=bkg, min_bkg_counts=2)
+    bounds = np.append(np.flatnonzero(g == 1), 300)
+    src = [counts[a:b].sum() for a, b in itertools.pairwise(bounds)]
+    bk = [bkg[a:b].sum() for a, b in itertools.pairwise(bounds)]
+    assert min(src) >= 10 and min(bk) >= 2
+    # the source alone would have needed about one channel per group: the background rules
+    plain = group_channels(counts, quality, min_counts=10)
+    assert np.sum(g == 1) < 0.5 * np.sum(plain == 1)
+
+
 @pytest.fixture(scope="module")
 def events(bright_burst: dict[str, Any]) -> Any:
     return read_xband_events(bright_burst["files"], t0=bright_burst["t0"])
@@ -154,3 +170,57 @@ def test_zero_count_bins_with_chi_square_name_the_spectrum(events: Any, tmp_path
         fit_datasets([spec], stat="chi2", **kw)
     # a Poisson statistic takes the same spectrum
     assert fit_datasets([spec], stat="wstat", **kw).result.converged
+
+
+def _pulse_grm(tmp: Path, tau: float) -> tuple[Any, int]:
+    """A bright GRM pulse (triangle peaking at 10 s) on a steady background, one dead time.
+
+    Same seeds whatever ``tau``: the events before dead time are identical, so the source
+    counts of the ``tau = 0`` run are the truth of the others. Returns the events and the
+    number of source events of GRD01 in [5, 20] s (the truth when ``tau = 0``).
+    """
+    from svomflow.simulation.grm import grm_photon_area, simulate_grm, write_grm_l1
+    from svomflow.simulation.photons import PhotonList
+    from svomflow.simulation.spectra import Spectrum, sample_energies
+    from svomflow.tasks.attitude import Attitude
+
+    att = Attitude(0.0, 0.0, 0.0)
+    rng = np.random.default_rng(11)
+    n = 250_000
+    # a triangular pulse from 5 to 15 s: the dead fraction follows it
+    t = np.sort(5.0 + 10.0 * rng.triangular(0.0, 0.5, 1.0, n))
+    e = sample_energies(rng, Spectrum("powerlaw", k=1.0, index=-1.5), n, e_min=10.0, e_max=1e4)
+    ph = PhotonList(t, e, 0.0, 0.0, grm_photon_area())
+    sim = simulate_grm(
+        [ph], attitude=att, t_start=-30.0, t_stop=45.0, rng=np.random.default_rng(12),
+        calibration_source=False, dead_time_s=tau,
+    )  # fmt: skip
+    d0 = sim.detectors["GRD01"]
+    n_src = int(np.sum((d0.origin == 0) & (d0.time >= 5.0) & (d0.time < 20.0)))
+    path = write_grm_l1(tmp / f"grm_{tau:g}.fits", sim, attitude=att, trigger_time=0.0)
+    return read_xband_events([str(path)], t0=0.0).get("grm"), n_src
+
+
+def test_exposure_is_the_live_time_the_source_saw(tmp_path: Path) -> None:
+    """With a 30 us dead time the source-weighted exposure recovers the source counts.
+
+    The interval-mean live time would leave the source several per cent short (the live
+    fraction dips at the pulse's peak, where most source photons arrive); the source-weighted
+    one recovers the true counts to a fraction of that.
+    """
+    _, n_true = _pulse_grm(tmp_path, 0.0)
+    ev, _ = _pulse_grm(tmp_path, 30e-6)
+    k = ev.detectors.index("GRD01")
+    bkg = detector_background(ev, k, [(-30.0, 4.0), (21.0, 45.0)], (15.0, 2000.0))
+    s = extract_spectrum(ev, bkg, (5.0, 20.0))
+    on_time = 15.0
+    # recorded source counts = rate x exposure: the true source counts are that x on-time
+    net = s.counts.sum() - s.expected_background
+    est = net * on_time / s.exposure
+    plain = 15.0 - np.sum((ev.detector == k) & (ev.time >= 5.0) & (ev.time < 20.0)) * 30e-6
+    est_plain = net * on_time / plain
+    dead = 1.0 - plain / on_time
+    assert dead > 0.05  # a strong effect to correct
+    assert abs(est_plain / n_true - 1.0) > 0.02  # the mean live time is visibly wrong
+    # Poisson noise of the background subtraction and of the lost events: well under 1 %
+    assert abs(est / n_true - 1.0) < 0.006, (est / n_true, est_plain / n_true, dead)
