@@ -10,7 +10,8 @@ reported error: 68 % for 1-sigma errors, 90 % for 90 % radii) with binomial inte
 Truth values of durations are those of the expected *counts* light curve in the
 instrument's band (photon flux times the detection efficiency, integrated over the band),
 which is what a counts T90 measures; with spectral evolution it differs from the photon-flux
-T90 of ``truth.json``.
+T90 of ``truth.json``. For the GRM the band is one of deposited energy, so the truth folds
+the response matrices (:func:`grm_band_efficiency`): photons of all energies contribute.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ __all__ = [
     "bench_statistics",
     "counts_durations",
     "grb_model_from_truth",
+    "grm_band_efficiency",
     "match_sources",
     "mxt_pipeline",
     "mxt_trial",
@@ -89,17 +91,21 @@ def counts_durations(
     *,
     n_sub: int = 32,
     n_time: int = 40000,
+    photon_range_kev: tuple[float, float] | None = None,
 ) -> dict[str, float]:
     """T90/T50 and starts (s from the burst t0) of the expected counts curve in a band.
 
-    The band is split in ``n_sub`` logarithmic sub-bands; each contributes its photon flux
-    times the efficiency at its centre. Times are on a grid of ``n_time`` points over the
-    pulses.
+    The photon energies (``band_kev``, or ``photon_range_kev`` when the detector redistributes
+    photons into the measured band, ``efficiency`` then being the area times the probability
+    of a count in the band) are split in ``n_sub`` logarithmic sub-bands; each contributes
+    its photon flux times the efficiency at its centre. Times are on a grid of ``n_time``
+    points over the pulses.
     """
     t_lo = min(p.t_start for p in model.pulses)
     t_hi = max(p.t_peak + 12.0 * p.tau_decay for p in model.pulses)
     t = np.linspace(t_lo, t_hi, n_time)
-    edges = np.geomspace(band_kev[0], band_kev[1], n_sub + 1)
+    e_lo, e_hi = photon_range_kev or band_kev
+    edges = np.geomspace(e_lo, e_hi, n_sub + 1)
     rate = np.zeros_like(t)
     for lo, hi in itertools.pairwise(edges):
         rate += model.photon_flux(t, lo, hi) * float(efficiency(np.array([np.sqrt(lo * hi)]))[0])
@@ -134,6 +140,41 @@ def _efficiencies(
     return out
 
 
+def grm_band_efficiency(
+    truth: dict[str, Any], band_kev: tuple[float, float]
+) -> tuple[Callable[[np.ndarray], np.ndarray], tuple[float, float]]:
+    """Area (cm2, all GRM detectors) for a photon to give a count in a measured band.
+
+    The GRM's NaI redistributes photons (Compton and escape tails, resolution): counts in a
+    measured band come from photons of all energies, so with hard-to-soft evolution their
+    light curve differs from that of the photons of the same band. Folds the detectors'
+    response matrices for the source direction over the channels in the band (channels
+    straddling an edge count by their overlap). Returns the efficiency and the photon-energy
+    range of the matrices.
+    """
+    from svomflow.simulation.grm_response import detector_axes, grm_response
+    from svomflow.tasks.attitude import Attitude
+
+    src = truth["sources"][0]
+    a = truth["attitude"]
+    att = Attitude(a["ra_deg"], a["dec_deg"], a["roll_deg"])
+    total = None
+    for det in detector_axes():
+        lo, hi, m, eb = grm_response((src["ra_deg"], src["dec_deg"]), detector=det, attitude=att)
+        overlap = np.clip(
+            np.minimum(eb[:, 1], band_kev[1]) - np.maximum(eb[:, 0], band_kev[0]), 0, None
+        )
+        frac = overlap / np.maximum(eb[:, 1] - eb[:, 0], 1e-12)
+        eff = m @ frac
+        total = eff if total is None else total + eff
+    centre = np.sqrt(lo * hi)
+
+    def efficiency(e: np.ndarray) -> np.ndarray:
+        return np.interp(np.log(e), np.log(centre), total)
+
+    return efficiency, (float(lo[0]), float(hi[-1]))
+
+
 def vhf_trial(sim_dir: Path, truth: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Run the VHF steps on one simulated burst; return estimate/error/truth per quantity."""
     from svomflow.config import load_config
@@ -152,7 +193,12 @@ def vhf_trial(sim_dir: Path, truth: dict[str, Any], overrides: list[str]) -> dic
         per = s["per_instrument"].get(name)
         if per is None or per["t90"] is None:
             continue
-        true = counts_durations(model, tuple(per["band_kev"]), eff)
+        band = tuple(per["band_kev"])
+        if name == "GRM":  # the measured band holds redistributed photons of all energies
+            eff_band, prange = grm_band_efficiency(truth, band)
+            true = counts_durations(model, band, eff_band, n_sub=96, photon_range_kev=prange)
+        else:
+            true = counts_durations(model, band, eff)
         q[f"t90_{name}"] = (per["t90"], per["t90_err"], true["t90"], "s", 0.68)
         q[f"t90_start_{name}"] = (
             per["t90_start"] + shift,

@@ -11,8 +11,11 @@ listed as assumptions in the packaged YAML):
 
 * ``known_source``: the position is within ``radius + error`` of a source of a given list;
 * ``particle``: the net counts sit in one detector only (the others below 3 sigma while it
-  is above 5 sigma), or the event is very short (< ``particle_max_t90_s``) with no soft-band
-  signal (< 3 sigma) - what a charged-particle hit or a TGF-like spike looks like;
+  is above 5 sigma) for at most ``particle_one_detector_max_t90_s``, or the event is very
+  short (< ``particle_max_t90_s``) with no soft-band signal (< 3 sigma) - what a
+  charged-particle hit or a TGF-like spike looks like (a longer signal in one detector only
+  is flagged ``one_detector`` but classed by its duration: a burst behind the other
+  detectors);
 * ``soft_repeater``: short (T90 < ``sgr_max_t90_s``) and very soft (hard/soft counts ratio
   below ``sgr_max_hardness`` in the stated bands), like SGR bursts.
 """
@@ -72,6 +75,13 @@ class ClassificationConfig(StepConfig):
     )
     particle_max_t90_s: float = Field(
         0.005, gt=0, description="T90 below which a spike without soft signal is particle-like (s)"
+    )
+    particle_one_detector_max_t90_s: float = Field(
+        1.0,
+        gt=0,
+        description="longest T90 of a signal in one detector only that is called a particle "
+        "hit (s): a hit or phosphorescence spike in one crystal is brief, while a longer "
+        "signal in one detector is what a burst behind the other detectors gives",
     )
     sgr_max_t90_s: float = Field(
         1.0, gt=0, description="longest T90 of a soft-repeater-like burst (s)"
@@ -163,8 +173,16 @@ def classify(
         strong = [k for k, s in sig.items() if s > 5.0]
         weak = [k for k, s in sig.items() if s < 3.0]
         if len(strong) == 1 and len(weak) == len(sig) - 1:
-            particle = True
-            flags.append(f"particle:signal in {strong[0]} only")
+            if t90 <= cfg.particle_one_detector_max_t90_s:
+                particle = True
+                flags.append(f"particle:signal in {strong[0]} only")
+            else:
+                # a GRB far from the detectors' axes (outside the ECLAIRs field) can light
+                # one GRM detector only; its duration says it is not a hit in one crystal
+                flags.append(
+                    f"one_detector:signal in {strong[0]} only, T90 {t90:.3g} s is too long "
+                    "for a particle hit"
+                )
     if (
         t90 < cfg.particle_max_t90_s
         and soft_band_significance is not None

@@ -410,7 +410,10 @@ def summary(result: VHFResult) -> dict[str, Any]:
             "error_radius_90_deg": _f(g.error_radius_90_deg),
         }
     for name, it in pos.image_trigger.items():
-        per[name]["image_trigger"] = (
+        # an instrument whose timing failed (a burst outside the ECLAIRs field, seen by the
+        # GRM only) still had its image-trigger search: it gets an entry without timing
+        entry = per.setdefault(name, {"t90": None, "failed": result.failed.get(name, "no timing")})
+        entry["image_trigger"] = (
             None
             if it is None
             else {"start": _f(it.t_start), "exposure_s": _f(it.exposure_s), "snr": _f(it.snr)}

@@ -88,6 +88,9 @@ def test_non_grb_flags() -> None:
     assert classify(20.0, 2.0, cfg, position=(10.0, -5.0, 0.2)).klass == "long"
     one_det = {"n0": (500.0, 30.0), "n1": (10.0, 20.0), "n2": (-5.0, 20.0)}
     assert classify(0.05, 0.01, detector_net_counts=one_det).klass == "particle"
+    # 35 s in one detector only: a burst behind the other detectors, not a hit in one crystal
+    far = classify(35.0, 1.7, detector_net_counts=one_det)
+    assert far.klass == "long" and any(f.startswith("one_detector") for f in far.flags)
     three = {"n0": (500.0, 30.0), "n1": (300.0, 25.0), "n2": (-5.0, 20.0)}
     assert classify(0.05, 0.01, detector_net_counts=three).klass == "short"
     assert classify(0.002, 0.001, soft_band_significance=1.0).klass == "particle"

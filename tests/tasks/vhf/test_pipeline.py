@@ -115,3 +115,24 @@ def test_tail_at_the_end_of_the_data_gives_a_flagged_t90_product(tmp_path) -> No
     # the untruncated products of the same flow keep QUALITY GOOD/FLAGGED
     with fits.open(by["QLC_GRM"]) as h:
         assert h[0].header["QUALITY"] in ("GOOD", "FLAGGED")
+
+
+def test_burst_outside_the_eclairs_field_with_eclairs_data(tmp_path) -> None:
+    """ECLAIRs data without the burst (50 deg off axis), the GRM with it: a GRM-only result.
+
+    ECLAIRs finds no burst, but its image-trigger search still ran: the summary must carry
+    it without ECLAIRs timing (it raised KeyError before), and the one GRM detector facing
+    the burst must not make a 20 s GRB a particle hit.
+    """
+    from svomflow.simulation.scenario import load_scenario, run_scenario
+
+    scen = load_scenario("grm_only_grb", ["instruments=[eclairs, grm]", "bright_sources=false"])
+    out = tmp_path / "s"
+    run_scenario(scen, out, seed=2)
+    res = analyse([str(out / "eclairs_l1_events.fits"), str(out / "grm_l1_events.fits")])
+    s = summary(res)
+    ecl = s["per_instrument"]["ECLAIRS"]
+    assert ecl["t90"] is None and "no burst" in ecl["failed"]
+    assert "image_trigger" in ecl
+    assert s["per_instrument"]["GRM"]["t90"] is not None
+    assert s["classification"]["class"] == "long", s["classification"]
