@@ -6,7 +6,9 @@ and a result dataclass; the numba kernels live in :mod:`svomflow.tasks.timing._k
 
 from svomflow.tasks.timing.adaptive import (
     AdaptiveBinningConfig,
+    AdaptiveCurve,
     DurationAnalysis,
+    adaptive_curve,
     choose_bin_width,
     durations_from_events,
 )
@@ -36,6 +38,7 @@ from svomflow.tasks.timing.trigger import TriggerConfig, TriggerResult, TriggerR
 
 __all__ = [
     "AdaptiveBinningConfig",
+    "AdaptiveCurve",
     "BackgroundConfig",
     "BackgroundModel",
     "BayesianBlocksConfig",
@@ -54,6 +57,7 @@ __all__ = [
     "TriggerConfig",
     "TriggerResult",
     "TriggerRow",
+    "adaptive_curve",
     "bayesian_blocks",
     "bayesian_blocks_binned",
     "bayesian_blocks_fast",

@@ -27,7 +27,14 @@ from svomflow.tasks.timing.background import BackgroundConfig, BackgroundModel, 
 from svomflow.tasks.timing.binning import BinnedCounts, normalise_gti, uniform_bins
 from svomflow.tasks.timing.duration import DurationConfig, Durations, durations
 
-__all__ = ["AdaptiveBinningConfig", "DurationAnalysis", "choose_bin_width", "durations_from_events"]
+__all__ = [
+    "AdaptiveBinningConfig",
+    "AdaptiveCurve",
+    "DurationAnalysis",
+    "adaptive_curve",
+    "choose_bin_width",
+    "durations_from_events",
+]
 
 
 class AdaptiveBinningConfig(StepConfig):
@@ -56,6 +63,46 @@ class DurationAnalysis:
     background: BackgroundModel
     dt_s: float
     extent: tuple[float, float]
+
+
+@dataclass(frozen=True)
+class AdaptiveCurve:
+    """Light curve on the clock chosen from the burst, its background and the extent found."""
+
+    bins: BinnedCounts
+    background: BackgroundModel
+    dt_s: float
+    extent: tuple[float, float]
+
+
+def adaptive_curve(
+    times: np.ndarray,
+    gti: np.ndarray,
+    background: BackgroundConfig | None = None,
+    binning: AdaptiveBinningConfig | None = None,
+) -> AdaptiveCurve:
+    """Steps 1-3 of the module docstring without the durations: extent, width, refit.
+
+    Raises
+    ------
+    InputDataError
+        No burst found (the extent search's background fit raises).
+    """
+    bcfg = binning or AdaptiveBinningConfig()
+    g = normalise_gti(gti)
+    span = float(g[-1, 1] - g[0, 0])
+    fine = max(bcfg.fine_dt_s, span / bcfg.max_fine_bins)
+    fine_bins = uniform_bins(times, fine, g)
+    try:
+        first = fit_background(fine_bins, background)
+    except InputDataError as exc:
+        raise InputDataError(f"burst extent search on {fine:g} s bins: {exc}") from None
+    extent = first.source
+    dt = choose_bin_width(extent[1] - extent[0], bcfg)
+    if dt <= fine * (1 + 1e-9):
+        return AdaptiveCurve(fine_bins, first, fine, extent)
+    bins = uniform_bins(times, dt, g)
+    return AdaptiveCurve(bins, fit_background(bins, background), dt, extent)
 
 
 def choose_bin_width(extent_s: float, config: AdaptiveBinningConfig | None = None) -> float:
@@ -102,26 +149,13 @@ def durations_from_events(
     InputDataError
         No burst found, no background plateau, or a gap inside the accumulation window.
     """
-    bcfg = binning or AdaptiveBinningConfig()
     t = np.asarray(times, dtype=float)
     if t.ndim != 1 or t.size < 10:
         raise InputDataError(f"need at least 10 events for durations, got {t.size}")
     if np.any(np.diff(t) < 0):
         raise ValueError("times must be sorted")
-    g = normalise_gti(gti)
-    span = float(g[-1, 1] - g[0, 0])
-    fine = max(bcfg.fine_dt_s, span / bcfg.max_fine_bins)
-    fine_bins = uniform_bins(t, fine, g)
-    try:
-        first = fit_background(fine_bins, background)
-    except InputDataError as exc:
-        raise InputDataError(f"burst extent search on {fine:g} s bins: {exc}") from None
-    extent = first.source
-    dt = choose_bin_width(extent[1] - extent[0], bcfg)
-    if dt <= fine * (1 + 1e-9):
-        bins, bkg = fine_bins, first
-    else:
-        bins = uniform_bins(t, dt, g)
-        bkg = fit_background(bins, background)
-    d = durations(bins, bkg, config, band_kev=band_kev)
-    return DurationAnalysis(durations=d, bins=bins, background=bkg, dt_s=dt, extent=extent)
+    c = adaptive_curve(t, gti, background, binning)
+    d = durations(c.bins, c.background, config, band_kev=band_kev)
+    return DurationAnalysis(
+        durations=d, bins=c.bins, background=c.background, dt_s=c.dt_s, extent=c.extent
+    )

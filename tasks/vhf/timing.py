@@ -37,8 +37,8 @@ from svomflow.tasks.timing import (
     NetCounts,
     PeakFlux,
     TriggerResult,
-    choose_bin_width,
-    durations_from_events,
+    adaptive_curve,
+    durations,
     fit_background,
     hardness_ratio,
     net_counts,
@@ -46,7 +46,6 @@ from svomflow.tasks.timing import (
     rate_trigger,
     uniform_bins,
 )
-from svomflow.tasks.timing.binning import normalise_gti
 from svomflow.tasks.timing.t90_status import T90Status, t90_status
 from svomflow.tasks.vhf.config import VHFConfig
 from svomflow.tasks.vhf.inputs import InstrumentData
@@ -152,26 +151,6 @@ class InstrumentCurves:
     flags: list[str] = field(default_factory=list)
 
 
-def _curve_without_t90(
-    times: np.ndarray, gti: np.ndarray, cfg: VHFConfig
-) -> tuple[BinnedCounts, BackgroundModel, float]:
-    """Light curve and background on the adaptive clock when T90 itself could not be measured.
-
-    The same extent search and width choice as :func:`durations_from_events` (which raised
-    in its duration step and so returned nothing); raises when no burst is found at all.
-    """
-    b = cfg.binning
-    g = normalise_gti(gti)
-    fine = max(b.fine_dt_s, float(g[-1, 1] - g[0, 0]) / b.max_fine_bins)
-    fine_bins = uniform_bins(times, fine, g)
-    first = fit_background(fine_bins, cfg.background)
-    dt = choose_bin_width(first.source[1] - first.source[0], b)
-    if dt <= fine * (1 + 1e-9):
-        return fine_bins, first, fine
-    bins = uniform_bins(times, dt, g)
-    return bins, fit_background(bins, cfg.background), dt
-
-
 def instrument_lightcurves(
     data: InstrumentData, config: VHFConfig | None = None
 ) -> InstrumentCurves:
@@ -202,22 +181,17 @@ def instrument_lightcurves(
         raise InputDataError(f"{data.name}: only {times.size} events in {band} keV")
     dur: Durations | None = None
     why: str | None = None
+    # the clock and background first (no burst: an error), then T90 on them; a T90 that
+    # cannot be measured keeps the light curve and its background (t90_status says why)
     try:
-        ana = durations_from_events(
-            times,
-            gti,
-            cfg.durations,
-            background=cfg.background,
-            binning=cfg.binning,
-            band_kev=band,
-        )
-        bins, bkg, dt, dur = ana.bins, ana.background, ana.dt_s, ana.durations
+        c = adaptive_curve(times, gti, cfg.background, cfg.binning)
+    except InputDataError as exc:
+        raise InputDataError(f"{data.name} {band[0]:g}-{band[1]:g} keV: {exc}") from None
+    bins, bkg, dt = c.bins, c.background, c.dt_s
+    try:
+        dur = durations(bins, bkg, cfg.durations, band_kev=band)
     except InputDataError as exc:
         why = str(exc)
-        try:
-            bins, bkg, dt = _curve_without_t90(times, gti, cfg)
-        except InputDataError as exc2:
-            raise InputDataError(f"{data.name} {band[0]:g}-{band[1]:g} keV: {exc2}") from None
     flags.extend(bkg.flags)
     if dur is not None:
         flags.extend(dur.flags)

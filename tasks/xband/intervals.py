@@ -34,14 +34,11 @@ from svomflow.tasks.timing import (
     BinnedCounts,
     Durations,
     PeakFluxConfig,
+    adaptive_curve,
     bayesian_blocks_binned,
-    choose_bin_width,
-    durations_from_events,
-    fit_background,
+    durations,
     peak_flux,
-    uniform_bins,
 )
-from svomflow.tasks.timing.binning import normalise_gti
 from svomflow.tasks.timing.t90_status import T90Status, t90_status
 from svomflow.tasks.xband.config import IntervalsConfig
 from svomflow.tasks.xband.events import InstrumentEvents
@@ -88,26 +85,6 @@ class InstrumentTiming:
         return lo, hi
 
 
-def _curve_without_t90(
-    t: np.ndarray, gti: np.ndarray, config: IntervalsConfig
-) -> tuple[BinnedCounts, BackgroundModel, float]:
-    """Light curve and background on the adaptive clock when T90 itself failed.
-
-    The extent search and width choice of :func:`durations_from_events`, which raised in its
-    duration step; raises :class:`InputDataError` when no burst is found at all.
-    """
-    b = config.binning
-    g = normalise_gti(gti)
-    fine = max(b.fine_dt_s, float(g[-1, 1] - g[0, 0]) / b.max_fine_bins)
-    fine_bins = uniform_bins(t, fine, g)
-    first = fit_background(fine_bins, config.background)
-    dt = choose_bin_width(first.source[1] - first.source[0], b)
-    if dt <= fine * (1 + 1e-9):
-        return fine_bins, first, fine
-    bins = uniform_bins(t, dt, g)
-    return bins, fit_background(bins, config.background), dt
-
-
 def instrument_timing(
     ev: InstrumentEvents, config: IntervalsConfig, band_kev: Sequence[float] | None = None
 ) -> InstrumentTiming:
@@ -126,25 +103,20 @@ def instrument_timing(
     flags: list[str] = []
     dur = None
     why = None
+    # the clock and background first (no burst: an error), then T90 on them; a T90 that
+    # cannot be measured keeps the light curve and its background (t90_status says why)
     try:
-        ana = durations_from_events(
-            t,
-            ev.gti,
-            config.duration,
-            background=config.background,
-            binning=config.binning,
-            band_kev=band,
-        )
-        bins, bkg, dt, dur = ana.bins, ana.background, ana.dt_s, ana.durations
+        c = adaptive_curve(t, ev.gti, config.background, config.binning)
+    except InputDataError as exc:
+        raise InputDataError(
+            f"{ev.path}: background of the {band[0]:g}-{band[1]:g} keV light curve: {exc}"
+        ) from None
+    bins, bkg, dt = c.bins, c.background, c.dt_s
+    try:
+        dur = durations(bins, bkg, config.duration, band_kev=band)
         flags.extend(dur.flags)
     except InputDataError as exc:
         why = str(exc)
-        try:
-            bins, bkg, dt = _curve_without_t90(t, ev.gti, config)
-        except InputDataError as exc2:
-            raise InputDataError(
-                f"{ev.path}: background of the {band[0]:g}-{band[1]:g} keV light curve: {exc2}"
-            ) from None
     flags.extend(bkg.flags)
     g = np.asarray(ev.gti, float).reshape(-1, 2)
     status = t90_status(bkg, (float(g[0, 0]), float(g[-1, 1])), dt, config.duration, why, flags)
