@@ -37,19 +37,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from astropy.io import fits
 from numpy.typing import NDArray
 from svomflow.errors import InputDataError
 from svomflow.products.ogip import (
     TimeReference,
-    pha_type1_hdu,
-    pha_type2_hdu,
     primary_hdu,
     write_hdulist,
 )
 from svomflow.tasks.coded_mask.mask_weighting import MaskWeights, event_weights, weighted_spectrum
 from svomflow.tasks.xband.events import InstrumentEvents
-from svomflow.tasks.xband.spectra import _add_columns, _intersect, _live
+from svomflow.tasks.xband.spectra import _intersect, _live, interval_pha_hdu
 
 __all__ = [
     "WeightedSpectrum",
@@ -255,51 +252,23 @@ def write_weighted_spectra(
     Counts are floats with ``STAT_ERR`` and ``POISSERR = F``; no background file (the
     weighting subtracts it). Times are mission seconds (``t0`` is added).
     """
-    if not spectra:
-        raise InputDataError("no spectra to write")
     path = Path(path)
-    if len(spectra) == 1:
-        s = spectra[0]
-        hdu = pha_type1_hdu(
-            s.counts,
-            exposure=s.exposure,
-            telescope=telescope,
-            instrument=instrument,
-            first_channel=s.first_channel,
-            stat_err=np.sqrt(s.variance),
-            respfile=respfile,
-            timeref=timeref,
-            tstart=s.interval[0] + t0,
-            tstop=s.interval[1] + t0,
-        )
-        cols = [
-            ("QUALITY", "I", s.quality),
-            ("GROUPING", "I", s.grouping),
-            ("RAW_VAR", "D", s.raw_variance),
-        ]
-    else:
-        hdu = pha_type2_hdu(
-            np.vstack([s.counts for s in spectra]),
-            exposure=np.array([s.exposure for s in spectra]),
-            tstart=np.array([s.interval[0] + t0 for s in spectra]),
-            tstop=np.array([s.interval[1] + t0 for s in spectra]),
-            telescope=telescope,
-            instrument=instrument,
-            timeref=timeref,
-            first_channel=spectra[0].first_channel,
-            respfile=respfile,
-            stat_err=np.sqrt(np.vstack([s.variance for s in spectra])),
-        )
-        n = spectra[0].counts.size
-        cols = [
-            ("QUALITY", f"{n}I", np.vstack([s.quality for s in spectra])),
-            ("GROUPING", f"{n}I", np.vstack([s.grouping for s in spectra])),
-            ("RAW_VAR", f"{n}D", np.vstack([s.raw_variance for s in spectra])),
-        ]
-    hdu = _add_columns(
-        hdu,
-        [fits.Column(name, fmt, array=arr) for name, fmt, arr in cols],
-        ("QUALITY", "GROUPING"),
+    hdu = interval_pha_hdu(
+        [s.counts for s in spectra],
+        [s.exposure for s in spectra],
+        [s.interval for s in spectra],
+        t0=t0,
+        telescope=telescope,
+        instrument=instrument,
+        timeref=timeref,
+        first_channel=spectra[0].first_channel if spectra else 0,
+        respfile=respfile,
+        stat_err=[np.sqrt(s.variance) for s in spectra],
+        channel_columns=[
+            ("QUALITY", "I", [s.quality for s in spectra]),
+            ("GROUPING", "I", [s.grouping for s in spectra]),
+            ("RAW_VAR", "D", [s.raw_variance for s in spectra]),
+        ],
     )
     h = hdu.header
     h["VARSMTH"] = (

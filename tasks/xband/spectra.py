@@ -61,6 +61,7 @@ __all__ = [
     "detector_background",
     "extract_spectrum",
     "group_channels",
+    "interval_pha_hdu",
     "write_spectra",
 ]
 
@@ -380,6 +381,73 @@ def _add_columns(
     return new
 
 
+def interval_pha_hdu(
+    counts: Sequence[NDArray[np.float64]],
+    exposure: Sequence[float],
+    intervals: Sequence[Interval],
+    *,
+    t0: float,
+    telescope: str,
+    instrument: str,
+    timeref: TimeReference,
+    first_channel: int,
+    respfile: str | None = None,
+    backfile: Sequence[str] | None = None,
+    backscal: Sequence[float] | None = None,
+    stat_err: Sequence[NDArray[np.float64]] | None = None,
+    channel_columns: Sequence[tuple[str, str, Sequence[NDArray[np.generic]]]] = (),
+) -> fits.BinTableHDU:
+    """One ``SPECTRUM`` HDU of spectra of intervals: PHA type I for one, type II for several.
+
+    Per row: counts, exposure, interval (s from ``t0``; mission seconds in the file), and
+    optionally ``backfile``/``backscal`` (keywords for type I, columns for type II) and
+    ``stat_err``. ``channel_columns`` are ``(name, TFORM code, one array per row)`` columns
+    per channel (``QUALITY``, ``GROUPING``...).
+    """
+    n_rows = len(counts)
+    if n_rows == 0:
+        raise InputDataError("no spectra to write")
+    common = {
+        "telescope": telescope,
+        "instrument": instrument,
+        "timeref": timeref,
+        "first_channel": first_channel,
+        "respfile": respfile,
+    }
+    row_cols: list[fits.Column] = []
+    if n_rows == 1:
+        hdu = pha_type1_hdu(
+            counts[0],
+            exposure=float(exposure[0]),
+            backfile=None if backfile is None else backfile[0],
+            backscal=1.0 if backscal is None else float(backscal[0]),
+            stat_err=None if stat_err is None else stat_err[0],
+            tstart=intervals[0][0] + t0,
+            tstop=intervals[0][1] + t0,
+            **common,  # type: ignore[arg-type]
+        )
+        forms = [(name, code, arrays[0]) for name, code, arrays in channel_columns]
+    else:
+        hdu = pha_type2_hdu(
+            np.vstack(counts),
+            exposure=np.asarray(exposure, dtype=np.float64),
+            tstart=np.array([iv[0] + t0 for iv in intervals]),
+            tstop=np.array([iv[1] + t0 for iv in intervals]),
+            stat_err=None if stat_err is None else np.vstack(stat_err),
+            **common,  # type: ignore[arg-type]
+        )
+        n = len(counts[0])
+        forms = [(name, f"{n}{code}", np.vstack(arrays)) for name, code, arrays in channel_columns]
+        if backfile is not None:
+            width = max(len(x) for x in backfile)
+            row_cols.append(fits.Column("BACKFILE", f"{width}A", array=np.array(backfile)))
+        if backscal is not None:
+            row_cols.append(fits.Column("BACKSCAL", "D", array=np.asarray(backscal, float)))
+    cols = [fits.Column(name, form, array=arr) for name, form, arr in forms] + row_cols
+    # keywords that the new columns replace (type II BACKFILE/BACKSCAL per row)
+    return _add_columns(hdu, cols, tuple(c.name for c in cols))
+
+
 def write_spectra(
     spectra: Sequence[ExtractedSpectrum],
     src_path: str | Path,
@@ -401,76 +469,38 @@ def write_spectra(
         raise InputDataError("no spectra to write")
     src_path, bak_path = Path(src_path), Path(bak_path)
     det = spectra[0].detector
-    if len(spectra) == 1:
-        s = spectra[0]
-        src = pha_type1_hdu(
-            s.counts,
-            exposure=s.exposure,
-            telescope=telescope,
-            instrument=instrument,
-            first_channel=s.first_channel,
-            respfile=respfile,
-            backfile=bak_path.name,
-            timeref=timeref,
-            tstart=s.interval[0] + t0,
-            tstop=s.interval[1] + t0,
-        )
-        src = _add_columns(
-            src,
-            [
-                fits.Column("QUALITY", "I", array=s.quality),
-                fits.Column("GROUPING", "I", array=s.grouping),
-            ],
-            ("QUALITY", "GROUPING"),
-        )
-        bak = pha_type1_hdu(
-            s.bkg_counts,
-            exposure=s.bkg_exposure,
-            telescope=telescope,
-            instrument=instrument,
-            first_channel=s.first_channel,
-            backscal=s.bkg_backscal,
-            timeref=timeref,
-        )
-    else:
-        counts = np.vstack([s.counts for s in spectra])
-        src = pha_type2_hdu(
-            counts,
-            exposure=np.array([s.exposure for s in spectra]),
-            tstart=np.array([s.interval[0] + t0 for s in spectra]),
-            tstop=np.array([s.interval[1] + t0 for s in spectra]),
-            telescope=telescope,
-            instrument=instrument,
-            timeref=timeref,
-            first_channel=spectra[0].first_channel,
-            respfile=respfile,
-        )
-        n = counts.shape[1]
-        names = [f"{bak_path.name}{{{k + 1}}}" for k in range(len(spectra))]
-        src = _add_columns(
-            src,
-            [
-                fits.Column("QUALITY", f"{n}I", array=np.vstack([s.quality for s in spectra])),
-                fits.Column("GROUPING", f"{n}I", array=np.vstack([s.grouping for s in spectra])),
-                fits.Column("BACKFILE", f"{max(len(x) for x in names)}A", array=np.array(names)),
-            ],
-            ("QUALITY", "GROUPING", "BACKFILE"),
-        )
-        bak = pha_type2_hdu(
-            np.vstack([s.bkg_counts for s in spectra]),
-            exposure=np.array([s.bkg_exposure for s in spectra]),
-            tstart=np.array([s.interval[0] + t0 for s in spectra]),
-            tstop=np.array([s.interval[1] + t0 for s in spectra]),
-            telescope=telescope,
-            instrument=instrument,
-            timeref=timeref,
-            first_channel=spectra[0].first_channel,
-        )
-        bak = _add_columns(
-            bak,
-            [fits.Column("BACKSCAL", "D", array=np.array([s.bkg_backscal for s in spectra]))],
-            ("BACKSCAL",),
-        )
+    intervals = [s.interval for s in spectra]
+    where = {
+        "t0": t0,
+        "telescope": telescope,
+        "instrument": instrument,
+        "timeref": timeref,
+        "first_channel": spectra[0].first_channel,
+    }
+    names = (
+        [bak_path.name]
+        if len(spectra) == 1
+        else [f"{bak_path.name}{{{k + 1}}}" for k in range(len(spectra))]
+    )
+    src = interval_pha_hdu(
+        [s.counts for s in spectra],
+        [s.exposure for s in spectra],
+        intervals,
+        respfile=respfile,
+        backfile=names,
+        channel_columns=[
+            ("QUALITY", "I", [s.quality for s in spectra]),
+            ("GROUPING", "I", [s.grouping for s in spectra]),
+        ],
+        **where,  # type: ignore[arg-type]
+    )
+    bak = interval_pha_hdu(
+        [s.bkg_counts for s in spectra],
+        [s.bkg_exposure for s in spectra],
+        intervals,
+        backscal=[s.bkg_backscal for s in spectra],
+        **where,  # type: ignore[arg-type]
+    )
     for h, clas2 in ((src, "TOTAL"), (bak, "BKG")):
         h.header["HDUCLAS2"] = clas2
         h.header["DETNAM"] = (det, "detector")
