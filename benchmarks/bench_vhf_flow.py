@@ -26,8 +26,7 @@ SCENARIO = ("bright_long_grb", ["time.start_s=-40", "time.stop_s=110"])
 def _stage_split(files: list[str], out: Path) -> dict[str, float]:
     """Wall time of each kind of work, each step called alone (data already in memory)."""
     from svomflow.products.store import ProductStore
-    from svomflow.tasks.timing import choose_bin_width, durations, fit_background, uniform_bins
-    from svomflow.tasks.timing.binning import normalise_gti
+    from svomflow.tasks.timing import adaptive_curve, durations
     from svomflow.tasks.vhf.config import VHFConfig
     from svomflow.tasks.vhf.inputs import _load_cached, load_inputs
     from svomflow.tasks.vhf.pipeline import analyse
@@ -42,31 +41,17 @@ def _stage_split(files: list[str], out: Path) -> dict[str, float]:
     inputs = load_inputs(files)
     split["reading"] = time.perf_counter() - t
     timings = {}
-    split["binning"] = split["background"] = split["t90"] = 0.0
+    split["binning + background"] = split["t90"] = 0.0
     for name, d in inputs.instruments.items():
-        # the flow's chain (durations_from_events): extent search on fine bins, a bin width
-        # chosen from the extent, the background refitted on it, then T90 with its errors
+        # the flow's chain: extent search on fine bins, a width chosen from the extent, the
+        # background refitted on it (adaptive_curve), then T90 with its simulated errors
         band = clip_band(tuple(d.bands("t90", cfg.default_bands.t90)), d.energy_range_kev)
         band_t = _band_times(d.events, band or d.energy_range_kev)
-        g = normalise_gti(d.events.gti)
-        fine = max(cfg.binning.fine_dt_s, float(g[-1, 1] - g[0, 0]) / cfg.binning.max_fine_bins)
         t = time.perf_counter()
-        fine_bins = uniform_bins(band_t, fine, g)
-        split["binning"] += time.perf_counter() - t
+        c = adaptive_curve(band_t, d.events.gti, cfg.background, cfg.binning)
+        split["binning + background"] += time.perf_counter() - t
         t = time.perf_counter()
-        first = fit_background(fine_bins, cfg.background)
-        split["background"] += time.perf_counter() - t
-        dt = choose_bin_width(first.source[1] - first.source[0], cfg.binning)
-        bins, bkg = fine_bins, first
-        if dt > fine * (1 + 1e-9):
-            t = time.perf_counter()
-            bins = uniform_bins(band_t, dt, g)
-            split["binning"] += time.perf_counter() - t
-            t = time.perf_counter()
-            bkg = fit_background(bins, cfg.background)
-            split["background"] += time.perf_counter() - t
-        t = time.perf_counter()
-        durations(bins, bkg, cfg.durations)
+        durations(c.bins, c.background, cfg.durations)
         split["t90"] += time.perf_counter() - t
         timings[name] = instrument_timing(d, cfg)
     t = time.perf_counter()
