@@ -119,7 +119,7 @@ def run_trial(seed: int) -> dict[str, Any]:
                     info,
                     loc,
                     w,
-                    eclairs_weighting="mask" if method == "mask_weighted" else "none",
+                    eclairs_weighting=cfg.spectral.eclairs_weighting,
                 )
                 res, _ = step_spectra(b["files"], cfg, info, loc, rsp, w)
             except Exception as exc:  # counted, not fatal

@@ -146,13 +146,9 @@ def responses_task(
     work: str,
 ) -> tuple[dict[str, Any], list[ProductRef]]:
     """ECLAIRs response for the position, GRM responses for the direction (RSP_*)."""
-    method = XbandAnalysisConfig.model_validate(cfg).spectral.eclairs_method
+    spectral = XbandAnalysisConfig.model_validate(cfg).spectral
     rsp, specs = step_responses(
-        files,
-        info,
-        loc,
-        Path(work),
-        eclairs_weighting="mask" if method == "mask_weighted" else "none",
+        files, info, loc, Path(work), eclairs_weighting=spectral.eclairs_weighting
     )
     refs = _publish(ctx, specs, files, cfg)
     # the spectra name these files in RESPFILE: they need the published names

@@ -165,8 +165,7 @@ def analyse_main(
     info, _ = step_timing(files, t0, cfg, work)
     loc, _ = step_localise(files, cfg, info)
     # as the flow's responses task: the ECLAIRs response of the spectra the method makes
-    weighting = "mask" if sc.eclairs_method == "mask_weighted" else "none"
-    rsp, _ = step_responses(files, info, loc, work, eclairs_weighting=weighting)
+    rsp, _ = step_responses(files, info, loc, work, eclairs_weighting=sc.eclairs_weighting)
     ev = read_xband_events(list(files), t0=info["t0"])
     iv = info["intervals"]
     main = (float(iv["main"][0]), float(iv["main"][1]))

@@ -111,6 +111,11 @@ class SpectralConfig(StepConfig):
     )
     cross_norm: bool = Field(True, description="free GRM/ECLAIRs cross-normalisation")
 
+    @property
+    def eclairs_weighting(self) -> Literal["none", "mask"]:
+        """The ECLAIRs response weighting that matches ``eclairs_method``."""
+        return "mask" if self.eclairs_method == "mask_weighted" else "none"
+
 
 class FluenceConfig(StepConfig):
     """Fluence bands (keV) per product."""
