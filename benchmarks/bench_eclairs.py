@@ -20,12 +20,12 @@ from typing import Any
 
 import numpy as np
 from svomflow.config import load_instrument
+from svomflow.instruments.attitude import Attitude
+from svomflow.instruments.coded_mask import MaskGeometry
 from svomflow.simulation.eclairs import simulate_eclairs
 from svomflow.simulation.photons import PhotonList
-from svomflow.tasks.attitude import Attitude
 from svomflow.tasks.coded_mask._kernels import accumulate_shadowgram, correlate_direct
 from svomflow.tasks.coded_mask.imaging import MaskModel, make_shadowgram, sky_image
-from svomflow.tasks.coded_mask.mask import MaskGeometry
 from svomflow.tasks.coded_mask.position import localise
 
 

@@ -49,7 +49,7 @@ def main() -> None:
     rng = np.random.default_rng(0)
     n = 200_000
     loop = _python_loop_sampler(n, rng)
-    from svomflow.simulation.spectra import Spectrum, sample_energies
+    from svomflow.instruments.spectra import Spectrum, sample_energies
 
     t = time.perf_counter()
     sample_energies(rng, Spectrum("band"), n, e_min=10, e_max=1e4)

@@ -13,7 +13,7 @@ __all__ = ["FLOW_CONFIGS", "canonical_flow_name", "config_model_for"]
 # flow exists; `svomflow config show` lists exactly these.
 FLOW_CONFIGS: dict[str, str] = {
     "mxt_analysis": "svomflow.tasks.xray.pipeline:MXTAnalysisConfig",
-    "nightly_master_calibration": "svomflow.calibration.masters:NightlyCalibrationConfig",
+    "nightly_master_calibration": "svomflow.tasks.masters.build:NightlyCalibrationConfig",
     "vhf_quick_analysis": "svomflow.tasks.vhf.config:VHFConfig",
     "xband_analysis": "svomflow.tasks.xband.config:XbandAnalysisConfig",
 }

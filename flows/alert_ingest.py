@@ -9,57 +9,20 @@ status. Fast (well under a second of work), so it is also what the alert tests r
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-from prefect import flow, task
-from svomflow.alerts.messages import Alert
-from svomflow.flows._support import (
+from prefect import flow
+from svomflow.flows.adapter import (
     FlowContext,
     default_output_root,
     publish_summary,
     record_failure,
-    transient_error,
+    run_pipeline,
 )
-from svomflow.products.provenance import Provenance
-from svomflow.products.store import ProductRef
+from svomflow.products.alert_messages import Alert
+from svomflow.tasks.alerts.pipeline import ALERT_PIPELINE, AlertIngestConfig, AlertRequest
 
 __all__ = ["alert_ingest"]
-
-
-@task(
-    name="archive-alert",
-    retries=3,
-    retry_delay_seconds=[1, 2, 4],
-    retry_condition_fn=transient_error,
-    task_run_name="archive-{burst_id}",
-)
-def archive_alert(
-    ctx: FlowContext, burst_id: str, alert: Alert, payload: str, instrument: str, subject: str
-) -> ProductRef:
-    """Publish the alert text as the burst's ALERT product (retried: database, file system)."""
-    prov = Provenance.start(
-        config={
-            "alert_id": alert.alert_id,
-            "role": alert.role,
-            "format": alert.format,
-            "subject": subject,
-        },
-        flow_name=ctx.flow_name,
-    )
-    data = payload.encode("utf-8")
-
-    def write(path: Path) -> None:
-        path.write_bytes(data)
-
-    return ctx.store().publish(
-        write,
-        type_code="ALERT",
-        instrument=instrument,
-        obs_id=burst_id,
-        provenance=prov,
-        ext="xml" if alert.format == "voevent" else "json",
-    )
 
 
 @flow(
@@ -84,7 +47,7 @@ def alert_ingest(
     burst_id
         Trigger / burst identifier (the product's observation id).
     alert
-        The validated alert (see :class:`svomflow.alerts.messages.Alert`).
+        The validated alert (see :class:`svomflow.products.alert_messages.Alert`).
     payload
         The message exactly as received (VOEvent XML or JSON text).
     instrument
@@ -96,8 +59,9 @@ def alert_ingest(
         home, ``$SVOMFLOW_DATABASE_URL`` or SQLite).
     """
     ctx = FlowContext("alert_ingest", burst_id, out_dir or str(default_output_root()), database_url)
-    ctx.status("running")
-    ref = archive_alert(ctx, burst_id, alert, payload, instrument, subject)
+    request = AlertRequest(burst_id, alert, payload, instrument, subject)
+    run = run_pipeline(ALERT_PIPELINE, request, AlertIngestConfig(), ctx)
+    (ref,) = run.refs
     ctx.status("done")
     ctx.store().set_status(burst_id, "burst", "received", reason=f"alert {alert.alert_id}")
     publish_summary(

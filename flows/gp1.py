@@ -18,7 +18,7 @@ from prefect import flow, get_run_logger, task
 from svomflow.config import deep_merge
 from svomflow.errors import SvomflowError
 from svomflow.flows._params import config_overrides
-from svomflow.flows._support import record_failure
+from svomflow.flows.adapter import record_failure
 from svomflow.tasks.gp1.analysis import run_reduction
 from svomflow.tasks.gp1.config import GP1Config, load_gp1_config
 from svomflow.tasks.gp1.pipeline import image_steps, step_function

@@ -17,7 +17,7 @@ from typing import Any
 from prefect import flow, task
 from svomflow.calibration.caldb import open_caldb, resolve_calibrations
 from svomflow.config import load_instrument
-from svomflow.flows._support import (
+from svomflow.flows.adapter import (
     FlowContext,
     default_output_root,
     publish_summary,

@@ -17,20 +17,9 @@ from typing import Any
 
 from prefect import flow, get_run_logger, task
 from svomflow.calibration.caldb import open_caldb
-from svomflow.calibration.masters import (
-    CandidateResult,
-    FrameGroup,
-    NightlyCalibrationConfig,
-    group_frames,
-    process_group,
-    promote,
-    refuse_small_groups,
-    scan_night,
-)
-from svomflow.calibration.qc import append_qc_history, plot_qc_history
 from svomflow.config import load_config
 from svomflow.flows._params import config_overrides
-from svomflow.flows._support import (
+from svomflow.flows.adapter import (
     FlowContext,
     default_output_root,
     publish_summary,
@@ -40,6 +29,17 @@ from svomflow.flows._support import (
 from svomflow.paths import data_home, safe_component
 from svomflow.products.atomic import atomic_write_bytes
 from svomflow.tasks.ccd.camera import CameraModel, load_camera
+from svomflow.tasks.masters.build import (
+    CandidateResult,
+    FrameGroup,
+    NightlyCalibrationConfig,
+    group_frames,
+    process_group,
+    promote,
+    refuse_small_groups,
+    scan_night,
+)
+from svomflow.tasks.masters.qc import append_qc_history, plot_qc_history
 
 __all__ = ["nightly_master_calibration"]
 
@@ -89,7 +89,7 @@ def _publish_group(
     ctx: FlowContext, result: CandidateResult, config: dict[str, Any], instrument: str
 ) -> list[str]:
     """Record the candidate master and its QC reports as products of the night."""
-    from svomflow.calibration.nightly_products import publish_candidate
+    from svomflow.tasks.masters.publish import publish_candidate
 
     refs = publish_candidate(
         ctx.store(),
@@ -115,7 +115,7 @@ def _publish_history(
     instrument: str,
 ) -> list[Any]:
     """Record the QC history table and plots as products of the night."""
-    from svomflow.calibration.nightly_products import publish_qc_history
+    from svomflow.tasks.masters.publish import publish_qc_history
 
     return publish_qc_history(
         ctx.store(),
@@ -223,11 +223,11 @@ def nightly_master_calibration(
     instrument
         Camera definition name.
     config
-        The configuration (:class:`~svomflow.calibration.masters.NightlyCalibrationConfig`).
+        The configuration (:class:`~svomflow.tasks.masters.build.NightlyCalibrationConfig`).
         Only the values set on it count (a plain nested mapping, validated into the model,
         sets exactly its keys: what ``calib nightly`` and ``svomflow reprocess`` pass):
         settings left unset are filled from the camera definition
-        (:meth:`~svomflow.calibration.masters.NightlyCalibrationConfig.resolved`), which a
+        (:meth:`~svomflow.tasks.masters.build.NightlyCalibrationConfig.resolved`), which a
         model's defaults must not hide. Typed, so the Prefect UI renders it as a form.
     database_url
         Products database (default SQLite under the data directory).

@@ -57,6 +57,8 @@ class FlowSpec:
     inputs_parameter
         Parameter listing the input files: with ``key_parameter`` it is enough to re-run
         the flow from a product's provenance when the original run's parameters are gone.
+    pipeline
+        ``module:NAME`` of the flow's :class:`~svomflow.tasks.step.Pipeline` (its steps).
     """
 
     name: str
@@ -70,6 +72,7 @@ class FlowSpec:
     config_parameter: str | None = None
     overrides_parameter: str | None = None
     inputs_parameter: str | None = None
+    pipeline: str | None = None
 
     @property
     def module(self) -> str:
@@ -102,6 +105,13 @@ class FlowSpec:
         if flow is None:
             raise FlowUnavailableError(f"flow {self.name}: {module_name} has no {attr}")
         return flow
+
+    def load_pipeline(self) -> Any:
+        """Import and return the flow's pipeline definition (``None`` when it has none)."""
+        if self.pipeline is None:
+            return None
+        module_name, attr = self.pipeline.split(":", 1)
+        return getattr(importlib.import_module(module_name), attr)
 
 
 _SPECS = (
@@ -162,6 +172,7 @@ _SPECS = (
         description="Archive an incoming alert (VOEvent/JSON) and record its burst as received",
         key_parameter="burst_id",
         tags=("alert",),
+        pipeline="svomflow.tasks.alerts.pipeline:ALERT_PIPELINE",
     ),
 )
 

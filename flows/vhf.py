@@ -17,7 +17,7 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from svomflow.config import available_instruments, load_config
 from svomflow.errors import SvomflowError
-from svomflow.flows._support import (
+from svomflow.flows.adapter import (
     FlowContext,
     default_output_root,
     publish_summary,

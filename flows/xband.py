@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow, task
-from svomflow.flows._support import (
+from svomflow.flows.adapter import (
     FlowContext,
     default_output_root,
     publish_summary,

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 from astropy.io import fits
+from numpy.typing import ArrayLike
 from svomflow import __version__
 from svomflow.errors import InputDataError
 from svomflow.products.atomic import atomic_path
@@ -31,6 +32,7 @@ __all__ = [
     "read_gti",
     "read_lightcurve",
     "write_hdulist",
+    "write_rsp",
 ]
 
 
@@ -500,3 +502,67 @@ def write_hdulist(
     with atomic_path(path) as tmp:
         hdul.writeto(tmp, checksum=checksum)
     return Path(path)
+
+
+def write_rsp(
+    path: str | Path,
+    e_lo: ArrayLike,
+    e_hi: ArrayLike,
+    matrix: ArrayLike,
+    ebounds: ArrayLike,
+    *,
+    telescope: str,
+    instrument: str,
+    detector: str,
+    direction_radec: tuple[float, float] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """Write an OGIP RSP file of one detector (``SPECRESP MATRIX`` + ``EBOUNDS``, CAL/GEN/92-002).
+
+    Channels are numbered from 0 (``TLMIN`` of ``F_CHAN``, as in the EBOUNDS and the event
+    PI column); each row stores one group covering every channel.
+    """
+    e_lo = np.asarray(e_lo, dtype=np.float32)
+    e_hi = np.asarray(e_hi, dtype=np.float32)
+    m = np.asarray(matrix, dtype=np.float32)
+    eb = np.asarray(ebounds, dtype=np.float64)
+    n_e, n_chan = m.shape
+    if e_lo.size != n_e or eb.shape != (n_chan, 2):
+        raise ValueError("matrix shape does not match the energy bins or the EBOUNDS")
+    cols = [
+        fits.Column("ENERG_LO", "E", unit="keV", array=e_lo),
+        fits.Column("ENERG_HI", "E", unit="keV", array=e_hi),
+        fits.Column("N_GRP", "I", array=np.ones(n_e, dtype=np.int16)),
+        fits.Column("F_CHAN", "1J", array=np.zeros(n_e, dtype=np.int32)),
+        fits.Column("N_CHAN", "1J", array=np.full(n_e, n_chan, dtype=np.int32)),
+        fits.Column("MATRIX", f"{n_chan}E", unit="cm**2", array=m),
+    ]
+    mat = fits.BinTableHDU.from_columns(cols, name="SPECRESP MATRIX")
+    h = mat.header
+    cards = [
+        ("TELESCOP", telescope, "mission"),
+        ("INSTRUME", instrument, "instrument"),
+        ("DETNAM", detector, "detector"),
+        ("FILTER", "NONE", ""),
+        ("CHANTYPE", "PI", "channel type"),
+        ("DETCHANS", n_chan, "number of channels"),
+        ("LO_THRES", 0.0, "lower threshold of stored matrix values"),
+        ("HDUCLASS", "OGIP", ""),
+        ("HDUCLAS1", "RESPONSE", ""),
+        ("HDUCLAS2", "RSP_MATRIX", ""),
+        ("HDUCLAS3", "FULL", "matrix includes the effective area"),
+        ("HDUVERS", "1.3.0", ""),
+        ("TLMIN4", 0, "first channel number"),
+        ("TLMAX4", n_chan - 1, "last channel number"),
+    ]
+    if direction_radec is not None:
+        cards += [
+            ("SRC_RA", float(direction_radec[0]), "source RA of the response (deg)"),
+            ("SRC_DEC", float(direction_radec[1]), "source Dec of the response (deg)"),
+        ]
+    for key, value, comment in cards + [(k, v, "") for k, v in (extra or {}).items()]:
+        h[key] = (value, comment)
+    ebh = ebounds_hdu(eb[:, 0], eb[:, 1], telescope=telescope, instrument=instrument)
+    ebh.header["DETNAM"] = detector
+    prim = primary_hdu(telescope=telescope, instrument=instrument)
+    return write_hdulist([prim, mat, ebh], path)

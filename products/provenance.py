@@ -61,6 +61,10 @@ class Provenance(BaseModel):
     calibration: list[CalibrationRef] = Field(default_factory=list)
     flow_run_id: str | None = Field(default_factory=current_flow_run_id)
     flow_name: str | None = None
+    content: dict[str, Any] = Field(
+        default_factory=dict,
+        description="what identifies a product made from no input file (an alert's id and checksum)",
+    )
     host: str = Field(default_factory=socket.gethostname)
     started: datetime = Field(default_factory=lambda: datetime.now(UTC))
     finished: datetime | None = None
@@ -97,6 +101,8 @@ class Provenance(BaseModel):
             "inputs": sorted(i.sha256 for i in self.inputs),
             "calibration": sorted((c.codename, c.sha256) for c in self.calibration),
         }
+        if self.content:  # only then: identities of products without it stay as they were
+            payload["content"] = self.content
         blob = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(blob.encode()).hexdigest()
 

@@ -65,8 +65,8 @@ MXT_MATCH_ARCSEC = 120.0
 
 def grb_model_from_truth(src: dict[str, Any]) -> Any:
     """Rebuild the injected burst model from its ``truth.json`` entry."""
+    from svomflow.instruments.spectra import Spectrum
     from svomflow.simulation.grb import GRBModel, NorrisPulse, SpectralEvolution
-    from svomflow.simulation.spectra import Spectrum
 
     sp = src["spectrum"]
     kw = {k: sp[k] for k in ("alpha", "beta", "index", "epeak", "pivot") if k in sp}
@@ -123,12 +123,12 @@ def _efficiencies(
     out: dict[str, tuple[Callable[[np.ndarray], np.ndarray], str]] = {}
     inst = truth.get("instruments", {})
     if "eclairs" in inst:
-        from svomflow.simulation.eclairs import EclairsResponse
+        from svomflow.instruments.eclairs_detector import EclairsResponse
 
         resp = EclairsResponse.from_instrument(load_instrument("eclairs"))
         out["ECLAIRS"] = (resp.efficiency, "eclairs")
     if "grm" in inst and inst["grm"].get("sources"):
-        from svomflow.simulation.grm_response import GRMGeometry
+        from svomflow.instruments.grm_response import GRMGeometry
 
         geom = GRMGeometry.from_instrument(load_instrument("grm"))
         cos = list(inst["grm"]["sources"][0]["cos_theta"].values())
@@ -152,8 +152,8 @@ def grm_band_efficiency(
     straddling an edge count by their overlap). Returns the efficiency and the photon-energy
     range of the matrices.
     """
-    from svomflow.simulation.grm_response import detector_axes, grm_response
-    from svomflow.tasks.attitude import Attitude
+    from svomflow.instruments.attitude import Attitude
+    from svomflow.instruments.grm_response import detector_axes, grm_response
 
     src = truth["sources"][0]
     a = truth["attitude"]
@@ -178,7 +178,7 @@ def grm_band_efficiency(
 def vhf_trial(sim_dir: Path, truth: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Run the VHF steps on one simulated burst; return estimate/error/truth per quantity."""
     from svomflow.config import load_config
-    from svomflow.tasks.attitude import angular_separation_deg
+    from svomflow.instruments.attitude import angular_separation_deg
     from svomflow.tasks.vhf.config import VHFConfig
     from svomflow.tasks.vhf.pipeline import analyse, summary
 
@@ -267,7 +267,7 @@ def match_sources(
 
     Returns ``{injected name: detection index}`` and the indices of unmatched detections.
     """
-    from svomflow.tasks.attitude import angular_separation_deg
+    from svomflow.instruments.attitude import angular_separation_deg
 
     pairs = []
     for i, src in enumerate(injected):
@@ -296,7 +296,7 @@ def mxt_trial(sim_dir: Path, truth: dict[str, Any], overrides: list[str]) -> dic
     sources detected. Counts: injected, detected (matched within
     :data:`MXT_MATCH_ARCSEC`), and false detections (unmatched).
     """
-    from svomflow.tasks.attitude import angular_separation_deg
+    from svomflow.instruments.attitude import angular_separation_deg
 
     mxt = truth["instruments"]["mxt"]
     d = sim_dir / "mxt"

@@ -1,7 +1,7 @@
 """ECLAIRs simulator: photons through the coded mask onto the CdTe plane, events and L1 files.
 
 Physics (numbers from ``config/instruments/eclairs.yaml``, shadow model from
-:mod:`svomflow.tasks.coded_mask.mask`, the one model that imaging also uses):
+:mod:`svomflow.instruments.coded_mask`, the one model that imaging also uses):
 
 * Point sources: each photon of a :class:`~svomflow.simulation.photons.PhotonList` is kept
   with probability ``A_eff(E, direction) / area_cm2`` where
@@ -10,7 +10,7 @@ Physics (numbers from ``config/instruments/eclairs.yaml``, shadow model from
   Earth-occulted direction are lost (``occulted`` callback).
 * Diffuse photon lists (``ra_deg is None``) are isotropic radiance crossing ``area_cm2``:
   they go through the open mask with the position-dependent exposure of
-  :func:`~svomflow.tasks.coded_mask.mask.diffuse_illumination`.
+  :func:`~svomflow.instruments.coded_mask.diffuse_illumination`.
 * Detector: quantum efficiency (low-energy roll-off and high-energy transparency tables),
   Gaussian redistribution with ``FWHM^2 = noise^2 + c * E`` (``c`` from the 60 keV value),
   the low threshold on the measured energy, PI channels, 20 us time tags.
@@ -23,39 +23,34 @@ Physics (numbers from ``config/instruments/eclairs.yaml``, shadow model from
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, fields
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
-from astropy.io import fits
 from numpy.typing import NDArray
 from svomflow.config import InstrumentDefinition, load_instrument
 from svomflow.errors import InputDataError
-from svomflow.products.ogip import TimeReference, ebounds_hdu, gti_hdu, primary_hdu, write_hdulist
-from svomflow.simulation.photons import PhotonList
-from svomflow.tasks.attitude import Attitude
-from svomflow.tasks.coded_mask.detector import EclairsDetectorModel
-from svomflow.tasks.coded_mask.mask import (
+from svomflow.instruments.attitude import Attitude
+from svomflow.instruments.coded_mask import (
     MaskGeometry,
     cos_theta,
     diffuse_illumination,
     mask_pattern,
     shadow,
 )
+from svomflow.instruments.eclairs_detector import EclairsResponse
+from svomflow.products.eclairs_l1 import (
+    EclairsEvents,
+    RateTrigger,
+)
+from svomflow.simulation.photons import PhotonList
 from svomflow.tasks.timing.trigger import li_ma
 
 __all__ = [
     "EclairsBackground",
-    "EclairsEvents",
-    "EclairsResponse",
-    "RateTrigger",
     "gruber_cxb_photon_spectrum",
     "onboard_rate_trigger",
     "orbital_modulation",
-    "read_eclairs_l1",
     "simulate_eclairs",
-    "write_eclairs_l1",
 ]
 
 _EARTH_MU_KM3_S2 = 398600.4418
@@ -86,20 +81,6 @@ def orbital_modulation(
         return 1.0 + fraction * np.cos(2.0 * np.pi * (np.asarray(t) - phase_s) / period)
 
     return modulation
-
-
-@dataclass(frozen=True)
-class EclairsResponse(EclairsDetectorModel):
-    """The detector model of the pipelines' response, plus the time resolution of the events."""
-
-    time_resolution_s: float
-
-    @classmethod
-    def from_instrument(cls, inst: InstrumentDefinition) -> EclairsResponse:
-        """Read the response numbers from an instrument definition."""
-        base = EclairsDetectorModel.from_instrument(inst)
-        values = {f.name: getattr(base, f.name) for f in fields(EclairsDetectorModel)}
-        return cls(**values, time_resolution_s=float(inst.get("time_resolution_s")))
 
 
 @dataclass(frozen=True)
@@ -139,50 +120,6 @@ class EclairsBackground:
                 orbit_phase_s,
             ),
         )
-
-
-@dataclass
-class RateTrigger:
-    """Result of the count-rate trigger: time, band, timescale and significance."""
-
-    time: float
-    band_kev: tuple[float, float]
-    timescale_s: float
-    snr: float
-    window_start: float
-
-
-@dataclass
-class EclairsEvents:
-    """An ECLAIRs event list with its context (the content of an L1 event file).
-
-    ``origin`` indexes ``labels`` and records which component made each event (truth, not
-    written to the L1 file's science columns but kept in a ``ORIGIN`` column for the bench).
-    """
-
-    time: NDArray[np.float64]
-    y: NDArray[np.int16]
-    z: NDArray[np.int16]
-    pi: NDArray[np.int16]
-    energy_kev: NDArray[np.float32]
-    origin: NDArray[np.int16]
-    labels: list[str]
-    gti: NDArray[np.float64]
-    attitude: Attitude
-    t_start: float
-    t_stop: float
-    dead_pixels: NDArray[np.bool_]
-    trigger: RateTrigger | None = None
-    instrument: str = "eclairs"
-    header: dict[str, Any] = field(default_factory=dict)
-
-    def __len__(self) -> int:
-        return int(self.time.size)
-
-    @property
-    def exposure_s(self) -> float:
-        """Total good time (sum of GTIs) in seconds."""
-        return float(np.sum(self.gti[:, 1] - self.gti[:, 0])) if self.gti.size else 0.0
 
 
 def _quantise(t: NDArray[np.float64], resolution: float) -> NDArray[np.float64]:
@@ -561,185 +498,3 @@ def _bin_live_fraction(edges: NDArray[np.float64], gti: NDArray[np.float64]) -> 
     return cover.sum(axis=1) / (edges[1:] - edges[:-1])
 
 
-def write_eclairs_l1(
-    events: EclairsEvents,
-    path: str | Path,
-    *,
-    instrument: InstrumentDefinition | None = None,
-    trigger_id: str | int | None = None,
-    object_name: str | None = None,
-) -> Path:
-    """Write an ECLAIRs L1 event file (EVENTS, EBOUNDS, GTI, ATTITUDE, BADPIX; docs/formats.md)."""
-    inst = instrument or load_instrument(events.instrument)
-    kw = inst.header_keywords
-    resp = EclairsResponse.from_instrument(inst)
-    ref = inst.get("time_reference")
-    timeref = TimeReference(
-        mjdref=float(ref["mjdref"]), timesys=ref["timesys"], timeunit=ref["timeunit"]
-    )
-    tel, ins = inst.telescope, inst.instrument
-    att = events.attitude
-    trig = events.trigger
-    ident = [
-        (kw.get("ra_pointing", "RA_PNT"), float(att.ra_deg), "boresight right ascension (deg)"),
-        (kw.get("dec_pointing", "DEC_PNT"), float(att.dec_deg), "boresight declination (deg)"),
-        (kw.get("roll", "PA_PNT"), float(att.roll_deg), "position angle of +Z (deg)"),
-        ("TSTART", events.t_start, "start of the observation (mission s)"),
-        ("TSTOP", events.t_stop, "end of the observation (mission s)"),
-        (kw.get("object", "OBJECT"), object_name, "object name"),
-        (
-            kw.get("trigger_id", "TRIGID"),
-            None if trigger_id is None else str(trigger_id),
-            "trigger identifier",
-        ),
-    ]
-    if trig is not None:
-        ident += [
-            (kw.get("trigger_time", "TRIGTIME"), trig.time, "on-board trigger time (mission s)"),
-            ("TRIGEMIN", trig.band_kev[0], "trigger band lower edge (keV)"),
-            ("TRIGEMAX", trig.band_kev[1], "trigger band upper edge (keV)"),
-            ("TRIGTSCL", trig.timescale_s, "trigger timescale (s)"),
-            ("TRIGSNR", trig.snr, "trigger signal-to-noise ratio"),
-        ]
-    ident += [(k.upper()[:8], v, "") for k, v in events.header.items()]
-    prim = primary_hdu(telescope=tel, instrument=ins, extra=ident + timeref.cards())
-
-    cols = [
-        fits.Column(kw.get("time", "TIME"), "D", unit="s", array=events.time),
-        fits.Column(kw.get("pixel_y", "Y"), "I", array=events.y),
-        fits.Column(kw.get("pixel_z", "Z"), "I", array=events.z),
-        fits.Column(kw.get("pi", "PI"), "I", array=events.pi),
-        fits.Column("ENERGY", "E", unit="keV", array=events.energy_kev),
-        fits.Column("ORIGIN", "I", array=events.origin),
-    ]
-    ev = fits.BinTableHDU.from_columns(cols, name="EVENTS")
-    h = ev.header
-    for key, val, com in prim.header.cards:
-        if key not in ("SIMPLE", "BITPIX", "NAXIS", "EXTEND", "COMMENT", "HISTORY", ""):
-            h[key] = (val, com)
-    h["HDUCLASS"] = ("OGIP", "")
-    h["HDUCLAS1"] = ("EVENTS", "")
-    h["TLMIN2"], h["TLMAX2"] = 0, events.dead_pixels.shape[0] - 1
-    h["TLMIN3"], h["TLMAX3"] = 0, events.dead_pixels.shape[1] - 1
-    h["TLMIN4"], h["TLMAX4"] = 0, resp.n_channels - 1
-    # the labels (one per simulated component, many with bright sources in the field) go in
-    # their own table: a header card would exceed 80 characters and make astropy warn
-    h["NORIGIN"] = (len(events.labels), "truth: ORIGIN indexes the ORIGINS table")
-    width = max([len(lb) for lb in events.labels] + [1])
-    origins = fits.BinTableHDU.from_columns(
-        [
-            fits.Column("ORIGIN", "I", array=np.arange(len(events.labels), dtype=np.int16)),
-            fits.Column("LABEL", f"{width}A", array=np.array(events.labels, dtype=f"U{width}")),
-        ],
-        name="ORIGINS",
-    )
-    origins.header["COMMENT"] = "simulation truth: the component that made each ORIGIN value"
-    dead = np.argwhere(events.dead_pixels)
-    bad = fits.BinTableHDU.from_columns(
-        [
-            fits.Column(kw.get("pixel_y", "Y"), "I", array=dead[:, 0].astype(np.int16)),
-            fits.Column(kw.get("pixel_z", "Z"), "I", array=dead[:, 1].astype(np.int16)),
-        ],
-        name="BADPIX",
-    )
-    bad.header["COMMENT"] = "pixels switched off (dead): they record no event"
-
-    e_lo, e_hi = resp.channel_bounds()
-    eb = ebounds_hdu(e_lo, e_hi, telescope=tel, instrument=ins, first_channel=0)
-    gt = gti_hdu(events.gti[:, 0], events.gti[:, 1], timeref=timeref, telescope=tel, instrument=ins)
-    gt.header["GTICAUSE"] = ("SAA", "gaps between GTIs: detectors off in the SAA")
-    att_hdu = fits.BinTableHDU.from_columns(
-        [
-            fits.Column("TIME", "D", unit="s", array=np.array([events.t_start, events.t_stop])),
-            fits.Column("RA", "D", unit="deg", array=np.full(2, att.ra_deg)),
-            fits.Column("DEC", "D", unit="deg", array=np.full(2, att.dec_deg)),
-            fits.Column("ROLL", "D", unit="deg", array=np.full(2, att.roll_deg)),
-        ],
-        name="ATTITUDE",
-    )
-    for card in timeref.cards():
-        att_hdu.header[card[0]] = (card[1], card[2])
-    return write_hdulist([prim, ev, eb, gt, att_hdu, bad, origins], path)
-
-
-def read_eclairs_l1(
-    path: str | Path, *, instrument: InstrumentDefinition | None = None
-) -> EclairsEvents:
-    """Read an ECLAIRs L1 event file written by :func:`write_eclairs_l1` (or to its format)."""
-    inst = instrument or load_instrument("eclairs")
-    kw = inst.header_keywords
-    try:
-        with fits.open(path) as hdul:
-            names = [h.name for h in hdul]
-            for need in ("EVENTS", "GTI", "ATTITUDE"):
-                if need not in names:
-                    raise InputDataError(f"{path}: no {need} extension (not an ECLAIRs L1 file)")
-            ev = hdul["EVENTS"]
-            d = ev.data
-            h = ev.header
-            time = np.asarray(d[kw.get("time", "TIME")], dtype=np.float64)
-            y = np.asarray(d[kw.get("pixel_y", "Y")], dtype=np.int16)
-            z = np.asarray(d[kw.get("pixel_z", "Z")], dtype=np.int16)
-            pi = np.asarray(d[kw.get("pi", "PI")], dtype=np.int16)
-            resp = EclairsResponse.from_instrument(inst)
-            if "ENERGY" in d.columns.names:
-                energy = np.asarray(d["ENERGY"], dtype=np.float32)
-            else:  # channel centre
-                energy = (resp.e_min_kev + (pi + 0.5) * resp.channel_width_kev).astype(np.float32)
-            origin = (
-                np.asarray(d["ORIGIN"], dtype=np.int16)
-                if "ORIGIN" in d.columns.names
-                else np.zeros(time.size, np.int16)
-            )
-            if "ORIGINS" in names:
-                o = hdul["ORIGINS"].data
-                labels = [str(v).strip() for v in o["LABEL"][np.argsort(o["ORIGIN"])]]
-            else:  # files written before the ORIGINS table: labels in one header card
-                labels = str(h.get("ORIGLBLS", "")).split(",") if h.get("ORIGLBLS") else []
-            g = hdul["GTI"].data
-            gti = np.column_stack([np.asarray(g["START"], float), np.asarray(g["STOP"], float)])
-            a = hdul["ATTITUDE"].data
-            att = Attitude(float(a["RA"][0]), float(a["DEC"][0]), float(a["ROLL"][0]))
-            ny = int(h.get("TLMAX2", 79)) + 1
-            nz = int(h.get("TLMAX3", 79)) + 1
-            dead = np.zeros((ny, nz), dtype=bool)
-            if "BADPIX" in names:
-                bp = hdul["BADPIX"].data
-                dead[
-                    np.asarray(bp[kw.get("pixel_y", "Y")], int),
-                    np.asarray(bp[kw.get("pixel_z", "Z")], int),
-                ] = True
-            trig = None
-            tkey = kw.get("trigger_time", "TRIGTIME")
-            if tkey in h:
-                trig = RateTrigger(
-                    time=float(h[tkey]),
-                    band_kev=(float(h.get("TRIGEMIN", np.nan)), float(h.get("TRIGEMAX", np.nan))),
-                    timescale_s=float(h.get("TRIGTSCL", np.nan)),
-                    snr=float(h.get("TRIGSNR", np.nan)),
-                    window_start=float(h[tkey]) - float(h.get("TRIGTSCL", 0.0)),
-                )
-            t_start = float(h.get("TSTART", gti[:, 0].min() if gti.size else time.min()))
-            t_stop = float(h.get("TSTOP", gti[:, 1].max() if gti.size else time.max()))
-    except OSError as exc:
-        raise InputDataError(f"{path}: cannot read FITS file ({exc})") from exc
-    except KeyError as exc:
-        raise InputDataError(f"{path}: missing column or keyword {exc}") from exc
-    if time.size > 1 and np.any(np.diff(time) < 0):
-        raise InputDataError(f"{path}: EVENTS times are not sorted")
-    return EclairsEvents(
-        time=time,
-        y=y,
-        z=z,
-        pi=pi,
-        energy_kev=energy,
-        origin=origin,
-        labels=labels,
-        gti=gti,
-        attitude=att,
-        t_start=t_start,
-        t_stop=t_stop,
-        dead_pixels=dead,
-        trigger=trig,
-        instrument=inst.name,
-    )

@@ -15,11 +15,11 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 from svomflow.config import InstrumentDefinition, load_instrument
+from svomflow.instruments.attitude import Attitude, angular_separation_deg
+from svomflow.instruments.coded_mask import MaskGeometry, cos_theta
 from svomflow.simulation.eclairs import simulate_eclairs
 from svomflow.simulation.photons import PhotonList
-from svomflow.tasks.attitude import Attitude, angular_separation_deg
 from svomflow.tasks.coded_mask.imaging import MaskModel, make_shadowgram
-from svomflow.tasks.coded_mask.mask import MaskGeometry, cos_theta
 from svomflow.tasks.coded_mask.position import LocalisationConfig, localise
 
 __all__ = [

@@ -16,10 +16,11 @@ from pathlib import Path
 
 import numpy as np
 from astropy.io import fits
-from svomflow.simulation.eclairs import read_eclairs_l1, simulate_eclairs, write_eclairs_l1
+from svomflow.instruments.spectra import sample_energies
+from svomflow.products.eclairs_l1 import read_eclairs_l1, write_eclairs_l1
+from svomflow.simulation.eclairs import simulate_eclairs
 from svomflow.simulation.orbit import load_bright_sources
 from svomflow.simulation.photons import PhotonList
-from svomflow.simulation.spectra import sample_energies
 
 __all__ = ["add_steady_sources"]
 

@@ -24,8 +24,8 @@ import numpy as np
 import yaml
 from numpy.typing import ArrayLike, NDArray
 from scipy.special import k1
+from svomflow.instruments.spectra import KEV_TO_ERG, Spectrum, energy_grid, sample_energies
 from svomflow.simulation.photons import PhotonList
-from svomflow.simulation.spectra import KEV_TO_ERG, Spectrum, energy_grid, sample_energies
 
 __all__ = [
     "PEAK_TIMESCALES_S",

@@ -5,7 +5,7 @@ Per detector (three GRDs with the orientations of ``config/instruments/grm.yaml`
 1. source photons (:class:`PhotonList`, drawn on ``n_detectors x 200 cm2``) are split at random
    among the detectors (each gets an independent Poisson stream on its 200 cm2), kept with
    probability ``A(E, theta) / 200 cm2`` (projected area x interaction probability) and given a
-   deposited energy by the physics of :mod:`svomflow.simulation.grm_response` (photo-absorption,
+   deposited energy by the physics of :mod:`svomflow.instruments.grm_response` (photo-absorption,
    iodine K escape, Compton scatter with escape of the scattered photon);
 2. background events at ``background.rate_per_detector_s`` with a power-law deposit spectrum
    (``background.spectral_index``), modulated by the Earth in the field along the orbit;
@@ -29,9 +29,8 @@ import numpy as np
 from astropy.io import fits
 from numpy.typing import NDArray
 from svomflow.config.instrument import InstrumentDefinition, load_instrument
-from svomflow.products.ogip import TimeReference, ebounds_hdu, gti_hdu, primary_hdu, write_hdulist
-from svomflow.simulation._kernels import nonparalyzable_deadtime
-from svomflow.simulation.grm_response import (
+from svomflow.instruments.attitude import Attitude
+from svomflow.instruments.grm_response import (
     ELECTRON_MASS_KEV,
     IODINE_K_ALPHA_KEV,
     GRMGeometry,
@@ -40,8 +39,9 @@ from svomflow.simulation.grm_response import (
     grm_response,
     k_escape_fraction,
     klein_nishina_shape,
-    write_grm_rsp,
 )
+from svomflow.products.ogip import TimeReference, ebounds_hdu, gti_hdu, primary_hdu, write_hdulist
+from svomflow.simulation._kernels import nonparalyzable_deadtime
 from svomflow.simulation.orbit import (
     Gap,
     Orbit,
@@ -51,7 +51,6 @@ from svomflow.simulation.orbit import (
     source_visible,
 )
 from svomflow.simulation.photons import PhotonList
-from svomflow.tasks.attitude import Attitude
 
 __all__ = [
     "GRMDetectorEvents",
@@ -61,7 +60,6 @@ __all__ = [
     "grm_response",
     "simulate_grm",
     "write_grm_l1",
-    "write_grm_rsp",
 ]
 
 

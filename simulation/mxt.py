@@ -38,8 +38,9 @@ from astropy.io import fits
 from numpy.typing import NDArray
 from scipy.special import ndtr
 from svomflow.config import load_instrument
+from svomflow.instruments.attitude import Attitude
+from svomflow.instruments.mxt_response import effective_area, resolution_sigma_kev
 from svomflow.products.ogip import TimeReference, gti_hdu, primary_hdu, write_hdulist
-from svomflow.tasks.attitude import Attitude
 from svomflow.tasks.xray.psf import PSFModel, psf_hdu
 
 __all__ = [
@@ -127,26 +128,6 @@ class MXTSimResult:
     pattern: dict[str, NDArray[np.float64]]
     config: MXTSimConfig
     truth: dict[str, Any]
-
-
-def effective_area(energy_kev: NDArray[np.float64], instrument: Any) -> NDArray[np.float64]:
-    """Return the on-axis effective area (cm2) at ``energy_kev`` (45 cm2 at 1 keV; shape assumed)."""
-    a1 = float(instrument.get("optics.effective_area_cm2_at_1kev"))
-    sh = instrument.get("optics.effective_area_shape")
-
-    def shape(e: NDArray[np.float64]) -> NDArray[np.float64]:
-        e = np.maximum(np.asarray(e, dtype=np.float64), 1e-3)
-        return np.exp(-((sh["e_low_kev"] / e) ** sh["p_low"])) / (
-            1.0 + (e / sh["e_high_kev"]) ** sh["p_high"]
-        )
-
-    return a1 * shape(energy_kev) / shape(np.array(1.0))
-
-
-def resolution_sigma_kev(energy_kev: NDArray[np.float64], instrument: Any) -> NDArray[np.float64]:
-    """Return the CCD energy resolution (Gaussian sigma, keV): FWHM at 1.5 keV scaled as sqrt(E)."""
-    fwhm = float(instrument.get("ccd.energy_resolution_fwhm_ev_at_1p5kev")) * 1e-3
-    return fwhm / 2.3548 * np.sqrt(np.maximum(energy_kev, 1e-3) / 1.5)
 
 
 def _powerlaw_energies(

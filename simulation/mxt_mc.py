@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from svomflow.tasks.attitude import angular_separation_deg
+from svomflow.instruments.attitude import angular_separation_deg
 
 __all__ = [
     "FIELDS",

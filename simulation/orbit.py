@@ -24,9 +24,9 @@ from typing import Any
 import numpy as np
 import yaml
 from numpy.typing import ArrayLike, NDArray
+from svomflow.instruments.attitude import Attitude, radec_to_unit
+from svomflow.instruments.spectra import Spectrum, sample_energies
 from svomflow.simulation.photons import PhotonList
-from svomflow.simulation.spectra import Spectrum, sample_energies
-from svomflow.tasks.attitude import Attitude, radec_to_unit
 
 __all__ = [
     "Gap",

@@ -23,10 +23,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from svomflow.config.loader import deep_merge, format_validation_error, parse_set_overrides
 from svomflow.errors import ConfigError, SvomflowError
+from svomflow.instruments.attitude import Attitude
+from svomflow.instruments.spectra import Spectrum
 from svomflow.simulation.grb import GRBModel, NorrisPulse, SpectralEvolution, draw_grb
 from svomflow.simulation.orbit import Orbit, load_orbit, orbit_facing
-from svomflow.simulation.spectra import Spectrum
-from svomflow.tasks.attitude import Attitude
 
 __all__ = [
     "SIMULATORS",

@@ -28,9 +28,12 @@ def _scenario_id(ctx: ScenarioContext) -> str:
 
 def run_grm(ctx: ScenarioContext, rng: np.random.Generator) -> dict[str, Any]:
     """Simulate the GRM events of the scenario's bursts; write the L1 file and the RSPs."""
+    from svomflow.config.instrument import load_instrument
+    from svomflow.instruments.grm_response import detector_axes, grm_response
+    from svomflow.products.ogip import write_rsp
     from svomflow.simulation.grm import grm_photon_area, simulate_grm, write_grm_l1
-    from svomflow.simulation.grm_response import detector_axes, grm_response, write_grm_rsp
 
+    inst = load_instrument("grm")
     opts = {"background": True, "calibration_source": True, "write_rsp": True, **ctx.options}
     e_lo, e_hi = float(opts.get("e_min_kev", 10.0)), float(opts.get("e_max_kev", 10000.0))
     photons = [
@@ -69,7 +72,10 @@ def run_grm(ctx: ScenarioContext, rng: np.random.Generator) -> dict[str, Any]:
                     (g.ra_deg, g.dec_deg), detector=det, attitude=ctx.attitude
                 )
                 p = ctx.out_dir / f"grm_{det.lower()}_{g.name}.rsp"
-                write_grm_rsp(p, lo, hi, m, eb, detector=det, direction_radec=(g.ra_deg, g.dec_deg))
+                write_rsp(
+                    p, lo, hi, m, eb, telescope=inst.telescope, instrument=inst.instrument,
+                    detector=det, direction_radec=(g.ra_deg, g.dec_deg),
+                )
                 rsps[det] = p.name
     return {"files": {"events": path.name, "rsp": rsps}, **sim.truth}
 
@@ -77,7 +83,8 @@ def run_grm(ctx: ScenarioContext, rng: np.random.Generator) -> dict[str, Any]:
 def run_eclairs(ctx: ScenarioContext, rng: np.random.Generator) -> dict[str, Any]:
     """Simulate ECLAIRs events (bursts + known bright sources) and write the L1 file."""
     from svomflow.config.instrument import load_instrument
-    from svomflow.simulation.eclairs import EclairsBackground, simulate_eclairs, write_eclairs_l1
+    from svomflow.products.eclairs_l1 import write_eclairs_l1
+    from svomflow.simulation.eclairs import EclairsBackground, simulate_eclairs
 
     inst = load_instrument("eclairs")
     opts = {"bright_sources": ctx.scenario.bright_sources, **ctx.options}

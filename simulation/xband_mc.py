@@ -56,11 +56,12 @@ def simulate_burst(
     ``soft_shift_s`` delays every photon with true energy below ``soft_below_kev`` (in both
     instruments): an injected soft lag. Returns the files and the injected truth.
     """
-    from svomflow.simulation.eclairs import simulate_eclairs, write_eclairs_l1
+    from svomflow.instruments.attitude import Attitude
+    from svomflow.instruments.spectra import Spectrum
+    from svomflow.products.eclairs_l1 import write_eclairs_l1
+    from svomflow.simulation.eclairs import simulate_eclairs
     from svomflow.simulation.grb import GRBModel, NorrisPulse
     from svomflow.simulation.grm import grm_photon_area, simulate_grm, write_grm_l1
-    from svomflow.simulation.spectra import Spectrum
-    from svomflow.tasks.attitude import Attitude
 
     rng = np.random.default_rng(seed)
     t0 = 1.0e8

@@ -12,14 +12,13 @@ remote CALDB that is mirrored on demand), else ``$SVOMFLOW_HOME/caldb``.
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Any
 
 from svomflow.calibration.caldb.boundaries import Boundary, parse_boundary
 from svomflow.calibration.caldb.entry import CaldbEntry, CalibrationIntegrityError
 from svomflow.calibration.caldb.indx import read_indx, write_indx
 from svomflow.calibration.caldb.local import Caldb
+from svomflow.calibration.caldb.open import default_caldb_location, open_caldb
 from svomflow.calibration.caldb.resolve import CalibrationRequirement, resolve_calibrations
 from svomflow.calibration.caldb.selection import choose_entry
 
@@ -38,31 +37,6 @@ __all__ = [
     "select",
     "write_indx",
 ]
-
-
-def default_caldb_location() -> str:
-    """Return ``$SVOMFLOW_CALDB`` if set, else ``$SVOMFLOW_HOME/caldb``."""
-    env = os.environ.get("SVOMFLOW_CALDB", "").strip()
-    if env:
-        return env
-    from svomflow.paths import data_home
-
-    return str(data_home() / "caldb")
-
-
-def open_caldb(root: str | os.PathLike[str] | None = None) -> Any:
-    """Open the CALDB at ``root`` (default: :func:`default_caldb_location`).
-
-    A directory gives a local :class:`Caldb`; an ``http://`` or ``https://`` URL gives a
-    :class:`~svomflow.calibration.caldb.client.RemoteCaldb` that mirrors the remote index and
-    fetches selected files into the local cache.
-    """
-    location = default_caldb_location() if root is None else os.fspath(root)
-    if location.startswith(("http://", "https://")):
-        from svomflow.calibration.caldb.client import RemoteCaldb
-
-        return RemoteCaldb(location)
-    return Caldb(Path(location))
 
 
 def select(codename: str, *, instrument: str, time: object, **kwargs: Any) -> CaldbEntry:

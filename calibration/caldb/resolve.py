@@ -127,7 +127,7 @@ def resolve_calibrations(
         )
     when = to_utc(time, what="observation time")
     if caldb is None and len(overrides) < len(reqs):
-        from svomflow.calibration.caldb import open_caldb
+        from svomflow.calibration.caldb.open import open_caldb
 
         caldb = open_caldb()
 

@@ -103,8 +103,8 @@ def resolve_masters(
         When no bias, dark or flat is valid for the frame (the message names the file type).
     """
     from svomflow.calibration.caldb import open_caldb
-    from svomflow.calibration.masters import select_master
     from svomflow.products.atomic import sha256_file
+    from svomflow.tasks.masters.build import select_master
 
     overrides = {k.upper(): v for k, v in (overrides or {}).items()}
     time = parse_date_obs(camera.header_value(header, "date_obs"))

@@ -21,15 +21,15 @@ from functools import cache
 import numpy as np
 from numpy.typing import NDArray
 from svomflow.errors import InputDataError
-from svomflow.tasks.coded_mask._kernels import accumulate_shadowgram
-from svomflow.tasks.coded_mask.correlation import Correlator
-from svomflow.tasks.coded_mask.mask import (
+from svomflow.instruments.coded_mask import (
     MaskGeometry,
     diffuse_illumination,
     mask_pattern,
     pixel_grid_mask,
     shadow,
 )
+from svomflow.instruments.correlation import Correlator
+from svomflow.tasks.coded_mask._kernels import accumulate_shadowgram
 
 __all__ = [
     "MaskModel",

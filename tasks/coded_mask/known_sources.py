@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
-from svomflow.tasks.attitude import Attitude
-from svomflow.tasks.coded_mask.mask import MaskGeometry, shadow
+from svomflow.instruments.attitude import Attitude
+from svomflow.instruments.coded_mask import MaskGeometry, shadow
 
 __all__ = ["FieldSource", "angular_separation_deg", "sources_in_field"]
 

@@ -1,7 +1,7 @@
 """Mask weighting: per-pixel weights for a source direction, event weights and weighted spectra.
 
 A coded-mask detector pixel ``p`` records ``n_p = S f_p + B_p`` counts, with ``f_p`` the
-illuminated fraction of the pixel seen from the source (:func:`~svomflow.tasks.coded_mask.mask.shadow`),
+illuminated fraction of the pixel seen from the source (:func:`~svomflow.instruments.coded_mask.shadow`),
 ``S`` the counts a fully illuminated pixel would record and ``B_p`` the background. Giving every
 event the weight ``w_p`` of its pixel and summing estimates ``S sum(w f)`` with the background
 cancelled, as long as ``sum(w_p B_p) = 0``; no off-source time interval is needed, so the
@@ -12,7 +12,7 @@ Convention (exact):
 
 * The background is modelled by templates over the usable pixels: a flat term (instrumental
   background, and any background uncorrelated with the mask) and the cosmic X-ray background
-  seen through the mask (:func:`~svomflow.tasks.coded_mask.mask.diffuse_illumination`), the
+  seen through the mask (:func:`~svomflow.instruments.coded_mask.diffuse_illumination`), the
   same templates the sky images remove (:func:`~svomflow.tasks.coded_mask.imaging.background_templates`).
   The CXB template matters here: it is most of the ECLAIRs background and its map is not
   flat (edge pixels see less sky), so flat-only balancing would leave a CXB residual that
@@ -57,7 +57,7 @@ from functools import cache
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from svomflow.errors import InputDataError
-from svomflow.tasks.coded_mask.mask import (
+from svomflow.instruments.coded_mask import (
     MaskGeometry,
     cos_theta,
     diffuse_illumination,

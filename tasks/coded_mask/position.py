@@ -2,7 +2,7 @@
 
 Steps (SCIENCE.md §4): sky image by balanced correlation (:func:`sky_image`), known sources
 and background templates removed; the highest-S/N valid position is refined by a direct
-fit of the exact shadow model (:func:`~svomflow.tasks.coded_mask.mask.shadow`, fractional
+fit of the exact shadow model (:func:`~svomflow.instruments.coded_mask.shadow`, fractional
 shifts) to the shadowgram: weighted least squares for the source and template amplitudes,
 profiled over the position (Nelder-Mead in shift units). The fit's source S/N is the quick
 confidence level. The 90 % error radius is
@@ -28,7 +28,8 @@ from pydantic import Field, model_validator
 from scipy.optimize import minimize
 from svomflow.config import InstrumentDefinition, StepConfig
 from svomflow.errors import InputDataError
-from svomflow.tasks.attitude import Attitude
+from svomflow.instruments.attitude import Attitude
+from svomflow.instruments.coded_mask import cos_theta
 from svomflow.tasks.coded_mask.imaging import (
     MaskModel,
     Shadowgram,
@@ -36,7 +37,6 @@ from svomflow.tasks.coded_mask.imaging import (
     background_templates,
     sky_image,
 )
-from svomflow.tasks.coded_mask.mask import cos_theta
 
 __all__ = ["LocalisationConfig", "SourcePosition", "fit_position", "localise"]
 

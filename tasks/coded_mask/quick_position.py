@@ -14,14 +14,14 @@ import numpy as np
 from numpy.typing import NDArray
 from svomflow.config import InstrumentDefinition, load_instrument
 from svomflow.errors import InputDataError
-from svomflow.tasks.attitude import Attitude
+from svomflow.instruments.attitude import Attitude
+from svomflow.instruments.coded_mask import MaskGeometry
 from svomflow.tasks.coded_mask.imaging import (
     MaskModel,
     background_templates,
     find_noisy_pixels,
     make_shadowgram,
 )
-from svomflow.tasks.coded_mask.mask import MaskGeometry
 from svomflow.tasks.coded_mask.position import LocalisationConfig, SourcePosition, localise
 
 __all__ = ["CALIBRATION_CODES", "QuickPosition", "quick_position"]

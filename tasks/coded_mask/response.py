@@ -5,7 +5,7 @@ For a source at projected angles ``(tan_y, tan_z)`` the effective area of the de
     A(E) = QE(E) * A_pixel * cos(theta) * sum_pixels(shadow * usable)
 
 with ``shadow`` the illuminated fraction of each pixel through the open mask elements
-(:func:`svomflow.tasks.coded_mask.mask.shadow`, the model the simulator and the imaging use),
+(:func:`svomflow.instruments.coded_mask.shadow`, the model the simulator and the imaging use),
 ``usable`` the pixels kept in the spectrum (dead and noisy pixels removed), ``cos(theta)`` the
 projection of the pixel area and ``QE`` the detection efficiency of the CdTe (instrument file:
 low-energy roll-off and high-energy transparency tables). The coding fraction of the source is
@@ -43,9 +43,9 @@ from numpy.typing import NDArray
 from scipy.special import erf
 from svomflow.config import InstrumentDefinition, load_instrument
 from svomflow.errors import InputDataError
+from svomflow.instruments.coded_mask import MaskGeometry, cos_theta, mask_pattern, shadow
+from svomflow.instruments.eclairs_detector import EclairsDetectorModel
 from svomflow.products.ogip import ebounds_hdu, primary_hdu, write_hdulist
-from svomflow.tasks.coded_mask.detector import EclairsDetectorModel
-from svomflow.tasks.coded_mask.mask import MaskGeometry, cos_theta, mask_pattern, shadow
 from svomflow.tasks.coded_mask.mask_weighting import mask_weights
 
 __all__ = [

@@ -21,9 +21,9 @@ from pydantic import Field
 from svomflow.config.base import StepConfig
 from svomflow.config.instrument import InstrumentDefinition, load_instrument
 from svomflow.errors import InputDataError
-from svomflow.simulation.grm_response import band_response, band_weights, detector_axes
-from svomflow.simulation.spectra import Spectrum
-from svomflow.tasks.attitude import Attitude, unit_to_radec
+from svomflow.instruments.attitude import Attitude, unit_to_radec
+from svomflow.instruments.grm_response import band_response, band_weights, detector_axes
+from svomflow.instruments.spectra import Spectrum
 
 __all__ = ["GRMLocalisation", "GRMLocalisationConfig", "expected_band_counts", "localise_grm"]
 

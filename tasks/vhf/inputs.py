@@ -25,8 +25,8 @@ import numpy as np
 from astropy.io import fits
 from svomflow.config import InstrumentDefinition, available_instruments, load_instrument
 from svomflow.errors import InputDataError
+from svomflow.instruments.attitude import Attitude
 from svomflow.products.events import EventList, read_events
-from svomflow.tasks.attitude import Attitude
 
 __all__ = [
     "FileHeader",
@@ -222,7 +222,7 @@ def choose_t0(headers: Sequence[FileHeader], t0: float | None = None) -> float |
 def _read_imaging(
     defn: InstrumentDefinition, headers: Sequence[FileHeader], t0: float
 ) -> ImagingData:
-    from svomflow.simulation.eclairs import read_eclairs_l1
+    from svomflow.products.eclairs_l1 import read_eclairs_l1
 
     if len(headers) != 1:
         raise InputDataError(f"{defn.instrument}: give one imaging event file, not {len(headers)}")

@@ -18,12 +18,12 @@ from typing import Any
 
 import numpy as np
 from svomflow.errors import CalibrationNotFoundError, InputDataError
+from svomflow.instruments.attitude import angular_separation_deg
+from svomflow.instruments.coded_mask import MaskGeometry
 from svomflow.products.atomic import sha256_file
 from svomflow.products.provenance import CalibrationRef
-from svomflow.tasks.attitude import angular_separation_deg
 from svomflow.tasks.classification import CrudeClass, classify
 from svomflow.tasks.coded_mask.image_trigger import ImageTrigger
-from svomflow.tasks.coded_mask.mask import MaskGeometry
 from svomflow.tasks.coded_mask.quick_position import QuickPosition
 from svomflow.tasks.localisation.grm_ratio import GRMLocalisation
 from svomflow.tasks.timing import HardnessRatio, hardness_ratio, net_counts, uniform_bins

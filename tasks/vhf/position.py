@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 from svomflow.config import InstrumentDefinition
 from svomflow.errors import InputDataError
+from svomflow.instruments.attitude import Attitude
+from svomflow.instruments.coded_mask import MaskGeometry
 from svomflow.products.ogip_spectra import Response
-from svomflow.tasks.attitude import Attitude
 from svomflow.tasks.coded_mask.image_trigger import ImageTrigger, image_trigger
 from svomflow.tasks.coded_mask.imaging import MaskModel
-from svomflow.tasks.coded_mask.mask import MaskGeometry
 from svomflow.tasks.coded_mask.position import LocalisationConfig
 from svomflow.tasks.coded_mask.quick_position import QuickPosition, quick_position
 from svomflow.tasks.localisation.grm_ratio import GRMLocalisation, localise_grm
@@ -199,7 +199,7 @@ def response_for_direction(
     data: InstrumentData, direction_radec: tuple[float, float], attitude: Attitude
 ) -> list[DetectorResponse]:
     """Compute each detector's response for a sky direction (RSP product)."""
-    from svomflow.simulation.grm_response import grm_response
+    from svomflow.instruments.grm_response import grm_response
 
     defn = data.definition
     if not has_response_model(defn):

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Circle
+from svomflow.instruments.coded_mask import MaskGeometry
 from svomflow.tasks.coded_mask.imaging import MaskModel, make_shadowgram, sky_image
-from svomflow.tasks.coded_mask.mask import MaskGeometry
 from svomflow.tasks.coded_mask.quick_position import QuickPosition
 from svomflow.tasks.timing import BinnedCounts
 from svomflow.tasks.vhf.inputs import InstrumentData

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from svomflow.products.ogip import TimeReference
+from svomflow.products.ogip import TimeReference, write_rsp
 from svomflow.products.provenance import CalibrationRef, FileRef, Provenance
 from svomflow.products.store import ProductRef, ProductStore
 from svomflow.tasks.vhf import fits_products as fp
@@ -219,10 +219,8 @@ def publish_products(
                 fp.hardness_hdus(t.hardness, t0=t0, flags=hflags, **ids), "QHR", code, files, cal
             )
         for r in result.spectrum.responses.get(name, []):
-            from svomflow.simulation.grm_response import write_grm_rsp
-
-            def write_rsp(path: Path, r: Any = r, defn: Any = data.definition) -> None:
-                write_grm_rsp(
+            def rsp_file(path: Path, r: Any = r, defn: Any = data.definition) -> None:
+                write_rsp(
                     path,
                     r.e_lo,
                     r.e_hi,
@@ -230,10 +228,11 @@ def publish_products(
                     r.ebounds,
                     detector=r.detector,
                     direction_radec=r.direction_radec,
-                    instrument=defn,
+                    telescope=defn.telescope,
+                    instrument=defn.instrument,
                 )
 
-            publish(write_rsp, "RSP", f"{code}_{r.detector}", files, cal, ext="rsp")
+            publish(rsp_file, "RSP", f"{code}_{r.detector}", files, cal, ext="rsp")
         sp = result.spectrum.spectra.get(name)
         if sp is not None:
             q = sp.spectrum

@@ -23,7 +23,7 @@ from astropy.io import fits
 from numpy.typing import NDArray
 from svomflow.config import InstrumentDefinition, load_instrument
 from svomflow.errors import InputDataError
-from svomflow.tasks.attitude import Attitude
+from svomflow.instruments.attitude import Attitude
 
 __all__ = ["InstrumentEvents", "XbandEvents", "classify_event_file", "read_xband_events"]
 
@@ -115,7 +115,7 @@ def classify_event_file(path: str | Path) -> str:
 
 
 def _read_eclairs(path: Path, inst: InstrumentDefinition) -> tuple[InstrumentEvents, float | None]:
-    from svomflow.simulation.eclairs import read_eclairs_l1
+    from svomflow.products.eclairs_l1 import read_eclairs_l1
 
     ev = read_eclairs_l1(path, instrument=inst)
     with fits.open(path, memmap=False) as hdul:

@@ -324,7 +324,8 @@ def step_responses(
     ECLAIRs response that of mask-weighted spectra; ``"none"`` that of whole-plane spectra
     (``spectral.eclairs_method = "time_background"``).
     """
-    from svomflow.simulation.grm_response import grm_response, write_grm_rsp
+    from svomflow.instruments.grm_response import grm_response
+    from svomflow.products.ogip import write_rsp
     from svomflow.tasks.coded_mask.response import eclairs_response, write_eclairs_rsp
 
     ev = _read(files, info["t0"])
@@ -377,7 +378,7 @@ def step_responses(
                 direction, detector=det, attitude=grm.attitude, instrument=grm.definition
             )
             path = work_dir / f"grm_{det.lower()}.rsp"
-            write_grm_rsp(
+            write_rsp(
                 path,
                 lo,
                 hi,
@@ -385,7 +386,8 @@ def step_responses(
                 eb,
                 detector=det,
                 direction_radec=direction,
-                instrument=grm.definition,
+                telescope=grm.definition.telescope,
+                instrument=grm.definition.instrument,
                 extra={
                     "TSTART": float(grm.gti[0, 0] + ev.t0),
                     "TSTOP": float(grm.gti[-1, 1] + ev.t0),
@@ -533,8 +535,8 @@ def _extract_weighted(
     the burst direction is not cancelled (its shadow is the burst's). Returns the file and
     the names of the sources cancelled (also in the header: ``NKNOWN``, ``KNOWNnn``).
     """
+    from svomflow.instruments.coded_mask import MaskGeometry, mask_pattern
     from svomflow.tasks.coded_mask.known_sources import angular_separation_deg, sources_in_field
-    from svomflow.tasks.coded_mask.mask import MaskGeometry, mask_pattern
     from svomflow.tasks.coded_mask.mask_weighting import default_templates, mask_weights
     from svomflow.tasks.xband.mask_spectra import (
         extract_weighted_spectrum,

@@ -25,7 +25,7 @@ from numpy.typing import NDArray
 from pydantic import Field
 from scipy import ndimage, signal
 from svomflow.config.base import StepConfig
-from svomflow.tasks.attitude import Attitude
+from svomflow.instruments.attitude import Attitude
 from svomflow.tasks.xray.mlfit import (
     GroupFit,
     detection_likelihood,

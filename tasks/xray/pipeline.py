@@ -19,6 +19,7 @@ from pydantic import Field
 from svomflow.config import load_instrument
 from svomflow.config.base import StepConfig
 from svomflow.errors import InputDataError
+from svomflow.instruments.attitude import Attitude
 from svomflow.products.ogip import (
     TimeReference,
     gti_hdu,
@@ -26,7 +27,6 @@ from svomflow.products.ogip import (
     primary_hdu,
     write_hdulist,
 )
-from svomflow.tasks.attitude import Attitude
 from svomflow.tasks.xray.calibrate import CALIBRATION_CODES, calibrate_events, load_calibration
 from svomflow.tasks.xray.detect import DetectConfig, band_images, detect_sources, sky_to_pixel
 from svomflow.tasks.xray.events import merge_passes, read_attitude, read_pass, read_saa
@@ -291,7 +291,7 @@ def step_products(
     trigger_time: float | None = None,
 ) -> dict[str, Any]:
     """Write per-source light curves, spectra with RMF/ARF, and the PNG previews."""
-    from svomflow.simulation.mxt import effective_area, resolution_sigma_kev
+    from svomflow.instruments.mxt_response import effective_area, resolution_sigma_kev
     from svomflow.tasks.xray.psf import PSFModel
 
     inst = load_instrument("mxt")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import pytest
 from prefect.exceptions import ParameterTypeError
 from prefect.utilities.callables import parameter_schema
-from svomflow.calibration.masters import NightlyCalibrationConfig
 from svomflow.flows._params import config_overrides, explicit_values
 from svomflow.flows.gp1 import gp1_reduction, resolve_config
 from svomflow.flows.mxt import mxt_analysis
@@ -18,6 +17,7 @@ from svomflow.flows.mxt import run_name as mxt_run_name
 from svomflow.flows.nightly_calibration import nightly_master_calibration
 from svomflow.flows.nightly_calibration import run_name as nightly_run_name
 from svomflow.tasks.gp1.config import GP1Config
+from svomflow.tasks.masters.build import NightlyCalibrationConfig
 from svomflow.tasks.xray.pipeline import MXTAnalysisConfig
 
 FLOWS = [
@@ -50,7 +50,7 @@ def _config_form(schema: dict, model: type) -> dict:
 def test_config_parameter_is_the_model_in_the_deployment_schema(
     prefect_harness, alias, flow, model, required
 ):
-    from svomflow.ops.deployments import DeploymentSettings, build_deployments
+    from svomflow.operations.deployments import DeploymentSettings, build_deployments
 
     (dep,), missing = build_deployments(DeploymentSettings(flows=[alias]))
     assert missing == {}

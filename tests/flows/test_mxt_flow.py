@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from astropy.io import fits
+from svomflow.instruments.attitude import angular_separation_deg
 from svomflow.products import ProductStore
 from svomflow.simulation.mxt import simulate_scenario
-from svomflow.tasks.attitude import angular_separation_deg
 
 SCENARIO = {
     "duration_s": 2500.0,

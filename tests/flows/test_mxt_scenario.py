@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
+from svomflow.instruments.attitude import angular_separation_deg
 from svomflow.simulation.scenario import load_scenario, run_scenario
-from svomflow.tasks.attitude import angular_separation_deg
 from typer.testing import CliRunner
 
 

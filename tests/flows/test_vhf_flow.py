@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 from astropy.io import fits
+from svomflow.instruments.attitude import angular_separation_deg
 from svomflow.products import ProductStore
 from svomflow.simulation.scenario import load_scenario, run_scenario
-from svomflow.tasks.attitude import angular_separation_deg
 
 
 @pytest.fixture(scope="module")

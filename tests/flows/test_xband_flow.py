@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 from astropy.io import fits
+from svomflow.instruments.attitude import angular_separation_deg
 from svomflow.products import ProductStore
-from svomflow.tasks.attitude import angular_separation_deg
 
 EXPECTED = {
     ("T90", "ECL"), ("T90", "GRM"), ("TINT", "ECLGRM"), ("PO", "ECL"), ("PO", "GRM"),

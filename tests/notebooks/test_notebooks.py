@@ -20,7 +20,7 @@ NOTEBOOKS = sorted((Path(__file__).resolve().parents[2] / "notebooks").glob("*.i
 
 @pytest.fixture(scope="module")
 def notebook_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    from svomflow.ops.local_server import prefect_server
+    from svomflow.operations.local_server import prefect_server
 
     home = tmp_path_factory.mktemp("nb_prefect")
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}

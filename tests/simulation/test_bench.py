@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from svomflow.errors import ConfigError
+from svomflow.instruments.spectra import Spectrum
 from svomflow.simulation.bench import (
     bench_statistics,
     counts_durations,
@@ -13,7 +14,6 @@ from svomflow.simulation.bench import (
     trial_seeds,
 )
 from svomflow.simulation.grb import GRBModel, NorrisPulse, SpectralEvolution
-from svomflow.simulation.spectra import Spectrum
 
 
 def _trials(

@@ -7,17 +7,12 @@ import pytest
 from scipy.stats import norm
 from svomflow.config import load_instrument
 from svomflow.errors import InputDataError
-from svomflow.simulation.eclairs import (
-    EclairsBackground,
-    EclairsResponse,
-    onboard_rate_trigger,
-    read_eclairs_l1,
-    simulate_eclairs,
-    write_eclairs_l1,
-)
+from svomflow.instruments.attitude import Attitude
+from svomflow.instruments.coded_mask import MaskGeometry, diffuse_illumination, mask_pattern, shadow
+from svomflow.instruments.eclairs_detector import EclairsResponse
+from svomflow.products.eclairs_l1 import read_eclairs_l1, write_eclairs_l1
+from svomflow.simulation.eclairs import EclairsBackground, onboard_rate_trigger, simulate_eclairs
 from svomflow.simulation.photons import PhotonList
-from svomflow.tasks.attitude import Attitude
-from svomflow.tasks.coded_mask.mask import MaskGeometry, diffuse_illumination, mask_pattern, shadow
 
 INST = load_instrument("eclairs")
 GEOM = MaskGeometry.from_instrument(INST)

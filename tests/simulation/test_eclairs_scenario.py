@@ -7,7 +7,8 @@ import warnings
 
 import numpy as np
 from svomflow.config import load_instrument
-from svomflow.simulation.eclairs import read_eclairs_l1
+from svomflow.instruments.attitude import Attitude
+from svomflow.products.eclairs_l1 import read_eclairs_l1
 from svomflow.simulation.orbit import (
     background_modulation,
     load_orbit,
@@ -15,7 +16,6 @@ from svomflow.simulation.orbit import (
     source_visible,
 )
 from svomflow.simulation.scenario import load_scenario, run_scenario
-from svomflow.tasks.attitude import Attitude
 
 INST = load_instrument("eclairs")
 

@@ -6,6 +6,7 @@ import csv
 
 import numpy as np
 import pytest
+from svomflow.instruments.spectra import Spectrum, band, sample_energies
 from svomflow.simulation.grb import (
     GRBModel,
     NorrisPulse,
@@ -14,7 +15,6 @@ from svomflow.simulation.grb import (
     fit_t90_populations,
     load_populations,
 )
-from svomflow.simulation.spectra import Spectrum, band, sample_energies
 
 
 def _model(evolution: str = "none") -> GRBModel:

@@ -5,17 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from astropy.io import fits
-from svomflow.simulation._kernels import nonparalyzable_deadtime
-from svomflow.simulation.grm import grm_photon_area, simulate_grm, write_grm_l1
-from svomflow.simulation.grm_response import (
+from svomflow.instruments.attitude import Attitude
+from svomflow.instruments.grm_response import (
     channel_edges,
     detector_axes,
     grm_response,
-    write_grm_rsp,
 )
+from svomflow.instruments.spectra import Spectrum, sample_energies
+from svomflow.products.ogip import write_rsp
+from svomflow.simulation._kernels import nonparalyzable_deadtime
+from svomflow.simulation.grm import grm_photon_area, simulate_grm, write_grm_l1
 from svomflow.simulation.photons import PhotonList
-from svomflow.simulation.spectra import Spectrum, sample_energies
-from svomflow.tasks.attitude import Attitude
 
 ATT = Attitude(0.0, 0.0, 0.0)
 PL = Spectrum("powerlaw", k=1.0, index=-1.5)
@@ -103,7 +103,9 @@ def test_rsp_is_ogip_and_forward_folds_to_the_simulated_spectrum(tmp_path) -> No
         dead_time_s=0.0,
     )
     lo, hi, m, eb = grm_response((ra, dec), detector="GRD02", attitude=ATT)
-    path = write_grm_rsp(tmp_path / "g2.rsp", lo, hi, m, eb, detector="GRD02")
+    path = write_rsp(
+        tmp_path / "g2.rsp", lo, hi, m, eb, telescope="SVOM", instrument="GRM", detector="GRD02"
+    )
     with fits.open(path) as h:
         mat = h["SPECRESP MATRIX"]
         assert mat.header["HDUCLAS3"] == "FULL" and mat.header["TLMIN4"] == 0

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 from svomflow.config import load_instrument
+from svomflow.instruments.attitude import Attitude
+from svomflow.instruments.coded_mask import MaskGeometry
 from svomflow.simulation.eclairs import simulate_eclairs
 from svomflow.simulation.photons import PhotonList
-from svomflow.tasks.attitude import Attitude
 from svomflow.tasks.coded_mask.image_trigger import image_trigger
 from svomflow.tasks.coded_mask.imaging import MaskModel
-from svomflow.tasks.coded_mask.mask import MaskGeometry
 
 INST = load_instrument("eclairs")
 MODEL = MaskModel.from_geometry(MaskGeometry.from_instrument(INST))

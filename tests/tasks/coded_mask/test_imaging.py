@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 from svomflow.config import load_instrument
 from svomflow.errors import InputDataError
+from svomflow.instruments.attitude import Attitude
+from svomflow.instruments.coded_mask import MaskGeometry
 from svomflow.simulation.eclairs import simulate_eclairs
 from svomflow.simulation.photons import PhotonList
-from svomflow.tasks.attitude import Attitude
 from svomflow.tasks.coded_mask._kernels import correlate_direct
 from svomflow.tasks.coded_mask.imaging import (
     MaskModel,
@@ -16,7 +17,6 @@ from svomflow.tasks.coded_mask.imaging import (
     make_shadowgram,
     sky_image,
 )
-from svomflow.tasks.coded_mask.mask import MaskGeometry
 
 INST = load_instrument("eclairs")
 GEOM = MaskGeometry.from_instrument(INST)

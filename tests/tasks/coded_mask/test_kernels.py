@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
+from svomflow.instruments.correlation import Correlator, correlate_full
 from svomflow.tasks.coded_mask._kernels import accumulate_shadowgram, correlate_direct
-from svomflow.tasks.coded_mask.correlation import Correlator, correlate_full
 
 
 def _reference_correlation(a: np.ndarray, q: np.ndarray) -> np.ndarray:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from svomflow.config import load_instrument
 from svomflow.errors import ConfigError
-from svomflow.tasks.coded_mask.mask import (
+from svomflow.instruments.coded_mask import (
     MaskGeometry,
     cos_theta,
     diffuse_illumination,

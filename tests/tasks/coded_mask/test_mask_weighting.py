@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from svomflow.config import load_instrument
 from svomflow.errors import InputDataError
-from svomflow.tasks.coded_mask.mask import MaskGeometry, diffuse_illumination, mask_pattern
+from svomflow.instruments.coded_mask import MaskGeometry, diffuse_illumination, mask_pattern
 from svomflow.tasks.coded_mask.mask_weighting import (
     default_templates,
     event_weights,

@@ -9,12 +9,12 @@ import pytest
 from scipy.stats import binom
 from svomflow.config import load_instrument
 from svomflow.errors import InputDataError
+from svomflow.instruments.attitude import Attitude, angular_separation_deg
+from svomflow.instruments.coded_mask import MaskGeometry
 from svomflow.simulation.eclairs import simulate_eclairs
 from svomflow.simulation.eclairs_mc import calibrate_statistical_scale, localisation_trials
 from svomflow.simulation.photons import PhotonList
-from svomflow.tasks.attitude import Attitude, angular_separation_deg
 from svomflow.tasks.coded_mask.imaging import MaskModel, make_shadowgram
-from svomflow.tasks.coded_mask.mask import MaskGeometry
 from svomflow.tasks.coded_mask.position import LocalisationConfig, localise
 
 INST = load_instrument("eclairs")

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-from svomflow.simulation.eclairs import read_eclairs_l1, simulate_eclairs, write_eclairs_l1
+from svomflow.instruments.attitude import Attitude, angular_separation_deg
+from svomflow.products.eclairs_l1 import read_eclairs_l1, write_eclairs_l1
+from svomflow.simulation.eclairs import simulate_eclairs
 from svomflow.simulation.photons import PhotonList
-from svomflow.tasks.attitude import Attitude, angular_separation_deg
 from svomflow.tasks.coded_mask.quick_position import quick_position
 
 ATT = Attitude(150.0, 20.0, 40.0)

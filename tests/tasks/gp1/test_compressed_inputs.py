@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from astropy.io import fits
 from svomflow.errors import InputDataError
+from svomflow.operations.gp1_watch import GP1Watcher
 from svomflow.tasks.ccd.camera import load_camera
 from svomflow.tasks.ccd.master_builders import MasterFrame
 from svomflow.tasks.gp1.config import GP1Config, GP1WatchConfig, ReductionModule
 from svomflow.tasks.gp1.reduction import reduce_frame
-from svomflow.tasks.gp1.watch import GP1Watcher
 
 SHAPE = (64, 96)  # trimmed image; the camera adds 32 overscan columns
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from svomflow.errors import InputDataError
-from svomflow.tasks.attitude import Attitude, angular_separation_deg
+from svomflow.instruments.attitude import Attitude, angular_separation_deg
 from svomflow.tasks.localisation.grm_ratio import (
     GRMLocalisationConfig,
     expected_band_counts,

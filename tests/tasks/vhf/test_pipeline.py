@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from astropy.io import fits
+from svomflow.instruments.attitude import angular_separation_deg
 from svomflow.products.store import ProductStore
 from svomflow.simulation.bench import _efficiencies, counts_durations, grb_model_from_truth
-from svomflow.tasks.attitude import angular_separation_deg
 from svomflow.tasks.vhf.config import VHFConfig
 from svomflow.tasks.vhf.pipeline import analyse, summary
 from svomflow.tasks.vhf.publish import publish_products

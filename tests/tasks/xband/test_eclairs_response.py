@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from svomflow.config import load_instrument
 from svomflow.errors import InputDataError
+from svomflow.instruments.attitude import Attitude
+from svomflow.instruments.coded_mask import MaskGeometry, cos_theta, mask_pattern, shadow
 from svomflow.products.ogip_spectra import read_arf, read_response
-from svomflow.tasks.attitude import Attitude
-from svomflow.tasks.coded_mask.mask import MaskGeometry, cos_theta, mask_pattern, shadow
 from svomflow.tasks.coded_mask.response import (
     eclairs_response,
     write_eclairs_arf,

@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 from astropy.io import fits
 from svomflow.config import load_config, load_instrument
-from svomflow.simulation.eclairs import read_eclairs_l1
+from svomflow.instruments.attitude import Attitude
+from svomflow.instruments.coded_mask import MaskGeometry, mask_pattern
+from svomflow.products.eclairs_l1 import read_eclairs_l1
 from svomflow.simulation.eclairs_sources import add_steady_sources
 from svomflow.simulation.orbit import load_bright_sources
-from svomflow.tasks.attitude import Attitude
 from svomflow.tasks.classification import packaged_known_sources
 from svomflow.tasks.coded_mask.known_sources import angular_separation_deg, sources_in_field
-from svomflow.tasks.coded_mask.mask import MaskGeometry, mask_pattern
 from svomflow.tasks.vhf.config import VHFConfig
 from svomflow.tasks.xband.config import XbandAnalysisConfig
 

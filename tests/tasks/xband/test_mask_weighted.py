@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 from svomflow.config import load_instrument
 from svomflow.errors import InputDataError
+from svomflow.instruments.attitude import Attitude
+from svomflow.instruments.coded_mask import MaskGeometry, cos_theta, mask_pattern
+from svomflow.products.eclairs_l1 import read_eclairs_l1
 from svomflow.products.ogip import TimeReference
 from svomflow.products.ogip_spectra import read_pha
-from svomflow.simulation.eclairs import read_eclairs_l1
 from svomflow.tasks import spectral as sp
-from svomflow.tasks.attitude import Attitude
-from svomflow.tasks.coded_mask.mask import MaskGeometry, cos_theta, mask_pattern
 from svomflow.tasks.coded_mask.mask_weighting import event_weights, mask_weights
 from svomflow.tasks.coded_mask.response import eclairs_response, write_eclairs_rsp
 from svomflow.tasks.xband.config import XbandAnalysisConfig
@@ -247,14 +247,15 @@ def test_joint_fit_chi2_for_eclairs_and_wstat_for_grm(burst_factory: Any, tmp_pa
     specs = [DatasetSpec(str(pha), None, str(rsp), (4.0, 150.0), "eclairs", "eclairs", "chi2")]
     ev = read_xband_events(b["files"], t0=b["t0"])
     g = ev.instruments["grm"]
-    from svomflow.simulation.grm_response import grm_response, write_grm_rsp
+    from svomflow.instruments.grm_response import grm_response
+    from svomflow.products.ogip import write_rsp
 
     assert g.attitude is not None
     for k, det in enumerate(g.detectors):
         lo, hi, m, eb = grm_response(
             (b["ra"], b["dec"]), detector=det, attitude=g.attitude, instrument=g.definition
         )
-        r = write_grm_rsp(
+        r = write_rsp(
             tmp_path / f"{det}.rsp",
             lo,
             hi,
@@ -262,7 +263,8 @@ def test_joint_fit_chi2_for_eclairs_and_wstat_for_grm(burst_factory: Any, tmp_pa
             eb,
             detector=det,
             direction_radec=(b["ra"], b["dec"]),
-            instrument=g.definition,
+            telescope=g.definition.telescope,
+            instrument=g.definition.instrument,
         )
         bkg = detector_background(g, k, [(-10.0, -3.0), (16.0, 20.0)], (15.0, 2000.0))
         s = extract_spectrum(g, bkg, interval, min_counts=10)

@@ -125,11 +125,14 @@ def _ecl_spectrum(events: Any, tmp: Path, validity: tuple[float, float]) -> tupl
 def test_channel_mismatch_between_pha_and_response_names_both_files(
     events: Any, tmp_path: Path
 ) -> None:
-    from svomflow.simulation.grm_response import grm_response, write_grm_rsp
+    from svomflow.instruments.grm_response import grm_response
+    from svomflow.products.ogip import write_rsp
 
     src, _, _ = _ecl_spectrum(events, tmp_path, (0.0, 2e8))
     lo, hi, m, eb = grm_response(np.array([1.0, 0.0, 0.0]), detector="GRD01")
-    grm_rsp = write_grm_rsp(tmp_path / "grd01.rsp", lo, hi, m, eb, detector="GRD01")
+    grm_rsp = write_rsp(
+        tmp_path / "grd01.rsp", lo, hi, m, eb, telescope="SVOM", instrument="GRM", detector="GRD01"
+    )
     spec = DatasetSpec(str(src), None, str(grm_rsp), (4.0, 150.0), "eclairs", "eclairs")
     with pytest.raises(
         InputDataError, match=r"ecl\.pha has 1024 channels but the response .*grd01\.rsp has 128"
@@ -179,10 +182,10 @@ def _pulse_grm(tmp: Path, tau: float) -> tuple[Any, int]:
     counts of the ``tau = 0`` run are the truth of the others. Returns the events and the
     number of source events of GRD01 in [5, 20] s (the truth when ``tau = 0``).
     """
+    from svomflow.instruments.attitude import Attitude
+    from svomflow.instruments.spectra import Spectrum, sample_energies
     from svomflow.simulation.grm import grm_photon_area, simulate_grm, write_grm_l1
     from svomflow.simulation.photons import PhotonList
-    from svomflow.simulation.spectra import Spectrum, sample_energies
-    from svomflow.tasks.attitude import Attitude
 
     att = Attitude(0.0, 0.0, 0.0)
     rng = np.random.default_rng(11)

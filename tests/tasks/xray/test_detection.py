@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from svomflow.config import load_instrument
-from svomflow.tasks.attitude import Attitude
+from svomflow.instruments.attitude import Attitude
 from svomflow.tasks.xray.detect import DetectConfig, detect_sources
 from svomflow.tasks.xray.mlfit import circle_radius_90, fit_sources
 from svomflow.tasks.xray.psf import PSFModel

@@ -10,7 +10,7 @@ import pytest
 from astropy.io import fits
 from svomflow.config import load_instrument
 from svomflow.errors import InputDataError
-from svomflow.simulation.mxt import resolution_sigma_kev
+from svomflow.instruments.mxt_response import resolution_sigma_kev
 from svomflow.tasks.xray.calibrate import calibrate_events, load_calibration
 from svomflow.tasks.xray.events import (
     complement,

@@ -1,0 +1,179 @@
+"""``svomflow demo``: simulate one bright GRB and run the VHF quick analysis on a local Prefect server."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from svomflow.cli._common import user_errors
+
+__all__ = ["demo", "run_demo"]
+
+SCENARIO = "bright_long_grb"
+
+
+def _simulate(inp: Path, seed: int) -> dict[str, Any]:
+    import json
+
+    from svomflow.simulation.scenario import load_scenario, run_scenario
+
+    truth_file = inp / "truth.json"
+    if truth_file.is_file():  # same scenario and seed give the same files: reuse them
+        truth = json.loads(truth_file.read_text())
+        if truth.get("seed") == seed and all((inp / f).is_file() for f in _event_files(truth)):
+            return truth
+    return run_scenario(load_scenario(SCENARIO), inp, seed)
+
+
+def _event_files(truth: dict[str, Any]) -> list[str]:
+    return [v["files"]["events"] for v in truth["instruments"].values()]
+
+
+def _truth_rows(res: dict[str, Any], truth: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(quantity, measured, injected) rows of the demo's table."""
+    from svomflow.instruments.attitude import angular_separation_deg
+    from svomflow.simulation.bench import _efficiencies, counts_durations, grb_model_from_truth
+
+    src = truth["sources"][0]
+    model = grb_model_from_truth(src)
+    shift = res["t0"] - src["t0"]
+    rows = [("T0 (mission s)", f"{res['t0']:.3f}", f"{src['t0']:.3f} (burst start reference)")]
+    for name, (eff, _) in _efficiencies(truth).items():
+        per = res["per_instrument"].get(name)
+        if not per or per["t90"] is None:
+            continue
+        band = tuple(per["band_kev"])
+        true = counts_durations(model, band, eff)
+        label = f"{band[0]:g}-{band[1]:g} keV"
+        rows.append(
+            (
+                f"T90 {name} {label} (s)",
+                f"{per['t90']:.2f} ± {per['t90_err']:.2f}",
+                f"{true['t90']:.2f} (counts); photon {src['bands'].get(f'{band[0]:g}-{band[1]:g}', {}).get('t90', float('nan')):.2f}",
+            )
+        )
+        rows.append(
+            (
+                f"T90 start {name} (s from injected T0)",
+                f"{per['t90_start'] + shift:.2f} ± {per['t90_start_err']:.2f}",
+                f"{true['t90_start']:.2f}",
+            )
+        )
+        rows.append(
+            (f"T50 {name} (s)", f"{per['t50']:.2f} ± {per['t50_err']:.2f}", f"{true['t50']:.2f}")
+        )
+    for name, p in res["positions"].items():
+        sep = float(
+            angular_separation_deg(p["ra_deg"], p["dec_deg"], src["ra_deg"], src["dec_deg"])
+        )
+        if "r90_arcmin" in p:
+            rows.append(
+                (
+                    f"position {name}",
+                    f"RA {p['ra_deg']:.3f} Dec {p['dec_deg']:.3f} r90 {p['r90_arcmin']:.1f}'",
+                    f"RA {src['ra_deg']:.3f} Dec {src['dec_deg']:.3f} (off by {sep * 60:.2f}')",
+                )
+            )
+        else:
+            rows.append(
+                (
+                    f"position {name}",
+                    f"RA {p['ra_deg']:.1f} Dec {p['dec_deg']:.1f} r90 {p['error_radius_90_deg']:.1f} deg",
+                    f"off by {sep:.1f} deg",
+                )
+            )
+    c = res.get("classification")
+    if c:
+        rows.append(
+            ("class", f"{c['class']} (p_short {c['p_short']:.3f})", "long (injected long family)")
+        )
+    for name, sp in res.get("spectrum", {}).items():
+        ep = sp["parameters"].get("epeak")
+        if ep:
+            rows.append(
+                (
+                    f"Epeak {name} {sp['model']} (keV)",
+                    f"{ep['value']:.0f} ± {ep['error']:.0f}",
+                    f"{src['spectrum']['epeak']:.0f} at onset, decaying ({src['evolution']['mode']})",
+                )
+            )
+    return rows
+
+
+def run_demo(*, seed: int = 1, port: int = 4200, stop_server_after: bool = False) -> dict[str, Any]:
+    """Simulate, ensure a Prefect server, run the flow against it; return what to print."""
+    from svomflow.operations.prefect_server import ensure_server, stop_server
+    from svomflow.paths import data_home
+
+    obs_id = f"{SCENARIO}_{seed}"
+    base = data_home() / "demo" / obs_id
+    inp = base / "input"
+    truth = _simulate(inp, seed)
+    info = ensure_server(port=port)
+    os.environ["PREFECT_API_URL"] = info.api_url
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from svomflow.flows.vhf import vhf_quick_analysis
+
+    with temporary_settings(updates={PREFECT_API_URL: info.api_url}):
+        res = vhf_quick_analysis(
+            event_files=[str(inp / f) for f in _event_files(truth)],
+            obs_id=obs_id,
+            out_dir=str(base / "products"),
+        )
+    stopped = False
+    if stop_server_after and info.started_here:
+        stopped = stop_server()
+    return {
+        "obs_id": obs_id,
+        "input": str(inp),
+        "products_dir": str(base / "products" / obs_id),
+        "products": res["products"],
+        "server": info,
+        "server_stopped": stopped,
+        "flow_run_url": info.flow_run_url(res["flow_run_id"]) if res.get("flow_run_id") else None,
+        "rows": _truth_rows(res, truth),
+        "result": res,
+    }
+
+
+@user_errors
+def demo(
+    seed: Annotated[
+        int, typer.Option("--seed", help="Simulation seed (fixed: same burst every time).")
+    ] = 1,
+    port: Annotated[int, typer.Option("--port", help="Port of the local Prefect server.")] = 4200,
+    stop: Annotated[
+        bool,
+        typer.Option(
+            "--stop-server", help="Stop the Prefect server afterwards if the demo started it."
+        ),
+    ] = False,
+) -> None:
+    """Simulate a bright GRB, run vhf_quick_analysis on a local Prefect server, show the results."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    with console.status("simulating a bright long GRB (ECLAIRs + GRM) and running the VHF flow..."):
+        out = run_demo(seed=seed, port=port, stop_server_after=stop)
+    info = out["server"]
+    console.print(f"input (simulated L1 + truth.json): {out['input']}", soft_wrap=True)
+    table = Table(title=f"VHF quick analysis of {out['obs_id']}: measured vs injected")
+    for col in ("quantity", "measured", "injected"):
+        table.add_column(col)
+    for r in out["rows"]:
+        table.add_row(*r)
+    console.print(table)
+    console.print(f"{len(out['products'])} products in {out['products_dir']}", soft_wrap=True)
+    state = "started now" if info.started_here else "already running"
+    console.print(f"Prefect server ({state}): {info.ui_url}", soft_wrap=True)
+    if out["flow_run_url"]:
+        console.print(f"flow run in the Prefect UI: {out['flow_run_url']}", soft_wrap=True)
+    if out["server_stopped"]:
+        console.print("the Prefect server was stopped (--stop-server)")
+    elif info.started_here:
+        console.print("the Prefect server is left running; stop it with: svomflow server stop")
+    else:
+        console.print("the Prefect server was already running and is left as it was")

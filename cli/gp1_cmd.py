@@ -1,0 +1,286 @@
+"""``svomflow gp1``: the GP1 image pipeline at three levels (watch, run, module).
+
+* ``gp1 watch --config gp1_watch.yaml``: the online watcher with its pipeline instances.
+* ``gp1 run --config DIR|FILE``: one pipeline over a set of images, offline.
+* ``gp1 module NAME --input DIR|FILES --output DIR [--config FILE]``: one module.
+
+Paths given on the command line override the configuration files' paths.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from svomflow.cli._common import SetOverrides, user_errors
+from svomflow.errors import ConfigError, InputDataError
+
+app = typer.Typer(
+    help="GP1: reduce and analyse robotic-telescope images (COLIBRI).", no_args_is_help=True
+)
+
+_PATTERNS = ("*.fits", "*.fit", "*.fts", "*.fits.fz", "*.fits.gz")
+
+
+def _images(inputs: list[str], patterns: tuple[str, ...] = _PATTERNS) -> list[Path]:
+    out: list[Path] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            out += sorted(
+                q for q in p.iterdir() if any(fnmatch.fnmatch(q.name, pt) for pt in patterns)
+            )
+        elif p.is_file():
+            out.append(p)
+        else:
+            raise InputDataError(f"input {p} does not exist")
+    return out
+
+
+def _print_result(result: dict[str, Any]) -> None:
+    from rich.console import Console
+
+    con = Console()
+    con.print(f"images processed: {len(result['images'])}, failed: {len(result['failed'])}")
+    for path, reason in result["failed"].items():
+        con.print(f"  [red]failed[/red] {Path(path).name}: {reason}")
+    for w, seq in result["sequences"].items():
+        tr = seq.get("transient")
+        where = (
+            f"RA {tr['ALPHA_J2000']:.6f} Dec {tr['DELTA_J2000']:+.6f} S/N {tr['SNR']:.1f}"
+            if tr
+            else "no transient"
+        )
+        con.print(f"  {w}: {where}")
+        for code, ref in seq.get("products", {}).items():
+            con.print(f"    {code}: {ref['path']}")
+
+
+@app.command("run")
+@user_errors
+def run_cmd(
+    config: Annotated[
+        str | None,
+        typer.Option(
+            "--config",
+            "-c",
+            help="Pipeline YAML file, or a directory with gp1.yaml (and the images).",
+        ),
+    ] = None,
+    input_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--input", "-i", help="Input images or directories (override the file's input_dir)."
+        ),
+    ] = None,
+    output: Annotated[
+        str | None, typer.Option("--output", "-o", help="Output root (overrides the file's).")
+    ] = None,
+    set_: SetOverrides = None,
+    no_prefect: Annotated[
+        bool, typer.Option("--no-prefect", help="Run in plain Python, without a Prefect flow run.")
+    ] = False,
+) -> None:
+    """Run one GP1 pipeline over a set of images (offline)."""
+    from svomflow.tasks.gp1.config import load_gp1_config
+
+    cfg = load_gp1_config(
+        config,
+        overrides=set_,
+        output_dir=output,
+        input_dir=input_[0] if input_ and len(input_) == 1 and Path(input_[0]).is_dir() else None,
+    )
+    sources = list(input_ or ([cfg.input_dir] if cfg.input_dir else []))
+    if not sources:
+        raise ConfigError("no input: give --input or set input_dir in the configuration")
+    images = _images(sources)
+    if not images:
+        raise InputDataError(f"no FITS image found in {', '.join(sources)}")
+    if no_prefect:
+        from svomflow.tasks.gp1.pipeline import process_images
+
+        result = process_images(images, cfg)
+    else:
+        from svomflow.flows.gp1 import gp1_reduction
+
+        result = gp1_reduction(images=[str(p) for p in images], config=cfg.model_dump(mode="json"))
+    _print_result(result)
+    if result["failed"] and not result["images"]:
+        raise typer.Exit(1)
+
+
+@app.command("watch")
+@user_errors
+def watch_cmd(
+    config: Annotated[
+        str | None, typer.Option("--config", "-c", help="Watcher YAML file (pipelines, routing).")
+    ] = None,
+    input_: Annotated[
+        str | None, typer.Option("--input", "-i", help="Directory to watch (overrides the file's).")
+    ] = None,
+    output: Annotated[
+        str | None, typer.Option("--output", "-o", help="Output root for every instance.")
+    ] = None,
+    ledger: Annotated[
+        str | None, typer.Option("--ledger", help="Ledger file (overrides the file's).")
+    ] = None,
+    polling: Annotated[bool, typer.Option("--polling", help="Use the polling observer.")] = False,
+    until_idle: Annotated[
+        float | None, typer.Option("--until-idle", help="Exit after this many idle seconds.")
+    ] = None,
+    no_prefect: Annotated[
+        bool,
+        typer.Option("--no-prefect", help="Process in plain Python, without Prefect flow runs."),
+    ] = False,
+    set_: SetOverrides = None,
+) -> None:
+    """Watch a directory and process each complete image with the pipeline its header selects."""
+    import logging
+
+    from svomflow.operations.gp1_watch import GP1Watcher
+    from svomflow.tasks.gp1.config import load_watch_config
+
+    cfg = load_watch_config(
+        config, overrides=set_, input_dir=input_, output_dir=output, ledger=ledger
+    )
+    if polling:
+        cfg = cfg.model_copy(update={"use_polling": True})
+    processor = None
+    if no_prefect:
+        from svomflow.tasks.gp1.pipeline import process_images
+
+        def processor(path: Path, pcfg: Any) -> Any:
+            res = process_images([path], pcfg)
+            if res["failed"]:
+                raise InputDataError("; ".join(res["failed"].values()))
+            return res
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    w = GP1Watcher(cfg, processor)
+    typer.echo(
+        f"watching {w.input_dir} ({len(cfg.pipelines)} pipeline instances); "
+        f"ledger {w.ledger.path}; Ctrl-C to stop"
+    )
+    w.run(until_idle=until_idle)
+    rows = w.ledger.rows()
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r["status"]] = counts.get(r["status"], 0) + 1
+    typer.echo("ledger: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+
+
+_MODULE_NAMES = (
+    "reduction",
+    "findstars",
+    "astrometry",
+    "stacking",
+    "photometry",
+    "subtraction",
+    "summary",
+)
+
+
+def _module_config(name: str, config: str | None, output: str, set_: list[str] | None) -> Any:
+    """Pipeline config from packaged defaults plus a module file (a section or a full file)."""
+    from svomflow.config.loader import read_yaml_mapping
+    from svomflow.tasks.gp1.config import load_gp1_config
+
+    overrides = list(set_ or [])
+    cfg = load_gp1_config(None, overrides=overrides, output_dir=output)
+    if config is None:
+        return cfg
+    data = read_yaml_mapping(config)
+    if "steps" in data or any(k in data for k in ("output_dir", "instrument", "route")):
+        return load_gp1_config(config, overrides=overrides, output_dir=output)
+    from pydantic import ValidationError
+    from svomflow.config.loader import format_validation_error
+
+    section = getattr(cfg.steps, name).model_dump(mode="json")
+    from svomflow.config import deep_merge
+
+    try:
+        new = type(getattr(cfg.steps, name)).model_validate(deep_merge(section, data))
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, source=f"{name} module file")) from None
+    setattr(cfg.steps, name, new)
+    return cfg
+
+
+@app.command("module")
+@user_errors
+def module_cmd(
+    name: Annotated[str, typer.Argument(help="Module: " + ", ".join(_MODULE_NAMES))],
+    input_: Annotated[
+        list[str],
+        typer.Option("--input", "-i", help="Raw images, image states (*.json) or directories."),
+    ],
+    output: Annotated[str, typer.Option("--output", "-o", help="Output root.")],
+    config: Annotated[
+        str | None,
+        typer.Option(
+            "--config",
+            "-c",
+            help="Module YAML (its section) or a pipeline file; packaged defaults otherwise.",
+        ),
+    ] = None,
+    set_: SetOverrides = None,
+) -> None:
+    """Run one module on images (raw FITS: the modules it needs run first) or on image states."""
+    from svomflow.tasks.gp1 import analysis
+    from svomflow.tasks.gp1.pipeline import IMAGE_STEPS, step_function
+    from svomflow.tasks.gp1.sequence import build_products, collect_states, run_stack
+
+    if name not in _MODULE_NAMES:
+        raise ConfigError(f"unknown module {name!r}; one of {', '.join(_MODULE_NAMES)}")
+    cfg = _module_config(name, config, output, set_)
+    states: list[dict[str, Any]] = []
+    raws: list[Path] = []
+    for item in input_:
+        p = Path(item)
+        if p.is_dir():
+            js = sorted(
+                q
+                for q in p.glob("*.json")
+                if not q.name.endswith(".products.json") and not q.name.startswith("stack")
+            )
+            if js:
+                states += [analysis.load_state(q) for q in js]
+            else:
+                raws += _images([str(p)])
+        elif p.suffix == ".json":
+            states.append(analysis.load_state(p))
+        elif p.is_file():
+            raws.append(p)
+        else:
+            raise InputDataError(f"input {p} does not exist")
+    order = ["reduction", *IMAGE_STEPS]
+    # Modules that work on the sequence need the per-image modules up to this one.
+    last = {"stacking": "photometry", "summary": "subtraction"}.get(name, name)
+    states += [analysis.run_reduction(raw, cfg) for raw in raws]
+    for i, st in enumerate(states):
+        for step in order[1 : order.index(last) + 1]:
+            if step not in st["done"] or step == name:
+                st = step_function(step)(st, cfg)
+        states[i] = st
+    typer.echo(f"{name}: {len(states)} image(s)")
+    if name == "stacking":
+        by_dir: dict[str, list[dict[str, Any]]] = {}
+        for st in states:
+            by_dir.setdefault(st["work_dir"], []).append(st)
+        for sts in by_dir.values():
+            s = run_stack(sorted(sts, key=lambda x: x["mjd_mid"]), cfg)
+            typer.echo(f"  stack: {s['reduced']}")
+    elif name == "summary":
+        for w in sorted({st["work_dir"] for st in states}):
+            if not collect_states(w):
+                continue
+            seq = build_products(w, cfg)
+            _print_result({"images": {}, "failed": {}, "sequences": {w: seq}})
+    else:
+        for st in states:
+            typer.echo(
+                f"  {Path(st['raw']).name}: {st['work_dir']}/{st['stem']}.json "
+                f"({', '.join(st['done'])})"
+            )

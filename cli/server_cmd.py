@@ -1,0 +1,60 @@
+"""``svomflow server start|stop|status``: the local Prefect server (SQLite) used by the demo."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from svomflow.cli._common import user_errors
+
+__all__ = ["app"]
+
+app = typer.Typer(
+    help="Start, stop or check the local Prefect server (UI and API).", no_args_is_help=True
+)
+
+
+@app.command("start")
+@user_errors
+def start(
+    port: Annotated[int, typer.Option("--port", help="Port on 127.0.0.1.")] = 4200,
+) -> None:
+    """Start the local Prefect server (if none answers) and leave it running."""
+    from svomflow.operations.prefect_server import ensure_server
+
+    info = ensure_server(port=port)
+    state = "started now" if info.started_here else "already running"
+    typer.echo(f"Prefect server {state}: UI {info.ui_url}  API {info.api_url}")
+    if info.log_path:
+        typer.echo(f"log: {info.log_path}")
+    typer.echo("stop it with: svomflow server stop")
+
+
+@app.command("stop")
+@user_errors
+def stop() -> None:
+    """Stop the Prefect server that svomflow started (from its pid file)."""
+    from svomflow.operations.prefect_server import stop_server
+
+    if stop_server():
+        typer.echo("Prefect server stopped")
+    else:
+        typer.echo("no Prefect server started by svomflow is running")
+
+
+@app.command("status")
+@user_errors
+def status(
+    port: Annotated[int, typer.Option("--port", help="Port on 127.0.0.1.")] = 4200,
+) -> None:
+    """Say whether a Prefect server answers (PREFECT_API_URL, else 127.0.0.1:PORT)."""
+    import os
+
+    from svomflow.operations.prefect_server import server_healthy
+
+    api = os.environ.get("PREFECT_API_URL") or f"http://127.0.0.1:{port}/api"
+    if server_healthy(api):
+        typer.echo(f"running: {api.removesuffix('/api')}")
+    else:
+        typer.echo(f"not running at {api}")
+        raise typer.Exit(1)

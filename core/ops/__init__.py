@@ -1,1 +1,0 @@
-"""Operations: deployments and schedules, reprocessing, processing status."""

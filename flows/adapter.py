@@ -1,0 +1,436 @@
+"""The one Prefect adapter: runs any pipeline of steps as a flow's tasks, and what flows share.
+
+:func:`run_pipeline` is the body of every pipeline flow: it resolves all the calibration the
+pipeline's steps declare in the flow's first task (failing early and naming every missing
+file), reads the inputs once, then runs the pipeline's plan with a :class:`PrefectRunner`
+(each step call is one thin task; its products are published through the catalogue in a
+retried task) and returns the outcome with small product references. A flow function only
+builds the request and the configuration, calls it, and writes its summary.
+
+Also here: the run's :class:`FlowContext` (output root, database, processing key), the
+failure hook :func:`record_failure`, the summary artifact :func:`publish_summary`, the task
+runner choice :func:`task_runner_for` and the retry rule :func:`transient_error`.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Generic, ParamSpec, TypeVar, cast
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from svomflow.calibration.calibration_set import CalibrationSet
+from svomflow.products.catalogue import Product
+from svomflow.products.catalogue.publish import CataloguePublisher
+from svomflow.products.store import ProductRef, ProductStore
+from svomflow.tasks.step import (
+    Pipeline,
+    Step,
+    StepFuture,
+    check_outputs,
+    resolve_pipeline_calibration,
+)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+RequestT = TypeVar("RequestT")
+ConfigT = TypeVar("ConfigT")
+OutcomeT = TypeVar("OutcomeT")
+
+__all__ = [
+    "FlowContext",
+    "PipelineRun",
+    "PrefectRunner",
+    "default_output_root",
+    "products_table_markdown",
+    "publish_summary",
+    "record_failure",
+    "run_key",
+    "run_pipeline",
+    "task_runner_for",
+    "transient_error",
+]
+
+
+def default_output_root() -> Path:
+    """Return ``$SVOMFLOW_PRODUCTS`` or ``$SVOMFLOW_HOME/products``."""
+    from svomflow.paths import data_home
+
+    env = os.environ.get("SVOMFLOW_PRODUCTS")
+    return Path(env) if env else data_home() / "products"
+
+
+@dataclass(frozen=True)
+class FlowContext:
+    """Where a flow run writes and records: output root, database and processing key."""
+
+    flow_name: str
+    key: str
+    out_root: str
+    database_url: str | None = None
+
+    def store(self) -> ProductStore:
+        """Return a product store for this run (cheap: engines are cached per URL)."""
+        return ProductStore(self.out_root, self.database_url)
+
+    def status(self, state: str, reason: str | None = None) -> None:
+        """Record the processing state of this run's key."""
+        from svomflow.products.provenance import current_flow_run_id
+
+        self.store().set_status(
+            self.key, self.flow_name, state, reason=reason, flow_run_id=current_flow_run_id()
+        )
+
+
+def record_failure(flow: Any, flow_run: Any, state: Any) -> None:
+    """Prefect ``on_failure`` hook: store 'failed' with the reason for the run's key.
+
+    The key is the run's ``obs_id`` (or ``night``, ``burst_id``), else the name of its first
+    input file (``images``/``events``); ``out_dir``/``output_dir`` and ``database_url`` are
+    honoured; the reason is the state's message.
+    """
+    params = dict(getattr(flow_run, "parameters", {}) or {})
+    key = run_key(params)
+    if not key:
+        return
+    out_root = params.get("out_dir") or params.get("output_dir") or str(default_output_root())
+    reason = (getattr(state, "message", None) or "failed")[:2000]
+    ctx = FlowContext(flow.name, str(key), str(out_root), params.get("database_url"))
+    try:
+        ctx.status("failed", reason)
+    except Exception as exc:
+        import logging
+
+        logging.getLogger("svomflow.flows").error("could not record failure of %s: %s", key, exc)
+
+
+def run_key(params: Mapping[str, Any]) -> str | None:
+    """Return what a flow run processes, from its parameters (used for status and names)."""
+    for name in ("obs_id", "night", "burst_id"):
+        if params.get(name):
+            return str(params[name])
+    for name in ("images", "events", "l1_files"):
+        files = params.get(name)
+        if files:
+            first = files[0] if isinstance(files, list | tuple) else files
+            return Path(str(first)).name
+    return None
+
+
+def products_table_markdown(refs: Sequence[ProductRef]) -> str:
+    """Return a markdown table of products with file links."""
+    lines = ["| product | instrument | version | file |", "|---|---|---|---|"]
+    for r in refs:
+        lines.append(
+            f"| {r.type_code} | {r.instrument} | v{r.version} | [{Path(r.path).name}](file://{r.path}) |"
+        )
+    return "\n".join(lines)
+
+
+def publish_summary(
+    *,
+    title: str,
+    key: str,
+    refs: Sequence[ProductRef],
+    numbers: Mapping[str, Any] | None = None,
+    previews: Sequence[str] = (),
+    artifact_key: str | None = None,
+) -> str:
+    """Attach a markdown summary artifact (key numbers, product table, previews) to the run.
+
+    Returns the markdown text (also useful outside Prefect). Preview PNGs are linked by
+    ``file://`` URL: Prefect image artifacts take URLs, not bytes.
+    """
+    parts = [f"# {title}", ""]
+    if numbers:
+        parts += ["| quantity | value |", "|---|---|"]
+        parts += [f"| {k} | {v} |" for k, v in numbers.items()]
+        parts.append("")
+    parts += ["## Products", "", products_table_markdown(refs), ""]
+    for p in previews:
+        parts.append(f"![{Path(p).name}](file://{p})")
+    text = "\n".join(parts)
+    try:
+        from prefect.artifacts import create_markdown_artifact
+        from prefect.context import FlowRunContext
+
+        if FlowRunContext.get() is not None:
+            safe_key = (artifact_key or f"{title}-{key}").lower()
+            safe_key = "".join(c if c.isalnum() or c == "-" else "-" for c in safe_key)[:100]
+            create_markdown_artifact(markdown=text, key=safe_key, description=title)
+    except ImportError:
+        pass
+    return text
+
+
+def task_runner_for(address: str | None = None, *, max_workers: int | None = None) -> Any:
+    """Return the task runner for a flow's fan-out: threads, or Dask when one is configured.
+
+    Parameters
+    ----------
+    address
+        ``None`` reads ``$SVOMFLOW_DASK_ADDRESS``; empty means the default thread pool;
+        ``"local"`` starts a Dask ``LocalCluster`` per flow run (2 workers, no dashboard);
+        anything else is the address of a running Dask scheduler (``tcp://host:8786``).
+    max_workers
+        Threads of the thread runner (default ``min(8, cpu count)``: Prefect's default pool
+        is unbounded).
+
+    Notes
+    -----
+    Dask submission costs ~65 ms per task here (ARCHITECTURE.md §10), so it pays only for
+    coarse tasks (seconds each): per-group masters, per-image reductions, Monte Carlo batches.
+    """
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    if address is None:
+        address = os.environ.get("SVOMFLOW_DASK_ADDRESS", "")
+    address = address.strip()
+    if not address:
+        return ThreadPoolTaskRunner(max_workers=max_workers or min(8, os.cpu_count() or 1))
+    try:
+        from prefect_dask import DaskTaskRunner
+    except ImportError as exc:
+        from svomflow.errors import ConfigError
+
+        raise ConfigError(
+            f"a Dask address is set ({address!r}) but prefect-dask is not installed: "
+            "pip install 'svomflow[dask]'"
+        ) from exc
+    if address == "local":
+        return DaskTaskRunner(
+            cluster_kwargs={
+                "n_workers": 2,
+                "threads_per_worker": 1,
+                "processes": False,
+                "dashboard_address": None,
+            }
+        )
+    return DaskTaskRunner(address=address)
+
+
+def transient_error(task: Any, task_run: Any, state: Any) -> bool:
+    """Prefect ``retry_condition_fn``: retry I/O and database errors, never user errors.
+
+    A bad header value or a missing calibration (:class:`~svomflow.errors.SvomflowError`)
+    fails the same way on every try; a locked database, a network file system hiccup or a
+    dropped database connection may not.
+    """
+    from sqlalchemy.exc import OperationalError
+    from svomflow.errors import SvomflowError
+
+    try:
+        state.result()
+    except SvomflowError:
+        return False
+    except (OSError, OperationalError, TimeoutError):
+        return True
+    except Exception:
+        return False
+    return False
+
+
+# --------------------------------------------------------------------------- the adapter
+
+
+@dataclass
+class PipelineRun(Generic[OutcomeT]):
+    """What :func:`run_pipeline` returns: the plan's outcome and what was published."""
+
+    outcome: OutcomeT
+    refs: list[ProductRef]
+    calibration: CalibrationSet
+    warnings: list[str]
+
+
+@task(name="step", cache_policy=NO_CACHE, persist_result=False)
+def _run_step_task(step: Step[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """Run one pure step call (never retried: a step is deterministic on its inputs)."""
+    return step.run(*args, **kwargs)
+
+
+@task(
+    name="publish",
+    cache_policy=NO_CACHE,
+    persist_result=False,
+    retries=2,
+    retry_delay_seconds=[1, 3],
+    retry_condition_fn=lambda t, r, s: transient_error(t, r, s),
+)
+def _publish_task(
+    publisher: CataloguePublisher, step: Step[Any, Any], products: list[Product]
+) -> list[ProductRef]:
+    """Publish a step's products (retried on I/O and database errors only)."""
+    return publisher.publish(step, products)
+
+
+class _PrefectStepFuture(Generic[R]):
+    """A submitted step call: waits for the task, then publishes its products once."""
+
+    def __init__(self, runner: PrefectRunner, step: Step[Any, R], name: str, future: Any) -> None:
+        self._runner, self._step, self._name, self._future = runner, step, name, future
+        self._done = False
+        self._value: Any = None
+
+    def result(self) -> R:
+        """Wait for the step call and publish its products (once)."""
+        if not self._done:
+            value = self._future.result()
+            self._runner._publish(self._step, self._name, value)
+            self._value, self._done = value, True
+        return cast(R, self._value)
+
+
+class PrefectRunner:
+    """Runner whose step calls are Prefect tasks named after the step.
+
+    Concurrent calls (:meth:`submit`) go to the flow's task runner (threads, or Dask for a
+    flow that sets one); products are always published from the flow's own process, in a
+    retried ``publish`` task.
+
+    Parameters
+    ----------
+    publisher
+        Where products go (the catalogue publisher of the run), or None.
+    label
+        Suffix of the task-run names (``lightcurves-eclairs``); see :meth:`named`.
+    """
+
+    def __init__(self, publisher: CataloguePublisher | None, label: str | None = None) -> None:
+        self.publisher = publisher
+        self.label = label
+        self.refs: list[ProductRef] = []
+        self.warnings: list[str] = []
+        self._lock = threading.Lock()
+
+    def named(self, label: str) -> PrefectRunner:
+        """Return a view of this runner whose task runs are named ``<step>-<label>``."""
+        view = PrefectRunner(self.publisher, label)
+        view.refs, view.warnings, view._lock = self.refs, self.warnings, self._lock
+        return view
+
+    def _task_name(self, step: Step[Any, Any]) -> str:
+        return f"{step.name}-{self.label}" if self.label else step.name
+
+    def _publish(self, step: Step[Any, Any], name: str, result: object) -> None:
+        products = check_outputs(step, result)
+        if products and self.publisher is not None:
+            refs = _publish_task.with_options(task_run_name=f"publish-{name}")(
+                self.publisher, step, products
+            )
+            with self._lock:
+                self.refs.extend(refs)
+
+    def run(self, step: Step[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+        """Run one step call as a task now; publish its products; return its result."""
+        name = self._task_name(step)
+        result = _run_step_task.with_options(name=step.name, task_run_name=name)(
+            step, tuple(args), dict(kwargs)
+        )
+        self._publish(step, name, result)
+        return cast(R, result)
+
+    def submit(self, step: Step[P, R], *args: P.args, **kwargs: P.kwargs) -> StepFuture[R]:
+        """Start one step call on the flow's task runner; ``.result()`` waits and publishes."""
+        name = self._task_name(step)
+        fut = _run_step_task.with_options(name=step.name, task_run_name=name).submit(
+            step, tuple(args), dict(kwargs)
+        )
+        return _PrefectStepFuture(self, step, name, fut)
+
+    def warn(self, message: str) -> None:
+        """Log a warning to the flow run (shown in the UI)."""
+        with self._lock:
+            self.warnings.append(message)
+        try:
+            get_run_logger().warning(message)
+        except Exception:  # outside a run context
+            import logging
+
+            logging.getLogger("svomflow.flows").warning(message)
+
+
+@task(
+    name="resolve-calibration",
+    cache_policy=NO_CACHE,
+    persist_result=False,
+    retries=2,
+    retry_delay_seconds=[2, 5],
+    retry_condition_fn=lambda t, r, s: transient_error(t, r, s),
+)
+def _resolve_task(
+    pipeline: Pipeline[Any, Any, Any, Any],
+    request: Any,
+    config: Any,
+    caldb_root: str | None,
+    index_version: int | None,
+) -> CalibrationSet:
+    """Select and load every calibration file the steps declare (the flow's first task)."""
+    return resolve_pipeline_calibration(
+        pipeline, request, config, caldb_root=caldb_root, index_version=index_version
+    )
+
+
+@task(
+    name="read-inputs",
+    cache_policy=NO_CACHE,
+    persist_result=False,
+    retries=2,
+    retry_delay_seconds=[1, 3],
+    retry_condition_fn=lambda t, r, s: transient_error(t, r, s),
+)
+def _read_task(pipeline: Pipeline[Any, Any, Any, Any], request: Any, cal: CalibrationSet) -> Any:
+    """Read the inputs once (retried on I/O errors, never on bad input)."""
+    return pipeline.read(request, cal)
+
+
+def run_pipeline(
+    pipeline: Pipeline[RequestT, Any, ConfigT, OutcomeT],
+    request: RequestT,
+    config: ConfigT,
+    ctx: FlowContext,
+    *,
+    inputs: Sequence[str] = (),
+    caldb_root: str | None = None,
+    index_version: int | None = None,
+) -> PipelineRun[OutcomeT]:
+    """Run a pipeline inside the current flow run (see the module docstring).
+
+    Parameters
+    ----------
+    pipeline
+        The pipeline definition.
+    request
+        What the run processes (the flow's parameters as the pipeline's request object).
+    config
+        The merged configuration (recorded in every product's provenance).
+    ctx
+        Output root, database and processing key of the run.
+    inputs
+        The input files (checksummed into every product's provenance).
+    caldb_root, index_version
+        The CALDB to select from (default ``$SVOMFLOW_CALDB`` or the home's) and an index
+        version to reproduce an earlier calibration context.
+    """
+    ctx.status("running")
+    cal = (
+        _resolve_task(pipeline, request, config, caldb_root, index_version)
+        if pipeline.calibration_codes
+        else CalibrationSet()  # nothing declared: no CALDB to open, no task to wait for
+    )
+    data = _read_task(pipeline, request, cal)
+    publisher = CataloguePublisher(
+        ctx.store(),
+        obs_id=ctx.key,
+        flow_name=ctx.flow_name,
+        config=config,
+        inputs=list(inputs),
+        calibration=cal.refs(),
+    )
+    runner = PrefectRunner(publisher)
+    outcome = pipeline.plan(runner, data, config, cal)
+    return PipelineRun(outcome, list(runner.refs), cal, list(runner.warnings))

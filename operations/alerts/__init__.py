@@ -1,0 +1,1 @@
+"""The NATS JetStream alert listener that turns alerts into flow runs, and its ledger."""

@@ -1,0 +1,154 @@
+"""Publishing through the catalogue: check, link, record provenance, write, preview.
+
+:class:`CataloguePublisher` is the only code that turns a step's
+:class:`~svomflow.products.catalogue.types.Product` objects into files and database rows
+(through :class:`~svomflow.products.store.ProductStore`: atomic, versioned, idempotent).
+Both runners use it: the Prefect adapter and the plain runner of ``--no-prefect`` runs.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+from pydantic import BaseModel
+from svomflow.products.catalogue.models import FigureModel, FitsModel
+from svomflow.products.catalogue.registry import product_type
+from svomflow.products.catalogue.types import PREVIEW_SUFFIX, Product, link_name
+from svomflow.products.content import relink_ogip
+from svomflow.products.provenance import CalibrationRef, FileRef, Provenance
+from svomflow.products.store import ProductRef, ProductStore
+
+__all__ = ["CataloguePublisher", "ProductCheckError"]
+
+
+class ProductCheckError(TypeError):
+    """A step made a product that does not conform to its catalogue type (a bug)."""
+
+
+class _StepLike(Protocol):
+    name: str
+    calibration: tuple[str, ...]
+
+
+class CataloguePublisher:
+    """Publish products of one run: one store, one key, one configuration, one input set.
+
+    Parameters
+    ----------
+    store
+        The product store (output root and products database).
+    obs_id
+        The run's key (products may name another, e.g. a GP1 sequence).
+    flow_name
+        Recorded in provenance and the database.
+    config
+        The run's merged configuration (written into every product's provenance).
+    inputs
+        The run's input files (checksummed once).
+    calibration
+        The run's calibration files; each product records those of its step's codes.
+    """
+
+    def __init__(
+        self,
+        store: ProductStore,
+        *,
+        obs_id: str,
+        flow_name: str,
+        config: BaseModel | Mapping[str, Any] | None,
+        inputs: Sequence[str | os.PathLike[str]] = (),
+        calibration: Sequence[CalibrationRef] = (),
+    ) -> None:
+        self.store = store
+        self.obs_id = obs_id
+        self.flow_name = flow_name
+        self.config = (
+            config.model_dump(mode="json") if isinstance(config, BaseModel) else dict(config or {})
+        )
+        self.calibration = list(calibration)
+        self._files = {str(Path(p).resolve()): FileRef.of(p) for p in inputs}
+        self._names: dict[str, str] = {}
+        self._lock = threading.Lock()
+        self.refs: list[ProductRef] = []
+
+    def _inputs(self, product: Product) -> list[FileRef]:
+        if product.inputs is None:
+            return list(self._files.values())
+        out = []
+        for p in product.inputs:
+            key = str(Path(p).resolve())
+            if key not in self._files:
+                self._files[key] = FileRef.of(key)
+            out.append(self._files[key])
+        return out
+
+    def _calibration(self, product: Product, step_codes: Sequence[str]) -> list[CalibrationRef]:
+        codes = {c.upper() for c in (product.calibration or step_codes)}
+        return [c for c in self.calibration if c.codename.upper() in codes]
+
+    def publish(self, step: _StepLike, products: Sequence[Product]) -> list[ProductRef]:
+        """Publish a step's products in order, then their previews; return the references.
+
+        Raises
+        ------
+        ProductCheckError
+            When a product does not conform to its catalogue declaration.
+        """
+        refs: list[ProductRef] = []
+        previews: list[tuple[Product, FigureModel]] = []
+        for p in products:
+            ptype = product_type(p.type_code)
+            problems = ptype.check(p)
+            if problems:
+                raise ProductCheckError(
+                    f"step {step.name!r} made a {p.type_code} ({p.instrument}) that does not "
+                    f"conform to the catalogue: {'; '.join(problems)}"
+                )
+            refs.append(self._write(p, step))
+            if ptype.preview is not None:
+                previews.append((p, ptype.preview(p.model)))
+        for p, fig in previews:
+            preview = Product(
+                p.type_code + PREVIEW_SUFFIX,
+                p.instrument,
+                fig,
+                obs_id=p.obs_id,
+                inputs=p.inputs,
+                calibration=p.calibration,
+                content=p.content,
+            )
+            refs.append(self._write(preview, step))
+        return refs
+
+    def _write(self, p: Product, step: _StepLike) -> ProductRef:
+        model = p.model
+        content: Any
+        if isinstance(model, FitsModel):
+            with self._lock:
+                names = dict(self._names)
+            content = relink_ogip(list(model.to_fits()), names) if names else list(model.to_fits())
+        else:
+            content = model.write
+        prov = Provenance.start(
+            config=self.config,
+            inputs=self._inputs(p),
+            calibration=self._calibration(p, step.calibration),
+            flow_name=self.flow_name,
+        )
+        prov.content = dict(p.content)
+        ref = self.store.publish(
+            content,
+            type_code=p.type_code,
+            instrument=p.instrument,
+            obs_id=p.obs_id or self.obs_id,
+            provenance=prov,
+            ext=model.file_ext(),
+        )
+        with self._lock:
+            self._names[link_name(p.type_code, p.instrument)] = Path(ref.path).name
+            self.refs.append(ref)
+        return ref

@@ -1,0 +1,1 @@
+"""Nightly master calibrations of the CCD camera: screening, building, validation, QC history."""
