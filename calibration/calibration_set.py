@@ -108,6 +108,18 @@ class CalibrationSet:
             )
         return self.objects[key]
 
+    def named(self, name: str) -> Any:
+        """Return the loaded object of a requirement by its full name (``ddrago-b:DARK:img7``).
+
+        Raises
+        ------
+        CalibrationNotFoundError
+            When the set has no such file.
+        """
+        if name not in self.objects:
+            raise CalibrationNotFoundError(f"no calibration {name!r} in this run")
+        return self.objects[name]
+
     def optional(self, instrument: str, codename: str) -> Any | None:
         """Return the loaded object, or None when the set has no such file."""
         key = calibration_key(instrument, codename)

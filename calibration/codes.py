@@ -52,6 +52,10 @@ CODES: dict[str, CalibrationCode] = {
         CalibrationCode("CTI", "charge-transfer inefficiency vs energy of the MXT CCD", "svomflow.instruments.mxt_calibration:read_cti"),
         CalibrationCode("PATTERN", "energy recovered per event pattern (multiplicity)", "svomflow.instruments.mxt_calibration:read_pattern"),
         CalibrationCode("PSF", "MXT point-spread function (King profile vs energy)", "svomflow.instruments.mxt_calibration:read_psf"),
+        # CCD camera masters (built and promoted by the nightly calibration flow)
+        CalibrationCode("BIAS", "master bias frame of a CCD camera (per readout mode)", "svomflow.products.ccd_masters:read_master"),
+        CalibrationCode("DARK", "master dark-current frame (rate, per temperature and exposure)", "svomflow.products.ccd_masters:read_master"),
+        CalibrationCode("FLAT", "master flat field of a CCD camera (per filter)", "svomflow.products.ccd_masters:read_master"),
     )
 }  # fmt: skip
 

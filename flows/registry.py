@@ -124,6 +124,7 @@ _SPECS = (
         tags=("burst", "vhf"),
         overrides_parameter="overrides",
         inputs_parameter="event_files",
+        pipeline="svomflow.tasks.vhf.pipeline:VHF_PIPELINE",
     ),
     FlowSpec(
         name="xband_analysis",
@@ -134,6 +135,7 @@ _SPECS = (
         tags=("burst", "xband"),
         config_parameter="config",
         inputs_parameter="events",
+        pipeline="svomflow.tasks.xband.pipeline:XBAND_PIPELINE",
     ),
     FlowSpec(
         name="mxt_analysis",
@@ -143,6 +145,7 @@ _SPECS = (
         key_parameter="obs_id",
         tags=("burst", "mxt"),
         config_parameter="config",
+        pipeline="svomflow.tasks.xray.pipeline:MXT_PIPELINE",
     ),
     FlowSpec(
         name="gp1_reduction",
@@ -153,6 +156,7 @@ _SPECS = (
         tags=("ground", "gp1"),
         config_parameter="config",
         inputs_parameter="images",
+        pipeline="svomflow.tasks.gp1.pipeline:GP1_PIPELINE",
     ),
     FlowSpec(
         name="nightly_master_calibration",
@@ -164,6 +168,7 @@ _SPECS = (
         tags=("calibration", "nightly"),
         scheduled=True,
         config_parameter="config",
+        pipeline="svomflow.tasks.masters.pipeline:NIGHTLY_PIPELINE",
     ),
     FlowSpec(
         name="alert_ingest",

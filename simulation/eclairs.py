@@ -496,5 +496,3 @@ def _bin_live_fraction(edges: NDArray[np.float64], gti: NDArray[np.float64]) -> 
     hi = edges[1:, None]
     cover = np.clip(np.minimum(hi, gti[None, :, 1]) - np.maximum(lo, gti[None, :, 0]), 0, None)
     return cover.sum(axis=1) / (edges[1:] - edges[:-1])
-
-

@@ -73,8 +73,15 @@ def run_grm(ctx: ScenarioContext, rng: np.random.Generator) -> dict[str, Any]:
                 )
                 p = ctx.out_dir / f"grm_{det.lower()}_{g.name}.rsp"
                 write_rsp(
-                    p, lo, hi, m, eb, telescope=inst.telescope, instrument=inst.instrument,
-                    detector=det, direction_radec=(g.ra_deg, g.dec_deg),
+                    p,
+                    lo,
+                    hi,
+                    m,
+                    eb,
+                    telescope=inst.telescope,
+                    instrument=inst.instrument,
+                    detector=det,
+                    direction_radec=(g.ra_deg, g.dec_deg),
                 )
                 rsps[det] = p.name
     return {"files": {"events": path.name, "rsp": rsps}, **sim.truth}

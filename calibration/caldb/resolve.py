@@ -35,6 +35,9 @@ class CalibrationRequirement:
         Boundary parameter values, e.g. ``{"energ": 50.0}``.
     optional
         If true, a missing file is left out of the result instead of being an error.
+    time
+        Observation time of this selection when it differs from the run's (an image of a
+        night); ``None`` uses the time given to :func:`resolve_calibrations`.
     """
 
     name: str
@@ -45,6 +48,7 @@ class CalibrationRequirement:
     filter: str = "NONE"
     boundary_values: Mapping[str, object] = field(default_factory=dict)
     optional: bool = False
+    time: object | None = None
 
     @classmethod
     def coerce(cls, value: CalibrationRequirement | Mapping[str, Any]) -> CalibrationRequirement:
@@ -145,7 +149,7 @@ def resolve_calibrations(
                 telescope=req.telescope,
                 detector=req.detector,
                 filter=req.filter,
-                time=when,
+                time=when if req.time is None else to_utc(req.time, what="observation time"),
                 index_version=index_version,
                 **dict(req.boundary_values),
             )

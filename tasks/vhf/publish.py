@@ -219,6 +219,7 @@ def publish_products(
                 fp.hardness_hdus(t.hardness, t0=t0, flags=hflags, **ids), "QHR", code, files, cal
             )
         for r in result.spectrum.responses.get(name, []):
+
             def rsp_file(path: Path, r: Any = r, defn: Any = data.definition) -> None:
                 write_rsp(
                     path,

@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
+
+
 def _package_dirs() -> dict[str, str]:
     """Folder -> wheel prefix, read from pyproject's package-dir (the one mapping)."""
     import tomllib
