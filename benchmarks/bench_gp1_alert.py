@@ -3,8 +3,8 @@
 One simulated COLIBRI alert frame (2048 x 2048 plus overscan, seeded) with masters equal to
 the simulated detector, processed
 
-1. in plain Python, module by module (reduction, findstars, astrometry, photometry,
-   subtraction, products), each timed;
+1. in plain Python, step by step (the pipeline's steps called directly: read, reduction,
+   findstars, astrometry, photometry, subtraction, products published), each timed;
 2. by the Prefect flow ``gp1_reduction`` on the same frame (fresh output): the difference
    with (1) is the Prefect overhead.
 
@@ -21,13 +21,14 @@ import os
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from astropy.io import fits
 
 
 def _masters(truth: dict, out: Path, band: str) -> dict[str, str]:
-    from svomflow.tasks.ccd.master_builders import MasterFrame
+    from svomflow.products.ccd_masters import MasterFrame
 
     td = Path(truth["truth_dir"])
     det = truth["detector"]
@@ -61,10 +62,22 @@ def _masters(truth: dict, out: Path, band: str) -> dict[str, str]:
 def main() -> None:
     """Run the benchmark and print the figures."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    from svomflow.calibration.calibration_set import CalibrationSet
+    from svomflow.instruments.ccd_camera import load_camera
+    from svomflow.products.catalogue.publish import CataloguePublisher
+    from svomflow.products.store import ProductStore
     from svomflow.simulation.colibri import ScienceSpec, simulate_colibri_night
-    from svomflow.tasks.gp1 import analysis
+    from svomflow.tasks.gp1.analysis import (
+        find_stars,
+        measure_photometry,
+        solve_image,
+        subtract_reference,
+    )
     from svomflow.tasks.gp1.config import GP1Config
-    from svomflow.tasks.gp1.sequence import build_products
+    from svomflow.tasks.gp1.image_products import image_products
+    from svomflow.tasks.gp1.inputs import read_image_file, read_references
+    from svomflow.tasks.gp1.reduction import reduce_image
+    from svomflow.tasks.gp1.sequence import sequence_products
 
     tmp = Path(tempfile.mkdtemp(prefix="bench_gp1_"))
     os.environ.setdefault("SVOMFLOW_HOME", str(tmp / "home"))
@@ -80,55 +93,64 @@ def main() -> None:
     def config(out: str) -> GP1Config:
         cfg = GP1Config(output_dir=out, trigger_time=truth["science"]["trigger_time"])
         cfg.steps.astrometry.reference_catalog = str(tmp / "night" / "refcat")
-        cfg.steps.reduction.overrides = masters
+        cfg.steps.reduction.override_bias = masters["BIAS"]
+        cfg.steps.reduction.override_dark = masters["DARK"]
+        cfg.steps.reduction.override_flat = masters["FLAT"]
         return cfg
 
-    # Warm-up on a copy (numba compilation is cached on disk after the first run ever).
-    warm = config(str(tmp / "warm"))
-    warm.steps.stacking.enabled = False
-    st = analysis.run_reduction(raw, warm)
-    for fn in (
-        analysis.run_findstars,
-        analysis.run_astrometry,
-        analysis.run_photometry,
-        analysis.run_subtraction,
-    ):
-        st = fn(st, warm)
-    build_products(st["work_dir"], warm)  # imports (prefect, matplotlib) happen once per process
+    camera = load_camera()
+    calibration = CalibrationSet.from_files({f"{camera.name}:{k}": v for k, v in masters.items()})
 
-    def plain_run(out: str, cosmic_rays: bool) -> tuple[dict, dict, dict[str, float], float]:
+    def plain_run(out: str, cosmic_rays: bool) -> tuple[Any, Any, dict[str, float], float]:
+        """The pipeline's steps called one by one (as a notebook does), each timed."""
         cfg = config(out)
         cfg.steps.reduction.cosmic_rays = cosmic_rays
         cfg.steps.stacking.enabled = False  # one image: products come from its difference
-        steps = [
-            ("reduction", None),
-            ("findstars", analysis.run_findstars),
-            ("astrometry", analysis.run_astrometry),
-            ("photometry", analysis.run_photometry),
-            ("subtraction", analysis.run_subtraction),
-        ]
+        steps, extract = cfg.steps, cfg.steps.findstars.extract
         times: dict[str, float] = {}
         t_all = time.perf_counter()
-        st: dict = {}
-        for name, fn in steps:
+        t = time.perf_counter()
+        image = read_image_file(raw, camera)
+        refs = read_references([image], cfg, camera)[image.path]
+        times["read"] = time.perf_counter() - t
+        calls = [
+            ("reduction", lambda r: reduce_image(image, camera, cfg.alert_keyword, config=steps.reduction, calibration=calibration)),
+            ("findstars", lambda r: find_stars(r, config=steps.findstars)),
+            ("astrometry", lambda r: solve_image(r, refs, extract, config=steps.astrometry)),
+            ("photometry", lambda r: measure_photometry(r, refs, extract, camera, config=steps.photometry)),
+            ("subtraction", lambda r: subtract_reference(r, refs, extract, config=steps.subtraction)),
+        ]  # fmt: skip
+        res = None
+        for name, call in calls:
             t = time.perf_counter()
-            st = analysis.run_reduction(raw, cfg) if fn is None else fn(st, cfg)
+            res = call(res)
             times[name] = time.perf_counter() - t
         t = time.perf_counter()
-        seq = build_products(st["work_dir"], cfg)
+        publisher = CataloguePublisher(
+            ProductStore(out), obs_id=raw.name, flow_name="gp1_reduction", config=cfg,
+            inputs=[raw], calibration=calibration.refs(),
+        )  # fmt: skip
+        publisher.publish(image_products, image_products(res, config=cfg).products)
+        seq = sequence_products(
+            [res], None, cfg.trigger_time, steps.subtraction.match_radius_arcsec,
+            config=steps.summary,
+        )  # fmt: skip
+        publisher.publish(sequence_products, seq.products)
         times["products"] = time.perf_counter() - t
-        return st, seq, times, time.perf_counter() - t_all
+        return res, seq, times, time.perf_counter() - t_all
 
-    st, seq, times, plain = plain_run(str(tmp / "plain"), True)
+    plain_run(str(tmp / "warm"), True)  # imports (matplotlib) happen once per process
+    res, seq, times, plain = plain_run(str(tmp / "plain"), True)
     _, _, times_fast, plain_fast = plain_run(str(tmp / "plain_fast"), False)
     cfg = config(str(tmp / "plain"))
+    st = res.summary
     print(
-        f"\none alert image, {st['n_sources']} sources, {st['astrometry_n']} astrometric "
-        f'stars (RMS {st["astrometry_rms_arcsec"]:.3f}"), ZP {st["zp"]:.3f} +- '
-        f'{st["zp_err"]:.3f}, FWHM {st["fwhm_arcsec"]:.2f}", 5-sigma limit '
-        f"{st['maglim']:.2f}, {st['n_candidates']} candidate(s)"
+        f"\none alert image, {st.n_sources} sources, {st.astrometry_n} astrometric "
+        f'stars (RMS {st.astrometry_rms_arcsec:.3f}"), ZP {st.zp:.3f} +- '
+        f'{st.zp_err:.3f}, FWHM {st.fwhm_arcsec:.2f}", 5-sigma limit '
+        f"{st.maglim:.2f}, {st.n_candidates} candidate(s)"
     )
-    tr = seq["transient"]
+    tr = seq.transient
     if tr is not None:
         ag = truth["science"]["afterglow"]
         d = (
@@ -166,30 +188,28 @@ def main() -> None:
         for rep in range(2):
             plain_best = min(plain_best, plain_run(str(tmp / f"plain_rep{rep}"), False)[3])
             t = time.perf_counter()
-            res = gp1_reduction(images=[str(raw)], config=flow_cfg(str(tmp / f"flow{rep}")))
+            ran = gp1_reduction(images=[str(raw)], config=flow_cfg(str(tmp / f"flow{rep}")))
             flow_best = min(flow_best, time.perf_counter() - t)
-            assert not res["failed"], res["failed"]
+            assert not ran["failed"], ran["failed"]
     print(
         f"\nPrefect flow gp1_reduction (no L.A.Cosmic), best of 2: {flow_best:.2f} s wall; "
         f"plain Python best of 2: {plain_best:.2f} s; Prefect overhead "
-        f"{flow_best - plain_best:+.2f} s for 6 task runs + 1 flow run"
+        f"{flow_best - plain_best:+.2f} s for the adapter's tasks + 1 flow run"
     )
 
     # PSF photometry: our numba fitter vs photutils PSFPhotometry, same model and sources.
-    from svomflow.tasks.gp1.reduction import read_reduced
     from svomflow.tasks.photometry.extract import estimate_background
     from svomflow.tasks.photometry.measure import fit_psf_photometry, noise_map, psf_photometry
-    from svomflow.tasks.photometry.psf import PSFModel
 
-    img = read_reduced(st["reduced"])
+    img = res.reduced
     data = np.where(img.mask, 0.0, img.data).astype(float)
     bk = estimate_background(data, cfg.steps.findstars.extract)
     sub = data - bk.back()
-    err = noise_map(bk.rms(), sub, st["gain"])
-    cat = fits.getdata(st["photometry"], 1)
+    err = noise_map(bk.rms(), sub, st.gain)
+    cat = res.catalog
     x = np.asarray(cat["XWIN_IMAGE"], float)[:300] - 1
     y = np.asarray(cat["YWIN_IMAGE"], float)[:300] - 1
-    psf = PSFModel(**st["psf"])
+    psf = res.psf
     t = time.perf_counter()
     ours = fit_psf_photometry(sub, x, y, psf, error=err, mask=img.mask)
     t_ours = time.perf_counter() - t

@@ -13,8 +13,8 @@ import numpy as np
 from scipy import optimize
 from scipy.special import erf
 from svomflow.config import load_instrument
+from svomflow.instruments.mxt_calibration import PSFModel
 from svomflow.tasks.xray.mlfit import fit_sources
-from svomflow.tasks.xray.psf import PSFModel
 
 
 def numpy_psf(psf: PSFModel, x0: float, y0: float, xe: np.ndarray, ye: np.ndarray) -> np.ndarray:

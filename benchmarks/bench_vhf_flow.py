@@ -3,7 +3,8 @@
 Requirement: within 30 s wall, Prefect overhead included, on this 2-core machine. Prints:
 
 * the flow's wall time as a real Prefect flow run (temporary Prefect server, SQLite) and the
-  same steps called without Prefect (the peer): their ratio is the orchestration overhead;
+  same pipeline run without Prefect (``run_vhf_plain``, the peer): their ratio is the
+  orchestration overhead;
 * the split per stage (reading, binning, background, imaging, T90, writing products,
   orchestration) measured by calling each step alone on warm data;
 * the ratio of the flow's wall time to the 30 s requirement.
@@ -25,45 +26,57 @@ SCENARIO = ("bright_long_grb", ["time.start_s=-40", "time.stop_s=110"])
 
 def _stage_split(files: list[str], out: Path) -> dict[str, float]:
     """Wall time of each kind of work, each step called alone (data already in memory)."""
+
+    from svomflow.products.catalogue.publish import CataloguePublisher
     from svomflow.products.store import ProductStore
+    from svomflow.tasks.step import resolve_pipeline_calibration, run_plain
     from svomflow.tasks.timing import adaptive_curve, durations
+    from svomflow.tasks.vhf.bands import clip_band, definition_band, energy_range_kev
     from svomflow.tasks.vhf.config import VHFConfig
-    from svomflow.tasks.vhf.inputs import _load_cached, load_inputs
-    from svomflow.tasks.vhf.pipeline import analyse
-    from svomflow.tasks.vhf.position import coded_mask_position, image_trigger_search
-    from svomflow.tasks.vhf.publish import publish_products
-    from svomflow.tasks.vhf.timing import _band_times, clip_band, instrument_timing
+    from svomflow.tasks.vhf.curves import InstrumentCurves
+    from svomflow.tasks.vhf.inputs import VHFRequest, read
+    from svomflow.tasks.vhf.pipeline import VHF_PIPELINE
+    from svomflow.tasks.vhf.position import image_trigger_search, quick_position_step
+    from svomflow.tasks.vhf.timing import band_times, lightcurves, timing
 
     cfg = VHFConfig()
-    _load_cached.cache_clear()
+    request = VHFRequest.of(files, "bench")
+    cal = resolve_pipeline_calibration(VHF_PIPELINE, request, cfg)
     split: dict[str, float] = {}
     t = time.perf_counter()
-    inputs = load_inputs(files)
+    burst = read(request, cal).burst
     split["reading"] = time.perf_counter() - t
-    timings = {}
-    split["binning + background"] = split["t90"] = 0.0
-    for name, d in inputs.instruments.items():
+    split["binning + background"] = split["t90"] = split["imaging"] = 0.0
+    for d in burst.instruments.values():
         # the flow's chain: extent search on fine bins, a width chosen from the extent, the
         # background refitted on it (adaptive_curve), then T90 with its simulated errors
-        band = clip_band(tuple(d.bands("t90", cfg.default_bands.t90)), d.energy_range_kev)
-        band_t = _band_times(d.events, band or d.energy_range_kev)
+        erange = energy_range_kev(d, cal)
+        band = clip_band(definition_band(d, "t90", cfg.default_bands.t90), erange) or erange
+        band_t = band_times(d.events, band)
         t = time.perf_counter()
         c = adaptive_curve(band_t, d.events.gti, cfg.background, cfg.binning)
         split["binning + background"] += time.perf_counter() - t
         t = time.perf_counter()
         durations(c.bins, c.background, cfg.durations)
         split["t90"] += time.perf_counter() - t
-        timings[name] = instrument_timing(d, cfg)
-    t = time.perf_counter()
-    for name, d in inputs.instruments.items():
-        if d.imaging is not None:
-            coded_mask_position(d, timings[name], cfg)
-            image_trigger_search(d, cfg)
-    split["imaging"] = time.perf_counter() - t
-    result = analyse(files, config=cfg)
+        if d.imaging:
+            curves = lightcurves(d, config=cfg, calibration=cal)
+            assert isinstance(curves, InstrumentCurves)
+            tm = timing(d, curves, "bench", config=cfg, calibration=cal)
+            t = time.perf_counter()
+            quick_position_step(d, tm, "bench", config=cfg, calibration=cal)
+            image_trigger_search(d, config=cfg, calibration=cal)
+            split["imaging"] += time.perf_counter() - t
+    _, runner = run_plain(VHF_PIPELINE, request, cfg, calibration=cal)
     store = ProductStore(out / "split", f"sqlite:///{out / 'split.db'}")
+    pub = CataloguePublisher(
+        store, obs_id="bench", flow_name="bench", config=cfg, inputs=files, calibration=cal.refs()
+    )
+    steps = {s.name: s for s in VHF_PIPELINE.steps}
     t = time.perf_counter()
-    publish_products(result, store=store, obs_id="bench", config=cfg, flow_name="bench")
+    for call in runner.calls:
+        if call.products:
+            pub.publish(steps[call.step], list(call.products))
     split["writing"] = time.perf_counter() - t
     return split
 
@@ -73,7 +86,7 @@ def main() -> None:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
     from prefect.testing.utilities import prefect_test_harness
-    from svomflow.flows.vhf import run_vhf_steps, vhf_quick_analysis
+    from svomflow.flows.vhf import run_vhf_plain, vhf_quick_analysis
     from svomflow.simulation.scenario import load_scenario, run_scenario
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -89,22 +102,19 @@ def main() -> None:
         )
         print(f"input: {n_ev:,} events (ECLAIRs + GRM), scenario {SCENARIO[0]} {SCENARIO[1]}")
         # warm-up (numba compilation, imports) on the same files, not timed
-        run_vhf_steps(files, "warm", out_dir=str(root / "warm"))
-        from svomflow.tasks.vhf.inputs import _load_cached
+        run_vhf_plain(files, "warm", out_dir=str(root / "warm"))
 
         # best of two runs each: the machine is shared, the minimum is the least disturbed
         t_plain = math.inf
         for k in range(2):
-            _load_cached.cache_clear()
             t = time.perf_counter()
-            plain = run_vhf_steps(files, f"plain{k}", out_dir=str(root / "plain"))
+            plain = run_vhf_plain(files, f"plain{k}", out_dir=str(root / "plain"))
             t_plain = min(t_plain, time.perf_counter() - t)
         with prefect_test_harness(server_startup_timeout=120):
             with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
                 vhf_quick_analysis(files, "warmflow", out_dir=str(root / "warmflow"))
                 t_flow = math.inf
                 for k in range(2):
-                    _load_cached.cache_clear()
                     t = time.perf_counter()
                     res = vhf_quick_analysis(files, f"flow{k}", out_dir=str(root / "flow"))
                     t_flow = min(t_flow, time.perf_counter() - t)

@@ -57,14 +57,14 @@ def _setup(seed: int) -> dict[str, Any]:
 def run_trial(seed: int) -> dict[str, Any]:
     """Simulate one burst and fit it with both ECLAIRs methods; return values, errors, pulls."""
     from svomflow.simulation.eclairs_sources import add_steady_sources
-    from svomflow.simulation.xband_mc import simulate_burst
+    from svomflow.simulation.xband_mc import read_burst, simulate_burst
     from svomflow.tasks.xband.config import XbandAnalysisConfig
-    from svomflow.tasks.xband.pipeline import (
-        step_localise,
-        step_responses,
-        step_spectra,
-        step_timing,
-    )
+    from svomflow.tasks.xband.extraction import spectra
+    from svomflow.tasks.xband.localise import localise
+    from svomflow.tasks.xband.pipeline import fit_plans
+    from svomflow.tasks.xband.responses import responses
+    from svomflow.tasks.xband.spectral_fits import fit
+    from svomflow.tasks.xband.t90 import timing
 
     s = _setup(seed)
     out: dict[str, Any] = {"seed": seed, **{k: s[k] for k in ("model", "peak_flux", "crab")}}
@@ -103,8 +103,11 @@ def run_trial(seed: int) -> dict[str, Any]:
         }
         try:
             cfg = XbandAnalysisConfig.model_validate(base)
-            info, _ = step_timing(b["files"], b["t0"], cfg, d / "w")
-            loc, _ = step_localise(b["files"], cfg, info)
+            cal = b["calibration"]
+            ev = read_burst(b)
+            ins, t0 = ev.instruments, ev.t0
+            ci = timing(ins, t0, config=cfg.intervals).intervals
+            pos = localise(ins, ci, cfg.known_sources, t0, config=cfg.localise, calibration=cal)
         except Exception as exc:  # counted, not fatal
             out["error"] = f"{type(exc).__name__}: {exc}"
             return out
@@ -112,20 +115,21 @@ def run_trial(seed: int) -> dict[str, Any]:
             cfg = XbandAnalysisConfig.model_validate(
                 {**base, "spectral": {**base["spectral"], "eclairs_method": method}}
             )
-            w = d / method
             try:
-                rsp, _ = step_responses(
-                    b["files"],
-                    info,
-                    loc,
-                    w,
-                    eclairs_weighting=cfg.spectral.eclairs_weighting,
-                )
-                res, _ = step_spectra(b["files"], cfg, info, loc, rsp, w)
+                rsp = responses(ins, pos, config=cfg.spectral, calibration=cal)
+                sp = spectra(
+                    ins, ci.fitted(), ci.off_source, pos, rsp, cfg.known_sources, t0,
+                    config=cfg.spectral, calibration=cal,
+                )  # fmt: skip
+                joint = next(p for p in fit_plans(list(sp.detectors), cfg) if p.code == "ECLGRM")
+                res = fit(
+                    joint.code, joint.instruments, sp, joint.fluence_bands, joint.flux_bands,
+                    None, t0, cfg.seed, config=cfg.spectral,
+                )  # fmt: skip
             except Exception as exc:  # counted, not fatal
                 out[method] = {"error": f"{type(exc).__name__}: {exc}"}
                 continue
-            m = next(f for f in res["fits"]["ECLGRM"] if f["label"] == "main")
+            m = res.main.summary()
             p = dict(m["parameters"])
             p.setdefault("alpha", p.get("index"))  # the CPL's index is its alpha
             fx = m["fluxes"]["fluence_10-1000"]
@@ -139,7 +143,7 @@ def run_trial(seed: int) -> dict[str, Any]:
                 "pull": {k: _pull(*vals[k], truth[k]) for k in KEYS},
                 "statistic": m["statistic"],
                 "chi2_dof": [m["stat"], m["dof"]],
-                "cancelled": res.get("eclairs_cancelled_sources", []),
+                "cancelled": sp.cancelled_sources.get("eclairs", []),
             }
     return out
 

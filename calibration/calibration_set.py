@@ -18,6 +18,7 @@ from svomflow.calibration.caldb.entry import CaldbEntry
 from svomflow.calibration.caldb.resolve import CalibrationRequirement, resolve_calibrations
 from svomflow.calibration.codes import load_calibration_file
 from svomflow.errors import CalibrationNotFoundError
+from svomflow.products.atomic import sha256_file
 from svomflow.products.provenance import CalibrationRef
 
 __all__ = ["CalibrationSet", "calibration_key"]
@@ -141,9 +142,10 @@ class CalibrationSet:
                 CalibrationRef(
                     codename=e.codename,
                     path=str(e.path),
-                    sha256=e.sha256,
+                    sha256=e.sha256 or sha256_file(e.path),
                     index_version=e.index_version,
                     override=e.source == "override",
+                    name=key,
                 )
             )
         return out

@@ -47,6 +47,11 @@ class CalibrationCode:
 CODES: dict[str, CalibrationCode] = {
     c.codename: c
     for c in (
+        # ECLAIRs and GRM (written by the simulator; products/calibration_files.py has the formats)
+        CalibrationCode("EBOUNDS", "energy bounds of the PI channels (channel to energy)", "svomflow.products.calibration_files:read_ebounds"),
+        CalibrationCode("BADPIX", "dead and noisy pixels of a detector plane", "svomflow.products.calibration_files:read_badpix"),
+        CalibrationCode("DEADTIME", "dead time per recorded event, per detector", "svomflow.products.calibration_files:read_dead_time"),
+        CalibrationCode("RSPPAR", "parameters of the instrument's response model", "svomflow.products.calibration_files:read_response_model"),
         # MXT (CALDB files written by the simulator, later by the instrument centre)
         CalibrationCode("GAIN", "per-column gain and offset of the MXT CCD", "svomflow.instruments.mxt_calibration:read_gain"),
         CalibrationCode("CTI", "charge-transfer inefficiency vs energy of the MXT CCD", "svomflow.instruments.mxt_calibration:read_cti"),

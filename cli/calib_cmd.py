@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from svomflow.cli._common import ConfigFiles, SetOverrides, user_errors
@@ -43,7 +43,7 @@ def nightly(
 
     from svomflow.config import load_config
     from svomflow.errors import ConfigError, InputDataError
-    from svomflow.tasks.masters.build import NightlyCalibrationConfig
+    from svomflow.tasks.masters.config import NightlyCalibrationConfig
 
     if night.strip().lower() != "last":
         try:
@@ -56,13 +56,16 @@ def nightly(
     cfg = load_config(NightlyCalibrationConfig, files=config or [], overrides=set_ or [])
     from svomflow.flows.nightly_calibration import nightly_master_calibration
 
+    # only the values set (a mapping Prefect validates): the camera fills the others
+    settings: Any = cfg.model_dump(mode="json", exclude_unset=True)
+
     summary = nightly_master_calibration(
         night,
         str(raw.resolve()),
         out_dir=str(out.resolve()) if out else None,
         caldb_root=caldb,
         instrument=instrument,
-        config=cfg.model_dump(mode="json", exclude_unset=True),
+        config=settings,
     )
     if as_json:
         typer.echo(json.dumps(summary, default=str))

@@ -15,20 +15,40 @@ SCENARIO = "bright_long_grb"
 
 
 def _simulate(inp: Path, seed: int) -> dict[str, Any]:
+    """Simulate the demo burst, or reuse the files of the same scenario and seed.
+
+    Reused files have their calibration registered again in the home's CALDB (a no-op when
+    it is already the current one), since the flow selects it there.
+    """
     import json
 
+    from svomflow.config import load_instrument
+    from svomflow.simulation.calibration import register_calibration
     from svomflow.simulation.scenario import load_scenario, run_scenario
 
     truth_file = inp / "truth.json"
     if truth_file.is_file():  # same scenario and seed give the same files: reuse them
         truth = json.loads(truth_file.read_text())
-        if truth.get("seed") == seed and all((inp / f).is_file() for f in _event_files(truth)):
+        calibration = _calibration_files(truth)
+        wanted = _event_files(truth) + [f for fs in calibration.values() for f in fs.values()]
+        if truth.get("seed") == seed and calibration and all((inp / f).is_file() for f in wanted):
+            for name, files in calibration.items():
+                register_calibration({c: inp / f for c, f in files.items()}, load_instrument(name))
             return truth
     return run_scenario(load_scenario(SCENARIO), inp, seed)
 
 
 def _event_files(truth: dict[str, Any]) -> list[str]:
     return [v["files"]["events"] for v in truth["instruments"].values()]
+
+
+def _calibration_files(truth: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """``{instrument: {code: file}}`` of the simulation (empty for files made before them)."""
+    return {
+        name: v["files"]["calibration"]
+        for name, v in truth["instruments"].items()
+        if v["files"].get("calibration")
+    }
 
 
 def _truth_rows(res: dict[str, Any], truth: dict[str, Any]) -> list[tuple[str, str, str]]:

@@ -23,6 +23,13 @@ app = typer.Typer(
 
 _PATTERNS = ("*.fits", "*.fit", "*.fts", "*.fits.fz", "*.fits.gz")
 
+CaldbOption = Annotated[
+    str | None,
+    typer.Option(
+        "--caldb", help="CALDB directory or URL of the masters (default $SVOMFLOW_CALDB)."
+    ),
+]
+
 
 def _images(inputs: list[str], patterns: tuple[str, ...] = _PATTERNS) -> list[Path]:
     out: list[Path] = []
@@ -82,6 +89,7 @@ def run_cmd(
     no_prefect: Annotated[
         bool, typer.Option("--no-prefect", help="Run in plain Python, without a Prefect flow run.")
     ] = False,
+    caldb: CaldbOption = None,
 ) -> None:
     """Run one GP1 pipeline over a set of images (offline)."""
     from svomflow.tasks.gp1.config import load_gp1_config
@@ -101,11 +109,13 @@ def run_cmd(
     if no_prefect:
         from svomflow.tasks.gp1.pipeline import process_images
 
-        result = process_images(images, cfg)
+        result = process_images(images, cfg, caldb_root=caldb)
     else:
         from svomflow.flows.gp1 import gp1_reduction
 
-        result = gp1_reduction(images=[str(p) for p in images], config=cfg.model_dump(mode="json"))
+        # the configuration as a mapping: Prefect validates it into the model (as from the UI)
+        settings: Any = cfg.model_dump(mode="json")
+        result = gp1_reduction(images=[str(p) for p in images], config=settings, caldb_root=caldb)
     _print_result(result)
     if result["failed"] and not result["images"]:
         raise typer.Exit(1)
@@ -135,6 +145,7 @@ def watch_cmd(
         typer.Option("--no-prefect", help="Process in plain Python, without Prefect flow runs."),
     ] = False,
     set_: SetOverrides = None,
+    caldb: CaldbOption = None,
 ) -> None:
     """Watch a directory and process each complete image with the pipeline its header selects."""
     import logging
@@ -143,19 +154,15 @@ def watch_cmd(
     from svomflow.tasks.gp1.config import load_watch_config
 
     cfg = load_watch_config(
-        config, overrides=set_, input_dir=input_, output_dir=output, ledger=ledger
+        config, overrides=set_, input_dir=input_, output_dir=output, ledger=ledger, caldb=caldb
     )
     if polling:
         cfg = cfg.model_copy(update={"use_polling": True})
     processor = None
     if no_prefect:
-        from svomflow.tasks.gp1.pipeline import process_images
+        from svomflow.operations.gp1_watch import plain_processor
 
-        def processor(path: Path, pcfg: Any) -> Any:
-            res = process_images([path], pcfg)
-            if res["failed"]:
-                raise InputDataError("; ".join(res["failed"].values()))
-            return res
+        processor = plain_processor(cfg.caldb)
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     w = GP1Watcher(cfg, processor)
@@ -208,13 +215,53 @@ def _module_config(name: str, config: str | None, output: str, set_: list[str] |
     return cfg
 
 
+# the modules each module needs before it (per image, then the sequence)
+_CHAIN = ("reduction", "findstars", "astrometry", "photometry", "subtraction")
+
+
+def _modules_for(name: str, cfg: Any) -> Any:
+    """Return the configuration with the modules ``name`` needs switched on, later ones off.
+
+    A per-image module runs after those it needs; ``stacking`` and ``summary`` work on a
+    sequence, so every per-image module runs first, then the stack and the products
+    (``summary`` keeps the configuration's stacking switch).
+    """
+    per_image = name in _CHAIN
+    wanted = set(_CHAIN[: _CHAIN.index(name) + 1]) if per_image else {*_CHAIN, "summary"}
+    if name == "stacking":
+        wanted.add("stacking")
+    for module in (*_CHAIN, "stacking", "summary"):
+        if module == "stacking" and name == "summary":
+            continue
+        getattr(cfg.steps, module).enabled = module in wanted
+    return cfg
+
+
+def _module_inputs(inputs: list[str]) -> list[Path]:
+    """Images given to ``gp1 module``: raw or reduced FITS files, or directories of them."""
+    out: list[Path] = []
+    for item in inputs:
+        p = Path(item)
+        if not p.exists():
+            raise InputDataError(f"input {p} does not exist")
+        out += _images([item])
+    if not out:
+        raise InputDataError(f"no FITS image found in {', '.join(inputs)}")
+    return out
+
+
 @app.command("module")
 @user_errors
 def module_cmd(
     name: Annotated[str, typer.Argument(help="Module: " + ", ".join(_MODULE_NAMES))],
     input_: Annotated[
         list[str],
-        typer.Option("--input", "-i", help="Raw images, image states (*.json) or directories."),
+        typer.Option(
+            "--input",
+            "-i",
+            help="Raw images, reduced images (a REDIMG product: the reduction passes them "
+            "through) or directories of them.",
+        ),
     ],
     output: Annotated[str, typer.Option("--output", "-o", help="Output root.")],
     config: Annotated[
@@ -226,61 +273,25 @@ def module_cmd(
         ),
     ] = None,
     set_: SetOverrides = None,
+    caldb: CaldbOption = None,
 ) -> None:
-    """Run one module on images (raw FITS: the modules it needs run first) or on image states."""
-    from svomflow.tasks.gp1 import analysis
-    from svomflow.tasks.gp1.pipeline import IMAGE_STEPS, step_function
-    from svomflow.tasks.gp1.sequence import build_products, collect_states, run_stack
+    """Run one module on images, after the modules it needs (in plain Python).
+
+    The products of every module that ran are published under the output root.
+    """
+    from svomflow.tasks.gp1.pipeline import process_images
 
     if name not in _MODULE_NAMES:
         raise ConfigError(f"unknown module {name!r}; one of {', '.join(_MODULE_NAMES)}")
-    cfg = _module_config(name, config, output, set_)
-    states: list[dict[str, Any]] = []
-    raws: list[Path] = []
-    for item in input_:
-        p = Path(item)
-        if p.is_dir():
-            js = sorted(
-                q
-                for q in p.glob("*.json")
-                if not q.name.endswith(".products.json") and not q.name.startswith("stack")
-            )
-            if js:
-                states += [analysis.load_state(q) for q in js]
-            else:
-                raws += _images([str(p)])
-        elif p.suffix == ".json":
-            states.append(analysis.load_state(p))
-        elif p.is_file():
-            raws.append(p)
-        else:
-            raise InputDataError(f"input {p} does not exist")
-    order = ["reduction", *IMAGE_STEPS]
-    # Modules that work on the sequence need the per-image modules up to this one.
-    last = {"stacking": "photometry", "summary": "subtraction"}.get(name, name)
-    states += [analysis.run_reduction(raw, cfg) for raw in raws]
-    for i, st in enumerate(states):
-        for step in order[1 : order.index(last) + 1]:
-            if step not in st["done"] or step == name:
-                st = step_function(step)(st, cfg)
-        states[i] = st
-    typer.echo(f"{name}: {len(states)} image(s)")
-    if name == "stacking":
-        by_dir: dict[str, list[dict[str, Any]]] = {}
-        for st in states:
-            by_dir.setdefault(st["work_dir"], []).append(st)
-        for sts in by_dir.values():
-            s = run_stack(sorted(sts, key=lambda x: x["mjd_mid"]), cfg)
-            typer.echo(f"  stack: {s['reduced']}")
-    elif name == "summary":
-        for w in sorted({st["work_dir"] for st in states}):
-            if not collect_states(w):
-                continue
-            seq = build_products(w, cfg)
-            _print_result({"images": {}, "failed": {}, "sequences": {w: seq}})
-    else:
-        for st in states:
-            typer.echo(
-                f"  {Path(st['raw']).name}: {st['work_dir']}/{st['stem']}.json "
-                f"({', '.join(st['done'])})"
-            )
+    cfg = _modules_for(name, _module_config(name, config, output, set_))
+    images = _module_inputs(input_)
+    result = process_images(images, cfg, caldb_root=caldb)
+    typer.echo(f"{name}: {len(result['images'])} image(s)")
+    for path, img in result["images"].items():
+        typer.echo(f"  {Path(path).name}: {img['sequence']} ({', '.join(img['done'])})")
+        for code, where in img["products"].items():
+            typer.echo(f"    {code}: {where}")
+    if result["sequences"] or result["failed"]:
+        _print_result({**result, "images": {}})
+    if result["failed"] and not result["images"]:
+        raise typer.Exit(1)

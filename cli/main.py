@@ -26,7 +26,7 @@ def _root(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
     ),
 ) -> None:
-    """svomflow command line."""
+    """Svomflow command line."""
 
 
 # Command groups: each module defines `app` (a typer.Typer) or registers commands on ours.

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from svomflow.cli._common import ConfigFiles, SetOverrides, user_errors
+from svomflow.errors import SvomflowError
 
 __all__ = ["mxt"]
 
 
-def _calib_overrides(items: list[str] | None) -> dict[str, str]:
+def _calibration_files(items: list[str] | None) -> dict[str, str]:
+    """Parse ``--calib CODE=PATH`` options into ``{code: absolute path}``."""
     from svomflow.errors import ConfigError
 
     out: dict[str, str] = {}
@@ -24,6 +29,52 @@ def _calib_overrides(items: list[str] | None) -> dict[str, str]:
             raise ConfigError(f"--calib {name}: {path} does not exist")
         out[name.strip().lower()] = str(Path(path).resolve())
     return out
+
+
+def _error_types() -> set[str]:
+    """Names of every user-error class (:class:`SvomflowError` and its subclasses)."""
+    seen: set[str] = set()
+    todo: list[type[BaseException]] = [SvomflowError]
+    while todo:
+        cls = todo.pop()
+        seen.add(cls.__name__)
+        todo.extend(cls.__subclasses__())
+    return seen
+
+
+class _UserErrorOnce(logging.Filter):
+    """Drop console records that repeat a user error this command prints itself.
+
+    Prefect logs a failed run's exception with its traceback (task, then flow) and again in
+    the final states; for a user error (a missing calibration file, a bad input) the command
+    prints one line instead. Only the console is filtered: the records still reach the run's
+    logs in the Prefect UI through Prefect's own API handler.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.names = _error_types()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, SvomflowError):
+            return False
+        message = record.getMessage()
+        return not any(f"{n}:" in message or f"{n}(" in message for n in self.names)
+
+
+@contextmanager
+def _user_errors_printed_once() -> Iterator[None]:
+    """Filter the console handlers (root logger's) while the flow runs."""
+    handlers = list(logging.getLogger().handlers)
+    quiet = _UserErrorOnce()
+    for h in handlers:
+        h.addFilter(quiet)
+    try:
+        yield
+    finally:
+        for h in handlers:
+            h.removeFilter(quiet)
 
 
 @user_errors
@@ -73,7 +124,7 @@ def mxt(
     """Analyse MXT passes: merge, calibrate, detect and fit sources, light curves, spectra, previews."""
     from svomflow.config import load_config
     from svomflow.errors import ConfigError, InputDataError
-    from svomflow.tasks.xray.pipeline import MXTAnalysisConfig
+    from svomflow.tasks.xray.pipeline import MXTAnalysisConfig, with_calibration_files
 
     files = [*events, *(Path(a) for a in ctx.args)]
     bad = [a for a in ctx.args if a.startswith("-")]
@@ -85,21 +136,23 @@ def mxt(
     if (prior_ra is None) != (prior_dec is None):
         raise ConfigError("give both --prior-ra and --prior-dec, or neither")
     cfg = load_config(MXTAnalysisConfig, files=config or [], overrides=set_ or [])
+    # --calib CODE=PATH is the configuration's override_<code> (every step that uses CODE)
+    cfg = with_calibration_files(cfg, _calibration_files(calib))
     from svomflow.flows.mxt import mxt_analysis
 
-    result = mxt_analysis(
-        l1_files=[str(f.resolve()) for f in files],
-        attitude_file=str(attitude.resolve()),
-        saa_file=str(saa.resolve()),
-        obs_id=obs_id,
-        out_dir=str(out.resolve()) if out else None,
-        calibration_overrides=_calib_overrides(calib) or None,
-        caldb_root=caldb,
-        trigger_time=trigger_time,
-        prior_ra=prior_ra,
-        prior_dec=prior_dec,
-        config=cfg.model_dump(mode="json"),
-    )
+    with _user_errors_printed_once():
+        result = mxt_analysis(
+            l1_files=[str(f.resolve()) for f in files],
+            attitude_file=str(attitude.resolve()),
+            saa_file=str(saa.resolve()),
+            obs_id=obs_id,
+            out_dir=str(out.resolve()) if out else None,
+            caldb_root=caldb,
+            trigger_time=trigger_time,
+            prior_ra=prior_ra,
+            prior_dec=prior_dec,
+            config=cfg,
+        )
     if as_json:
         keep = ("mode", "obs_id", "sources", "srclist", "products", "merge", "calibrate")
         typer.echo(json.dumps({k: result[k] for k in keep}, default=str))

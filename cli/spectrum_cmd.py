@@ -56,7 +56,7 @@ def _clean(x: float | None) -> float | None:
 
 @app.command("fit", help="Fit a model to one or several spectra. " + _PAIRING)
 @user_errors
-def fit_cmd(
+def fit_cmd(  # noqa: C901 - one check per command-line option
     pha: Annotated[
         list[str],
         typer.Option(
@@ -132,10 +132,11 @@ def fit_cmd(
         ds = sp.load(pha[i], bak=b, rsp=rsps[i], rmf=rmfs[i], arf=arfs[i])
         if chans[i] and ens[i]:
             raise InputDataError("give --channels or --energy for a dataset, not both")
-        if chans[i]:
-            ds.select_channels(chans[i])
-        if ens[i]:
-            ds.select_energy(ens[i])
+        chan_ranges, energy_ranges = chans[i], ens[i]
+        if chan_ranges:
+            ds.select_channels(chan_ranges)
+        if energy_ranges:
+            ds.select_energy(energy_ranges)
         datasets.append(ds)
     names = [d.name for d in datasets]
     if len(set(names)) != len(names):

@@ -17,7 +17,7 @@ def derive_obs_id(event_files: list[str]) -> str:
     """Burst id from the headers (TRIGID, else OBJECT), checked as a safe path component."""
     from svomflow.errors import InputDataError
     from svomflow.paths import safe_component
-    from svomflow.tasks.vhf.inputs import choose_t0, peek_headers
+    from svomflow.products.burst_events import choose_t0, peek_headers
 
     headers = peek_headers(event_files)
     for h in headers:
@@ -40,7 +40,7 @@ def run_vhf(
     overrides: list[str] | None = None,
     prefect: bool = True,
 ) -> dict[str, Any]:
-    """Run the flow (or, with ``prefect=False``, its steps directly) and return its summary."""
+    """Run the flow (or, with ``prefect=False``, its pipeline without Prefect); return its result."""
     from svomflow.paths import safe_component
 
     oid = safe_component(obs_id, what="--obs-id") if obs_id else derive_obs_id(event_files)
@@ -64,9 +64,9 @@ def run_vhf(
             from svomflow.errors import ConfigError
 
             raise ConfigError(f"invalid flow parameters: {exc}") from None
-    from svomflow.flows.vhf import run_vhf_steps
+    from svomflow.flows.vhf import run_vhf_plain
 
-    return run_vhf_steps(**kwargs, use_prefect=False)
+    return run_vhf_plain(**kwargs)
 
 
 def _clean(obj: Any) -> Any:
@@ -105,7 +105,9 @@ def vhf(
     ] = False,
     no_prefect: Annotated[
         bool,
-        typer.Option("--no-prefect", help="Run the steps directly, without a Prefect flow run."),
+        typer.Option(
+            "--no-prefect", help="Run the same pipeline in this process, without a flow run."
+        ),
     ] = False,
 ) -> None:
     """Run the VHF quick analysis (T0, position, light curves, T90, peak flux, HR, spectrum, class)."""

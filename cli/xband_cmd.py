@@ -66,10 +66,9 @@ def xband(
         os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     from svomflow.config import load_config
     from svomflow.tasks.xband.config import XbandAnalysisConfig
-    from svomflow.tasks.xband.events import classify_event_file
+    from svomflow.tasks.xband.inputs import check_event_files
 
-    for p in events:  # fail fast, before a flow run starts, on files we cannot use
-        classify_event_file(p)
+    check_event_files(events)  # fail fast, before a flow run starts, on files we cannot use
     from svomflow.flows.xband import xband_analysis
 
     cfg = load_config(

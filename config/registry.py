@@ -13,7 +13,8 @@ __all__ = ["FLOW_CONFIGS", "canonical_flow_name", "config_model_for"]
 # flow exists; `svomflow config show` lists exactly these.
 FLOW_CONFIGS: dict[str, str] = {
     "mxt_analysis": "svomflow.tasks.xray.pipeline:MXTAnalysisConfig",
-    "nightly_master_calibration": "svomflow.tasks.masters.build:NightlyCalibrationConfig",
+    "gp1_reduction": "svomflow.tasks.gp1.config:GP1Config",
+    "nightly_master_calibration": "svomflow.tasks.masters.config:NightlyCalibrationConfig",
     "vhf_quick_analysis": "svomflow.tasks.vhf.config:VHFConfig",
     "xband_analysis": "svomflow.tasks.xband.config:XbandAnalysisConfig",
 }

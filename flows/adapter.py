@@ -23,6 +23,7 @@ from typing import Any, Generic, ParamSpec, TypeVar, cast
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from pydantic import BaseModel
 from svomflow.calibration.calibration_set import CalibrationSet
 from svomflow.products.catalogue import Product
 from svomflow.products.catalogue.publish import CataloguePublisher
@@ -38,7 +39,7 @@ from svomflow.tasks.step import (
 P = ParamSpec("P")
 R = TypeVar("R")
 RequestT = TypeVar("RequestT")
-ConfigT = TypeVar("ConfigT")
+ConfigT = TypeVar("ConfigT", bound=BaseModel)
 OutcomeT = TypeVar("OutcomeT")
 
 __all__ = [

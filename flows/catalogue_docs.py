@@ -13,7 +13,7 @@ from collections import defaultdict
 
 from svomflow.calibration.codes import CODES
 from svomflow.flows.registry import REGISTRY
-from svomflow.products.catalogue import PREVIEW_SUFFIX, all_types
+from svomflow.products.catalogue import PREVIEW_SUFFIX, TextModel, all_types
 
 __all__ = ["render", "source_file"]
 
@@ -86,7 +86,8 @@ def render() -> str:
             continue
         lines += [f"### {code}", "", t.description, ""]
         lines.append(f"- instruments: {', '.join(f'`{i}`' for i in t.instruments)}")
-        lines.append(f"- data model: `{t.model.__name__}` (`.{t.model.ext}`)")
+        ext = t.ext or ("html, md, json or xml" if t.model is TextModel else t.model.ext)
+        lines.append(f"- data model: `{t.model.__name__}` (`.{ext}`)")
         lines.append(f"- declared in: `{source_file(t.module)}`")
         for flow, step, path in makers.get(code, []):
             lines.append(f"- made by: flow `{flow}`, step `{step}` (`{path}`)")

@@ -1,11 +1,11 @@
 """Prefect flow ``gp1_reduction``: reduce images and, for alerts, analyse them to products.
 
-Coarse tasks (ARCHITECTURE.md §10): one task per image and module (reduction, findstars,
-astrometry, photometry, subtraction), then one task per work directory (trigger, camera,
-filter) that stacks the sequence and publishes DT/QLC/PO/LC/QTI/QF and the HTML summary.
-Tasks pass the image state (a small dict of paths and figures), never arrays. A bad image
-fails its own tasks and is reported; the others go on. Retries only on the product step
-(database, file system).
+The flow builds the run's configuration and request and runs
+:data:`~svomflow.tasks.gp1.pipeline.GP1_PIPELINE` through the adapter: its first task selects
+every image's masters from the CALDB, the second reads the images once, then each step call
+is a task (``reduction-<image>``, ``photometry-<image>``, ``summary-<sequence>``...) whose
+products are published through the catalogue in a retried task. A bad image fails its own
+tasks and is reported; the others go on.
 """
 
 from __future__ import annotations
@@ -14,34 +14,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from prefect import flow, get_run_logger, task
+from prefect import flow, get_run_logger
 from svomflow.config import deep_merge
-from svomflow.errors import SvomflowError
 from svomflow.flows._params import config_overrides
-from svomflow.flows.adapter import record_failure
-from svomflow.tasks.gp1.analysis import run_reduction
+from svomflow.flows.adapter import FlowContext, publish_summary, record_failure, run_pipeline
 from svomflow.tasks.gp1.config import GP1Config, load_gp1_config
-from svomflow.tasks.gp1.pipeline import image_steps, step_function
-from svomflow.tasks.gp1.sequence import build_products
+from svomflow.tasks.gp1.pipeline import GP1_PIPELINE, GP1Request, gp1_result
 
-__all__ = ["gp1_reduction"]
-
-
-@task(name="gp1-reduction", task_run_name="reduction-{name}")
-def _reduction(raw: str, cfg: GP1Config, name: str) -> dict[str, Any]:
-    return run_reduction(raw, cfg)
-
-
-@task(name="gp1-image-module", task_run_name="{module}-{name}")
-def _module(module: str, state: dict[str, Any], cfg: GP1Config, name: str) -> dict[str, Any]:
-    return step_function(module)(state, cfg)
-
-
-@task(name="gp1-sequence-products", retries=2, retry_delay_seconds=2)
-def _products(work_dir: str, cfg: GP1Config, database_url: str | None) -> dict[str, Any]:
-    summary = build_products(work_dir, cfg, database_url=database_url)
-    # Keep the flow result small: the light curve rows stay in the products.
-    return {k: v for k, v in summary.items() if k != "light_curve"}
+__all__ = ["gp1_reduction", "resolve_config"]
 
 
 def resolve_config(
@@ -84,6 +64,7 @@ def gp1_reduction(
     output_dir: str | None = None,
     database_url: str | None = None,
     products: bool = True,
+    caldb_root: str | None = None,
 ) -> dict[str, Any]:
     """Reduce ``images`` one by one; analyse alert images and publish the sequence products.
 
@@ -104,56 +85,43 @@ def gp1_reduction(
     database_url
         Products database (default: SQLite under the svomflow data directory).
     products
-        Build the sequence products after the images (the watcher sets this per image).
+        Build the products of the sequences that got a new image (from every image of the
+        sequence so far: the watcher runs one image at a time).
+    caldb_root
+        CALDB the masters are selected from (default ``$SVOMFLOW_CALDB`` or the data
+        directory's).
 
     Returns
     -------
     dict
-        ``images`` (path -> final state summary), ``failed`` (path -> reason) and
-        ``sequences`` (work directory -> product references).
+        ``images`` (path -> figures and products), ``failed`` (path or sequence -> reason)
+        and ``sequences`` (sequence -> transient, decay index and product references).
     """
     log = get_run_logger()
     cfg = resolve_config(config, config_file, output_dir)
-    done: dict[str, Any] = {}
-    failed: dict[str, str] = {}
-    work_dirs: list[str] = []
-    for raw in images:
-        name = Path(raw).name
-        try:
-            state = _reduction(raw, cfg, name)
-            for module in image_steps(state, cfg):
-                state = _module(module, state, cfg, name)
-        except SvomflowError as exc:
-            log.error("%s: %s", name, exc)
-            failed[raw] = str(exc)
-            continue
-        done[raw] = {
-            k: state.get(k)
-            for k in (
-                "work_dir",
-                "done",
-                "zp",
-                "maglim",
-                "fwhm",
-                "astrometry_rms_arcsec",
-                "n_candidates",
-            )
-        }
-        if (
-            state.get("alert")
-            and "subtraction" in state["done"]
-            and state["work_dir"] not in work_dirs
-        ):
-            work_dirs.append(state["work_dir"])
-    sequences: dict[str, Any] = {}
-    if products and cfg.steps.summary.enabled:
-        for w in work_dirs:
-            try:
-                sequences[w] = _products(w, cfg, database_url)
-            except SvomflowError as exc:
-                log.error("%s: %s", w, exc)
-                failed[w] = str(exc)
-    log.info(
-        "gp1: %d images processed, %d failed, %d sequences", len(done), len(failed), len(sequences)
+    key = Path(images[0]).name if images else "none"
+    ctx = FlowContext("gp1_reduction", key, cfg.output_dir, database_url)
+    request = GP1Request(tuple(images), cfg, products, database_url)
+    run = run_pipeline(
+        GP1_PIPELINE,
+        request,
+        cfg,
+        ctx,
+        inputs=[p for p in images if Path(p).is_file()],
+        caldb_root=caldb_root,
     )
-    return {"images": done, "failed": failed, "sequences": sequences}
+    result = gp1_result(run.outcome, run.refs)
+    for path, reason in result["failed"].items():
+        log.error("%s: %s", Path(path).name, reason)
+    done, failed, seqs = len(result["images"]), len(result["failed"]), len(result["sequences"])
+    log.info("gp1: %d images processed, %d failed, %d sequences", done, failed, seqs)
+    publish_summary(
+        title=f"GP1 {key}",
+        key=key,
+        refs=run.refs,
+        numbers={"images processed": done, "failed": failed, "sequences": seqs},
+        previews=[p for s in result["sequences"].values() for p in s["previews"]],
+        artifact_key=f"gp1-{key}",
+    )
+    ctx.status("done" if done or not failed else "failed", f"{done} images, {failed} failed")
+    return result

@@ -1,146 +1,47 @@
 """The ``mxt_analysis`` flow: MXT passes -> calibrated events -> sources -> LC, spectra, previews.
 
-Coarse tasks (resolve calibration, merge, calibrate, detect+fit, products, publish) pass file
-paths, never arrays. The steps write into a temporary work directory; the publish task
-records every product through the product store (``<out_dir>/<obs_id>/MXT/``, versioned,
-with provenance: input checksums, merged configuration, calibration files and CALDB index
-version). Burst mode: give ``trigger_time`` and the ECLAIRs ``prior_ra``/``prior_dec``;
-general-program mode: leave them out.
+The flow only builds the request and the configuration and runs
+:data:`~svomflow.tasks.xray.pipeline.MXT_PIPELINE` through the adapter
+(:func:`~svomflow.flows.adapter.run_pipeline`): its first task selects GAIN, CTI, PATTERN and
+PSF from the CALDB for the observation start (or takes ``override_<code>`` files), failing at
+once and naming every missing file; then the inputs are read once, each step call is a task
+and its products are published through the catalogue (``<out_dir>/<obs_id>/MXT/``,
+versioned, with provenance: input checksums, merged configuration, calibration files and
+CALDB index version). Burst mode: give ``trigger_time`` and the ECLAIRs
+``prior_ra``/``prior_dec``; general-program mode: leave them out.
 """
 
 from __future__ import annotations
 
-import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from prefect import flow, task
-from svomflow.calibration.caldb import open_caldb, resolve_calibrations
-from svomflow.config import load_instrument
+from prefect import flow
+from svomflow.calibration.calibration_set import CalibrationSet
 from svomflow.flows.adapter import (
     FlowContext,
     default_output_root,
     publish_summary,
     record_failure,
+    run_pipeline,
 )
+from svomflow.products.catalogue.mxt import source_index
+from svomflow.products.store import ProductRef
 from svomflow.tasks.xray.pipeline import (
+    FLOW_NAME,
+    MXT_PIPELINE,
     MXTAnalysisConfig,
-    calibration_requirements,
-    mission_time_to_utc,
-    step_calibrate,
-    step_detect,
-    step_merge,
-    step_products,
+    MXTOutcome,
+    MXTRequest,
+    observation_start,
+    with_calibration_files,
 )
 
-__all__ = ["mxt_analysis"]
+__all__ = ["default_obs_id", "header_obs_id", "mxt_analysis", "mxt_result", "run_name"]
 
-FLOW_NAME = "mxt_analysis"
-
-
-@task(name="mxt-resolve-calibration", retries=2, retry_delay_seconds=2)
-def resolve_calibration_task(
-    tstart: float, overrides: dict[str, str] | None, caldb_root: str | None = None
-) -> dict[str, dict[str, Any]]:
-    """Select GAIN, CTI, PATTERN and PSF from the CALDB (or take the given override paths).
-
-    Returns, per requirement, the code name, path, checksum, CALDB index version and whether
-    the file was an override (what the products' provenance records).
-    """
-    mjdref = float(load_instrument("mxt").get("time_reference.mjdref"))
-    overrides = overrides or {}
-    need_caldb = len(overrides) < len(calibration_requirements())
-    entries = resolve_calibrations(
-        calibration_requirements(),
-        mission_time_to_utc(tstart, mjdref),
-        caldb=open_caldb(caldb_root) if need_caldb else None,
-        overrides=overrides,
-    )
-    return {
-        k: {
-            "codename": e.codename,
-            "path": str(e.path),
-            "sha256": e.sha256,
-            "index_version": e.index_version,
-            "override": e.source == "override",
-        }
-        for k, e in entries.items()
-    }
-
-
-@task(name="mxt-merge")
-def merge_task(
-    l1_files: list[str], attitude_file: str, saa_file: str, out_dir: str
-) -> dict[str, Any]:
-    """Merge and de-duplicate the passes; GTIs and labelled gaps."""
-    return step_merge(l1_files, attitude_file, saa_file, out_dir)
-
-
-@task(name="mxt-calibrate")
-def calibrate_task(merged: str, calibration: dict[str, str], out_dir: str) -> dict[str, Any]:
-    """Calibrate the events (gain/offset, CTI, patterns)."""
-    return step_calibrate(merged, calibration, out_dir)
-
-
-@task(name="mxt-detect-fit")
-def detect_task(
-    cal_file: str,
-    psf_file: str,
-    out_dir: str,
-    cfg: dict[str, Any],
-    prior: tuple[float, float] | None,
-) -> dict[str, Any]:
-    """Stage-1 detection and stage-2 ML fit; writes the source list."""
-    conf = MXTAnalysisConfig.model_validate(cfg)
-    return step_detect(cal_file, psf_file, out_dir, conf.detect, prior)
-
-
-@task(name="mxt-products")
-def products_task(
-    cal_file: str,
-    srclist: str,
-    psf_file: str,
-    out_dir: str,
-    cfg: dict[str, Any],
-    trigger_time: float | None,
-) -> dict[str, Any]:
-    """Light curves, spectra (PHA + RMF/ARF) and PNG previews per source."""
-    return step_products(
-        cal_file, srclist, psf_file, out_dir, MXTAnalysisConfig.model_validate(cfg), trigger_time
-    )
-
-
-@task(name="mxt-publish", retries=2, retry_delay_seconds=2)
-def publish_task(
-    ctx: FlowContext,
-    inputs: list[str],
-    cfg: dict[str, Any],
-    calibration: dict[str, dict[str, Any]],
-    cal_file: str,
-    srclist: str,
-    products: dict[str, Any],
-) -> dict[str, Any]:
-    """Record every product in the store with its provenance; return paths by kind."""
-    from svomflow.products.provenance import Provenance
-    from svomflow.tasks.xray.publish import calibration_refs, publish_mxt_products
-
-    prov = Provenance.start(
-        config=cfg, inputs=inputs, calibration=calibration_refs(calibration), flow_name=FLOW_NAME
-    )
-    refs = publish_mxt_products(
-        ctx.store(),
-        obs_id=ctx.key,
-        instrument=load_instrument("mxt").instrument,
-        provenance=prov,
-        events_file=cal_file,
-        srclist_file=srclist,
-        products=products,
-    )
-
-    def paths(v: Any) -> Any:
-        return [r.path for r in v] if isinstance(v, list) else v.path
-
-    return {"paths": {k: paths(v) for k, v in refs.items()}, "refs": refs}
+# per-source product families -> key of the result's "products" (one list per family)
+_SOURCE_KINDS = {"ARF": "arfs", "PHA": "spectra", "LC": "lightcurves"}
 
 
 def header_obs_id(l1_files: list[str]) -> str | None:
@@ -190,6 +91,62 @@ def _run_name() -> str:
     return run_name(dict(flow_run.parameters))
 
 
+def mxt_result(
+    outcome: MXTOutcome, refs: Sequence[ProductRef], calibration: CalibrationSet, obs_id: str
+) -> dict[str, Any]:
+    """Return the JSON-ready result of a run (what the flow returns and ``--json`` prints).
+
+    ``products`` holds the published paths by kind: ``events``, ``srclist``, ``rmf``, and per
+    source (in source order) ``arfs``, ``spectra``, ``lightcurves``; ``previews`` has the
+    image first, then one light curve per source.
+    """
+    by_type = {r.type_code: r.path for r in refs if source_index(r.instrument) is None}
+    per_source: dict[str, list[tuple[int, str]]] = {}
+    for r in refs:
+        index = source_index(r.instrument)
+        if index is not None:
+            per_source.setdefault(r.type_code, []).append((index, r.path))
+    products: dict[str, Any] = {
+        "events": by_type.get("EVT"),
+        "srclist": by_type.get("SRCLIST"),
+        "rmf": by_type.get("RMF"),
+    }
+    for family, kind in _SOURCE_KINDS.items():
+        products[kind] = [path for _, path in sorted(per_source.get(family, []))]
+    products["previews"] = [by_type["QIMG"]] if "QIMG" in by_type else []
+    products["previews"] += [path for _, path in sorted(per_source.get("LC-PREVIEW", []))]
+    cal = {
+        ref.codename.lower(): {
+            "codename": ref.codename,
+            "path": ref.path,
+            "sha256": ref.sha256,
+            "index_version": ref.index_version,
+            "override": ref.override,
+        }
+        for ref in calibration.refs()
+    }
+    merge = outcome.merge
+    return {
+        "mode": outcome.mode,
+        "obs_id": obs_id,
+        "calibration": cal,
+        "merge": {"counts": merge.counts, "tstart": merge.tstart, "tstop": merge.tstop},
+        "calibrate": {"counts": outcome.calibrate_counts},
+        "srclist": products["srclist"],
+        "sources": [
+            {
+                "ra_deg": s.ra_deg,
+                "dec_deg": s.dec_deg,
+                "r90_arcsec": s.r90_arcsec,
+                "counts": s.counts,
+                "ml": s.ml,
+            }
+            for s in outcome.sources
+        ],
+        "products": products,
+    }
+
+
 @flow(name=FLOW_NAME, flow_run_name=_run_name, on_failure=[record_failure])
 def mxt_analysis(
     l1_files: list[str],
@@ -221,7 +178,8 @@ def mxt_analysis(
     database_url
         Products database (default SQLite under the data directory).
     calibration_overrides
-        ``{"gain"|"cti"|"pattern"|"psf": path}`` instead of CALDB selection.
+        ``{"gain"|"cti"|"pattern"|"psf": path}`` instead of CALDB selection (the same as the
+        configuration's ``override_<code>`` values, which it sets).
     caldb_root
         CALDB to select from (default ``$SVOMFLOW_CALDB`` or ``$SVOMFLOW_HOME/caldb``).
     trigger_time, prior_ra, prior_dec
@@ -238,52 +196,26 @@ def mxt_analysis(
         ``mode``, ``obs_id``, ``calibration``, merge/calibration counts, ``sources`` (list of
         dicts), ``srclist`` (published path) and ``products`` (published paths by kind).
     """
-    from svomflow.tasks.xray.events import read_pass
-
-    # no file layer to merge over here: the model (defaults included) is the configuration
-    conf = config if config is not None else MXTAnalysisConfig()
-    cfg = MXTAnalysisConfig.model_validate(conf).model_dump(mode="json")
-    inst = load_instrument("mxt")
-    if not l1_files:
-        from svomflow.errors import InputDataError
-
-        raise InputDataError("no MXT pass files given")
-    # the first task needs the observation start: read it from the pass headers (cheap)
-    tstart = min(float(read_pass(f, inst).gti[0, 0]) for f in l1_files)
-    key = obs_id or default_obs_id(list(l1_files), tstart)
-    root = out_dir or str(default_output_root())
-    ctx = FlowContext(FLOW_NAME, key, root, database_url)
-    ctx.status("running")
-    cal = resolve_calibration_task(tstart, calibration_overrides, caldb_root)
-    cal_paths = {k: v["path"] for k, v in cal.items()}
+    conf = MXTAnalysisConfig.model_validate(config) if config is not None else MXTAnalysisConfig()
+    if calibration_overrides:
+        conf = with_calibration_files(conf, calibration_overrides)
     prior = (prior_ra, prior_dec) if prior_ra is not None and prior_dec is not None else None
-    Path(root).mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=f"mxt-{key}-", dir=root) as work:
-        merged = merge_task(list(l1_files), attitude_file, saa_file, work)
-        calibrated = calibrate_task(merged["path"], cal_paths, work)
-        det = detect_task(calibrated["path"], cal_paths["psf"], work, cfg, prior)
-        prods = products_task(calibrated["path"], det["path"], cal_paths["psf"], work, cfg, trigger_time)  # fmt: skip
-        pub = publish_task(
-            ctx,
-            [*l1_files, attitude_file, saa_file],
-            cfg,
-            cal,
-            calibrated["path"],
-            det["path"],
-            prods,
-        )
-    refs = pub["refs"]
-    all_refs = [refs["events"], refs["srclist"], refs["rmf"]]
-    for kind in ("spectra", "arfs", "lightcurves", "previews"):
-        all_refs += refs[kind]
-    mode = "burst" if prior is not None else "general-program"
+    request = MXTRequest(tuple(l1_files), attitude_file, saa_file, trigger_time, prior)
+    # the products' key is needed before the first task: the start comes from the headers
+    key = obs_id or default_obs_id(list(l1_files), observation_start(request))
+    ctx = FlowContext(FLOW_NAME, key, out_dir or str(default_output_root()), database_url)
+    run = run_pipeline(
+        MXT_PIPELINE, request, conf, ctx, inputs=[*l1_files, attitude_file, saa_file],
+        caldb_root=caldb_root,
+    )  # fmt: skip
+    result = mxt_result(run.outcome, run.refs, run.calibration, key)
     numbers: dict[str, Any] = {
-        "mode": mode,
-        "sources": det["n_sources"],
-        "calibrated events": calibrated["counts"].get("n_calibrated"),
-        "duplicated rows dropped": merged["counts"].get("n_duplicates"),
+        "mode": result["mode"],
+        "sources": len(result["sources"]),
+        "calibrated events": result["calibrate"]["counts"].get("n_calibrated"),
+        "duplicated rows dropped": result["merge"]["counts"].get("n_duplicates"),
     }
-    for i, s in enumerate(det["sources"], start=1):
+    for i, s in enumerate(result["sources"], start=1):
         numbers[f"S{i}"] = (
             f'RA {s["ra_deg"]:.5f} Dec {s["dec_deg"]:+.5f} r90 {s["r90_arcsec"]:.1f}" '
             f"counts {s['counts']:.0f} ML {s['ml']:.1f}"
@@ -291,19 +223,10 @@ def mxt_analysis(
     publish_summary(
         title="MXT analysis",
         key=key,
-        refs=all_refs,
+        refs=run.refs,
         numbers=numbers,
-        previews=[r.path for r in refs["previews"]],
+        previews=result["products"]["previews"],
         artifact_key=f"mxt-{key}",
     )
     ctx.status("done")
-    return {
-        "mode": mode,
-        "obs_id": key,
-        "calibration": cal,
-        "merge": {k: v for k, v in merged.items() if k != "path"},
-        "calibrate": {k: v for k, v in calibrated.items() if k != "path"},
-        "srclist": pub["paths"]["srclist"],
-        "sources": det["sources"],
-        "products": pub["paths"],
-    }
+    return result

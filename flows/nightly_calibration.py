@@ -1,21 +1,25 @@
 """Prefect flow ``nightly_master_calibration``: build, validate and promote the night's masters.
 
-Coarse tasks (ARCHITECTURE.md §10): one scan of the raw directory, one task per group
-(screen + build + validate + write the candidate and its QC report), one CALDB registration
-per passing candidate, one QC-history update. Retries only on the I/O and CALDB steps.
-Groups of one type run side by side; types run in order (bias, then dark, then flat),
-because darks are built with the bias master and flats with both.
+The flow scans the raw directory once (headers), groups the frames, then runs the
+pipeline :data:`~svomflow.tasks.masters.pipeline.NIGHTLY_PIPELINE` once per type, in order
+(bias, then dark, then flat): each run selects the masters its groups need from the CALDB
+in its first task, screens, builds and validates the groups of that type side by side
+(threads, or Dask when ``$SVOMFLOW_DASK_ADDRESS`` is set) and publishes the candidates and
+their QC reports through the catalogue. The passing candidates are registered in the CALDB
+(a retried task) before the next type, so tonight's bias builds tonight's darks and flats
+and their products record its CALDB entry. A last run adds the night to the QC history.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
 from svomflow.calibration.caldb import open_caldb
 from svomflow.config import load_config
 from svomflow.flows._params import config_overrides
@@ -24,50 +28,96 @@ from svomflow.flows.adapter import (
     default_output_root,
     publish_summary,
     record_failure,
+    run_pipeline,
     task_runner_for,
+    transient_error,
 )
+from svomflow.instruments.ccd_camera import CameraModel, load_camera
 from svomflow.paths import data_home, safe_component
 from svomflow.products.atomic import atomic_write_bytes
-from svomflow.tasks.ccd.camera import CameraModel, load_camera
-from svomflow.tasks.masters.build import (
-    CandidateResult,
+from svomflow.products.store import ProductRef
+from svomflow.tasks.ccd.master_selection import CODENAMES
+from svomflow.tasks.masters.build import ValidatedCandidate
+from svomflow.tasks.masters.config import NightlyCalibrationConfig
+from svomflow.tasks.masters.groups import (
     FrameGroup,
-    NightlyCalibrationConfig,
+    ScanResult,
     group_frames,
-    process_group,
-    promote,
     refuse_small_groups,
     scan_night,
 )
-from svomflow.tasks.masters.qc import append_qc_history, plot_qc_history
+from svomflow.tasks.masters.history import HistoryEntry
+from svomflow.tasks.masters.pipeline import (
+    NIGHTLY_PIPELINE,
+    HistoryRequest,
+    NightlyRequest,
+    refused_entry,
+)
 
-__all__ = ["nightly_master_calibration"]
+__all__ = ["nightly_master_calibration", "register_candidate", "resolve_night", "run_name"]
+
+KINDS = ("bias", "dark", "flat")
 
 
-@task(name="scan-night", retries=2, retry_delay_seconds=2)
-def _scan(raw_dir: str, night: str, camera: CameraModel, config: NightlyCalibrationConfig) -> Any:
+@task(name="scan-night", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
+def _scan(
+    raw_dir: str, night: str, camera: CameraModel, config: NightlyCalibrationConfig
+) -> ScanResult:
     return scan_night(raw_dir, night, camera, config)
 
 
-@task(name="build-validate-master", task_run_name="{group.key}")
-def _process(
-    group: FrameGroup,
-    camera: CameraModel,
-    config: NightlyCalibrationConfig,
-    caldb_root: str | None,
-    out_dir: str,
-    night: str,
-) -> CandidateResult:
-    return process_group(
-        group, camera, config, open_caldb(caldb_root), Path(out_dir) / "candidates", night
+def register_candidate(
+    caldb: Any, path: str, candidate: ValidatedCandidate, camera: CameraModel
+) -> Any:
+    """Register a passing candidate's file in the CALDB, valid from its first frame.
+
+    Registering the same file again (a re-run of the night) returns the existing entry.
+
+    Raises
+    ------
+    ValueError
+        When the candidate did not pass validation.
+    """
+    from svomflow.products.atomic import sha256_file
+
+    if not candidate.passed:
+        raise ValueError(
+            f"candidate {candidate.group.key} did not pass validation; it cannot be promoted"
+        )
+    digest = sha256_file(path)
+    code = CODENAMES[candidate.group.kind]
+    for e in caldb.list(instrument=camera.instrument, codename=code):
+        if e.sha256 == digest:
+            return e
+    return caldb.register(
+        path,
+        telescope=camera.telescope,
+        instrument=camera.instrument,
+        codename=code,
+        filter=candidate.group.filter if candidate.group.kind == "flat" else "NONE",
+        boundaries=candidate.boundaries,
+        valid_from=candidate.valid_from,
+        quality=0,
+        description=(
+            f"master {candidate.group.kind} {candidate.group.key} from night "
+            f"{candidate.report.night}"
+        ),
     )
 
 
-@task(name="register-master", retries=2, retry_delay_seconds=2, task_run_name="{result.group}")
+@task(
+    name="register-master",
+    task_run_name="register-{candidate.group.key}",
+    cache_policy=NO_CACHE,
+    retries=2,
+    retry_delay_seconds=[2, 5],
+    retry_condition_fn=lambda t, r, s: transient_error(t, r, s),
+)
 def _register(
-    result: CandidateResult, camera: CameraModel, caldb_root: str | None
+    path: str, candidate: ValidatedCandidate, camera: CameraModel, caldb_root: str | None
 ) -> dict[str, Any]:
-    entry = promote(result, open_caldb(caldb_root), camera)
+    """Promote a validated candidate into the CALDB (retried on I/O errors)."""
+    entry = register_candidate(open_caldb(caldb_root), path, candidate, camera)
     return {
         "id": entry.id,
         "path": str(entry.path),
@@ -76,73 +126,18 @@ def _register(
     }
 
 
-@task(name="qc-history", retries=2, retry_delay_seconds=2)
-def _history(rows: list[dict[str, Any]], out_dir: str) -> dict[str, Any]:
-    qc_dir = Path(out_dir) / "qc"
-    table = append_qc_history(qc_dir / "qc_history.fits", rows)
-    plots = plot_qc_history(table, qc_dir / "plots")
-    return {"history": str(qc_dir / "qc_history.fits"), "plots": [str(p) for p in plots]}
+def _latest_history(ctx: FlowContext, instrument: str) -> str | None:
+    """Return the QC history as it stands: the newest QCHIST product of the camera, if any."""
+    rows = ctx.store().list(type_code="QCHIST", instrument=instrument)
+    rows = [r for r in rows if Path(r.path).is_file()]
+    if not rows:
+        return None
+    return max(rows, key=lambda r: r.created).path
 
 
-@task(name="publish-candidate", retries=2, retry_delay_seconds=2, task_run_name="{result.group}")
-def _publish_group(
-    ctx: FlowContext, result: CandidateResult, config: dict[str, Any], instrument: str
-) -> list[str]:
-    """Record the candidate master and its QC reports as products of the night."""
-    from svomflow.tasks.masters.publish import publish_candidate
-
-    refs = publish_candidate(
-        ctx.store(),
-        night=ctx.key,
-        instrument=instrument,
-        group=result.group,
-        config=config,
-        inputs=result.inputs,
-        calibration_used=result.calibration_used,
-        candidate=result.candidate_path,
-        report_fits=result.report_fits,
-        report_json=result.report_json,
-    )
-    return [r.path for r in refs]
-
-
-@task(name="publish-qc-history", retries=2, retry_delay_seconds=2)
-def _publish_history(
-    ctx: FlowContext,
-    qc: dict[str, Any],
-    reports: list[str],
-    config: dict[str, Any],
-    instrument: str,
-) -> list[Any]:
-    """Record the QC history table and plots as products of the night."""
-    from svomflow.tasks.masters.publish import publish_qc_history
-
-    return publish_qc_history(
-        ctx.store(),
-        night=ctx.key,
-        instrument=instrument,
-        config=config,
-        reports=reports,
-        history=qc["history"],
-        plots=qc["plots"],
-    )
-
-
-def _row(night: str, group: FrameGroup, passed: bool, reason: str, **vals: Any) -> dict[str, Any]:
-    return {
-        "NIGHT": night,
-        "DATE_OBS": group.start.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3],
-        "CAMERA": group.camera,
-        "TYPE": group.kind.upper(),
-        "FILTER": group.filter,
-        "GROUP": group.key,
-        "NFRAMES": vals.get("n_frames", len(group.frames)),
-        "LEVEL": vals.get("level"),
-        "NOISE": vals.get("noise"),
-        "FRACTION": vals.get("fraction"),
-        "PASSED": passed,
-        "REASON": reason[:160],
-    }
+def _product_paths(refs: Sequence[ProductRef], instrument: str) -> dict[str, str]:
+    """``{type code: path}`` of the products of one instrument code (a group's)."""
+    return {r.type_code: r.path for r in refs if r.instrument == instrument}
 
 
 _LATEST = ("last", "latest")
@@ -191,7 +186,7 @@ def _run_name() -> str:
     flow_run_name=_run_name,
     on_failure=[record_failure],
     on_crashed=[record_failure],
-    # per-group candidates fan out on threads, or on Dask when $SVOMFLOW_DASK_ADDRESS is set
+    # per-group steps fan out on threads, or on Dask when $SVOMFLOW_DASK_ADDRESS is set
     task_runner=task_runner_for(),
 )
 def nightly_master_calibration(
@@ -214,10 +209,9 @@ def nightly_master_calibration(
     raw_dir
         Directory searched recursively for raw frames (selected by their headers).
     out_dir
-        Where candidates, QC reports and the QC history go (default
-        ``$SVOMFLOW_HOME/calibration/<instrument>``), and the products root (products
-        under ``<out_dir>/<night>/<instrument>/``; default ``$SVOMFLOW_PRODUCTS`` or
-        ``$SVOMFLOW_HOME/products``).
+        Products root (products under ``<out_dir>/<night>/<instrument code>/``; default
+        ``$SVOMFLOW_PRODUCTS`` or ``$SVOMFLOW_HOME/products``) and where the run's summary
+        goes (``summaries/``; default ``$SVOMFLOW_HOME/calibration/<instrument>``).
     caldb_root
         CALDB location (default: ``$SVOMFLOW_CALDB`` or ``$SVOMFLOW_HOME/caldb``).
     instrument
@@ -242,12 +236,10 @@ def nightly_master_calibration(
     camera = load_camera(instrument)
     cfg = load_config(NightlyCalibrationConfig, overrides=config_overrides(config)).resolved(camera)
     night = resolve_night(night, cfg.night_start_utc_hour)
-    # processing status of the night in the products database (failures: record_failure)
-    status = FlowContext(
+    ctx = FlowContext(
         "nightly_master_calibration", night, str(out_dir or default_output_root()), database_url
     )
-    cfg_dump = cfg.model_dump(mode="json")
-    status.status("running")
+    ctx.status("running")
     out = Path(out_dir) if out_dir else data_home() / "calibration" / safe_component(camera.name)
     scan = _scan(raw_dir, night, camera, cfg)
     for path, why in scan.skipped.items():
@@ -267,89 +259,117 @@ def nightly_master_calibration(
         msg = f"no calibration frames of {camera.instrument} for night {night} in {raw_dir}: nothing to do"
         log.info(msg)
         summary.update(status="empty", message=msg)
-        status.status("done", msg)
+        ctx.status("done", msg)
         return summary
     groups = group_frames(scan.frames, camera, cfg)
     assert cfg.min_frames is not None
     groups, refused = refuse_small_groups(groups, cfg.min_frames)
-    rows = []
+    entries: list[HistoryEntry] = []
     for g, why in refused:
         log.warning("group %s refused: %s", g.key, why)
         summary["refused"].append({"group": g.key, "reason": why})
-        rows.append(_row(night, g, False, f"refused: {why}"))
-    for kind in ("bias", "dark", "flat"):
-        these = [g for g in groups if g.kind == kind]
-        futures = [_process.submit(g, camera, cfg, caldb_root, str(out), night) for g in these]
-        for g, fut in zip(these, futures, strict=True):
-            res: CandidateResult = fut.result()
-            rep = res.report
+        entries.append(refused_entry(g, night, why))
+    refs: list[ProductRef] = []
+    reports: list[str] = []
+    for kind in KINDS:
+        these = tuple(g for g in groups if g.kind == kind)
+        if not these:
+            continue
+        run = run_pipeline(
+            NIGHTLY_PIPELINE,
+            _request(night, camera, these, cfg),
+            cfg,
+            ctx,
+            inputs=[str(f.path) for g in these for f in g.frames],
+            caldb_root=caldb_root,
+        )
+        refs += run.refs
+        for cand in run.outcome.candidates:
+            paths = _product_paths(run.refs, cand.instrument)
             entry = None
-            if res.passed:
-                entry = _register(res, camera, caldb_root)
-                summary["promoted"].append({"group": res.group, **entry})
-                log.info("promoted %s (CALDB entry %s)", res.group, entry["id"])
-            else:
-                log.warning("candidate %s rejected: %s", res.group, "; ".join(rep.reasons))
-            published = _publish_group(status, res, cfg_dump, camera.instrument)
-            summary["products"] += published
-            summary["groups"].append(
-                {
-                    "group": res.group,
-                    "type": kind,
-                    "filter": res.filter,
-                    "passed": res.passed,
-                    "reasons": rep.reasons,
-                    "level": rep.level,
-                    "noise": rep.noise,
-                    "fraction": rep.fraction,
-                    "candidate": res.candidate_path,
-                    "qc_report": res.report_json,
-                    "qc_fits": res.report_fits,
-                    "caldb_entry": entry,
-                    "products": published,
-                }
-            )
-            rows.append(
-                _row(
-                    night,
-                    g,
-                    res.passed,
-                    "; ".join(rep.reasons) or "ok",
-                    n_frames=rep.n_frames,
-                    level=rep.level,
-                    noise=rep.noise,
-                    fraction=rep.fraction,
-                )
-            )
-    summary["qc"] = _history(rows, str(out))
-    reports = [g["qc_report"] for g in summary["groups"]]
-    hist_refs = _publish_history(status, summary["qc"], reports, cfg_dump, camera.instrument)
-    summary["products"] += [r.path for r in hist_refs]
-    summary["qc"]["products"] = [r.path for r in hist_refs]
+            if cand.passed:
+                entry = _register(paths["MASTER"], cand, camera, caldb_root)
+                summary["promoted"].append({"group": cand.group.key, **entry})
+                log.info("promoted %s (CALDB entry %s)", cand.group.key, entry["id"])
+            reports.append(paths["QCJSON"])
+            summary["groups"].append(_group_summary(cand, paths, entry, run.refs))
+        entries += run.outcome.entries
+    history = run_pipeline(
+        NIGHTLY_PIPELINE,
+        _request(
+            night,
+            camera,
+            (),
+            cfg,
+            HistoryRequest(_latest_history(ctx, camera.instrument), tuple(entries)),
+        ),
+        cfg,
+        ctx,
+        inputs=reports,
+        caldb_root=caldb_root,
+    )
+    refs += history.refs
+    summary["products"] = [r.path for r in refs]
+    hist = [r.path for r in history.refs if r.type_code == "QCHIST"]
+    plots = [r.path for r in history.refs if r.type_code == "QCPLOT"]
+    summary["qc"] = {
+        "history": hist[0] if hist else None,
+        "plots": plots,
+        "products": [r.path for r in history.refs],
+    }
     summary["status"] = "done"
     summary_path = out / "summaries" / f"nightly_{safe_component(night)}.json"
     atomic_write_bytes(summary_path, json.dumps(summary, indent=1, default=str).encode())
     summary["summary_file"] = str(summary_path)
     _artifact(summary)
-    store = status.store()
-    mine = set(summary["products"])
-    refs = [r for r in store.list(obs_id=night) if r.path in mine]
     publish_summary(
         title=f"Nightly calibration {night} ({camera.instrument})",
         key=night,
-        refs=refs,  # type: ignore[arg-type]
+        refs=refs,
         numbers={
             "candidates": len(summary["groups"]),
             "promoted": len(summary["promoted"]),
             "refused groups": len(summary["refused"]),
         },
-        previews=[r.path for r in hist_refs if r.path.endswith(".png")],
+        previews=plots,
         artifact_key=f"nightly-products-{night}",
     )
-    status.status(
-        "done", f"{len(summary['promoted'])} promoted, {len(summary['groups'])} candidates"
-    )
+    ctx.status("done", f"{len(summary['promoted'])} promoted, {len(summary['groups'])} candidates")
     return summary
+
+
+def _request(
+    night: str,
+    camera: CameraModel,
+    groups: tuple[FrameGroup, ...],
+    cfg: NightlyCalibrationConfig,
+    history: HistoryRequest | None = None,
+) -> NightlyRequest:
+    return NightlyRequest(night, camera, groups, history, cfg.night_start_utc_hour)
+
+
+def _group_summary(
+    cand: ValidatedCandidate,
+    paths: Mapping[str, str],
+    entry: dict[str, Any] | None,
+    refs: Sequence[ProductRef],
+) -> dict[str, Any]:
+    rep = cand.report
+    return {
+        "group": cand.group.key,
+        "type": cand.group.kind,
+        "filter": cand.group.filter,
+        "passed": cand.passed,
+        "reasons": rep.reasons,
+        "level": rep.level,
+        "noise": rep.noise,
+        "fraction": rep.fraction,
+        "candidate": paths.get("MASTER"),
+        "qc_report": paths.get("QCJSON"),
+        "qc_fits": paths.get("QC"),
+        "caldb_entry": entry,
+        "products": [r.path for r in refs if r.instrument == cand.instrument],
+    }
 
 
 def _artifact(summary: dict[str, Any]) -> None:

@@ -43,7 +43,7 @@ def _ensure_cache_dir() -> None:
     # numba reads NUMBA_CACHE_DIR when its config module is first imported.
     import numba.core.config as numba_config
 
-    numba_config.CACHE_DIR = str(cache_dir)
+    setattr(numba_config, "CACHE_DIR", str(cache_dir))  # noqa: B010 - not in numba's stubs
 
 
 def kernel(func: F | None = None, **options: Any) -> Any:

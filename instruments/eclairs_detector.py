@@ -51,7 +51,7 @@ class EclairsDetectorModel:
         )
 
     def efficiency(self, energy_kev: NDArray[np.float64]) -> NDArray[np.float64]:
-        """Detection efficiency at true energies (0 below the table, last value above)."""
+        """Return the detection efficiency at true energies (0 below the table, last value above)."""
         e = np.asarray(energy_kev, dtype=np.float64)
         return np.interp(e, self.eff_energy_kev, self.eff_value, left=0.0, right=self.eff_value[-1])
 

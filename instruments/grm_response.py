@@ -41,6 +41,9 @@ from svomflow.instruments.attitude import Attitude
 __all__ = [
     "ELECTRON_MASS_KEV",
     "GRMGeometry",
+    "GRMResponseModel",
+    "band_response",
+    "band_weights",
     "channel_edges",
     "detector_axes",
     "grm_response",
@@ -274,13 +277,46 @@ def _direction_cosines(
     return {name: v @ ax for name, ax in axes.items()}
 
 
+@dataclass(frozen=True, eq=False)
+class GRMResponseModel:
+    """Everything the GRM response needs: crystal geometry, channels and detector axes.
+
+    The analysis loads it from the CALDB (code ``RSPPAR``); the simulator builds the same
+    model from the instrument definition and writes that file.
+    """
+
+    geometry: GRMGeometry
+    axes: dict[str, NDArray[np.float64]]
+
+    @classmethod
+    def from_instrument(cls, inst: InstrumentDefinition | None = None) -> GRMResponseModel:
+        """Build the model from an instrument definition (the simulator's truth)."""
+        inst = inst or load_instrument("grm")
+        return cls(GRMGeometry.from_instrument(inst), detector_axes(inst))
+
+    @property
+    def detectors(self) -> tuple[str, ...]:
+        """Detector names, in order."""
+        return tuple(self.axes)
+
+    def _key(self) -> tuple[object, ...]:
+        return (self.geometry, tuple((n, tuple(v.tolist())) for n, v in self.axes.items()))
+
+    # equal models give equal responses: they may share cached response grids
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, GRMResponseModel) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+
 def grm_response(
     direction: ArrayLike,
     *,
     detector: str,
+    model: GRMResponseModel,
     attitude: Attitude | None = None,
     photon_edges: ArrayLike | None = None,
-    instrument: InstrumentDefinition | None = None,
 ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
     """Return the response of one GRM detector for a source direction.
 
@@ -290,12 +326,12 @@ def grm_response(
         A spacecraft-frame unit vector, or ``(ra_deg, dec_deg)`` with ``attitude``.
     detector
         Detector name (``GRD01``...).
+    model
+        The response model (CALDB ``RSPPAR``, or the simulator's truth).
     attitude
         Spacecraft attitude (X = ECLAIRs boresight) when ``direction`` is sky coordinates.
     photon_edges
         Photon-energy bin edges in keV (default 160 log bins, 10 keV - 10 MeV).
-    instrument
-        Instrument definition (default: the packaged ``grm``).
 
     Returns
     -------
@@ -304,9 +340,7 @@ def grm_response(
         redistribution probability, OGIP ``HDUCLAS3 = FULL``) and the channel bounds
         (n_chan, 2) in keV.
     """
-    inst = instrument or load_instrument("grm")
-    geom = GRMGeometry.from_instrument(inst)
-    axes = detector_axes(inst)
+    geom, axes = model.geometry, model.axes
     if detector not in axes:
         raise ValueError(f"unknown GRM detector {detector!r}; known: {', '.join(axes)}")
     pe = photon_bins() if photon_edges is None else np.asarray(photon_edges, dtype=np.float64)
@@ -323,16 +357,15 @@ def band_response(
     cos_theta: ArrayLike,
     weights: ArrayLike,
     *,
+    model: GRMResponseModel,
     photon_edges: ArrayLike | None = None,
-    instrument: InstrumentDefinition | None = None,
 ) -> NDArray[np.float64]:
     """Return expected counts for many incidence cosines: sum_i A(E_i, theta) w_i.
 
     ``weights`` (n_bins * n_sub,) are per sub-energy photon fluences already multiplied by the
     channel-band probabilities (see :func:`band_weights`). Used by the localisation grid.
     """
-    inst = instrument or load_instrument("grm")
-    geom = GRMGeometry.from_instrument(inst)
+    geom = model.geometry
     pe = photon_bins() if photon_edges is None else np.asarray(photon_edges, dtype=np.float64)
     e_sub, _ = _redistribution(geom, tuple(float(x) for x in pe))
     c = np.asarray(cos_theta, dtype=np.float64)
@@ -344,16 +377,15 @@ def band_weights(
     photon_spectrum: Any,
     band_kev: tuple[float, float],
     *,
+    model: GRMResponseModel,
     photon_edges: ArrayLike | None = None,
-    instrument: InstrumentDefinition | None = None,
 ) -> NDArray[np.float64]:
     """Return per-sub-energy weights: photon fluence density x probability to land in a band.
 
     ``photon_spectrum(E)`` gives ph/cm2/keV (any normalisation); channels whose centres lie in
     ``band_kev`` form the band.
     """
-    inst = instrument or load_instrument("grm")
-    geom = GRMGeometry.from_instrument(inst)
+    geom = model.geometry
     pe = photon_bins() if photon_edges is None else np.asarray(photon_edges, dtype=np.float64)
     e_sub, prob = _redistribution(geom, tuple(float(x) for x in pe))
     edges = np.asarray(geom.channel_edges_kev)

@@ -76,7 +76,7 @@ class DeploymentSettings(BaseModel):
         return self.nightly_cron or nightly_cron(self.nightly_at)
 
     def specs(self) -> list[FlowSpec]:
-        """The flow specs selected."""
+        """Return the flow specs selected."""
         return [get_spec(n) for n in self.flows] if self.flows else list(REGISTRY.values())
 
     def parameters_for(self, spec: FlowSpec) -> dict[str, Any]:

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 from astropy.io import fits
 from svomflow.errors import InputDataError, SvomflowError
-from svomflow.tasks.ccd.fitsio import read_image_header
+from svomflow.products.ccd_frames import read_image_header
 from svomflow.tasks.gp1.config import GP1Config, GP1WatchConfig
 
 __all__ = [
@@ -44,6 +44,9 @@ __all__ = [
     "GP1Watcher",
     "Ledger",
     "check_complete",
+    "default_processor",
+    "flow_processor",
+    "plain_processor",
     "route_image",
 ]
 
@@ -229,14 +232,44 @@ def route_image(header: fits.Header, pipelines: list[GP1Config]) -> GP1Config | 
     return None
 
 
-def default_processor(path: Path, cfg: GP1Config) -> Any:
-    """Run the ``gp1_reduction`` flow on one image (products rebuilt for its sequence)."""
-    from svomflow.flows.gp1 import gp1_reduction
+def flow_processor(caldb_root: str | None = None) -> Processor:
+    """Return a processor running the ``gp1_reduction`` flow on one image.
 
-    result = gp1_reduction(images=[str(path)], config=cfg.model_dump(mode="json"))
+    The products of the image's sequence are rebuilt from every image of it so far.
+    """
+
+    def process(path: Path, cfg: GP1Config) -> Any:
+        from svomflow.flows.gp1 import gp1_reduction
+
+        # the configuration as a mapping: Prefect validates it into the model (as from the UI)
+        settings: Any = cfg.model_dump(mode="json")
+        result = gp1_reduction(images=[str(path)], config=settings, caldb_root=caldb_root)
+        return _checked(result)
+
+    return process
+
+
+def plain_processor(caldb_root: str | None = None) -> Processor:
+    """Return a processor running the GP1 pipeline on one image in plain Python (no Prefect)."""
+
+    def process(path: Path, cfg: GP1Config) -> Any:
+        from svomflow.tasks.gp1.pipeline import process_images
+
+        return _checked(process_images([path], cfg, caldb_root=caldb_root))
+
+    return process
+
+
+def _checked(result: dict[str, Any]) -> dict[str, Any]:
+    """Raise the image's failure (the watcher records it in the ledger)."""
     if result["failed"]:
         raise SvomflowError("; ".join(f"{k}: {v}" for k, v in result["failed"].items()))
     return result
+
+
+def default_processor(path: Path, cfg: GP1Config) -> Any:
+    """Run the ``gp1_reduction`` flow on one image with the default CALDB."""
+    return flow_processor()(path, cfg)
 
 
 class GP1Watcher:
@@ -248,7 +281,7 @@ class GP1Watcher:
         self.input_dir.mkdir(parents=True, exist_ok=True)
         out = Path(config.output_dir or config.pipelines[0].output_dir)
         self.ledger = Ledger(config.ledger or out / "gp1_ledger.sqlite")
-        self.processor = processor or default_processor
+        self.processor = processor or flow_processor(config.caldb)
         self._pending: dict[Path, FileState] = {}
         self._events: queue.Queue[Path] = queue.Queue()
         self._queues: dict[str, queue.Queue[tuple[Path, str] | None]] = {
@@ -277,7 +310,7 @@ class GP1Watcher:
                 if not event.is_directory:
                     events.put(Path(getattr(event, "dest_path", "") or event.src_path))
 
-        kinds = [("polling", PollingObserver)]
+        kinds: list[tuple[str, Any]] = [("polling", PollingObserver)]
         if not self.cfg.use_polling:
             kinds.insert(0, ("native", Observer))
         for kind, cls in kinds:

@@ -20,7 +20,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
+from uuid import UUID
 
 import yaml
 from sqlmodel import Session, select
@@ -102,7 +103,7 @@ def _run_parameters(flow_run_id: str) -> dict[str, Any] | None:
 
     try:
         with get_client(sync_client=True) as client:
-            return dict(client.read_flow_run(flow_run_id).parameters)
+            return dict(client.read_flow_run(UUID(str(flow_run_id))).parameters)
     except (ObjectNotFound, ValueError):
         return None
 
@@ -222,15 +223,22 @@ def plan_reprocess(
 def _execute(plan: ReprocessPlan, mode: str) -> tuple[str, str | None, str]:
     name = f"reprocess-{plan.spec.alias}-{plan.key}"
     if mode == "deployment":
+        from prefect.client.schemas.objects import FlowRun
         from prefect.deployments import run_deployment
 
-        fr = run_deployment(
-            plan.spec.deployment_name,
-            parameters=plan.parameters,
-            flow_run_name=name,
-            tags=["reprocess"],
-            as_subflow=False,
+        # called outside an event loop: Prefect's sync/async dual returns the flow run
+        fr = cast(
+            FlowRun,
+            run_deployment(
+                plan.spec.deployment_name,
+                parameters=plan.parameters,
+                flow_run_name=name,
+                tags=["reprocess"],
+                as_subflow=False,
+            ),
         )
+        if fr.state is None:
+            return "unknown", str(fr.id), "the API returned the run without a state"
         return fr.state.type.value.lower(), str(fr.id), fr.state.message or ""
     flow = plan.spec.load().with_options(flow_run_name=name)
     state = flow(**plan.parameters, return_state=True)

@@ -1,46 +1,27 @@
-"""Turn work files into product content for :meth:`ProductStore.publish`.
+"""Point the OGIP file references of a product at the published names of the files it names.
 
-Flows often compute into a work directory and then publish: FITS files are re-read into
-memory (so the work file can go) without their CHECKSUM/DATASUM cards, which the store
-writes anew; other files are copied byte for byte.
+The catalogue publisher (:mod:`svomflow.products.catalogue.publish`) calls
+:func:`relink_ogip` on every FITS product before writing it: a spectrum names its background
+and response by :func:`~svomflow.products.catalogue.link_name` while it is built, and by
+their published file names once they are published.
 """
 
 from __future__ import annotations
 
 import re
-import shutil
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from astropy.io import fits
 
-__all__ = ["LINK_KEYWORDS", "copy_file", "fits_hdus", "relink_ogip"]
+__all__ = ["LINK_KEYWORDS", "relink_ogip"]
 
 # OGIP keywords (and type II columns of the same name) that name another file
 LINK_KEYWORDS = ("BACKFILE", "RESPFILE", "ANCRFILE", "CORRFILE")
 
 # "file.pha{3}": a row of a type II file (XSPEC's syntax)
 _ROW_SUFFIX = re.compile(r"^(?P<name>.*?)(?P<row>\{\d+\})?$")
-
-
-def fits_hdus(path: str | Path) -> list[Any]:
-    """Return every HDU of a FITS file, in memory, without CHECKSUM/DATASUM keywords."""
-    with fits.open(path, memmap=False) as hdul:
-        hdus = [h.copy() for h in hdul]
-    for h in hdus:
-        for key in ("CHECKSUM", "DATASUM"):
-            h.header.remove(key, ignore_missing=True)
-    return hdus
-
-
-def copy_file(src: str | Path) -> Callable[[Path], None]:
-    """Return a writer that copies ``src`` to the path it is given (PNG, JSON, HTML)."""
-
-    def write(dest: Path) -> None:
-        shutil.copyfile(src, dest)
-
-    return write
 
 
 def _renamed(value: str, names: Mapping[str, str]) -> str:
@@ -54,10 +35,10 @@ def _renamed(value: str, names: Mapping[str, str]) -> str:
 def relink_ogip(hdus: list[Any], names: Mapping[str, str]) -> list[Any]:
     """Point the OGIP file references of HDUs at the files' published names.
 
-    A spectrum is computed next to its background and response in a work directory, where
-    ``BACKFILE``/``RESPFILE``/``ANCRFILE``/``CORRFILE`` name the work files; once those are
-    published under product names, the spectrum must name the published files or XSPEC,
-    sherpa and :func:`svomflow.tasks.spectral.load` would not find them. Header keywords and
+    A spectrum's ``BACKFILE``/``RESPFILE``/``ANCRFILE``/``CORRFILE`` name its companion
+    products by link name while it is built; once those are published, the spectrum must
+    name the published files or XSPEC, sherpa and :func:`svomflow.tasks.spectral.load` would
+    not find them. Header keywords and
     type II columns of those names are rewritten; a row suffix ``{n}`` is kept, values not
     in ``names`` (``none``, files published elsewhere) are left alone.
 
@@ -66,7 +47,7 @@ def relink_ogip(hdus: list[Any], names: Mapping[str, str]) -> list[Any]:
     hdus
         The HDUs to publish (headers are modified in place).
     names
-        Work-file base name -> published base name.
+        Link (or file) base name -> published base name.
 
     Returns
     -------

@@ -156,7 +156,10 @@ def _check_schema(engine: Engine) -> None:
         )
     SQLModel.metadata.create_all(
         engine,
-        tables=[t.__table__ for t in (SchemaInfo, ProductRow, ProcessingStatus)],  # type: ignore[attr-defined]
+        tables=[
+            SQLModel.metadata.tables[str(t.__tablename__)]
+            for t in (SchemaInfo, ProductRow, ProcessingStatus)
+        ],
     )
     with Session(engine) as s:
         info = s.get(SchemaInfo, 1)

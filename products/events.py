@@ -34,6 +34,8 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 from svomflow.errors import InputDataError
+from svomflow.instruments.channels import EnergyBounds
+from svomflow.instruments.dead_time import DeadTime
 
 __all__ = [
     "GBM_DEADTIME_S",
@@ -87,6 +89,8 @@ class EventList:
         Number of events whose time equals the previous event's time in the same detector.
     flags : list of str
         Conditions found while reading (sorted on read, duplicates...).
+    pixel_y, pixel_z : numpy.ndarray or None
+        Detector-plane pixel of each event, for pixelated (imaging) instruments.
     """
 
     time: np.ndarray
@@ -105,6 +109,8 @@ class EventList:
     files: tuple[str, ...]
     n_duplicates: int = 0
     flags: list[str] = field(default_factory=list)
+    pixel_y: np.ndarray | None = None
+    pixel_z: np.ndarray | None = None
 
     @property
     def size(self) -> int:
@@ -164,7 +170,14 @@ class EventList:
             files=self.files,
             n_duplicates=self.n_duplicates,
             flags=list(self.flags),
+            pixel_y=None if self.pixel_y is None else self.pixel_y[mask],
+            pixel_z=None if self.pixel_z is None else self.pixel_z[mask],
         )
+
+    @property
+    def has_pixels(self) -> bool:
+        """Whether every event has a detector-plane pixel (an imaging instrument)."""
+        return self.pixel_y is not None and self.pixel_z is not None
 
     def livetime(self, edges: np.ndarray) -> np.ndarray:
         """Return the live time (s) of each bin ``[edges[i], edges[i+1])`` inside the GTIs.
@@ -267,15 +280,27 @@ class _FileEvents:
     fmt: str
     was_unsorted: bool
     source: str
+    pixel_y: np.ndarray | None = None
+    pixel_z: np.ndarray | None = None
+    notes: list[str] = field(default_factory=list)
 
 
-def _read_one(path: Path) -> list[_FileEvents]:
+@dataclass(frozen=True)
+class _Calibration:
+    """What the caller's calibration replaces in the files (CALDB EBOUNDS, dead time)."""
+
+    ebounds: EnergyBounds | None = None
+    dead_time: DeadTime | None = None
+    pixel_columns: tuple[str, str] | None = None
+
+
+def _read_one(path: Path, cal: _Calibration = _Calibration()) -> list[_FileEvents]:
     # astropy reports a short file as a warning and may then return garbage: record the
     # warnings and turn a truncation into an error
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            out = _read_one_unchecked(path)
+            out = _read_one_unchecked(path, cal)
         except (OSError, EOFError, zlib.error, KeyError, IndexError, ValueError, TypeError) as exc:
             raise InputDataError(
                 f"{path}: cannot read event file ({type(exc).__name__}: {exc})"
@@ -286,7 +311,7 @@ def _read_one(path: Path) -> list[_FileEvents]:
     return out
 
 
-def _read_one_unchecked(path: Path) -> list[_FileEvents]:
+def _read_one_unchecked(path: Path, cal: _Calibration) -> list[_FileEvents]:
     with _open(path) as hdul:
         fmt = _detect(hdul, path)
         if fmt == "ogip_lightcurve":
@@ -295,13 +320,51 @@ def _read_one_unchecked(path: Path) -> list[_FileEvents]:
                 "(read it with svomflow.products.ogip.read_lightcurve)"
             )
         hdus = _events_hdus(hdul)
-        return [_read_hdu(path, hdul, ev, fmt, len(hdus) > 1) for ev in hdus]
+        return [_read_hdu(path, hdul, ev, fmt, len(hdus) > 1, cal) for ev in hdus]
+
+
+def _channel_energies(
+    path: Path, hdul: fits.HDUList, chan: np.ndarray, cal: _Calibration
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, list[str]]:
+    """Energies (channel midpoints) and the EBOUNDS used: the caller's (CALDB), else the file's."""
+    notes: list[str] = []
+    file_bounds = None
+    if "EBOUNDS" in hdul:
+        ebd = hdul["EBOUNDS"].data
+        ch_numbers = np.array(ebd["CHANNEL"], dtype=np.int64)
+        if ch_numbers.size == 0 or np.any(np.diff(ch_numbers) != 1):
+            raise InputDataError(f"{path}: EBOUNDS channels are not consecutive")
+        file_bounds = EnergyBounds(
+            int(ch_numbers[0]),
+            np.array(ebd["E_MIN"], dtype=np.float64),
+            np.array(ebd["E_MAX"], dtype=np.float64),
+        )
+    bounds = cal.ebounds or file_bounds
+    if bounds is None:
+        raise InputDataError(
+            f"{path}: events have channels but neither the file nor the CALDB gives their "
+            "energies (no EBOUNDS)"
+        )
+    if cal.ebounds is not None and file_bounds is not None and not cal.ebounds.same_as(file_bounds):
+        notes.append(
+            f"{path.name}: EBOUNDS of the file differs from the CALDB's; the CALDB's is used"
+        )
+    try:
+        energy = bounds.midpoints(chan)
+    except ValueError as exc:
+        raise InputDataError(f"{path}: event {exc}") from None
+    return energy, bounds.e_min, bounds.e_max, bounds.first_channel, notes
 
 
 def _read_hdu(
-    path: Path, hdul: fits.HDUList, ev: fits.BinTableHDU, fmt: str, several: bool
+    path: Path,
+    hdul: fits.HDUList,
+    ev: fits.BinTableHDU,
+    fmt: str,
+    several: bool,
+    cal: _Calibration,
 ) -> _FileEvents:
-    """Read one EVENTS table (one detector) with the file's EBOUNDS and GTI."""
+    """Read one EVENTS table (one detector) with its EBOUNDS (CALDB or file) and GTI."""
     h0 = hdul[0].header
     hev = ev.header
     try:
@@ -321,23 +384,10 @@ def _read_hdu(
     if not np.all(np.isfinite(time)):
         raise InputDataError(f"{path}: EVENTS has non-finite times")
     detector = str(hev.get("DETNAM", h0.get("DETNAM", hev.get("INSTRUME", path.name))))
+    notes: list[str] = []
     # channel energies
-    eb = hdul["EBOUNDS"] if "EBOUNDS" in hdul else None
-    if chan is not None and eb is not None:
-        ebd = eb.data
-        ch_numbers = np.array(ebd["CHANNEL"], dtype=np.int64)
-        e_min = np.array(ebd["E_MIN"], dtype=np.float64)
-        e_max = np.array(ebd["E_MAX"], dtype=np.float64)
-        first = int(ch_numbers[0]) if ch_numbers.size else 0
-        if ch_numbers.size == 0 or np.any(np.diff(ch_numbers) != 1):
-            raise InputDataError(f"{path}: EBOUNDS channels are not consecutive")
-        idx = chan - first
-        if np.any(idx < 0) or np.any(idx >= e_min.size):
-            raise InputDataError(
-                f"{path}: event channels {chan.min()}..{chan.max()} outside EBOUNDS "
-                f"{first}..{first + e_min.size - 1}"
-            )
-        energy = 0.5 * (e_min[idx] + e_max[idx])
+    if chan is not None and (cal.ebounds is not None or "EBOUNDS" in hdul):
+        energy, e_min, e_max, first, notes = _channel_energies(path, hdul, chan, cal)
     elif energy_col is not None:
         unit = str(hev.get(f"TUNIT{cols.index('ENERGY') + 1}", "keV")).strip().lower()
         scale = {"ev": 1e-3, "kev": 1.0, "mev": 1e3}.get(unit, 1.0)
@@ -348,13 +398,15 @@ def _read_hdu(
         first = 0
     elif chan is not None:
         raise InputDataError(
-            f"{path}: events have {chan_col} channels but the file has no EBOUNDS "
-            "extension (channel energies unknown)"
+            f"{path}: events have {chan_col} channels but neither the file nor the CALDB "
+            "gives their energies (no EBOUNDS)"
         )
     else:
         raise InputDataError(f"{path}: EVENTS has neither PHA/PI channels nor ENERGY")
     # dead time per event
-    if fmt == "gbm_tte":
+    if cal.dead_time is not None:
+        deadtime = np.full(time.size, cal.dead_time.of(detector))
+    elif fmt == "gbm_tte":
         overflow = first + e_min.size - 1
         deadtime = np.where(chan == overflow, GBM_OVERFLOW_DEADTIME_S, GBM_DEADTIME_S)
     else:
@@ -380,6 +432,12 @@ def _read_hdu(
         else float(hev.get("MJDREF", h0.get("MJDREF", 0.0)))
     )
     timesys = str(hev.get("TIMESYS", h0.get("TIMESYS", "TT")))
+    pixels: tuple[np.ndarray, np.ndarray] | None = None
+    if cal.pixel_columns is not None:
+        cy, cz = cal.pixel_columns
+        if cy.upper() not in cols or cz.upper() not in cols:
+            raise InputDataError(f"{path}: EVENTS has no pixel columns {cy}/{cz}")
+        pixels = (np.array(data[cy], dtype=np.int16), np.array(data[cz], dtype=np.int16))
     order = np.argsort(time, kind="stable")
     unsorted = bool(np.any(order != np.arange(order.size)))
     return _FileEvents(
@@ -398,6 +456,9 @@ def _read_hdu(
         fmt=fmt,
         was_unsorted=unsorted,
         source=f"{path}[{ev.name},{ev.ver}]" if several else str(path),
+        pixel_y=None if pixels is None else pixels[0][order],
+        pixel_z=None if pixels is None else pixels[1][order],
+        notes=notes,
     )
 
 
@@ -415,7 +476,12 @@ def _intersect_gtis(gtis: list[np.ndarray]) -> np.ndarray:
 
 
 def read_events(
-    paths: str | Path | list[str | Path] | tuple[str | Path, ...], *, t0: float | None = None
+    paths: str | Path | list[str | Path] | tuple[str | Path, ...],
+    *,
+    t0: float | None = None,
+    ebounds: EnergyBounds | None = None,
+    dead_time: DeadTime | None = None,
+    pixel_columns: tuple[str, str] | None = None,
 ) -> EventList:
     """Read event files of one burst into one time-sorted :class:`EventList`.
 
@@ -427,6 +493,13 @@ def read_events(
     t0 : float, optional
         Reference time (mission seconds). Default: the ``TRIGTIME`` of the files (they must
         agree within 1 ms), else the start of the data.
+    ebounds : EnergyBounds, optional
+        The instrument's channel bounds from the CALDB: they replace the files' EBOUNDS (a
+        file whose EBOUNDS differs is flagged).
+    dead_time : DeadTime, optional
+        The instrument's dead time per event from the CALDB (replaces ``DEADTAU``).
+    pixel_columns : (str, str), optional
+        Names of the pixel columns of an imaging instrument's events (kept in the list).
 
     Returns
     -------
@@ -442,7 +515,8 @@ def read_events(
     files = [Path(p) for p in paths]
     if not files:
         raise InputDataError("no event files given")
-    parts = [part for p in files for part in _read_one(p)]
+    cal = _Calibration(ebounds, dead_time, pixel_columns)
+    parts = [part for p in files for part in _read_one(p, cal)]
     names = [p.detector for p in parts]
     if len(set(names)) != len(names):
         # two tables of the same detector: keep them apart by their source
@@ -481,6 +555,12 @@ def read_events(
         n_dup += int(np.count_nonzero(np.diff(part.time_met) == 0))
     if n_dup:
         flags.append(f"{n_dup} duplicate time tags (same time, same detector): kept")
+    for part in parts:
+        flags.extend(part.notes)
+    pixel_y = pixel_z = None
+    if pixel_columns is not None:
+        pixel_y = np.concatenate([p.pixel_y for p in parts if p.pixel_y is not None])[order]
+        pixel_z = np.concatenate([p.pixel_z for p in parts if p.pixel_z is not None])[order]
     return EventList(
         time=time,
         energy=np.concatenate([p.energy for p in parts])[order],
@@ -498,4 +578,6 @@ def read_events(
         files=tuple(str(p) for p in files),
         n_duplicates=n_dup,
         flags=flags,
+        pixel_y=pixel_y,
+        pixel_z=pixel_z,
     )

@@ -31,6 +31,7 @@ __all__ = [
     "primary_hdu",
     "read_gti",
     "read_lightcurve",
+    "rsp_hdus",
     "write_hdulist",
     "write_rsp",
 ]
@@ -504,8 +505,7 @@ def write_hdulist(
     return Path(path)
 
 
-def write_rsp(
-    path: str | Path,
+def rsp_hdus(
     e_lo: ArrayLike,
     e_hi: ArrayLike,
     matrix: ArrayLike,
@@ -516,8 +516,8 @@ def write_rsp(
     detector: str,
     direction_radec: tuple[float, float] | None = None,
     extra: dict[str, Any] | None = None,
-) -> Path:
-    """Write an OGIP RSP file of one detector (``SPECRESP MATRIX`` + ``EBOUNDS``, CAL/GEN/92-002).
+) -> list[fits.PrimaryHDU | fits.BinTableHDU]:
+    """Build the OGIP RSP of one detector (``SPECRESP MATRIX`` + ``EBOUNDS``, CAL/GEN/92-002).
 
     Channels are numbered from 0 (``TLMIN`` of ``F_CHAN``, as in the EBOUNDS and the event
     PI column); each row stores one group covering every channel.
@@ -565,4 +565,32 @@ def write_rsp(
     ebh = ebounds_hdu(eb[:, 0], eb[:, 1], telescope=telescope, instrument=instrument)
     ebh.header["DETNAM"] = detector
     prim = primary_hdu(telescope=telescope, instrument=instrument)
-    return write_hdulist([prim, mat, ebh], path)
+    return [prim, mat, ebh]
+
+
+def write_rsp(
+    path: str | Path,
+    e_lo: ArrayLike,
+    e_hi: ArrayLike,
+    matrix: ArrayLike,
+    ebounds: ArrayLike,
+    *,
+    telescope: str,
+    instrument: str,
+    detector: str,
+    direction_radec: tuple[float, float] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """Write an OGIP RSP file of one detector (see :func:`rsp_hdus`)."""
+    hdus = rsp_hdus(
+        e_lo,
+        e_hi,
+        matrix,
+        ebounds,
+        telescope=telescope,
+        instrument=instrument,
+        detector=detector,
+        direction_radec=direction_radec,
+        extra=extra,
+    )
+    return write_hdulist(hdus, path)

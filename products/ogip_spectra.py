@@ -160,7 +160,7 @@ def _as_channel_array(value: Any, n: int, dtype: Any, default: float) -> np.ndar
     return arr.copy()
 
 
-def read_pha(path: str | Path, row: int | None = None) -> PhaSpectrum:
+def read_pha(path: str | Path, row: int | None = None) -> PhaSpectrum:  # noqa: C901 - one pass over every OGIP keyword/column alternative
     """Read a PHA type I or II spectrum (source or background) into counts per channel.
 
     Parameters
@@ -536,7 +536,7 @@ def combine_responses(responses: Sequence[Response], weights: Sequence[float]) -
 
 
 def _validity(responses: Sequence[Response]) -> list[tuple[float, float]]:
-    """Validity of each matrix: from its TSTART to the next matrix's TSTART (GBM RSP2)."""
+    """Return the validity of each matrix: from its TSTART to the next matrix's TSTART (GBM RSP2)."""
     starts = [r.tstart for r in responses]
     if any(s is None for s in starts):
         raise InputDataError(

@@ -32,13 +32,18 @@ class FileRef(BaseModel):
 
 
 class CalibrationRef(BaseModel):
-    """A calibration file used by a product (from the CALDB or an explicit override)."""
+    """A calibration file used by a product (from the CALDB or an explicit override).
+
+    ``name`` is the run's name of the selection (``grm:EBOUNDS``; ``<instrument>:<CODE>``
+    then any qualifier), which ties the file to an instrument.
+    """
 
     codename: str
     path: str
     sha256: str
     index_version: int | None = None
     override: bool = False
+    name: str | None = None
 
 
 def current_flow_run_id() -> str | None:

@@ -8,6 +8,7 @@ previous one superseded, which stays on disk and in the database.
 
 from __future__ import annotations
 
+import builtins
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -319,7 +320,7 @@ class ProductStore:
                     time.sleep(0.02 * (attempt + 1))
         raise RuntimeError(f"could not record status of {key}")
 
-    def statuses(self, key: str | None = None) -> list[ProcessingStatus]:
+    def statuses(self, key: str | None = None) -> builtins.list[ProcessingStatus]:
         """Return processing states (all, or those of one key), most recent first."""
         with Session(self.engine) as s:
             stmt = select(ProcessingStatus)

@@ -26,15 +26,19 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy import stats
 from svomflow.errors import ConfigError
 
+if TYPE_CHECKING:
+    from svomflow.calibration.calibration_set import CalibrationSet
+
 __all__ = [
     "BENCH_FLOWS",
     "BENCH_SCENARIOS",
+    "BENCH_SCENARIO_SETTINGS",
     "MXT_MATCH_ARCSEC",
     "QuantityStats",
     "bench_statistics",
@@ -46,6 +50,7 @@ __all__ = [
     "mxt_trial",
     "run_bench",
     "run_trial",
+    "simulated_calibration",
 ]
 
 # flow alias -> trial function "module:function"
@@ -56,6 +61,12 @@ BENCH_FLOWS = {
 
 # default scenario of each flow's bench (the CLI's --scenario default)
 BENCH_SCENARIOS = {"vhf": "short_grb", "mxt": "mxt_one_source"}
+
+# scenario settings every trial of a flow's bench adds: MXT trials give the pipeline the
+# simulator's calibration files directly, so they register nothing in the user's CALDB
+BENCH_SCENARIO_SETTINGS: dict[str, tuple[str, ...]] = {
+    "mxt": ("instrument_options.mxt.caldb=false",),
+}
 
 # a detection matches an injected MXT source when closer than this (arcsec): well above the
 # r90 of the faintest sources the bench injects (~1 arcmin) and below the closest pair
@@ -117,7 +128,7 @@ def counts_durations(
 def _efficiencies(
     truth: dict[str, Any],
 ) -> dict[str, tuple[Callable[[np.ndarray], np.ndarray], str]]:
-    """Detection efficiency vs photon energy per instrument (for the counts truth)."""
+    """Return the detection efficiency vs photon energy per instrument (for the counts truth)."""
     from svomflow.config import load_instrument
 
     out: dict[str, tuple[Callable[[np.ndarray], np.ndarray], str]] = {}
@@ -153,38 +164,69 @@ def grm_band_efficiency(
     range of the matrices.
     """
     from svomflow.instruments.attitude import Attitude
-    from svomflow.instruments.grm_response import detector_axes, grm_response
+    from svomflow.instruments.grm_response import GRMResponseModel, grm_response
 
     src = truth["sources"][0]
     a = truth["attitude"]
     att = Attitude(a["ra_deg"], a["dec_deg"], a["roll_deg"])
     total = None
-    for det in detector_axes():
-        lo, hi, m, eb = grm_response((src["ra_deg"], src["dec_deg"]), detector=det, attitude=att)
+    model = GRMResponseModel.from_instrument()
+    for det in model.detectors:
+        lo, hi, m, eb = grm_response(
+            (src["ra_deg"], src["dec_deg"]), detector=det, attitude=att, model=model
+        )
         overlap = np.clip(
             np.minimum(eb[:, 1], band_kev[1]) - np.maximum(eb[:, 0], band_kev[0]), 0, None
         )
         frac = overlap / np.maximum(eb[:, 1] - eb[:, 0], 1e-12)
         eff = m @ frac
         total = eff if total is None else total + eff
+    assert total is not None  # the model has detectors
     centre = np.sqrt(lo * hi)
+    area = total
 
     def efficiency(e: np.ndarray) -> np.ndarray:
-        return np.interp(np.log(e), np.log(centre), total)
+        return np.asarray(np.interp(np.log(e), np.log(centre), area))
 
     return efficiency, (float(lo[0]), float(hi[-1]))
 
 
+def simulated_calibration(sim_dir: Path, truth: dict[str, Any]) -> CalibrationSet:
+    """Load the calibration a simulation wrote next to its L1 files (the run's calibration).
+
+    A trial uses the simulator's own files rather than the CALDB: trials run in parallel and
+    must not depend on what another trial registered.
+    """
+    from svomflow.calibration.calibration_set import CalibrationSet
+
+    files = {
+        f"{name}:{code}": sim_dir / fname
+        for name, info in truth["instruments"].items()
+        for code, fname in info.get("files", {}).get("calibration", {}).items()
+    }
+    return CalibrationSet.from_files(files)
+
+
 def vhf_trial(sim_dir: Path, truth: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Run the VHF steps on one simulated burst; return estimate/error/truth per quantity."""
+    """Run the VHF pipeline on one simulated burst; return estimate/error/truth per quantity."""
     from svomflow.config import load_config
     from svomflow.instruments.attitude import angular_separation_deg
+    from svomflow.tasks.step import run_plain
     from svomflow.tasks.vhf.config import VHFConfig
-    from svomflow.tasks.vhf.pipeline import analyse, summary
+    from svomflow.tasks.vhf.inputs import VHFRequest
+    from svomflow.tasks.vhf.outcome import summary
+    from svomflow.tasks.vhf.pipeline import VHF_PIPELINE
 
     files = sorted(str(p) for p in sim_dir.glob("*_l1_events.fits"))
     cfg = load_config(VHFConfig, flow="vhf_quick_analysis", overrides=overrides)
-    s = summary(analyse(files, config=cfg))
+    cfg.previews = False  # nothing is published: no figure to prepare
+    outcome, _ = run_plain(
+        VHF_PIPELINE,
+        VHFRequest.of(files, "bench"),
+        cfg,
+        calibration=simulated_calibration(sim_dir, truth),
+    )
+    s = summary(outcome)
     src = truth["sources"][0]
     model = grb_model_from_truth(src)
     shift = s["t0"] - src["t0"]  # flow times are from its own T0
@@ -220,44 +262,21 @@ def vhf_trial(sim_dir: Path, truth: dict[str, Any], overrides: list[str]) -> dic
 
 
 def mxt_pipeline(
-    sim_dir: Path, truth: dict[str, Any], overrides: list[str], work_dir: Path
-) -> dict[str, Any]:
-    """Run the MXT steps merge -> calibrate -> detect on one simulated field (no Prefect).
+    sim_dir: Path, truth: dict[str, Any], overrides: list[str]
+) -> list[dict[str, float]]:
+    """Run the MXT pipeline on one simulated field without Prefect; return its sources.
 
-    The calibration (GAIN, CTI, PATTERN, PSF) is selected from the CALDB the simulator
-    registered its true files in, for the observation's start, exactly as the
-    ``mxt_analysis`` flow selects it. ``overrides`` are ``dotted.key=value`` settings of
-    :class:`svomflow.tasks.xray.pipeline.MXTAnalysisConfig`. Returns the detection step's
-    result (sources with ``ra_deg``, ``dec_deg``, ``r90_arcsec``, ``counts``, ``ml``).
+    The same pipeline definition as the ``mxt_analysis`` flow
+    (:data:`svomflow.tasks.xray.pipeline.MXT_PIPELINE` through
+    :func:`svomflow.tasks.step.run_plain`), given the simulator's true GAIN, CTI, PATTERN and
+    PSF files directly (a trial registers nothing in a CALDB) and without the per-source
+    products. ``overrides`` are ``dotted.key=value`` settings of
+    :class:`svomflow.tasks.xray.pipeline.MXTAnalysisConfig`. Each source has ``ra_deg``,
+    ``dec_deg``, ``r90_arcsec``, ``counts`` and ``ml``.
     """
-    from svomflow.calibration.caldb import open_caldb, resolve_calibrations
-    from svomflow.config import load_config, load_instrument
-    from svomflow.tasks.xray.pipeline import (
-        MXTAnalysisConfig,
-        calibration_requirements,
-        mission_time_to_utc,
-        step_calibrate,
-        step_detect,
-        step_merge,
-    )
+    from svomflow.simulation.mxt_mc import analyse_field
 
-    files = truth["files"]
-    cfg = load_config(MXTAnalysisConfig, overrides=overrides)
-    mjdref = float(load_instrument("mxt").get("time_reference.mjdref"))
-    cal = resolve_calibrations(
-        calibration_requirements(),
-        mission_time_to_utc(float(truth["tstart"]), mjdref),
-        caldb=open_caldb(str(sim_dir / files["caldb"])),
-    )
-    paths = {k: str(e.path) for k, e in cal.items()}
-    merged = step_merge(
-        [str(sim_dir / f) for f in files["l1"]],
-        str(sim_dir / files["attitude"]),
-        str(sim_dir / files["saa"]),
-        str(work_dir),
-    )
-    calibrated = step_calibrate(merged["path"], paths, str(work_dir))
-    return step_detect(calibrated["path"], paths["psf"], str(work_dir), cfg.detect)
+    return analyse_field(sim_dir, truth["files"], overrides=overrides)
 
 
 def match_sources(
@@ -299,11 +318,7 @@ def mxt_trial(sim_dir: Path, truth: dict[str, Any], overrides: list[str]) -> dic
     from svomflow.instruments.attitude import angular_separation_deg
 
     mxt = truth["instruments"]["mxt"]
-    d = sim_dir / "mxt"
-    work = sim_dir / "work"
-    work.mkdir()
-    det = mxt_pipeline(d, mxt, overrides, work)
-    found = det["sources"]
+    found = mxt_pipeline(sim_dir / "mxt", mxt, overrides)
     injected = mxt["sources"]
     matched, false = match_sources(injected, found, MXT_MATCH_ARCSEC)
     q: dict[str, Any] = {}
@@ -342,7 +357,11 @@ def run_trial(
     t = time.perf_counter()
     tmp = Path(tempfile.mkdtemp(prefix="svomflow-bench-"))
     try:
-        truth = run_scenario(load_scenario(scenario, overrides), tmp, seed)
+        settings = [*BENCH_SCENARIO_SETTINGS.get(flow, ()), *overrides]
+        # each trial is analysed with its own files: nothing goes into the user's CALDB
+        truth = run_scenario(
+            load_scenario(scenario, settings), tmp, seed, register_calibration=False
+        )
         module, _, func = BENCH_FLOWS[flow].partition(":")
         out = getattr(importlib.import_module(module), func)(tmp, truth, flow_overrides)
         out.update(seed=seed, ok=True, error=None)

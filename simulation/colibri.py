@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 from astropy.io import fits
 from astropy.table import Table
+from svomflow.instruments.ccd_camera import CameraModel, load_camera
 from svomflow.products.ogip import write_hdulist
 from svomflow.simulation import _optical_kernels as OK
 from svomflow.simulation.starfield import (
@@ -35,7 +36,6 @@ from svomflow.simulation.starfield import (
     tan_wcs,
     write_catalog,
 )
-from svomflow.tasks.ccd.camera import CameraModel, load_camera
 
 __all__ = [
     "BAD_CALIBRATION_KINDS",
@@ -388,7 +388,7 @@ def expected_science_electrons(
     return img
 
 
-def simulate_colibri_night(
+def simulate_colibri_night(  # noqa: C901 - one night: calibration frames, then science, each optional
     out_dir: str | Path,
     seed: int,
     *,
@@ -453,10 +453,10 @@ def simulate_colibri_night(
         The truth (also written as ``truth/truth.json``).
     """
     cam = camera if isinstance(camera, CameraModel) else load_camera(camera)
-    size = tuple(size) if size is not None else (cam.npix_y, cam.npix_x)
-    if len(size) != 2 or min(size) < 16:
-        raise ValueError(f"size must be (rows, cols) of at least 16 pixels, got {size}")
-    ny, nx = int(size[0]), int(size[1])
+    shape = tuple(size) if size is not None else (cam.npix_y, cam.npix_x)
+    if len(shape) != 2 or min(shape) < 16:
+        raise ValueError(f"size must be (rows, cols) of at least 16 pixels, got {shape}")
+    ny, nx = int(shape[0]), int(shape[1])
     bad = _normalise_bad(bad_calibration)
     flat_filters = tuple(flat_filters) if flat_filters is not None else cam.filters
     unknown = [f for f in flat_filters if f not in cam.filters]

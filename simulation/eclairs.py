@@ -211,7 +211,7 @@ def _draw_pixels(
     return (flat // nz).astype(np.int16), (flat % nz).astype(np.int16)
 
 
-def simulate_eclairs(
+def simulate_eclairs(  # noqa: C901 - one branch per simulated component, in order
     photon_lists: Sequence[PhotonList],
     *,
     attitude: Attitude,

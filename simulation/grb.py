@@ -224,10 +224,10 @@ class GRBModel:
             unit = self.spectrum.with_k(1.0)
             norm = unit.photon_flux(*self.peak_flux_band_kev)
             return np.full(epeak.shape, unit.photon_flux(e_min, e_max) / norm)
-        lattice, norm = self._ratio_table
+        lattice, band_norm = self._ratio_table
         e = energy_grid(e_min, e_max)
         flux = _band_flux(self.spectrum.with_k(1.0), e, lattice)
-        return np.exp(np.interp(np.log(epeak), np.log(lattice), np.log(flux / norm)))
+        return np.exp(np.interp(np.log(epeak), np.log(lattice), np.log(flux / band_norm)))
 
     @cached_property
     def norm(self) -> float:
@@ -286,6 +286,7 @@ class GRBModel:
         e = energy_grid(e_min, e_max)
         ep = self.epeak_at(g)
         unit = self.spectrum.with_k(1.0)
+        mean_e: float | NDArray[np.float64]
         if self.evolution.mode == "none" or self.spectrum.model == "powerlaw":
             mean_e = unit.energy_flux(e_min, e_max) / KEV_TO_ERG / unit.photon_flux(e_min, e_max)
             energy = photons * mean_e * KEV_TO_ERG

@@ -36,7 +36,6 @@ from svomflow.instruments.grm_response import (
     GRMGeometry,
     compton_fraction,
     detector_axes,
-    grm_response,
     k_escape_fraction,
     klein_nishina_shape,
 )
@@ -57,7 +56,6 @@ __all__ = [
     "GRMSimulation",
     "deposit_energies",
     "grm_photon_area",
-    "grm_response",
     "simulate_grm",
     "write_grm_l1",
 ]

@@ -6,7 +6,8 @@ Chain (all vectorised, no loop over photons):
    background, thinned by the effective area ``A(E)`` (45 cm2 at 1 keV; energy shape from
    ``optics.effective_area_shape``, an assumption);
 2. positions: the attitude projects each source on the detector, the lobster-eye PSF
-   (:class:`svomflow.tasks.xray.psf.PSFModel`, the same model the fit uses) scatters them;
+   (:class:`svomflow.instruments.mxt_calibration.PSFModel`, the same model the fit uses)
+   scatters them;
 3. energies smeared with the CCD resolution (FWHM 80 eV at 1.5 keV, scaling as sqrt(E));
 4. times quantised to frames; the charge cloud (Gaussian, sigma ~ sqrt(E)) split over the
    2x2 pixels nearest the impact point, pixels below the split threshold lost, the event kept
@@ -21,13 +22,17 @@ Chain (all vectorised, no loop over photons):
 Files written by :func:`write_simulation`: ``mxt_l1_pass<k>.fits`` (EVENTS + GTI),
 ``mxt_att.fits`` (ATTITUDE), ``mxt_saa_week<w>.fits`` (SAA), the true calibration files
 ``mxt_psf.fits``, ``mxt_cti.fits``, ``mxt_gain.fits``, ``mxt_pattern.fits`` (CALDB code names
-PSF, CTI, GAIN, PATTERN) and ``truth.json``.
+PSF, CTI, GAIN, PATTERN) and ``truth.json``. The calibration files are also registered in the
+CALDB of the run's home (``$SVOMFLOW_CALDB`` or ``$SVOMFLOW_HOME/caldb``), so that the
+``mxt_analysis`` flow selects them by observation time like real data, with no option.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,9 +44,18 @@ from numpy.typing import NDArray
 from scipy.special import ndtr
 from svomflow.config import load_instrument
 from svomflow.instruments.attitude import Attitude
+from svomflow.instruments.mxt_calibration import (
+    CTIModel,
+    GainTable,
+    PatternTable,
+    PSFModel,
+    cti_hdu,
+    gain_hdu,
+    pattern_hdu,
+    psf_hdu,
+)
 from svomflow.instruments.mxt_response import effective_area, resolution_sigma_kev
 from svomflow.products.ogip import TimeReference, gti_hdu, primary_hdu, write_hdulist
-from svomflow.tasks.xray.psf import PSFModel, psf_hdu
 
 __all__ = [
     "MXTSimConfig",
@@ -50,11 +64,15 @@ __all__ = [
     "config_from_mapping",
     "effective_area",
     "pattern_table",
+    "register_calibration_files",
     "resolution_sigma_kev",
     "simulate",
     "simulate_scenario",
+    "write_calibration_files",
     "write_simulation",
 ]
+
+log = logging.getLogger(__name__)
 
 SECONDS_PER_WEEK = 604800.0
 
@@ -497,13 +515,23 @@ def write_simulation(
     out_dir: str | Path,
     instrument: Any | None = None,
     *,
-    caldb: bool = True,
+    caldb: bool | str | os.PathLike[str] = True,
 ) -> dict[str, Any]:
     """Write the L1 pass files, attitude, SAA and calibration files; return the truth dict.
 
-    With ``caldb`` (default) the true calibration files are also registered in a local
-    CALDB at ``<out_dir>/caldb`` (valid from 2020-01-01), so the ``mxt_analysis`` flow
-    selects them by observation time like real data (``svomflow mxt --caldb DIR``).
+    Parameters
+    ----------
+    result
+        The simulated observation.
+    out_dir
+        Where the files go (``truth.json`` lists them under ``files``).
+    instrument
+        The MXT definition (default: the packaged one).
+    caldb
+        Where to register the true calibration files (:func:`register_calibration_files`):
+        ``True`` (default) the run's CALDB (``$SVOMFLOW_CALDB`` or ``$SVOMFLOW_HOME/caldb``),
+        so that ``svomflow mxt`` selects them with no option; a directory for another CALDB;
+        ``False`` for none (the Monte Carlo bench passes its files directly).
     """
     inst = instrument or load_instrument("mxt")
     out = Path(out_dir)
@@ -579,8 +607,11 @@ def write_simulation(
     write_hdulist([primary_hdu(telescope=tel, instrument=ins), saa_h], out / name)
     files["saa"] = name
     files["calibration"] = write_calibration_files(result, out, inst)
-    if caldb:
-        files["caldb"] = register_calibration_files(files["calibration"], out, inst)
+    files["caldb"] = None
+    if caldb is not False:
+        files["caldb"] = register_calibration_files(
+            files["calibration"], out, inst, caldb=None if caldb is True else caldb
+        )
     truth = dict(result.truth)
     truth["files"] = files
     with open(out / "truth.json", "w") as fh:
@@ -588,91 +619,77 @@ def write_simulation(
     return truth
 
 
+# calibration files are written with this checksum comment instead of astropy's date, so
+# that the same simulation writes the same bytes (and is recognised in the CALDB)
+_CHECKSUM_NOTE = "svomflow simulated calibration"
+
+
 def register_calibration_files(
-    names: Mapping[str, str], out: Path, inst: Any, valid_from: str = "2020-01-01T00:00:00"
-) -> str:
-    """Register the written calibration files in a local CALDB under ``out/caldb``.
+    names: Mapping[str, str], out: Path, inst: Any, *, caldb: str | os.PathLike[str] | None = None
+) -> str | None:
+    """Register the written calibration files in a CALDB; return its location.
 
-    Returns the CALDB directory name relative to ``out``. Code names are those the MXT
-    flow selects (:data:`svomflow.tasks.xray.calibrate.CALIBRATION_CODES`).
+    The simulators' one rule (:func:`svomflow.simulation.calibration.register_calibration`):
+    valid from 2020-01-01, and a file is not registered again while the CALDB already
+    selects one with the same checksum for its code; a different field's files become the
+    newest registration, hence the selected ones.
+
+    Parameters
+    ----------
+    names
+        ``{code name (any case): file name in out}``.
+    out
+        Directory of the files.
+    inst
+        The MXT instrument definition.
+    caldb
+        The CALDB directory (default ``$SVOMFLOW_CALDB`` or ``$SVOMFLOW_HOME/caldb``).
+
+    Returns
+    -------
+    str or None
+        The CALDB directory, or None when the CALDB is remote (read-only here: the files are
+        not registered and a warning says so).
     """
-    from svomflow.calibration.caldb import Caldb
-    from svomflow.tasks.xray.calibrate import CALIBRATION_CODES
+    from svomflow.calibration.caldb import Caldb, open_caldb
+    from svomflow.simulation.calibration import register_calibration
 
-    db = Caldb(out / "caldb")
-    for key, fname in names.items():
-        db.register(
-            out / fname,
-            telescope=inst.telescope,
-            instrument=inst.instrument,
-            codename=CALIBRATION_CODES[key],
-            valid_from=valid_from,
-            description=f"simulated true {key} table",
-        )
-    return "caldb"
+    db = open_caldb(caldb)
+    if not isinstance(db, Caldb):
+        log.warning("CALDB %s is remote: simulated calibration files not registered", db)
+        return None
+    register_calibration({k.upper(): out / v for k, v in names.items()}, inst, caldb_root=db.root)
+    return str(db.root)
+
+
+def _write_stable(hdus: Sequence[Any], path: Path) -> None:
+    """Write HDUs with checksums whose comment carries no date (same content, same bytes)."""
+    for h in hdus:
+        h.add_checksum(when=_CHECKSUM_NOTE)
+    write_hdulist(hdus, path, checksum=False)
 
 
 def write_calibration_files(result: MXTSimResult, out: Path, inst: Any) -> dict[str, str]:
-    """Write the true PSF, CTI, GAIN and PATTERN tables as CALDB-style FITS files."""
+    """Write the true PSF, CTI, GAIN and PATTERN tables as CALDB files; return their names.
+
+    Keys are the code names in lower case (``psf``, ``cti``, ``gain``, ``pattern``).
+    """
     tel, ins = inst.telescope, inst.instrument
-
-    def prim(code: str) -> fits.PrimaryHDU:
-        return primary_hdu(
-            telescope=tel, instrument=ins, extra=[("CCNM0001", code, "calibration code name")]
-        )
-
+    pixel_scale = float(inst.get("ccd.pixel_scale_arcsec"))
+    tables = {
+        "psf": psf_hdu(result.psf, pixel_scale),
+        "cti": cti_hdu(CTIModel(cti0=result.cti, index=result.cti_index)),
+        "gain": gain_hdu(GainTable(gain=result.gain, offset=result.offset)),
+        "pattern": pattern_hdu(
+            PatternTable(result.pattern["energy_kev"], result.pattern["fraction"])
+        ),
+    }
     names = {}
-    p = psf_hdu(result.psf, float(inst.get("ccd.pixel_scale_arcsec")))
-    write_hdulist([prim("PSF"), p], out / "mxt_psf.fits")
-    names["psf"] = "mxt_psf.fits"
-    cti = fits.BinTableHDU.from_columns(
-        [
-            fits.Column(
-                "ENERGY", "E", unit="keV", array=np.geomspace(0.1, 12, 40).astype(np.float32)
-            ),
-            fits.Column(
-                "CTI",
-                "E",
-                array=(result.cti * np.geomspace(0.1, 12, 40) ** result.cti_index).astype(
-                    np.float32
-                ),
-            ),
-        ],
-        name="CTI",
-    )
-    cti.header["CCNM0001"] = "CTI"
-    cti.header["CTI0"] = (result.cti, "fractional loss per transfer at 1 keV")
-    cti.header["CTI_IDX"] = (result.cti_index, "energy index of the CTI")
-    cti.header["READROW"] = (0, "transfers = RAWY + 1")
-    write_hdulist([prim("CTI"), cti], out / "mxt_cti.fits")
-    names["cti"] = "mxt_cti.fits"
-    nx = result.gain.size
-    gain = fits.BinTableHDU.from_columns(
-        [
-            fits.Column("RAWX", "I", array=np.arange(nx, dtype=np.int16)),
-            fits.Column("GAIN", "D", unit="eV/adu", array=result.gain),
-            fits.Column("OFFSET", "D", unit="adu", array=result.offset),
-        ],
-        name="GAIN",
-    )
-    gain.header["CCNM0001"] = "GAIN"
-    write_hdulist([prim("GAIN"), gain], out / "mxt_gain.fits")
-    names["gain"] = "mxt_gain.fits"
-    pt = result.pattern
-    pat = fits.BinTableHDU.from_columns(
-        [
-            fits.Column("ENERGY", "E", unit="keV", array=pt["energy_kev"].astype(np.float32)),
-            *[
-                fits.Column(f"FRAC{m}", "E", array=pt["fraction"][m - 1].astype(np.float32))
-                for m in range(1, 5)
-            ],
-        ],
-        name="PATTERN",
-    )
-    pat.header["CCNM0001"] = "PATTERN"
-    pat.header["COMMENT"] = "FRACm: mean recorded/true energy, multiplicity m, vs recorded E"
-    write_hdulist([prim("PATTERN"), pat], out / "mxt_pattern.fits")
-    names["pattern"] = "mxt_pattern.fits"
+    for key, hdu in tables.items():
+        prim = primary_hdu(telescope=tel, instrument=ins,
+                           extra=[("CCNM0001", key.upper(), "calibration code name")])  # fmt: skip
+        names[key] = f"mxt_{key}.fits"
+        _write_stable([prim, hdu], out / names[key])
     return names
 
 
@@ -712,4 +729,4 @@ def simulate_scenario(
     """Simulate an MXT scenario and write its files; return the truth dict (bench entry point)."""
     cfg = config_from_mapping(scenario)
     result = simulate(cfg, rng)
-    return write_simulation(result, out_dir, caldb=bool(scenario.get("caldb", True)))
+    return write_simulation(result, out_dir, caldb=scenario.get("caldb", True))

@@ -1,8 +1,9 @@
 """Monte Carlo of the MXT chain: simulate a field, run the steps, compare sources with the truth.
 
 Each trial simulates a field with :mod:`svomflow.simulation.mxt` (own seed), runs the
-``mxt_analysis`` steps without Prefect (merge, calibrate with the true calibration files,
-two-stage detection) and matches the detected sources to the injected ones. Used by the slow
+``mxt_analysis`` pipeline without Prefect (:func:`svomflow.tasks.step.run_plain`: merge,
+calibrate with the true calibration files, detection; the per-source products are turned
+off, only positions are compared) and matches the detected sources to the injected ones. Used by the slow
 tests and ``benchmarks/mc_mxt.py`` for the figures the MXT issue asks for: the position-error
 distribution and the fraction of true positions inside r90 (bright, faint, crowded fields),
 and detection completeness and false detections per field vs source flux.
@@ -23,6 +24,7 @@ from svomflow.instruments.attitude import angular_separation_deg
 __all__ = [
     "FIELDS",
     "MXTTrial",
+    "analyse_field",
     "completeness_table",
     "field_trials",
     "position_summary",
@@ -67,6 +69,46 @@ class MXTTrial:
         return asdict(self)
 
 
+def analyse_field(
+    directory: Path,
+    files: Mapping[str, Any],
+    *,
+    prior_radec: tuple[float, float] | None = None,
+    overrides: list[str] | None = None,
+) -> list[dict[str, float]]:
+    """Run the MXT pipeline (plain Python, no products) on a simulated field; return sources.
+
+    The calibration is the simulator's true files (``files["calibration"]``), given to the
+    pipeline directly instead of through a CALDB; ``overrides`` are ``dotted.key=value``
+    settings of :class:`~svomflow.tasks.xray.pipeline.MXTAnalysisConfig`. Each source has
+    ``ra_deg``, ``dec_deg``, ``r90_arcsec``, ``counts`` and ``ml``.
+    """
+    from svomflow.calibration.calibration_set import CalibrationSet
+    from svomflow.config import load_config
+    from svomflow.tasks.step import run_plain
+    from svomflow.tasks.xray.pipeline import MXT_PIPELINE, MXTAnalysisConfig, MXTRequest
+
+    # positions only: the light curves and spectra of every source are not needed here
+    config = load_config(
+        MXTAnalysisConfig, overrides=["products.enabled=false", *(overrides or [])]
+    )
+    request = MXTRequest(
+        l1_files=tuple(str(directory / f) for f in files["l1"]),
+        attitude_file=str(directory / files["attitude"]),
+        saa_file=str(directory / files["saa"]),
+        prior_radec=prior_radec,
+    )
+    calibration = CalibrationSet.from_files(
+        {f"mxt:{code.upper()}": directory / name for code, name in files["calibration"].items()}
+    )
+    outcome, _ = run_plain(MXT_PIPELINE, request, config, calibration=calibration)
+    return [
+        {"ra_deg": s.ra_deg, "dec_deg": s.dec_deg, "r90_arcsec": s.r90_arcsec,
+         "counts": s.counts, "ml": s.ml}
+        for s in outcome.sources
+    ]  # fmt: skip
+
+
 def run_trial(
     spec: Mapping[str, Any], seed: int, *, match_arcsec: float = 120.0, prior: bool = False
 ) -> MXTTrial:
@@ -77,32 +119,16 @@ def run_trial(
     gives the first source's true position as the burst-mode prior.
     """
     from svomflow.simulation.mxt import config_from_mapping, simulate, write_simulation
-    from svomflow.tasks.xray.pipeline import (
-        MXTAnalysisConfig,
-        step_calibrate,
-        step_detect,
-        step_merge,
-    )
 
     rng = np.random.default_rng(seed)
     result = simulate(config_from_mapping(spec), rng)
     with tempfile.TemporaryDirectory(prefix="mxt-mc-") as tmp:
         d = Path(tmp)
         truth = write_simulation(result, d, caldb=False)
-        files = truth["files"]
-        cal = {k: str(d / v) for k, v in files["calibration"].items()}
-        merged = step_merge([str(d / f) for f in files["l1"]], str(d / files["attitude"]),
-                            str(d / files["saa"]), tmp)  # fmt: skip
-        calibrated = step_calibrate(merged["path"], cal, tmp)
-        src0 = truth["sources"][0]
-        det = step_detect(
-            calibrated["path"],
-            cal["psf"],
-            tmp,
-            MXTAnalysisConfig().detect,
-            (src0["ra_deg"], src0["dec_deg"]) if prior else None,
-        )
-    found = sorted(det["sources"], key=lambda s: -s["ml"])
+        first = truth["sources"][0] if prior else None
+        prior_radec = (first["ra_deg"], first["dec_deg"]) if first else None
+        found = analyse_field(d, truth["files"], prior_radec=prior_radec)
+    found = sorted(found, key=lambda s: -s["ml"])
     injected = truth["sources"]
     trial = MXTTrial(seed=seed, n_injected=len(injected), n_detected=len(found))
     taken: set[int] = set()

@@ -360,8 +360,9 @@ def bright_source_photons(
 
 
 def orbit_facing(orbit: Orbit, time: float, ra_deg: float, dec_deg: float) -> Orbit:
-    """Return ``orbit`` phased so that at ``time`` the spacecraft is as close as possible to
-    the direction (ra, dec): the Earth is then behind the instrument (zenith pointing).
+    """Return ``orbit`` phased to put the spacecraft nearest (ra, dec) at ``time``.
+
+    The Earth is then behind the instrument (zenith pointing).
     """
     v = radec_to_unit(ra_deg, dec_deg)
     om, inc = np.radians(orbit.raan_deg), np.radians(orbit.inclination_deg)

@@ -223,6 +223,7 @@ class ScenarioContext:
     orbit: Orbit | None
     grbs: list[GRBModel]
     options: dict[str, Any] = field(default_factory=dict)
+    register_calibration: bool = True
 
 
 def _build_grb(spec: GRBSpec, ctx_att: Attitude, t0: float, rng: np.random.Generator) -> GRBModel:
@@ -232,7 +233,8 @@ def _build_grb(spec: GRBSpec, ctx_att: Attitude, t0: float, rng: np.random.Gener
     elif pos.offaxis_deg is not None:
         tan = np.tan(np.radians(pos.offaxis_deg))
         az = np.radians(pos.azimuth_deg)
-        ra, dec = ctx_att.from_projected(tan * np.cos(az), tan * np.sin(az))
+        ra_a, dec_a = ctx_att.from_projected(tan * np.cos(az), tan * np.sin(az))
+        ra, dec = float(ra_a), float(dec_a)
     else:
         raise ConfigError(f"GRB {spec.name}: give position.ra_deg/dec_deg or position.offaxis_deg")
     spectrum = None
@@ -282,8 +284,13 @@ def run_scenario(
     seed: int,
     *,
     progress: Callable[[str], None] | None = None,
+    register_calibration: bool = True,
 ) -> dict[str, Any]:
     """Simulate a scenario into ``out_dir`` and write ``truth.json``; return the truth.
+
+    The true calibration files of each instrument are written next to its L1 files and, with
+    ``register_calibration`` (the default), registered in the CALDB of the run's home; the
+    Monte Carlo bench turns that off and analyses each trial with its own files.
 
     Each instrument gets its own random stream spawned from ``seed`` (so adding an instrument
     does not change the others' files), and the GRB models get another.
@@ -315,6 +322,7 @@ def run_scenario(
         attitude=att,
         orbit=orbit,
         grbs=grbs,
+        register_calibration=register_calibration,
     )
     bands = [tuple(b) for b in scenario.truth_bands_kev]
     truth: dict[str, Any] = {

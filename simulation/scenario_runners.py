@@ -29,8 +29,9 @@ def _scenario_id(ctx: ScenarioContext) -> str:
 def run_grm(ctx: ScenarioContext, rng: np.random.Generator) -> dict[str, Any]:
     """Simulate the GRM events of the scenario's bursts; write the L1 file and the RSPs."""
     from svomflow.config.instrument import load_instrument
-    from svomflow.instruments.grm_response import detector_axes, grm_response
+    from svomflow.instruments.grm_response import GRMResponseModel, grm_response
     from svomflow.products.ogip import write_rsp
+    from svomflow.simulation.calibration import grm_calibration, write_calibration_files
     from svomflow.simulation.grm import grm_photon_area, simulate_grm, write_grm_l1
 
     inst = load_instrument("grm")
@@ -64,12 +65,20 @@ def run_grm(ctx: ScenarioContext, rng: np.random.Generator) -> dict[str, Any]:
         trigger_time=ctx.t0,
         extra={"TRIGID": _scenario_id(ctx)[:68]},
     )
+    calibration = write_calibration_files(
+        grm_calibration(
+            inst, sim.channel_edges_kev, {n: d.dead_time_s for n, d in sim.detectors.items()}
+        ),
+        ctx,
+        inst,
+    )
     rsps = {}
     if opts["write_rsp"]:
+        model = GRMResponseModel.from_instrument(inst)
         for g in ctx.grbs[:1]:
-            for det in detector_axes():
+            for det in model.detectors:
                 lo, hi, m, eb = grm_response(
-                    (g.ra_deg, g.dec_deg), detector=det, attitude=ctx.attitude
+                    (g.ra_deg, g.dec_deg), detector=det, attitude=ctx.attitude, model=model
                 )
                 p = ctx.out_dir / f"grm_{det.lower()}_{g.name}.rsp"
                 write_rsp(
@@ -84,13 +93,17 @@ def run_grm(ctx: ScenarioContext, rng: np.random.Generator) -> dict[str, Any]:
                     direction_radec=(g.ra_deg, g.dec_deg),
                 )
                 rsps[det] = p.name
-    return {"files": {"events": path.name, "rsp": rsps}, **sim.truth}
+    return {
+        "files": {"events": path.name, "rsp": rsps, "calibration": calibration},
+        **sim.truth,
+    }
 
 
 def run_eclairs(ctx: ScenarioContext, rng: np.random.Generator) -> dict[str, Any]:
     """Simulate ECLAIRs events (bursts + known bright sources) and write the L1 file."""
     from svomflow.config.instrument import load_instrument
     from svomflow.products.eclairs_l1 import write_eclairs_l1
+    from svomflow.simulation.calibration import eclairs_calibration, write_calibration_files
     from svomflow.simulation.eclairs import EclairsBackground, simulate_eclairs
 
     inst = load_instrument("eclairs")
@@ -152,9 +165,10 @@ def run_eclairs(ctx: ScenarioContext, rng: np.random.Generator) -> dict[str, Any
     path = write_eclairs_l1(
         events, ctx.out_dir / "eclairs_l1_events.fits", trigger_id=_scenario_id(ctx)[:68]
     )
+    calibration = write_calibration_files(eclairs_calibration(inst, events.dead_pixels), ctx, inst)
     trig = events.trigger
     return {
-        "files": {"events": path.name},
+        "files": {"events": path.name, "calibration": calibration},
         "n_events": len(events),
         "photon_area_cm2": area,
         "sources_in_field": [p.label for p in photons],

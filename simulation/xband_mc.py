@@ -1,11 +1,12 @@
 """Monte Carlo of the X-band spectral fits: simulate a burst, fit its main interval.
 
 Each trial simulates one ECLAIRs + GRM burst without spectral evolution
-(:func:`simulate_burst`, own seed), runs the ``xband_analysis`` steps that lead to the
-main-interval fits with the flow's own functions and configuration (timing and common
-intervals, PO_ECL, responses, per-detector spectra as ``spectral.eclairs_method`` says, the
-joint fit and optionally the one-instrument fits, fluence errors as ``spectral.flux_errors``
-says; :func:`analyse_main`) and compares the result with the injected truth. Used by the
+(:func:`simulate_burst`, own seed, with the calibration it used written as CALDB files), runs
+the ``xband_analysis`` pipeline restricted to the main interval (:func:`main_interval_pipeline`: the
+flow's own steps, inputs and configuration: timing and common intervals, PO_ECL, responses,
+per-detector spectra as ``spectral.eclairs_method`` says, the joint fit and optionally the
+one-instrument fits, fluence errors as ``spectral.flux_errors`` says; :func:`analyse_main`)
+and compares the result with the injected truth. Used by the
 X-band tests (the simulator, the analysis and the slow coverage test) and
 ``benchmarks/mc_xband.py`` (bias, pulls and 1-sigma coverage with per-trial diagnostics
 that separate the causes of mis-coverage).
@@ -18,18 +19,33 @@ import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy import stats
+from svomflow.tasks.step import Pipeline
+
+if TYPE_CHECKING:
+    from svomflow.calibration.calibration_set import CalibrationSet
+    from svomflow.tasks.step import Runner
+    from svomflow.tasks.xband.config import XbandAnalysisConfig
+    from svomflow.tasks.xband.extraction import IntervalSpectra
+    from svomflow.tasks.xband.fitting import IntervalFit
+    from svomflow.tasks.xband.inputs import XbandInputs, XbandRequest
+    from svomflow.tasks.xband.localise import Positions
+    from svomflow.tasks.xband.responses import Responses
+    from svomflow.tasks.xband.t90 import XbandTiming
 
 __all__ = [
     "COVERAGE_1SIGMA",
     "FIT_CODES",
+    "MainAnalysis",
     "XbandTrial",
     "analyse_main",
     "coverage_summary",
+    "main_interval_pipeline",
     "pull",
+    "read_burst",
     "run_trial",
     "simulate_burst",
     "trial_pulls",
@@ -43,7 +59,7 @@ def simulate_burst(
     out: Path,
     seed: int,
     *,
-    spectrum: dict[str, float] | None = None,
+    spectrum: dict[str, Any] | None = None,
     peak_flux: float = 15.0,
     pulses: tuple[tuple[float, float, float], ...] = ((0.0, 1.0, 3.0),),
     span: tuple[float, float] = (-15.0, 25.0),
@@ -54,11 +70,21 @@ def simulate_burst(
     """Simulate a burst without spectral evolution (ECLAIRs + GRM, no orbit, no bright source).
 
     ``soft_shift_s`` delays every photon with true energy below ``soft_below_kev`` (in both
-    instruments): an injected soft lag. Returns the files and the injected truth.
+    instruments): an injected soft lag. Returns the files, the injected truth and the
+    calibration the simulation used (``calibration``: a
+    :class:`~svomflow.calibration.calibration_set.CalibrationSet` loaded from the CALDB files
+    written next to the L1 files).
     """
+    from svomflow.calibration.calibration_set import CalibrationSet
+    from svomflow.config import load_instrument
     from svomflow.instruments.attitude import Attitude
     from svomflow.instruments.spectra import Spectrum
     from svomflow.products.eclairs_l1 import write_eclairs_l1
+    from svomflow.simulation.calibration import (
+        eclairs_calibration,
+        grm_calibration,
+        write_calibration,
+    )
     from svomflow.simulation.eclairs import simulate_eclairs
     from svomflow.simulation.grb import GRBModel, NorrisPulse
     from svomflow.simulation.grm import grm_photon_area, simulate_grm, write_grm_l1
@@ -116,8 +142,23 @@ def simulate_burst(
         extra={"TRIGID": f"sim{seed}"},
     )
     truth = grb.truth([(10.0, 1000.0), (4.0, 150.0), (4.0, 120.0), (50.0, 300.0)])
+    files: dict[str, Path] = {}
+    for name, objects in (
+        ("eclairs", eclairs_calibration(load_instrument("eclairs"), ev.dead_pixels)),
+        (
+            "grm",
+            grm_calibration(
+                load_instrument("grm"),
+                sim.channel_edges_kev,
+                {n: d.dead_time_s for n, d in sim.detectors.items()},
+            ),
+        ),
+    ):
+        written = write_calibration(objects, out, load_instrument(name))
+        files.update({f"{name}:{code}": path for code, path in written.items()})
     return {
         "files": [str(ecl), str(grm)],
+        "calibration": CalibrationSet.from_files(files),
         "t0": t0,
         "truth": truth,
         "spectrum": sp,
@@ -130,75 +171,120 @@ def simulate_burst(
 FIT_CODES = {"ECL": ("eclairs",), "GRM": ("grm",), "ECLGRM": ("eclairs", "grm")}
 
 
+def read_burst(b: dict[str, Any]) -> XbandInputs:
+    """Read a simulated burst's files as the pipeline does (its calibration, its ``t0``)."""
+    from svomflow.tasks.xband.inputs import XbandRequest, read_inputs
+
+    return read_inputs(XbandRequest(tuple(b["files"]), b["t0"]), b["calibration"])
+
+
+@dataclass
+class MainAnalysis:
+    """The steps' results of a main-interval analysis (:func:`analyse_main`).
+
+    ``fit`` is the first of ``fits`` (by code, :data:`FIT_CODES`).
+    """
+
+    fit: IntervalFit
+    fits: dict[str, IntervalFit]
+    timing: XbandTiming
+    positions: Positions
+    responses: Responses
+    spectra: IntervalSpectra
+
+
+def _main_interval_plan(
+    runner: Runner,
+    inputs: XbandInputs,
+    config: XbandAnalysisConfig,
+    calibration: CalibrationSet,
+    codes: Sequence[str],
+) -> MainAnalysis:
+    """Run the flow's plan up to the spectra, then the main-interval fits of ``codes``."""
+    from svomflow.tasks.xband.extraction import spectra
+    from svomflow.tasks.xband.localise import localise
+    from svomflow.tasks.xband.responses import responses
+    from svomflow.tasks.xband.spectral_fits import fit
+    from svomflow.tasks.xband.t90 import timing
+
+    ins, t0 = inputs.instruments, inputs.t0
+    tm = runner.run(timing, ins, t0, config=config.intervals)
+    ci = tm.intervals
+    known = config.known_sources
+    pos = runner.run(localise, ins, ci, known, t0, config=config.localise, calibration=calibration)
+    rsp = runner.run(responses, ins, pos, config=config.spectral, calibration=calibration)
+    sp = runner.run(
+        spectra,
+        ins,
+        [("main", ci.main)],
+        ci.off_source,
+        pos,
+        rsp,
+        known,
+        t0,
+        config=config.spectral,
+        calibration=calibration,
+    )
+    # the fluence bands the comparisons use, with the flow's fit settings
+    bands = ((10.0, 1000.0), (4.0, 150.0))
+    fits = {
+        code: runner.run(
+            fit, code, FIT_CODES[code], sp, bands[:1], bands, None, t0, config.seed,
+            config=config.spectral,
+        ).main
+        for code in codes
+    }  # fmt: skip
+    return MainAnalysis(fits[codes[0]], fits, tm, pos, rsp, sp)
+
+
+def main_interval_pipeline(
+    codes: Sequence[str] = ("ECLGRM",),
+) -> Pipeline[XbandRequest, XbandInputs, XbandAnalysisConfig, MainAnalysis]:
+    """Return the X-band pipeline whose plan stops at the main-interval fits of ``codes``."""
+    from svomflow.tasks.xband.pipeline import XBAND_PIPELINE as FULL
+
+    def plan(
+        runner: Runner,
+        inputs: XbandInputs,
+        config: XbandAnalysisConfig,
+        calibration: CalibrationSet,
+    ) -> MainAnalysis:
+        return _main_interval_plan(runner, inputs, config, calibration, tuple(codes))
+
+    return Pipeline(
+        flow_name=FULL.flow_name,
+        config=FULL.config,
+        steps=FULL.steps,
+        observe=FULL.observe,
+        read=FULL.read,
+        plan=plan,
+    )
+
+
 def analyse_main(
     b: dict[str, Any],
-    work: Path,
     cfg: Any = None,
     *,
     fits: Sequence[str] = ("ECLGRM",),
-) -> dict[str, Any]:
-    """The ``xband_analysis`` steps up to the main-interval fits, on a simulated burst.
+) -> MainAnalysis:
+    """Run the ``xband_analysis`` pipeline up to the main-interval fits on a simulated burst.
 
-    ``b`` is :func:`simulate_burst`'s; ``cfg`` an
+    ``b`` is :func:`simulate_burst`'s (its files and calibration); ``cfg`` an
     :class:`~svomflow.tasks.xband.config.XbandAnalysisConfig` (default one if ``None``): its
     ``spectral`` section chooses the ECLAIRs method, the grouping, the statistics and the
-    flux-error method, as in the flow. The steps are the flow's own (``step_timing``,
-    ``step_localise``, ``step_responses``, the extraction and dataset choice of
-    ``step_spectra``), only restricted to the main interval, so the Monte Carlo tests what
-    the flow does. ``fits`` are the fits to make (``FIT_CODES``). Returns ``fit`` (the
-    first of ``fits``), ``fits`` by code, the step results ``info`` (timing and intervals),
-    ``loc`` and ``rsp``, and the extraction notes (background orders, cancelled sources).
+    flux-error method, as in the flow. The pipeline is the flow's
+    (:func:`~svomflow.tasks.step.run_plain`: same inputs, same steps), its plan only
+    restricted to the main interval, so the Monte Carlo tests what the flow does. ``fits``
+    are the fits to make (``FIT_CODES``).
     """
+    from svomflow.tasks.step import run_plain
     from svomflow.tasks.xband.config import XbandAnalysisConfig
-    from svomflow.tasks.xband.events import read_xband_events
-    from svomflow.tasks.xband.fitting import fit_datasets
-    from svomflow.tasks.xband.pipeline import (
-        dataset_specs,
-        extract_interval_spectra,
-        step_localise,
-        step_responses,
-        step_timing,
-    )
+    from svomflow.tasks.xband.inputs import XbandRequest
 
     cfg = cfg if cfg is not None else XbandAnalysisConfig()
-    sc = cfg.spectral
-    files, t0 = b["files"], b["t0"]
-    info, _ = step_timing(files, t0, cfg, work)
-    loc, _ = step_localise(files, cfg, info)
-    # as the flow's responses task: the ECLAIRs response of the spectra the method makes
-    rsp, _ = step_responses(files, info, loc, work, eclairs_weighting=sc.eclairs_weighting)
-    ev = read_xband_events(list(files), t0=info["t0"])
-    iv = info["intervals"]
-    main = (float(iv["main"][0]), float(iv["main"][1]))
-    off = [tuple(iv["pre_burst"])] + ([tuple(iv["post_burst"])] if iv["post_burst"] else [])
-    notes: dict[str, Any] = {}
-    files_by_inst, _ = extract_interval_spectra(
-        ev, cfg, [main], ["main"], off, loc, rsp, work, notes
-    )
-    out: dict[str, Any] = {}
-    for code in fits:
-        out[code] = fit_datasets(
-            dataset_specs(ev, cfg, files_by_inst, FIT_CODES[code], 1),
-            label="main",
-            interval=main,
-            model=sc.model,
-            fallback_model=sc.fallback_model,
-            stat=sc.stat,
-            cross_norm=sc.cross_norm,
-            errors=sc.errors,
-            flux_bands=[(10.0, 1000.0), (4.0, 150.0)],
-            flux_samples=sc.flux_samples,
-            seed=cfg.seed,
-            flux_errors=sc.flux_errors,
-        )
-    return {
-        "fit": out[fits[0]],
-        "fits": out,
-        "info": info,
-        "loc": loc,
-        "rsp": rsp,
-        "notes": notes,
-    }
+    request = XbandRequest(tuple(b["files"]), b["t0"])
+    outcome, _ = run_plain(main_interval_pipeline(fits), request, cfg, calibration=b["calibration"])
+    return outcome
 
 
 def pull(value: float, lo: float | None, hi: float | None, truth: float) -> float:
@@ -244,9 +330,9 @@ def _estimates(
     return out
 
 
-def trial_pulls(b: dict[str, Any], res: dict[str, Any]) -> dict[str, float]:
-    """Pulls of alpha, Epeak and the 10-1000 keV fluence of one analysed burst."""
-    est = _estimates(res["fit"], b)
+def trial_pulls(b: dict[str, Any], res: MainAnalysis) -> dict[str, float]:
+    """Return the pulls of alpha, Epeak and the 10-1000 keV fluence of one analysed burst."""
+    est = _estimates(res.fit, b)
     return {k: pull(*est[k]) for k in ("alpha", "epeak", "fluence")}
 
 
@@ -317,15 +403,14 @@ def run_trial(
     trial = XbandTrial(seed=seed, span=(float(span[0]), float(span[1])))
     trial.burst = {k: v for k, v in burst.items() if isinstance(v, (int, float, str, dict))}
     with tempfile.TemporaryDirectory(prefix="xband-mc-") as tmp:
-        d = Path(tmp)
-        b = simulate_burst(d / "sim", seed, span=span, **burst)
+        b = simulate_burst(Path(tmp) / "sim", seed, span=span, **burst)
         try:
-            res = analyse_main(b, d / "work", cfg, fits=fits)
+            res = analyse_main(b, cfg, fits=fits)
         except Exception as exc:  # a failed trial is counted, not fatal
             trial.error = f"{type(exc).__name__}: {exc}"
             return trial
     for i, code in enumerate(fits):
-        fit = res["fits"][code]
+        fit = res.fits[code]
         trial.fallback[code] = bool(fit.fallback)
         # ECLAIRs alone: its own band (FLUENCE_ECL), not an extrapolation to 1 MeV
         band = "4-150" if code == "ECL" else "10-1000"
@@ -336,15 +421,15 @@ def run_trial(
             trial.error_high[key] = float(hi) if hi is not None else math.nan
             trial.truth[key] = float(t)
             trial.pull[key] = pull(v, lo, hi, t)
-    fit = res["fit"]
+    fit = res.fit
     r = fit.result
-    iv = res["info"]["intervals"]
-    trial.main = (float(iv["main"][0]), float(iv["main"][1]))
-    trial.pre_burst = (float(iv["pre_burst"][0]), float(iv["pre_burst"][1]))
-    post = iv["post_burst"]
+    ci = res.timing.intervals
+    trial.main = (float(ci.main[0]), float(ci.main[1]))
+    trial.pre_burst = (float(ci.pre_burst[0]), float(ci.pre_burst[1]))
+    post = ci.post_burst
     trial.post_burst = (float(post[0]), float(post[1])) if post else None
-    trial.t90_measured = {k: "t90" in v for k, v in res["info"]["t90"].items()}
-    trial.background_order = dict(res["notes"].get("background_order", {}))
+    trial.t90_measured = {k: tm.durations is not None for k, tm in res.timing.timings.items()}
+    trial.background_order = dict(res.spectra.background_order)
     trial.beta_constrained = _beta_constrained(fit)
     trial.at_bound = [n for n in r.free if r.parameters[n].at_bound]
     trial.converged = bool(r.converged)

@@ -169,8 +169,8 @@ class StepCall:
 class Publisher(Protocol):
     """Publishes the products of a step call (the adapter's product store, or nothing)."""
 
-    def publish(self, step: Step[Any, Any], products: Sequence[Product]) -> None:
-        """Write and record ``products`` made by ``step``."""
+    def publish(self, step: Step[Any, Any], products: Sequence[Product]) -> object:
+        """Write and record ``products`` made by ``step`` (what it returns is not used)."""
 
 
 R_co = TypeVar("R_co", covariant=True)
@@ -200,7 +200,7 @@ class Runner(Protocol):
         ...
 
     def named(self, label: str) -> Runner:
-        """A view of the runner whose calls are labelled (``lightcurves-eclairs``)."""
+        """Return a view of the runner whose calls are labelled (``lightcurves-eclairs``)."""
         ...
 
     def warn(self, message: str) -> None:
@@ -319,6 +319,9 @@ class Pipeline(Generic[RequestT, InputsT, ConfigT, OutcomeT]):
         Reads the inputs once, with the resolved calibration (I/O).
     plan
         Calls the steps through a runner; returns the outcome (pure but for the runner).
+    optional_calibration
+        Codes the default rule selects when the CALDB has them but does not require: the
+        steps that use them do without (and say so) when they are missing.
     """
 
     flow_name: str
@@ -328,6 +331,7 @@ class Pipeline(Generic[RequestT, InputsT, ConfigT, OutcomeT]):
     read: Callable[[RequestT, CalibrationSet], InputsT]
     plan: Callable[[Runner, InputsT, ConfigT, CalibrationSet], OutcomeT]
     calibration_needs: Callable[[Observation, ConfigT], list[CalibrationRequirement]] | None = None
+    optional_calibration: tuple[str, ...] = ()
 
     @property
     def calibration_codes(self) -> tuple[str, ...]:
@@ -351,11 +355,13 @@ class Pipeline(Generic[RequestT, InputsT, ConfigT, OutcomeT]):
         """Return the CALDB selections of a run (the pipeline's own rule, else the default)."""
         if self.calibration_needs is not None:
             return self.calibration_needs(observation, config)
-        return default_calibration_needs(self.calibration_codes, observation)
+        return default_calibration_needs(
+            self.calibration_codes, observation, optional=self.optional_calibration
+        )
 
 
 def default_calibration_needs(
-    codes: Sequence[str], observation: Observation
+    codes: Sequence[str], observation: Observation, *, optional: Sequence[str] = ()
 ) -> list[CalibrationRequirement]:
     """For each instrument, the declared codes its definition lists in ``calibration_codes``.
 
@@ -381,6 +387,7 @@ def default_calibration_needs(
                         telescope=inst.telescope,
                         detector=str(sel.get("detector", "NONE")),
                         filter=str(sel.get("filter", "NONE")),
+                        optional=code.upper() in {o.upper() for o in optional},
                     )
                 )
     return out

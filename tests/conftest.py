@@ -31,6 +31,26 @@ def shared_data() -> Path:
     return path
 
 
+@pytest.fixture(scope="session", autouse=True)
+def session_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Point SVOMFLOW_HOME at a temporary folder for the whole session.
+
+    Module- and session-scoped fixtures (simulations shared by several tests) run before the
+    per-test home exists: without this, a simulator would register its calibration files in
+    the developer's own CALDB.
+    """
+    home = tmp_path_factory.mktemp("session_home")
+    saved = {k: os.environ.get(k) for k in ("SVOMFLOW_HOME", "SVOMFLOW_CALDB")}
+    os.environ["SVOMFLOW_HOME"] = str(home)
+    os.environ.pop("SVOMFLOW_CALDB", None)
+    yield home
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
 @pytest.fixture(autouse=True)
 def svomflow_home(
     tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
@@ -38,6 +58,7 @@ def svomflow_home(
     """Give every test its own SVOMFLOW_HOME so nothing touches the user's data directory."""
     home = tmp_path_factory.mktemp("svomflow_home")
     monkeypatch.setenv("SVOMFLOW_HOME", str(home))
+    monkeypatch.delenv("SVOMFLOW_CALDB", raising=False)
     monkeypatch.delenv("SVOMFLOW_DATABASE_URL", raising=False)
     return home
 

@@ -86,6 +86,7 @@ def write_indx(
     for name, width in CIF_COLUMNS:
         values = data[name]
         if name == "CAL_CBD":
+            assert width is not None  # CAL_CBD is a string column
             arr = np.array(values, dtype=f"U{width}").reshape(len(values), MAX_BOUNDARIES)
             columns.append(
                 fits.Column(

@@ -17,6 +17,7 @@ serialised and none is lost.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import datetime as _dt
 import json
@@ -496,7 +497,7 @@ class Caldb:
         ]
         return write_indx(path, entries, index_version=version)
 
-    def export_heasoft(self, *, index_version: int | None = None) -> list[Path]:
+    def export_heasoft(self, *, index_version: int | None = None) -> builtins.list[Path]:
         """Write the per-instrument indices and ``caldb.config`` that HEASoft tools look up.
 
         Creates ``data/<telescope>/<instrument>/caldb.indx`` for every instrument and

@@ -17,7 +17,9 @@ __all__ = ["CalibrationRequirement", "SupportsSelect", "resolve_calibrations"]
 class SupportsSelect(Protocol):
     """What ``resolve_calibrations`` needs from a CALDB (local ``Caldb`` or ``RemoteCaldb``)."""
 
-    def select(self, codename: str, **kwargs: Any) -> CaldbEntry: ...
+    def select(self, codename: str, **kwargs: Any) -> CaldbEntry:
+        """Return the entry selected by HEASARC rules, or raise CalibrationNotFoundError."""
+        ...
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,9 @@ import contextlib
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
@@ -27,6 +27,9 @@ from svomflow.errors import ConfigError
 from svomflow.flows.registry import get_spec
 from svomflow.operations.alerts.ledger import AlertLedger
 from svomflow.products.alert_messages import Alert, AlertFormatError, parse_alert
+
+if TYPE_CHECKING:
+    from prefect.client.schemas.objects import FlowRun
 
 __all__ = [
     "DEFAULT_ROUTES",
@@ -152,15 +155,19 @@ class _Listener:
             # an explicit client, closed here: the listener's loop may end before the
             # process does (a cached one would leak its connection)
             async with get_client() as client:
-                flow_run = await run_deployment(
-                    spec.deployment_name,
-                    client=client,
-                    parameters=params,
-                    timeout=0,
-                    flow_run_name=run_name,
-                    idempotency_key=f"alert:{alert.alert_id}:{spec.name}",
-                    tags=["alert", route.instrument],
-                    as_subflow=False,
+                # in a running loop Prefect's dual sync/async call returns a coroutine
+                flow_run = await cast(
+                    "Awaitable[FlowRun]",
+                    run_deployment(
+                        spec.deployment_name,
+                        client=client,
+                        parameters=params,
+                        timeout=0,
+                        flow_run_name=run_name,
+                        idempotency_key=f"alert:{alert.alert_id}:{spec.name}",
+                        tags=["alert", route.instrument],
+                        as_subflow=False,
+                    ),
                 )
             return str(flow_run.id)
         flow = spec.load().with_options(flow_run_name=run_name)

@@ -101,11 +101,15 @@ class ProductModel(ABC):
 
 @dataclass
 class TableBlock:
-    """A binary-table extension: name, columns (astropy ``fits.Column``) and header cards."""
+    """A binary-table extension: name, columns (astropy ``fits.Column``) and header cards.
+
+    ``descriptions`` holds each column's description (the comment of its ``TTYPEn`` card).
+    """
 
     extname: str
     columns: list[fits.Column]
     cards: list[Card] = field(default_factory=list)
+    descriptions: dict[str, str] = field(default_factory=dict)
 
     def column(self, name: str) -> np.ndarray:
         """Return the array of a column by name (case-insensitive)."""
@@ -124,6 +128,9 @@ class TableBlock:
     def to_hdu(self) -> fits.BinTableHDU:
         """Build the FITS extension."""
         hdu = fits.BinTableHDU.from_columns(fits.ColDefs(self.columns), name=self.extname)
+        for i, c in enumerate(self.columns, start=1):
+            if c.name in self.descriptions:
+                hdu.header.comments[f"TTYPE{i}"] = self.descriptions[c.name]
         _apply_cards(hdu.header, self.cards)
         return hdu
 
@@ -131,7 +138,11 @@ class TableBlock:
     def from_hdu(cls, hdu: fits.BinTableHDU) -> TableBlock:
         """Copy an extension into memory (arrays copied, so the file may close)."""
         cols = []
-        for c in hdu.columns:
+        described = {}
+        for i, c in enumerate(hdu.columns, start=1):
+            comment = hdu.header.comments[f"TTYPE{i}"] if f"TTYPE{i}" in hdu.header else ""
+            if comment:
+                described[c.name] = comment
             raw = hdu.data[c.name] if hdu.data is not None else np.zeros(0)
             variable = str(c.format).lstrip("0123456789")[:1] in ("P", "Q")
             # variable-length arrays come back as one array per row
@@ -147,7 +158,9 @@ class TableBlock:
                     array=array,
                 )
             )
-        return cls(extname=hdu.name, columns=cols, cards=_cards_of(hdu.header))
+        return cls(
+            extname=hdu.name, columns=cols, cards=_cards_of(hdu.header), descriptions=described
+        )
 
 
 @dataclass
@@ -270,12 +283,12 @@ class TextModel(ProductModel):
     ext: ClassVar[str] = "txt"
 
     def file_ext(self) -> str:
-        """The document's own suffix (html, md, json, xml)."""
+        """Return the document's own suffix (html, md, json, xml)."""
         return self.suffix
 
     @classmethod
     def json(cls, payload: Any) -> TextModel:
-        """A JSON document from a JSON-ready object."""
+        """Build a JSON document from a JSON-ready object."""
         return cls(json.dumps(payload, indent=2, sort_keys=True, default=str), "json")
 
     def write(self, path: Path) -> None:

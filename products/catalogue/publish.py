@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from pydantic import BaseModel
+from svomflow.paths import safe_join
+from svomflow.products.catalogue.instrument_codes import instrument_code
 from svomflow.products.catalogue.models import FigureModel, FitsModel
 from svomflow.products.catalogue.registry import product_type
 from svomflow.products.catalogue.types import PREVIEW_SUFFIX, Product, link_name
@@ -30,8 +32,11 @@ class ProductCheckError(TypeError):
 
 
 class _StepLike(Protocol):
-    name: str
-    calibration: tuple[str, ...]
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def calibration(self) -> tuple[str, ...]: ...
 
 
 class CataloguePublisher:
@@ -87,8 +92,29 @@ class CataloguePublisher:
         return out
 
     def _calibration(self, product: Product, step_codes: Sequence[str]) -> list[CalibrationRef]:
-        codes = {c.upper() for c in (product.calibration or step_codes)}
-        return [c for c in self.calibration if c.codename.upper() in codes]
+        """Return the calibration files a product used.
+
+        ``product.calibration`` names them (selection names such as ``grm:EBOUNDS``, or CALDB
+        codes); by default they are the step's codes. A code stands for the files of that
+        code whose instrument is among the product's (``GRM`` in ``GRM-GRD01``, ``ECL`` and
+        ``GRM`` in ``ECLGRM``), so a GRM product does not record ECLAIRs' files.
+        """
+        wanted = list(product.calibration or step_codes)
+        names = {w for w in wanted if ":" in w}
+        codes = {w.upper() for w in wanted if ":" not in w}
+        out = []
+        for ref in self.calibration:
+            if ref.name is not None and ref.name in names:
+                out.append(ref)
+            elif ref.codename.upper() in codes and self._same_instrument(ref, product):
+                out.append(ref)
+        return out
+
+    @staticmethod
+    def _same_instrument(ref: CalibrationRef, product: Product) -> bool:
+        if ref.name is None:
+            return True
+        return instrument_code(ref.name.split(":", 1)[0]) in product.instrument.upper()
 
     def publish(self, step: _StepLike, products: Sequence[Product]) -> list[ProductRef]:
         """Publish a step's products in order, then their previews; return the references.
@@ -129,7 +155,11 @@ class CataloguePublisher:
         content: Any
         if isinstance(model, FitsModel):
             with self._lock:
-                names = dict(self._names)
+                targets = dict(self._names)
+            # a link names the file relative to this product's folder (XSPEC and our loader
+            # resolve it from the spectrum's folder): a bare name when they share a folder
+            folder = safe_join(self.store.out_root, p.obs_id or self.obs_id, p.instrument)
+            names = {k: os.path.relpath(v, folder) for k, v in targets.items()}
             content = relink_ogip(list(model.to_fits()), names) if names else list(model.to_fits())
         else:
             content = model.write
@@ -146,9 +176,9 @@ class CataloguePublisher:
             instrument=p.instrument,
             obs_id=p.obs_id or self.obs_id,
             provenance=prov,
-            ext=model.file_ext(),
+            ext=product_type(p.type_code).ext or model.file_ext(),
         )
         with self._lock:
-            self._names[link_name(p.type_code, p.instrument)] = Path(ref.path).name
+            self._names[link_name(p.type_code, p.instrument)] = str(Path(ref.path).resolve())
             self.refs.append(ref)
         return ref

@@ -20,7 +20,15 @@ from svomflow.products.catalogue.types import PREVIEW_SUFFIX, Keyword, ProductTy
 __all__ = ["DECLARATIONS", "all_types", "declare", "is_declared", "product_type"]
 
 #: The modules that declare product types (one per product family).
-DECLARATIONS: tuple[str, ...] = ("svomflow.products.catalogue.alerts",)
+DECLARATIONS: tuple[str, ...] = (
+    "svomflow.products.catalogue.alerts",
+    "svomflow.products.catalogue.common",
+    "svomflow.products.catalogue.gp1",
+    "svomflow.products.catalogue.masters",
+    "svomflow.products.catalogue.mxt",
+    "svomflow.products.catalogue.vhf",
+    "svomflow.products.catalogue.xband",
+)
 
 _TYPES: dict[str, ProductType] = {}
 _loaded = False
@@ -35,6 +43,7 @@ def declare(
     keywords: Sequence[Keyword] = (),
     extensions: Sequence[str] = (),
     preview: Callable[[Any], FigureModel] | None = None,
+    ext: str | None = None,
 ) -> ProductType:
     """Declare a product type (once; a second declaration of a code is an error).
 
@@ -51,6 +60,7 @@ def declare(
         keywords=tuple(keywords),
         extensions=tuple(extensions),
         preview=preview,
+        ext=ext,
         module=caller,
     )
     _TYPES[code] = t
@@ -63,6 +73,7 @@ def declare(
             keywords=(),
             extensions=(),
             preview=None,
+            ext=None,
         )
     return t
 

@@ -64,6 +64,8 @@ class ProductType:
     preview
         ``model -> FigureModel`` drawing its PNG preview, published beside it as
         ``<CODE>-PREVIEW``; ``None`` when it has none.
+    ext
+        File extension when it differs from the model's (``rsp`` for responses).
     module
         The module that declares it (filled in by :func:`~svomflow.products.catalogue.declare`).
     """
@@ -75,6 +77,7 @@ class ProductType:
     keywords: tuple[Keyword, ...] = ()
     extensions: tuple[str, ...] = ()
     preview: Callable[[Any], FigureModel] | None = None
+    ext: str | None = None
     module: str = ""
 
     def accepts_instrument(self, instrument: str) -> bool:

@@ -24,7 +24,6 @@ from svomflow.errors import InputDataError
 from svomflow.tasks.astrometry.match import match_points, nearest_pairs
 
 __all__ = [
-    "CALIBRATION_FILES",
     "DEC_COLUMNS",
     "RA_COLUMNS",
     "AstrometryConfig",
@@ -33,8 +32,6 @@ __all__ = [
     "reference_column",
     "solve_astrometry",
 ]
-
-CALIBRATION_FILES: tuple[str, ...] = ()
 
 RA_COLUMNS = ("ra", "RA", "RAJ2000", "ALPHA_J2000", "ra_deg")
 DEC_COLUMNS = ("dec", "DEC", "Dec", "DEJ2000", "DELTA_J2000", "dec_deg")

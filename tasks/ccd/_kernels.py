@@ -56,7 +56,7 @@ def _mean_of(vals, n):
 
 
 @kernel
-def _combine_pixel(
+def _combine_pixel(  # noqa: C901 - one numba loop per pixel: centre, scale, clip, iterate
     vals,
     idx,
     n,

@@ -1,6 +1,7 @@
 """Master bias, dark and flat builders: overscan, calibration of each frame, chunked combine.
 
-Each builder reads its frames twice: once whole, one frame at a time, for the overscan level
+Each builder reads its frames (a :class:`~svomflow.products.ccd_frames.FrameStack`, which
+opens the files on demand) twice: once whole, one frame at a time, for the overscan level
 and the frame's scale (flats); then in row chunks through :func:`combine_chunked`, so the
 memory held is one raw frame plus ``chunk_rows x ncols x nframes x 4`` bytes plus the
 outputs (see :func:`svomflow.tasks.ccd.combine.combine_memory_bound`). Frames fpack'd as
@@ -16,29 +17,36 @@ pixel (NFRAMES).
 from __future__ import annotations
 
 import datetime as _dt
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from astropy.io import fits
 from svomflow.errors import InputDataError
-from svomflow.products.ogip import write_hdulist
-from svomflow.tasks.ccd.camera import CameraModel
+from svomflow.instruments.ccd_camera import CameraModel
+from svomflow.products.ccd_frames import FrameStack, RawFrameInfo, read_frame_info
+from svomflow.products.ccd_masters import MasterFrame
 from svomflow.tasks.ccd.combine import CombineConfig, combine_chunked
-from svomflow.tasks.ccd.fitsio import READ_ERRORS, open_image
-from svomflow.tasks.ccd.frames import RawFrameInfo, read_frame_info, read_raw
 from svomflow.tasks.ccd.overscan import OverscanConfig, overscan_vector
 
 __all__ = [
-    "MasterFrame",
+    "Frames",
     "build_master_bias",
     "build_master_dark",
     "build_master_flat",
-    "read_master",
+    "frame_stack",
     "robust_std",
 ]
+
+#: What a builder combines: a frame stack, or frame files (their headers are read first).
+Frames = FrameStack | Sequence[str | Path]
+
+
+def frame_stack(frames: Frames, camera: CameraModel) -> FrameStack:
+    """Return ``frames`` as a :class:`FrameStack` (reading the headers of frame files)."""
+    if isinstance(frames, FrameStack):
+        return frames
+    return FrameStack([read_frame_info(p, camera) for p in frames])
 
 
 def robust_std(values: np.ndarray) -> float:
@@ -50,93 +58,6 @@ def robust_std(values: np.ndarray) -> float:
     return float(1.4826 * np.median(np.abs(v - np.median(v))))
 
 
-@dataclass
-class MasterFrame:
-    """A master calibration frame with its error and per-pixel frame count.
-
-    Attributes
-    ----------
-    kind
-        ``BIAS``, ``DARK`` or ``FLAT`` (the CALDB code name).
-    data, error
-        Master values and 1-sigma errors (float32).
-    count
-        Frames kept per pixel after clipping (int16).
-    meta
-        Header keywords: camera, filter, temperature, exposure, number of frames, measured
-        frame noise, dates.
-    frames
-        Per-input-frame statistics (file, level, noise, saturated fraction, scale).
-    """
-
-    kind: str
-    data: np.ndarray
-    error: np.ndarray
-    count: np.ndarray
-    meta: dict[str, Any] = field(default_factory=dict)
-    frames: list[dict[str, Any]] = field(default_factory=list)
-
-    def header_cards(self) -> list[tuple[str, Any, str]]:
-        """Return the primary-header cards describing this master."""
-        m = self.meta
-        comments = {
-            "OBSTYPE": "master calibration type",
-            "INSTRUME": "camera",
-            "FILTER": "filter",
-            "BINNING": "binning x by y",
-            "CCDTEMP": "[deg C] mean CCD temperature of the inputs",
-            "EXPTIME": "[s] exposure time of the inputs (darks, flats)",
-            "NCOMBINE": "number of frames combined",
-            "DATE-OBS": "UTC start of the first input frame",
-            "DATE-END": "UTC start of the last input frame",
-            "BUNIT": "unit of the SCI extension",
-            "FRMNOISE": "[adu] median single-frame noise measured",
-            "RDNOISE": "[adu] read noise used for the error map",
-            "GAIN": "[e-/adu] gain",
-            "CLIPSIG": "sigma-clipping threshold",
-            "COMBMETH": "combination statistic",
-            "MEDLEVEL": "median of the master",
-            "MEDSCALE": "median scale of the inputs (flats: level in adu)",
-        }
-        return [(k, v, comments.get(k, "")) for k, v in m.items() if v is not None]
-
-    def write(self, path: str | Path, *, extra: Sequence[tuple[str, Any, str]] = ()) -> Path:
-        """Write the master as FITS (primary header, SCI, ERR, NFRAMES) atomically."""
-        prim = fits.PrimaryHDU()
-        for k, v, c in [*self.header_cards(), *extra]:
-            _set_card(prim.header, k, v, c)
-        for i, fr in enumerate(self.frames):
-            prim.header[f"INPUT{i + 1:03d}"] = Path(fr["file"]).name[:68]
-        sci = fits.ImageHDU(self.data.astype(np.float32), name="SCI")
-        err = fits.ImageHDU(self.error.astype(np.float32), name="ERR")
-        cnt = fits.ImageHDU(self.count.astype(np.int16), name="NFRAMES")
-        return write_hdulist([prim, sci, err, cnt], path)
-
-
-def _set_card(header: fits.Header, key: str, value: Any, comment: str) -> None:
-    """Set a card, shortening its comment so that it fits in 80 characters."""
-    room = 80 - 8 - 2 - max(20, len(str(value)) + 2) - 3
-    header[key] = (value, comment[: max(room, 0)])
-
-
-def read_master(path: str | Path) -> MasterFrame:
-    """Read a master written by :meth:`MasterFrame.write`."""
-    p = Path(path)
-    try:
-        with fits.open(p) as hdul:
-            h = hdul[0].header
-            data = np.asarray(hdul["SCI"].data, dtype=np.float32)
-            err = np.asarray(hdul["ERR"].data, dtype=np.float32)
-            cnt = np.asarray(hdul["NFRAMES"].data, dtype=np.int16)
-            meta = {k: h[k] for k in h if k and not k.startswith("INPUT") and k not in _STRUCT}
-    except (OSError, KeyError, ValueError) as exc:
-        raise InputDataError(f"{p}: not a master calibration file ({exc})") from None
-    return MasterFrame(str(meta.get("OBSTYPE", "")), data, err, cnt, meta)
-
-
-_STRUCT = {"SIMPLE", "BITPIX", "NAXIS", "EXTEND", "CHECKSUM", "DATASUM", "COMMENT", "HISTORY"}
-
-
 def _iso(t: _dt.datetime) -> str:
     return t.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]
 
@@ -144,14 +65,13 @@ def _iso(t: _dt.datetime) -> str:
 class _Inputs:
     """Raw frames of one group: headers, overscan vectors and row-chunk access."""
 
-    def __init__(
-        self, paths: Sequence[str | Path], camera: CameraModel, overscan: OverscanConfig
-    ) -> None:
-        if not paths:
+    def __init__(self, frames: Frames, camera: CameraModel, overscan: OverscanConfig) -> None:
+        self.stack = frame_stack(frames, camera)
+        if not len(self.stack):
             raise InputDataError("no frames to combine")
         self.camera = camera
         self.overscan = overscan
-        self.infos: list[RawFrameInfo] = [read_frame_info(p, camera) for p in paths]
+        self.infos: list[RawFrameInfo] = self.stack.infos
         shapes = {i.shape for i in self.infos}
         if len(shapes) != 1:
             raise InputDataError(f"frames of different shapes cannot be combined: {sorted(shapes)}")
@@ -165,8 +85,8 @@ class _Inputs:
     def first_pass(self, per_frame: Any = None) -> None:
         """Read each frame whole once: overscan vector, raw statistics, optional scale."""
         cam = self.camera
-        for info in self.infos:
-            raw, _ = read_raw(info.path, cam)
+        for i, info in enumerate(self.infos):
+            raw = self.stack.frame(i, cam)
             strip = raw[cam.overscan_slice()]
             vec = overscan_vector(strip, self.overscan)
             img = raw[cam.image_slice()]
@@ -185,39 +105,17 @@ class _Inputs:
             self.vectors.append(vec)
             self.stats.append(st)
 
-    def loader(self, transform: Any) -> Any:
-        """Return ``load_rows(i, rows)`` giving calibrated rows of frame ``i``."""
-        # Unscaled sections: only the requested rows are read (for an fpack'd frame, only the
-        # tiles holding them are decompressed, so memory stays bounded); BZERO/BSCALE here.
-        self._open = []
-        for info in self.infos:
-            hdul, index = open_image(info.path, memmap=True, scaled=False)
-            self._open.append((hdul, hdul[index]))
-        hdus = [hdu for _, hdu in self._open]
-        scaling = [
-            (float(h.header.get("BSCALE", 1.0)), float(h.header.get("BZERO", 0.0))) for h in hdus
-        ]
+    def loader(
+        self, transform: Callable[[int, slice, np.ndarray], np.ndarray]
+    ) -> Callable[[int, slice], np.ndarray]:
+        """Return ``load_rows(i, rows)`` giving calibrated rows of frame ``i`` (inside ``open``)."""
 
         def load(i: int, rows: slice) -> np.ndarray:
-            try:
-                block = np.asarray(hdus[i].section[rows, self.cols])
-            except READ_ERRORS as exc:
-                raise InputDataError(f"{self.infos[i].path}: cannot read rows ({exc})") from None
-            bscale, bzero = scaling[i]
-            img = block.astype(np.float32)
-            if bscale != 1.0:
-                img *= np.float32(bscale)
-            if bzero != 0.0:
-                img += np.float32(bzero)
+            img = self.stack.rows(i, rows, self.cols)
             img -= self.vectors[i][rows, None].astype(np.float32)
             return transform(i, rows, img)
 
         return load
-
-    def close(self) -> None:
-        for hdul, _ in getattr(self, "_open", []):
-            hdul.close()
-        self._open = []
 
 
 def _model_error(
@@ -271,7 +169,7 @@ def _common_meta(
 
 
 def build_master_bias(
-    paths: Sequence[str | Path],
+    frames: Frames,
     camera: CameraModel,
     *,
     overscan: OverscanConfig | None = None,
@@ -280,16 +178,14 @@ def build_master_bias(
     """Build a master bias (ADU, overscan-corrected) from raw bias frames."""
     overscan = overscan or OverscanConfig()
     combine = combine or CombineConfig()
-    inp = _Inputs(paths, camera, overscan)
+    inp = _Inputs(frames, camera, overscan)
     inp.first_pass()
     rn2 = np.array([st["overscan_noise"] ** 2 for st in inp.stats])
     model = (rn2, np.zeros_like(rn2))
-    try:
+    with inp.stack.open():
         load = inp.loader(lambda i, rows, img: img)
         data, count = combine_chunked(load, len(inp.infos), inp.shape, combine, noise=model)
         noise = _residual_noise(load, len(inp.infos), data, inp.shape, combine.chunk_rows)
-    finally:
-        inp.close()
     for st, nz in zip(inp.stats, noise, strict=True):
         st["noise"] = nz
     frame_noise = float(np.median(noise))
@@ -318,7 +214,7 @@ def _bias_arrays(
 
 
 def build_master_dark(
-    paths: Sequence[str | Path],
+    frames: Frames,
     camera: CameraModel,
     bias: MasterFrame,
     *,
@@ -334,7 +230,7 @@ def build_master_dark(
     """
     overscan = overscan or OverscanConfig()
     combine = combine or CombineConfig()
-    inp = _Inputs(paths, camera, overscan)
+    inp = _Inputs(frames, camera, overscan)
     exps = np.array([i.exptime for i in inp.infos], dtype=float)
     if np.any(exps <= 0):
         raise InputDataError("dark frames must have a positive exposure time")
@@ -348,12 +244,10 @@ def build_master_dark(
     rn2 = np.array([st["overscan_noise"] ** 2 for st in inp.stats])
     # rate = S f / t with S in ADU: var = rn^2 f^2 / t^2 + rate f / (g t)
     model = (rn2 * factors**2 / exps**2, factors / (camera.gain * exps))
-    try:
+    with inp.stack.open():
         load = inp.loader(lambda i, rows, img: (img - b[rows]) * (factors[i] / exps[i]))
         data, count = combine_chunked(load, len(inp.infos), inp.shape, combine, noise=model)
         noise = _residual_noise(load, len(inp.infos), data, inp.shape, combine.chunk_rows)
-    finally:
-        inp.close()
     rn = float(np.sqrt(np.median(rn2)))
     for st, nz in zip(inp.stats, noise, strict=True):
         st["noise"] = nz  # ADU/s
@@ -391,7 +285,7 @@ def _dark_arrays(
 
 
 def build_master_flat(
-    paths: Sequence[str | Path],
+    frames: Frames,
     camera: CameraModel,
     bias: MasterFrame,
     dark: MasterFrame | None = None,
@@ -408,7 +302,7 @@ def build_master_flat(
     """
     overscan = overscan or OverscanConfig()
     combine = combine or CombineConfig()
-    inp = _Inputs(paths, camera, overscan)
+    inp = _Inputs(frames, camera, overscan)
     filters = {i.filter for i in inp.infos}
     if len(filters) != 1:
         raise InputDataError(
@@ -435,14 +329,12 @@ def build_master_flat(
     rn2 = np.array([st["overscan_noise"] ** 2 for st in inp.stats])
     # v = S / s with S in ADU: var = rn^2 / s^2 + v / (g s)
     model = (rn2 / scales**2, 1.0 / (camera.gain * scales))
-    try:
+    with inp.stack.open():
         load = inp.loader(
             lambda i, rows, img: (img - b[rows] - _rows(darks[i], rows) * exps[i]) / scales[i]
         )
         data, count = combine_chunked(load, len(inp.infos), inp.shape, combine, noise=model)
         noise = _residual_noise(load, len(inp.infos), data, inp.shape, combine.chunk_rows)
-    finally:
-        inp.close()
     norm = float(np.nanmedian(data))
     err = _model_error(model, data, count).astype(np.float64)
     var = err**2 + (b_err * np.mean(1.0 / scales)) ** 2

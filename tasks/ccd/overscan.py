@@ -7,7 +7,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 from svomflow.config import StepConfig
-from svomflow.tasks.ccd.camera import CameraModel
+from svomflow.instruments.ccd_camera import CameraModel
 
 __all__ = ["OverscanConfig", "overscan_vector", "subtract_overscan"]
 

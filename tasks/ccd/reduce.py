@@ -1,15 +1,15 @@
 """Reduction of a raw science frame to L1a: overscan, bias, dark, flat, gain, masks, cosmic rays.
 
-The masters come from the CALDB, selected by the frame's observation time (and filter,
-temperature, exposure), never by path unless a path override is configured. The L1a file
-holds the image in electrons (SCI), its variance (VAR, electrons^2) and a data-quality mask
-(DQ) whose bits are :data:`DQ_BITS`.
+Pure functions: the masters arrive as data (selected from the CALDB by the frame's time,
+filter, temperature and exposure in a flow's first task, see
+:mod:`svomflow.tasks.ccd.master_selection`). The L1a image holds the image in electrons
+(SCI), its variance (VAR, electrons^2) and a data-quality mask (DQ) whose bits are
+:data:`DQ_BITS`; :func:`l1a_hdus` lays it out as FITS for a product.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,28 +18,25 @@ import numpy as np
 from astropy.io import fits
 from astropy.wcs import WCS
 from pydantic import Field
+from svomflow.calibration.calibration_set import CalibrationSet
 from svomflow.config import StepConfig
 from svomflow.errors import InputDataError
-from svomflow.products.ogip import write_hdulist
-from svomflow.tasks.ccd.camera import CameraModel
-from svomflow.tasks.ccd.frames import parse_date_obs, read_raw
-from svomflow.tasks.ccd.master_builders import MasterFrame, _set_card, read_master
+from svomflow.instruments.ccd_camera import CameraModel
+from svomflow.products.ccd_frames import parse_date_obs
+from svomflow.products.ccd_masters import MasterFrame, set_card
+from svomflow.tasks.ccd.master_selection import MasterSelection, master_selection, pick_master
 from svomflow.tasks.ccd.overscan import OverscanConfig, subtract_overscan
 
 __all__ = [
-    "CALIBRATIONS_NEEDED",
     "DQ_BITS",
     "MasterSet",
     "ReducedFrame",
     "ReductionConfig",
-    "reduce_file",
+    "frame_master_selections",
+    "l1a_hdus",
+    "masters_for_frame",
     "reduce_frame",
-    "resolve_masters",
-    "write_l1a",
 ]
-
-#: CALDB code names this step needs (ARCHITECTURE.md §3).
-CALIBRATIONS_NEEDED = ("BIAS", "DARK", "FLAT")
 
 #: Data-quality bits of the DQ extension.
 DQ_BITS = {"BAD": 1, "SATURATED": 2, "COSMIC_RAY": 4, "NONFINITE": 8, "NO_FLAT": 16}
@@ -62,10 +59,6 @@ class ReductionConfig(StepConfig):
     cr_sigclip: float = Field(5.0, gt=0, description="L.A.Cosmic detection limit (sigma)")
     cr_objlim: float = Field(5.0, gt=0, description="L.A.Cosmic contrast limit against stars")
     cr_niter: int = Field(3, ge=1, description="L.A.Cosmic iterations")
-    overrides: dict[str, str] = Field(
-        default_factory=dict,
-        description="Code name (BIAS, DARK, FLAT) -> master file used instead of the CALDB",
-    )
 
 
 @dataclass
@@ -88,51 +81,51 @@ class ReducedFrame:
     header: fits.Header
 
 
-def resolve_masters(
-    header: Mapping[str, Any] | fits.Header,
-    camera: CameraModel,
-    *,
-    caldb: Any = None,
-    overrides: Mapping[str, str] | None = None,
-) -> MasterSet:
-    """Select the bias, dark and flat for a frame from the CALDB by its observation time.
+def frame_master_selections(header: fits.Header, camera: CameraModel) -> dict[str, MasterSelection]:
+    """Return the selections of the bias, dark and flat of a raw frame, by code name.
 
     Raises
     ------
-    CalibrationNotFoundError
-        When no bias, dark or flat is valid for the frame (the message names the file type).
+    InputDataError
+        When the date, exposure time or filter is missing or unreadable.
     """
-    from svomflow.calibration.caldb import open_caldb
-    from svomflow.products.atomic import sha256_file
-    from svomflow.tasks.masters.build import select_master
-
-    overrides = {k.upper(): v for k, v in (overrides or {}).items()}
     time = parse_date_obs(camera.header_value(header, "date_obs"))
-    filt = str(camera.header_value(header, "filter", "NONE"))
-    temp = float(camera.header_value(header, "temperature", np.nan))
-    exptime = float(camera.header_value(header, "exposure_time"))
-    db = None
+    filt = str(camera.header_value(header, "filter", "NONE")).strip() or "NONE"
+    try:
+        temp = float(camera.header_value(header, "temperature", np.nan))
+        exptime = float(camera.header_value(header, "exposure_time"))
+    except (TypeError, ValueError):
+        raise InputDataError("exposure time or temperature is not a number") from None
+    return {
+        "BIAS": master_selection(camera, "bias", time),
+        "DARK": master_selection(camera, "dark", time, temperature=temp, exptime=exptime),
+        "FLAT": master_selection(camera, "flat", time, filter=filt),
+    }
+
+
+def masters_for_frame(
+    selections: dict[str, MasterSelection], calibration: CalibrationSet
+) -> tuple[MasterSet | None, list[str]]:
+    """Return the masters of a frame from the calibration set, or what is missing.
+
+    Returns
+    -------
+    masters, missing
+        The :class:`MasterSet` (``None`` when any master is missing) and the descriptions
+        of the missing ones (:meth:`MasterSelection.describe`).
+    """
     found: dict[str, MasterFrame] = {}
     records: dict[str, dict[str, Any]] = {}
-    for code, kind in (("BIAS", "bias"), ("DARK", "dark"), ("FLAT", "flat")):
-        if code in overrides:
-            path = Path(overrides[code])
-            records[code] = {"path": str(path), "sha256": sha256_file(path), "source": "override"}
-        else:
-            if db is None:
-                db = caldb if caldb is not None else open_caldb()
-            entry = select_master(
-                db, camera, kind, time, filter=filt, temperature=temp, exptime=exptime
-            )
-            path = Path(entry.path)
-            records[code] = {
-                "path": str(path),
-                "sha256": entry.sha256,
-                "source": "caldb",
-                "index_version": entry.index_version,
-            }
-        found[code] = read_master(path)
-    return MasterSet(found["BIAS"], found["DARK"], found["FLAT"], records)
+    missing: list[str] = []
+    for code in ("BIAS", "DARK", "FLAT"):
+        picked = pick_master(calibration, selections[code])
+        if picked is None:
+            missing.append(selections[code].describe())
+            continue
+        found[code], records[code] = picked
+    if missing:
+        return None, missing
+    return MasterSet(found["BIAS"], found["DARK"], found["FLAT"], records), []
 
 
 def reduce_frame(
@@ -243,17 +236,21 @@ def _cosmic_rays(
     return np.where(mask, DQ_BITS["COSMIC_RAY"], 0).astype(np.uint16)
 
 
-def write_l1a(frame: ReducedFrame, path: str | Path, masters: MasterSet | None = None) -> Path:
-    """Write an L1a FITS file (primary header, SCI, VAR, DQ) atomically."""
+def l1a_hdus(frame: ReducedFrame, masters: MasterSet | None = None) -> list[Any]:
+    """Return the HDUs of an L1a image (primary header, SCI, VAR, DQ) naming its masters."""
     prim = fits.PrimaryHDU(header=frame.header.copy())
     prim.header["DATE"] = (_dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%S"), "file creation")
     if masters is not None:
         for code, rec in masters.records.items():
-            _set_card(
-                prim.header, f"CAL{code[:5]}", Path(rec["path"]).name[:68], f"master {code.lower()}"
-            )
+            if rec.get("path"):
+                set_card(
+                    prim.header,
+                    f"CAL{code[:5]}",
+                    Path(rec["path"]).name[:68],
+                    f"master {code.lower()}",
+                )
             if rec.get("sha256"):
-                _set_card(prim.header, f"SHA{code[:5]}", str(rec["sha256"]), "sha256")
+                set_card(prim.header, f"SHA{code[:5]}", str(rec["sha256"]), "sha256")
     wcs_cards = WCS(frame.header).to_header() if "CTYPE1" in frame.header else fits.Header()
     sci = fits.ImageHDU(frame.sci, header=wcs_cards, name="SCI")
     sci.header["BUNIT"] = "electron"
@@ -262,20 +259,4 @@ def write_l1a(frame: ReducedFrame, path: str | Path, masters: MasterSet | None =
     dq = fits.ImageHDU(frame.dq, name="DQ")
     for name, bit in DQ_BITS.items():
         dq.header[f"DQ_{name[:5]}"] = (bit, f"bit value of {name}")
-    return write_hdulist([prim, sci, var, dq], path)
-
-
-def reduce_file(
-    raw_path: str | Path,
-    out_path: str | Path,
-    camera: CameraModel,
-    *,
-    caldb: Any = None,
-    config: ReductionConfig | None = None,
-) -> Path:
-    """Reduce a raw FITS file to an L1a FITS file, masters selected from the CALDB."""
-    config = config or ReductionConfig()
-    raw, header = read_raw(raw_path, camera)
-    masters = resolve_masters(header, camera, caldb=caldb, overrides=config.overrides)
-    frame = reduce_frame(raw, header, camera, masters, config)
-    return write_l1a(frame, out_path, masters)
+    return [prim, sci, var, dq]

@@ -1,8 +1,9 @@
-"""OTLOC ECLAIRs step: from an event list and a burst interval to QPO (position) and QCL (S/N).
+"""OTLOC ECLAIRs: from an event list and a burst interval to the quick position (QPO).
 
-Pure step (no Prefect, no I/O): the VHF flow reads the L1 file
-(:func:`svomflow.simulation.eclairs.read_eclairs_l1` or its own reader), picks the burst
-interval (trigger time and timescale) and calls :func:`quick_position`.
+Pure (no Prefect, no I/O): the VHF pipeline reads the events
+(:func:`svomflow.products.burst_events.read_burst_events`), picks the burst interval and
+the bad pixels of the CALDB (``BADPIX``) and calls :func:`quick_position`; the noisy and dead
+pixels found in the data are excluded with them.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from svomflow.config import InstrumentDefinition, load_instrument
 from svomflow.errors import InputDataError
 from svomflow.instruments.attitude import Attitude
 from svomflow.instruments.coded_mask import MaskGeometry
+from svomflow.instruments.pixels import PixelMap
 from svomflow.tasks.coded_mask.imaging import (
     MaskModel,
     background_templates,
@@ -24,16 +26,12 @@ from svomflow.tasks.coded_mask.imaging import (
 )
 from svomflow.tasks.coded_mask.position import LocalisationConfig, SourcePosition, localise
 
-__all__ = ["CALIBRATION_CODES", "QuickPosition", "quick_position"]
-
-# Calibration products this step would take from the CALDB once they exist (the mask
-# pattern and bad-pixel list are rebuilt from the instrument file and the data for now).
-CALIBRATION_CODES = ("MASKPATT", "BADPIX")
+__all__ = ["QuickPosition", "quick_position"]
 
 
 @dataclass
 class QuickPosition:
-    """The ECLAIRs quick position with the pixels it excluded."""
+    """The ECLAIRs quick position with the pixels it excluded (known and found)."""
 
     position: SourcePosition
     noisy_pixels: NDArray[np.bool_]
@@ -65,7 +63,7 @@ def quick_position(
     background_interval: tuple[float, float],
     band_kev: tuple[float, float] | None = None,
     gti: NDArray[np.float64] | None = None,
-    dead_pixels: NDArray[np.bool_] | None = None,
+    bad_pixels: PixelMap | None = None,
     known_sources_radec: Sequence[tuple[float, float]] = (),
     config: LocalisationConfig | None = None,
     instrument: InstrumentDefinition | None = None,
@@ -74,8 +72,8 @@ def quick_position(
 
     Noisy and dead pixels are found from the background interval (rates against the
     background templates, ``noisy_pixel.max_rate_sigma`` of the instrument file) and
-    excluded with the known dead pixels; known sources in the field (RA/Dec) are modelled and
-    removed; the band defaults to the image-trigger band.
+    excluded with the known ones (``bad_pixels``, the CALDB's BADPIX); known sources in the
+    field (RA/Dec) are modelled and removed; the band defaults to the image-trigger band.
     """
     inst = instrument or load_instrument("eclairs")
     geom = MaskGeometry.from_instrument(inst)
@@ -95,14 +93,18 @@ def quick_position(
         interval=(b0, b1),
         gti=gti,
     )
-    noisy, dead_found = find_noisy_pixels(
+    known = bad_pixels if bad_pixels is not None else PixelMap.empty(geom.shape)
+    if known.shape != geom.shape:
+        raise InputDataError(f"bad-pixel map of shape {known.shape}, the plane is {geom.shape}")
+    # known noisy pixels would bias the template fit of the search: left out of it
+    noisy_found, dead_found = find_noisy_pixels(
         off.counts,
+        usable=~known.noisy,
         templates=background_templates(model),
         max_sigma=float(inst.get("noisy_pixel.max_rate_sigma")),
     )
-    dead = dead_found.copy()
-    if dead_pixels is not None:
-        dead |= np.asarray(dead_pixels, dtype=bool)
+    noisy = noisy_found | known.noisy
+    dead = dead_found | known.dead
     usable = ~(noisy | dead)
     sg = make_shadowgram(
         time,
@@ -116,12 +118,12 @@ def quick_position(
         gti=gti,
         usable=usable,
     )
-    known = []
+    sources = []
     for ra, dec in known_sources_radec:
         ty, tz = attitude.to_projected(ra, dec)
         if np.isfinite(ty) and np.isfinite(tz):
-            known.append((float(ty), float(tz)))
-    pos = localise(sg, model, attitude, cfg, known_sources=known)
+            sources.append((float(ty), float(tz)))
+    pos = localise(sg, model, attitude, cfg, known_sources=sources)
     return QuickPosition(
         position=pos,
         noisy_pixels=noisy,

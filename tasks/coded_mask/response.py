@@ -49,18 +49,16 @@ from svomflow.products.ogip import ebounds_hdu, primary_hdu, write_hdulist
 from svomflow.tasks.coded_mask.mask_weighting import mask_weights
 
 __all__ = [
-    "CALIBRATION_CODES",
     "EclairsDetectorModel",
     "EclairsSpectralResponse",
+    "eclairs_arf_hdus",
     "eclairs_response",
+    "eclairs_rmf_hdus",
+    "eclairs_rsp_hdus",
     "write_eclairs_arf",
     "write_eclairs_rmf",
     "write_eclairs_rsp",
 ]
-
-# CALDB codes this step would read once ECLAIRs calibration files exist (the numbers come
-# from the instrument file for now).
-CALIBRATION_CODES = ("EFFAREA", "SPECRESP MATRIX", "MASKPATT")
 
 
 @dataclass
@@ -121,6 +119,7 @@ def eclairs_response(
     tan_y: float,
     tan_z: float,
     *,
+    detector: EclairsDetectorModel,
     usable_pixels: NDArray[np.bool_] | None = None,
     photon_edges: NDArray[np.float64] | None = None,
     n_sub: int = 4,
@@ -134,6 +133,8 @@ def eclairs_response(
     ----------
     tan_y, tan_z
         Projected angles of the source in the instrument frame (``Attitude.to_projected``).
+    detector
+        The detector model: efficiency, resolution, channels (CALDB ``RSPPAR``).
     usable_pixels
         ``(npix_y, npix_z)`` boolean map of the pixels whose events are in the spectrum
         (default: all).
@@ -142,7 +143,7 @@ def eclairs_response(
     n_sub
         Log sub-energies per photon bin for the efficiency and redistribution averages.
     instrument
-        Instrument definition (default: the packaged ``eclairs``).
+        Instrument definition, for the mask geometry (default: the packaged ``eclairs``).
     ra_dec
         Sky position, recorded in the headers.
     weighting
@@ -158,7 +159,7 @@ def eclairs_response(
     """
     inst = instrument or load_instrument("eclairs")
     geom = MaskGeometry.from_instrument(inst)
-    model = EclairsDetectorModel.from_instrument(inst)
+    model = detector
     if not (np.isfinite(tan_y) and np.isfinite(tan_z)):
         raise InputDataError("ECLAIRs response: the source is behind the detector plane")
     usable = (
@@ -257,6 +258,7 @@ def _matrix_hdu(
     *,
     full: bool,
     inst: InstrumentDefinition,
+    detector: str,
 ) -> fits.BinTableHDU:
     n_e, n_chan = m.shape
     # one group per row from the first to the last non-zero channel (compact, exact)
@@ -282,7 +284,7 @@ def _matrix_hdu(
     cards = [
         ("TELESCOP", inst.telescope, "mission"),
         ("INSTRUME", inst.instrument, "instrument"),
-        ("DETNAM", "PLANE", "whole detector plane"),
+        ("DETNAM", detector, "whole detector plane"),
         ("FILTER", "NONE", ""),
         ("CHANTYPE", "PI", "channel type"),
         ("DETCHANS", n_chan, "number of channels"),
@@ -300,59 +302,61 @@ def _matrix_hdu(
     return hdu
 
 
-def _write(
-    path: str | Path,
+def _with_ebounds(
     hdus: list[Any],
     resp: EclairsSpectralResponse,
     validity: tuple[float, float] | None,
     inst: InstrumentDefinition,
-) -> Path:
+) -> list[Any]:
     for h in hdus:
         for k, v, c in _cards(resp, validity):
             h.header[k] = (v, c)
     eb = ebounds_hdu(resp.e_min, resp.e_max, telescope=inst.telescope, instrument=inst.instrument)
     prim = primary_hdu(telescope=inst.telescope, instrument=inst.instrument)
-    return write_hdulist([prim, *hdus, eb], path)
+    return [prim, *hdus, eb]
 
 
-def write_eclairs_rsp(
-    path: str | Path,
+def eclairs_rsp_hdus(
     resp: EclairsSpectralResponse,
     *,
     validity: tuple[float, float] | None = None,
     instrument: InstrumentDefinition | None = None,
-) -> Path:
-    """Write the full response (ARF x RMF) as one OGIP RSP file (``SPECRESP MATRIX`` + EBOUNDS).
+    detector: str = "PLANE",
+) -> list[Any]:
+    """Build the full response (ARF x RMF) as OGIP RSP HDUs (``SPECRESP MATRIX`` + EBOUNDS).
 
     ``validity`` (mission seconds) is written as TSTART/TSTOP: the attitude-dependent response
-    holds only over that span.
+    holds only over that span. ``detector`` is the plane's ``DETNAM``.
     """
     inst = instrument or load_instrument("eclairs")
-    hdu = _matrix_hdu(resp.energ_lo, resp.energ_hi, resp.matrix, full=True, inst=inst)
-    return _write(path, [hdu], resp, validity, inst)
+    hdu = _matrix_hdu(
+        resp.energ_lo, resp.energ_hi, resp.matrix, full=True, inst=inst, detector=detector
+    )
+    return _with_ebounds([hdu], resp, validity, inst)
 
 
-def write_eclairs_rmf(
-    path: str | Path,
+def eclairs_rmf_hdus(
     resp: EclairsSpectralResponse,
     *,
     validity: tuple[float, float] | None = None,
     instrument: InstrumentDefinition | None = None,
-) -> Path:
-    """Write the redistribution matrix alone (``MATRIX``, ``HDUCLAS3 = REDIST``) + EBOUNDS."""
+    detector: str = "PLANE",
+) -> list[Any]:
+    """Build the redistribution matrix alone (``MATRIX``, ``HDUCLAS3 = REDIST``) + EBOUNDS."""
     inst = instrument or load_instrument("eclairs")
-    hdu = _matrix_hdu(resp.energ_lo, resp.energ_hi, resp.rmf, full=False, inst=inst)
-    return _write(path, [hdu], resp, validity, inst)
+    hdu = _matrix_hdu(
+        resp.energ_lo, resp.energ_hi, resp.rmf, full=False, inst=inst, detector=detector
+    )
+    return _with_ebounds([hdu], resp, validity, inst)
 
 
-def write_eclairs_arf(
-    path: str | Path,
+def eclairs_arf_hdus(
     resp: EclairsSpectralResponse,
     *,
     validity: tuple[float, float] | None = None,
     instrument: InstrumentDefinition | None = None,
-) -> Path:
-    """Write the effective area as an OGIP ARF (``SPECRESP`` extension, cm2)."""
+) -> list[Any]:
+    """Build the effective area as OGIP ARF HDUs (``SPECRESP`` extension, cm2)."""
     inst = instrument or load_instrument("eclairs")
     hdu = fits.BinTableHDU.from_columns(
         [
@@ -374,4 +378,37 @@ def write_eclairs_arf(
     for k, v, c in _cards(resp, validity):
         hdu.header[k] = (v, c)
     prim = primary_hdu(telescope=inst.telescope, instrument=inst.instrument)
-    return write_hdulist([prim, hdu], path)
+    return [prim, hdu]
+
+
+def write_eclairs_rsp(
+    path: str | Path,
+    resp: EclairsSpectralResponse,
+    *,
+    validity: tuple[float, float] | None = None,
+    instrument: InstrumentDefinition | None = None,
+) -> Path:
+    """Write :func:`eclairs_rsp_hdus` to an OGIP RSP file (notebooks, XSPEC users)."""
+    return write_hdulist(eclairs_rsp_hdus(resp, validity=validity, instrument=instrument), path)
+
+
+def write_eclairs_rmf(
+    path: str | Path,
+    resp: EclairsSpectralResponse,
+    *,
+    validity: tuple[float, float] | None = None,
+    instrument: InstrumentDefinition | None = None,
+) -> Path:
+    """Write :func:`eclairs_rmf_hdus` to an OGIP RMF file."""
+    return write_hdulist(eclairs_rmf_hdus(resp, validity=validity, instrument=instrument), path)
+
+
+def write_eclairs_arf(
+    path: str | Path,
+    resp: EclairsSpectralResponse,
+    *,
+    validity: tuple[float, float] | None = None,
+    instrument: InstrumentDefinition | None = None,
+) -> Path:
+    """Write :func:`eclairs_arf_hdus` to an OGIP ARF file."""
+    return write_hdulist(eclairs_arf_hdus(resp, validity=validity, instrument=instrument), path)

@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 from svomflow.config import StepConfig, load_config
+from svomflow.config.base import CalibrationOverride
 from svomflow.errors import ConfigError
 from svomflow.tasks.astrometry.solve import AstrometryConfig
 from svomflow.tasks.photometry.extract import ExtractConfig
@@ -50,15 +51,21 @@ MODULES = (
 
 
 class ReductionModule(StepConfig):
-    """CCD reduction (the CCD steps of svomflow.tasks.ccd) with masters from the CALDB."""
+    """CCD reduction (the CCD steps of svomflow.tasks.ccd) with masters from the CALDB.
+
+    The CALDB itself is a parameter of the run (``gp1 run --caldb``, the flow's
+    ``caldb_root``); a master file given here is used instead of its selection.
+    """
 
     enabled: bool = Field(True, description="Run this module.")
-    caldb: str | None = Field(
-        None, description="CALDB root (default: the svomflow data directory's CALDB)."
+    override_bias: CalibrationOverride = Field(
+        None, description="Master bias file used for every image instead of the CALDB's."
     )
-    overrides: dict[str, str] = Field(
-        default_factory=dict,
-        description="Master files by code name (BIAS, DARK, FLAT) instead of the CALDB.",
+    override_dark: CalibrationOverride = Field(
+        None, description="Master dark file used for every image instead of the CALDB's."
+    )
+    override_flat: CalibrationOverride = Field(
+        None, description="Master flat file used for every image instead of the CALDB's."
     )
     require_masters: bool = Field(
         False,
@@ -184,6 +191,9 @@ class GP1WatchConfig(StepConfig):
     ledger: str | None = Field(
         None, description="Ledger file (default: <output_dir>/gp1_ledger.sqlite)."
     )
+    caldb: str | None = Field(
+        None, description="CALDB the masters are selected from (default: $SVOMFLOW_CALDB)."
+    )
     settle_seconds: float = Field(
         1.0, ge=0, description="A file must keep its size this long before it is read."
     )
@@ -273,11 +283,15 @@ def load_watch_config(
     input_dir: str | None = None,
     output_dir: str | None = None,
     ledger: str | None = None,
+    caldb: str | None = None,
 ) -> GP1WatchConfig:
     """Load the watcher configuration; command-line paths override the file's."""
     files = [Path(path)] if path is not None else []
     cfg = load_config(GP1WatchConfig, files=files, overrides=list(overrides or []))
-    upd = _with_paths({}, {"input_dir": input_dir, "output_dir": output_dir, "ledger": ledger})
+    upd = _with_paths(
+        {},
+        {"input_dir": input_dir, "output_dir": output_dir, "ledger": ledger, "caldb": caldb},
+    )
     if upd:
         from pydantic import ValidationError
         from svomflow.config.loader import format_validation_error

@@ -1,103 +1,162 @@
-"""GP1 reduction module: raw frame -> reduced image (L1a) with a bad-pixel mask.
+"""GP1 reduction step: raw frame -> reduced image (L1a) with a bad-pixel mask.
 
 The CCD steps belong to :mod:`svomflow.tasks.ccd.reduce` (overscan, bias, dark scaled by
 exposure and temperature, flat, gain, saturation and bad-pixel masks, cosmic rays), with the
-masters selected from the CALDB by observation time or given as path overrides. GP1 works
-on its output in electrons (``GAIN = 1``), with the data-quality mask as bad pixels.
+masters the flow's first task selected from the CALDB for the frame's time, filter,
+temperature and exposure (or the ``override_<code>`` files). GP1 works on its output in
+electrons (``GAIN = 1``), with the data-quality mask as bad pixels.
 
-When no master is valid for the frame's date, the module either fails with the CALDB's
-clear error (``require_masters: true``) or falls back to the overscan correction and trim
-only and flags the image (``REDLEVEL = 'overscan'``), so that an alert is still analysed
+When a master is missing for the frame, the step either fails naming every missing one
+(``require_masters: true``) or falls back to the overscan correction and trim only and
+flags the image (``REDLEVEL = 'overscan'``), so that an alert is still analysed
 (photometry then carries the flat-field error; the products say so).
 
-Frames already reduced (``REDLEVEL`` present) pass through. Input frames may be plain,
-gzip'd (``.fits.gz``) or fpack'd (``.fits.fz``; see :mod:`svomflow.tasks.ccd.fitsio`); the
-reduced image is always written uncompressed.
+Frames already reduced (``REDLEVEL`` present) pass through.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
-
 import numpy as np
 from astropy.io import fits
+from svomflow.calibration.calibration_set import CalibrationSet
 from svomflow.errors import CalibrationNotFoundError, InputDataError
-from svomflow.tasks.ccd.camera import CameraModel
-from svomflow.tasks.ccd.fitsio import READ_ERRORS, image_header, open_image, read_image_header
-from svomflow.tasks.ccd.frames import read_raw
+from svomflow.instruments.ccd_camera import CameraModel
+from svomflow.paths import safe_component
+from svomflow.tasks.ccd import reduce as ccd
 from svomflow.tasks.ccd.overscan import subtract_overscan
 from svomflow.tasks.gp1.config import ReductionModule
+from svomflow.tasks.gp1.images import (
+    ImageResult,
+    ImageSummary,
+    RawImage,
+    ReducedImage,
+    header_as_stored,
+    mjd,
+)
+from svomflow.tasks.step import step
 
-__all__ = ["ReducedImage", "read_reduced", "reduce_frame", "write_reduced"]
+__all__ = ["image_masters", "reduce_image", "reduce_pixels", "sequence_id"]
 
 
-@dataclass
-class ReducedImage:
-    """A reduced image (electrons, or ADU when only overscan-corrected), mask and header."""
-
-    data: np.ndarray
-    mask: np.ndarray
-    header: fits.Header
-    calibration: list[dict[str, Any]] = field(default_factory=list)
+def sequence_id(trigger: str, band: str) -> str:
+    """Return the identifier of an alert sequence (its products' ``obs_id``)."""
+    return f"{trigger}_{band}"
 
 
-def reduce_frame(path: str | Path, camera: CameraModel, config: ReductionModule) -> ReducedImage:
-    """Reduce one raw frame for GP1 (see the module docstring for what is applied).
+def image_masters(
+    image: RawImage, camera: CameraModel, calibration: CalibrationSet
+) -> tuple[ccd.MasterSet | None, list[str]]:
+    """Return the masters of an image from the calibration set, or the missing ones."""
+    selections = ccd.frame_master_selections(image.header, camera)
+    return ccd.masters_for_frame(selections, calibration)
+
+
+def reduce_pixels(
+    image: RawImage, camera: CameraModel, config: ReductionModule, calibration: CalibrationSet
+) -> ReducedImage:
+    """Reduce one raw frame's pixels (see the module docstring for what is applied).
 
     Raises
     ------
     InputDataError
-        Unreadable or truncated file, missing header keywords, an image with no finite
-        pixel, or a frame mostly saturated.
+        Missing header keywords, an image with no finite pixel, or a frame mostly
+        saturated.
     CalibrationNotFoundError
-        No master for the date and ``require_masters`` is set.
+        A master is missing and ``require_masters`` is set (naming every missing one).
     """
-    from svomflow.tasks.ccd import reduce as ccd
-
-    p = Path(path)
-    with_header = read_image_header(p)
-    if "REDLEVEL" in with_header:
-        return read_reduced(p)
-    raw, header = read_raw(p, camera)
+    raw, header = image.data, image.header.copy()
+    if image.reduced:
+        mask = image.mask if image.mask is not None else ~np.isfinite(raw)
+        return ReducedImage(raw, mask | ~np.isfinite(raw), header)
     if raw.dtype.kind == "f" and not np.isfinite(raw).any():
-        raise InputDataError(f"{p}: the frame has no finite pixel (all NaN)")
+        raise InputDataError(f"{image.path}: the frame has no finite pixel (all NaN)")
     for logical in ("exposure_time", "date_obs", "filter", "camera"):
         camera.header_value(header, logical)  # a clear error naming the missing keyword
     if not config.enabled:
         data = raw.astype(np.float32)
         header["REDLEVEL"] = ("none", "GP1 reduction level")
-        return _check(ReducedImage(data, ~np.isfinite(data), header), p, camera)
-    rcfg = ccd.ReductionConfig(overrides=dict(config.overrides), cosmic_rays=config.cosmic_rays)
-    try:
-        masters = ccd.resolve_masters(
-            header, camera, caldb=_open_caldb(config.caldb), overrides=rcfg.overrides
-        )
-    except CalibrationNotFoundError as exc:
+        return _check(ReducedImage(data, ~np.isfinite(data), header), image.path, camera)
+    rcfg = ccd.ReductionConfig(cosmic_rays=config.cosmic_rays)
+    masters, missing = image_masters(image, camera, calibration)
+    if masters is None:
+        reason = "no calibration file " + ", ".join(missing)
         if config.require_masters:
-            raise CalibrationNotFoundError(f"{p}: {exc}") from None
-        return _overscan_only(raw, header, camera, p, reason=str(exc))
+            raise CalibrationNotFoundError(f"{image.path}: {reason}")
+        return _overscan_only(raw, header, camera, image.path, reason=reason)
     frame = ccd.reduce_frame(raw, header, camera, masters, rcfg)
     h = frame.header
     h["REDLEVEL"] = ("full", "GP1 reduction level")
     h["GAIN"] = (1.0, "[e-/unit] data are in electrons")
     h["SATURATE"] = (float(np.nanmax(frame.sci)) + 1.0, "saturation is in the mask")
     mask = frame.dq != 0
-    cal = [{"codename": k, **v} for k, v in masters.records.items()]
-    return _check(ReducedImage(frame.sci, mask, h, cal), p, camera)
+    cal = [{**v, "codename": k} for k, v in masters.records.items()]
+    return _check(ReducedImage(frame.sci, mask, h, cal), image.path, camera)
 
 
-def _open_caldb(root: str | None) -> Any:
-    if root is None:
-        return None
-    from svomflow.calibration.caldb import open_caldb
+@step(name="reduction", config=ReductionModule, calibration=("BIAS", "DARK", "FLAT"))
+def reduce_image(
+    image: RawImage,
+    camera: CameraModel,
+    alert_keyword: str,
+    *,
+    config: ReductionModule,
+    calibration: CalibrationSet,
+) -> ImageResult:
+    """Reduce one image and describe it: sequence, filter, exposure, alert or not.
 
-    return open_caldb(root)
+    Raises
+    ------
+    PathEscapeError
+        When a header value naming the sequence (trigger, camera, filter) is not a plain
+        name (``../..``, ``/``...): it would name files outside the output directory.
+    InputDataError
+        As :func:`reduce_pixels`, or a non-positive exposure time.
+    """
+    red = reduce_pixels(image, camera, config, calibration)
+    h = red.header
+    trig = h.get(alert_keyword)
+    trigger = str(trig).strip() if trig not in (None, "") else "no_trigger"
+    instrument = str(camera.header_value(h, "camera")).strip()
+    band = str(camera.header_value(h, "filter")).strip()
+    for value, what in ((trigger, "trigger id"), (instrument, "camera"), (band, "filter")):
+        safe_component(value, what=what)
+    exptime = float(camera.header_value(h, "exposure_time"))
+    if not exptime > 0:
+        raise InputDataError(f"{image.path}: exposure time must be positive, got {exptime}")
+    date_obs = str(camera.header_value(h, "date_obs"))
+    alert = alert_keyword in h and str(h[alert_keyword]).strip() != ""
+    h["IMGSTEM"] = (image.stem, "name of the input image")
+    # as a reduced image file gives it back: float32 pixels, non-finite ones masked
+    red = ReducedImage(
+        np.asarray(red.data, dtype=np.float32),
+        red.mask | ~np.isfinite(red.data),
+        header_as_stored(h),
+        red.calibration,
+    )
+    summary = ImageSummary(
+        raw=image.path,
+        stem=image.stem,
+        sequence=sequence_id(trigger, band),
+        trigger=trigger,
+        instrument=instrument,
+        filter=band,
+        object=str(h.get(camera.kw("object"), "")),
+        exptime=exptime,
+        date_obs=date_obs,
+        mjd_mid=mjd(date_obs) + 0.5 * exptime / 86400.0,
+        alert=bool(alert),
+        gain=float(h.get("GAIN", camera.gain)),
+        saturation=float(h.get("SATURATE", camera.saturation_adu)),
+        redlevel=str(h.get("REDLEVEL", "")),
+        bad_fraction=float(h.get("BADFRAC", 0.0)),
+        calibration=red.calibration,
+        done=["reduction"],
+    )
+    return ImageResult(summary, red)
 
 
 def _overscan_only(
-    raw: np.ndarray, header: fits.Header, camera: CameraModel, p: Path, *, reason: str
+    raw: np.ndarray, header: fits.Header, camera: CameraModel, path: str, *, reason: str
 ) -> ReducedImage:
     rawf = raw.astype(np.float64)
     img, _ = subtract_overscan(rawf, camera)
@@ -110,46 +169,19 @@ def _overscan_only(
     header["SATURATE"] = (float(camera.saturation_adu - offset), "[adu] saturation in image")
     if "GAIN" not in header:
         header["GAIN"] = (camera.gain, "[e-/adu] gain")
-    return _check(ReducedImage(data, sat | ~np.isfinite(data), header), p, camera)
+    return _check(ReducedImage(data, sat | ~np.isfinite(data), header), path, camera)
 
 
-def _check(img: ReducedImage, p: Path, camera: CameraModel) -> ReducedImage:
+def _check(img: ReducedImage, path: str, camera: CameraModel) -> ReducedImage:
     finite = np.isfinite(img.data)
     if not finite.any():
-        raise InputDataError(f"{p}: the frame has no finite pixel (all NaN)")
+        raise InputDataError(f"{path}: the frame has no finite pixel (all NaN)")
     bad_frac = float(img.mask.mean())
     img.header["BADFRAC"] = (round(bad_frac, 6), "fraction of masked pixels")
     if bad_frac > 0.5:
         raise InputDataError(
-            f"{p}: {100 * bad_frac:.0f} % of the pixels are saturated or bad; frame unusable"
+            f"{path}: {100 * bad_frac:.0f} % of the pixels are saturated or bad; frame unusable"
         )
     if "GAIN" not in img.header:
         img.header["GAIN"] = (camera.gain, "[e-/adu] gain")
     return img
-
-
-def write_reduced(img: ReducedImage, path: Path) -> Path:
-    """Write the reduced image (primary: data, MASK extension) atomically."""
-    from svomflow.products.atomic import atomic_path
-
-    prim = fits.PrimaryHDU(img.data.astype(np.float32), header=img.header)
-    m = fits.ImageHDU(img.mask.astype(np.uint8), name="MASK")
-    with atomic_path(path) as tmp:
-        fits.HDUList([prim, m]).writeto(tmp)
-    return path
-
-
-def read_reduced(path: str | Path) -> ReducedImage:
-    """Read an image written by :func:`write_reduced` (or any reduced single-HDU image)."""
-    p = Path(path)
-    hdul, index = open_image(p)
-    with hdul:
-        try:
-            header = image_header(hdul, index)
-            data = np.array(hdul[index].data, dtype=np.float32)
-            mask = np.array(hdul["MASK"].data, dtype=bool) if "MASK" in hdul else ~np.isfinite(data)
-        except READ_ERRORS as exc:
-            raise InputDataError(f"{p}: cannot read the reduced image ({exc})") from None
-    if data.ndim != 2:
-        raise InputDataError(f"{p}: expected a 2-D image")
-    return ReducedImage(data, mask | ~np.isfinite(data), header)

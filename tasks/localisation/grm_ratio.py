@@ -22,7 +22,7 @@ from svomflow.config.base import StepConfig
 from svomflow.config.instrument import InstrumentDefinition, load_instrument
 from svomflow.errors import InputDataError
 from svomflow.instruments.attitude import Attitude, unit_to_radec
-from svomflow.instruments.grm_response import band_response, band_weights, detector_axes
+from svomflow.instruments.grm_response import GRMResponseModel, band_response, band_weights
 from svomflow.instruments.spectra import Spectrum
 
 __all__ = ["GRMLocalisation", "GRMLocalisationConfig", "expected_band_counts", "localise_grm"]
@@ -92,32 +92,28 @@ def _cap(center: NDArray[np.float64], radius_deg: float, n: int) -> NDArray[np.f
 
 
 @cache
-def _weights(cfg_key: tuple, inst_name: str) -> NDArray[np.float64]:
-    model, alpha, beta, epeak, band = cfg_key
-    if model == "band":
+def _weights(cfg_key: tuple, model: GRMResponseModel) -> NDArray[np.float64]:
+    shape, alpha, beta, epeak, band = cfg_key
+    if shape == "band":
         sp = Spectrum("band", alpha=alpha, beta=beta, epeak=epeak)
-    elif model == "cpl":
+    elif shape == "cpl":
         sp = Spectrum("cpl", index=alpha, epeak=epeak)
     else:
         sp = Spectrum("powerlaw", index=alpha)
-    return band_weights(sp.evaluate, band, instrument=load_instrument(inst_name))
+    return band_weights(sp.evaluate, band, model=model)
 
 
 def expected_band_counts(
-    directions_sc: ArrayLike,
-    config: GRMLocalisationConfig,
-    instrument: InstrumentDefinition | None = None,
+    directions_sc: ArrayLike, config: GRMLocalisationConfig, model: GRMResponseModel
 ) -> NDArray[np.float64]:
     """Return the band response (n_dir, n_det) of each detector for spacecraft-frame directions.
 
     Units: counts per unit spectral amplitude (the assumed spectrum with K = 1 ph/cm2/s/keV
     at 100 keV, per second).
     """
-    inst = instrument or load_instrument("grm")
     d = np.atleast_2d(np.asarray(directions_sc, dtype=np.float64))
-    w = _weights(_config_key(config), inst.name)
-    axes = detector_axes(inst)
-    return np.column_stack([band_response(d @ ax, w, instrument=inst) for ax in axes.values()])
+    w = _weights(_config_key(config), model)
+    return np.column_stack([band_response(d @ ax, w, model=model) for ax in model.axes.values()])
 
 
 def _config_key(cfg: GRMLocalisationConfig) -> tuple:
@@ -126,16 +122,14 @@ def _config_key(cfg: GRMLocalisationConfig) -> tuple:
 
 @cache
 def _coarse_grid(
-    key: tuple, n_grid: int, front_only: bool, inst_name: str
+    key: tuple, n_grid: int, front_only: bool, model: GRMResponseModel
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """The coarse sky grid and its band responses (cached: they depend on the config only)."""
+    """Return the coarse sky grid and its band responses (cached: config and model fix them)."""
     grid = _fibonacci_sphere(n_grid)
     if front_only:
         grid = grid[grid[:, 0] > -0.2]
-    inst = load_instrument(inst_name)
-    w = _weights(key, inst_name)
-    axes = detector_axes(inst)
-    resp = np.column_stack([band_response(grid @ ax, w, instrument=inst) for ax in axes.values()])
+    w = _weights(key, model)
+    resp = np.column_stack([band_response(grid @ ax, w, model=model) for ax in model.axes.values()])
     return grid, resp
 
 
@@ -156,6 +150,7 @@ def localise_grm(
     variances: ArrayLike,
     *,
     attitude: Attitude,
+    model: GRMResponseModel,
     config: GRMLocalisationConfig | None = None,
     instrument: InstrumentDefinition | None = None,
 ) -> GRMLocalisation:
@@ -169,27 +164,29 @@ def localise_grm(
         Their variances (source + background counts, plus background-model variance).
     attitude
         Spacecraft attitude (X = ECLAIRs boresight) to convert to RA/Dec.
+    model
+        The GRM response model (CALDB ``RSPPAR``).
     config
         Step configuration.
     instrument
-        GRM definition (default: packaged).
+        GRM definition, for the systematic error term (default: packaged).
     """
     cfg = config or GRMLocalisationConfig()
     inst = instrument or load_instrument("grm")
     c = np.asarray(net_counts, dtype=np.float64)
     var = np.asarray(variances, dtype=np.float64)
-    n_det = len(inst.get("detectors"))
+    n_det = len(model.axes)
     if c.shape != (n_det,) or var.shape != (n_det,):
         raise InputDataError(f"need {n_det} net counts and variances, one per GRM detector")
     if np.any(~np.isfinite(c)) or np.any(var <= 0):
         raise InputDataError("net counts must be finite and variances positive")
     if c.sum() <= 0:
         raise InputDataError("no net source counts in the GRM detectors: cannot localise")
-    grid, resp = _coarse_grid(_config_key(cfg), cfg.n_grid, cfg.front_only, inst.name)
+    grid, resp = _coarse_grid(_config_key(cfg), cfg.n_grid, cfg.front_only, model)
     chi2, _ = _chi2(resp, c, var)
     best = grid[int(np.argmin(chi2))]
     fine = _cap(best, cfg.refine_radius_deg, cfg.n_refine)
-    chi2_f, amp_f = _chi2(expected_band_counts(fine, cfg, inst), c, var)
+    chi2_f, amp_f = _chi2(expected_band_counts(fine, cfg, model), c, var)
     i = int(np.argmin(chi2_f))
     chi_min = float(chi2_f[i])
     # Region sizes: use the coarse grid too, in case the region outgrows the fine cap.
@@ -220,5 +217,5 @@ def localise_grm(
         stat_radius_90_deg=r90,
         chi2_min=chi_min,
         amplitude=float(amp_f[i]),
-        direction_sc=tuple(float(x) for x in fine[i]),
+        direction_sc=(float(fine[i][0]), float(fine[i][1]), float(fine[i][2])),
     )

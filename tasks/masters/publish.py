@@ -1,120 +1,83 @@
-"""Publish the nightly calibration products (candidates, QC reports, QC history) with provenance.
+"""The nightly calibration products: candidate masters, QC reports and the QC history.
 
-The nightly flow keeps its working area (candidates and QC reports per group, the cumulative
-QC history) and the CALDB registration as they are; this module records those files as
-products of the night (``obs_id`` = the night, ``YYYY-MM-DD``) through
-:class:`~svomflow.products.ProductStore`, each with the raw frames it was built from
-(checksums), the merged configuration and the masters it used (bias/dark for darks and
-flats, the current master it was compared with) with their CALDB index version.
+Built here as catalogue products (declared in :mod:`svomflow.products.catalogue.masters`),
+published by the runner with the raw frames each was built from, the merged configuration
+and the masters it used:
 
-Type codes: ``MASTER_<group>`` (the candidate, promoted or not: its ``QCPASS`` keyword says),
-``QC_<group>`` (FITS report) and ``QCJSON_<group>`` (JSON report), ``QCHIST`` (the QC history
-table) and ``QCPLOT_<camera>_<type>_<filter>`` (history plots).
+* ``MASTER``: the candidate master, promoted or not (its ``QCPASS`` keyword says);
+* ``QC`` (FITS report with the DIFFSIG map) and ``QCJSON`` (the same report as JSON);
+* ``QCHIST``: the QC history table (every night so far, as it stood after this one);
+* ``QCPLOT``: its plots, one per camera, type and filter.
+
+A night has several candidates of one type (two filters, two exposures): the instrument
+code of a group's products says which (``DDRAGO-B-dark-1x1-m100p0C-60s``), and ``obs_id``
+is the night.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
-from svomflow.products.content import copy_file, fits_hdus
-from svomflow.products.provenance import CalibrationRef, Provenance
-from svomflow.products.store import ProductRef, ProductStore
+import numpy as np
+from astropy.table import Table
+from svomflow.products.catalogue import FigureModel, FitsModel, Product, TextModel
+from svomflow.products.catalogue import masters as _declared  # noqa: F401  (the types made here)
+from svomflow.products.ccd_masters import MasterFrame
+from svomflow.tasks.masters.qc import QCReport, qc_history_hdus
 
-__all__ = ["publish_candidate", "publish_qc_history"]
-
-FLOW_NAME = "nightly_master_calibration"
-
-
-def _calibration_refs(used: Mapping[str, Mapping[str, Any]]) -> list[CalibrationRef]:
-    from svomflow.products.atomic import sha256_file
-
-    return [
-        CalibrationRef(
-            codename=f"{u['codename']}" + ("" if role != "current" else "_CURRENT"),
-            path=str(u["path"]),
-            sha256=str(u.get("sha256") or sha256_file(u["path"])),
-            index_version=u.get("index_version"),
-        )
-        for role, u in sorted(used.items())
-    ]
+__all__ = ["candidate_products", "qc_history_products"]
 
 
-def publish_candidate(
-    store: ProductStore,
+def candidate_products(
+    report: QCReport,
+    master: MasterFrame | None,
+    diff_sigma: np.ndarray | None,
     *,
-    night: str,
     instrument: str,
-    group: str,
-    config: Mapping[str, Any],
+    night: str,
     inputs: Sequence[str],
-    calibration_used: Mapping[str, Mapping[str, Any]],
-    candidate: str | None,
-    report_fits: str | None,
-    report_json: str,
-) -> list[ProductRef]:
-    """Publish one group's candidate master and QC reports; return their references.
+    used: dict[str, dict[str, Any]],
+) -> list[Product]:
+    """Return a group's products: its candidate (when built) and its two QC reports.
 
     A group without a candidate (too few usable frames, missing bias) still gets its QC
-    reports published, so the reason is on record.
+    reports, so the reason is on record.
     """
-    prov = Provenance.start(
-        config=config,
-        inputs=inputs,
-        calibration=_calibration_refs(calibration_used),
-        flow_name=FLOW_NAME,
-    )
-
-    def pub(content: Any, code: str, ext: str = "fits") -> ProductRef:
-        return store.publish(
-            content, type_code=code, instrument=instrument, obs_id=night, provenance=prov, ext=ext
+    codes = tuple(sorted({str(u["codename"]) for u in used.values()}))
+    common: dict[str, Any] = {
+        "obs_id": night,
+        "inputs": tuple(inputs),
+        "calibration": codes,
+        "content": {"group": report.group},
+    }
+    out = []
+    if master is not None:
+        extra = [
+            ("NIGHT", night, "night of the input frames"),
+            ("QCPASS", report.passed, "passed validation"),
+        ]
+        out.append(
+            Product("MASTER", instrument, FitsModel.from_hdus(master.hdus(extra=extra)), **common)
         )
-
-    refs = []
-    if candidate:
-        refs.append(pub(fits_hdus(candidate), f"MASTER_{group}"))
-    if report_fits and Path(report_fits).is_file():
-        refs.append(pub(fits_hdus(report_fits), f"QC_{group}"))
-    refs.append(pub(copy_file(report_json), f"QCJSON_{group}", "json"))
-    return refs
+    out.append(Product("QC", instrument, FitsModel.from_hdus(report.hdus(diff_sigma)), **common))
+    out.append(Product("QCJSON", instrument, TextModel.json(report.to_dict()), **common))
+    return out
 
 
-def publish_qc_history(
-    store: ProductStore,
+def qc_history_products(
+    table: Table,
+    figures: Sequence[tuple[tuple[str, str, str], FigureModel]],
     *,
-    night: str,
     instrument: str,
-    config: Mapping[str, Any],
-    reports: Sequence[str],
-    history: str,
-    plots: Sequence[str],
-) -> list[ProductRef]:
-    """Publish the QC history table and its plots as products of ``night``.
+    night: str,
+) -> list[Product]:
+    """Return the QC history table (``QCHIST``) and its plots (``QCPLOT``) of ``night``.
 
-    Their inputs are the night's QC reports; the table holds every night up to this one
-    (each night's product is the history as it stood after that night).
+    Their inputs are the run's (the night's QC reports); the table holds every night up to
+    this one.
     """
-    prov = Provenance.start(config=config, inputs=reports, flow_name=FLOW_NAME)
-    refs = [
-        store.publish(
-            fits_hdus(history),
-            type_code="QCHIST",
-            instrument=instrument,
-            obs_id=night,
-            provenance=prov,
-        )
-    ]
-    for p in plots:
-        code = "QCPLOT_" + Path(p).stem.removeprefix("qc_")
-        refs.append(
-            store.publish(
-                copy_file(p),
-                type_code=code,
-                instrument=instrument,
-                obs_id=night,
-                provenance=prov,
-                ext="png",
-            )
-        )
-    return refs
+    out = [Product("QCHIST", instrument, FitsModel.from_hdus(qc_history_hdus(table)), obs_id=night)]
+    for (cam, typ, filt), fig in figures:
+        out.append(Product("QCPLOT", f"{cam}-{typ}-{filt}", fig, obs_id=night))
+    return out

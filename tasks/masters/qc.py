@@ -9,15 +9,14 @@ Two steps, as the telescope team does it (SCIENCE.md §6):
    a noise cut.
 
 Every threshold is a field of :class:`ValidationConfig`; the camera definition supplies the
-defaults (``calibration.validation``).
+defaults (``calibration.validation``). The QC history (one row per candidate and night, kept
+across nights) is merged here and drawn as figures; publishing is the catalogue's job.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import json
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,10 +24,10 @@ from astropy.io import fits
 from astropy.table import Table, vstack
 from pydantic import Field
 from svomflow.config import StepConfig
-from svomflow.products.atomic import atomic_write_bytes
-from svomflow.products.ogip import write_hdulist
-from svomflow.tasks.ccd.camera import CameraModel
-from svomflow.tasks.ccd.master_builders import MasterFrame, robust_std
+from svomflow.instruments.ccd_camera import CameraModel
+from svomflow.products.catalogue import FigureModel
+from svomflow.products.ccd_masters import MasterFrame
+from svomflow.tasks.ccd.master_builders import robust_std
 
 __all__ = [
     "Check",
@@ -36,9 +35,11 @@ __all__ = [
     "QCReport",
     "SanityCuts",
     "ValidationConfig",
-    "append_qc_history",
     "compare_with_current",
-    "plot_qc_history",
+    "history_row",
+    "merge_qc_history",
+    "qc_history_figures",
+    "qc_history_hdus",
     "qc_level_noise",
     "sanity_checks",
     "screen_frame",
@@ -174,16 +175,8 @@ class QCReport:
         d["reasons"] = self.reasons
         return d
 
-    def write(
-        self,
-        json_path: str | Path,
-        fits_path: str | Path | None = None,
-        diff_sigma: np.ndarray | None = None,
-    ) -> None:
-        """Write the report as JSON and, optionally, as FITS (summary header + DIFFSIG image)."""
-        atomic_write_bytes(json_path, json.dumps(self.to_dict(), indent=1, default=float).encode())
-        if fits_path is None:
-            return
+    def hdus(self, diff_sigma: np.ndarray | None = None) -> list[Any]:
+        """Return the FITS report: a summary header, and the DIFFSIG map when compared."""
         prim = fits.PrimaryHDU()
         h = prim.header
         h["NIGHT"] = self.night
@@ -204,7 +197,7 @@ class QCReport:
         hdus: list[Any] = [prim]
         if diff_sigma is not None:
             hdus.append(fits.ImageHDU(diff_sigma.astype(np.float32), name="DIFFSIG"))
-        write_hdulist(hdus, fits_path)
+        return hdus
 
 
 def screen_frame(stats: dict[str, Any], kind: str, cuts: SanityCuts) -> str | None:
@@ -364,33 +357,59 @@ _HISTORY_COLUMNS = (
 )
 
 
-def append_qc_history(path: str | Path, rows: list[dict[str, Any]]) -> Table:
-    """Append rows to the QC history FITS table at ``path`` (created if absent), atomically.
+def history_row(report: QCReport, start: _dt.datetime, reason: str | None = None) -> dict[str, Any]:
+    """Return the QC history row of a candidate (or of a refused group: ``reason`` given)."""
+    passed = report.passed if reason is None else False
+    why = reason if reason is not None else ("; ".join(report.reasons) or "ok")
+    return {
+        "NIGHT": report.night,
+        "DATE_OBS": start.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3],
+        "CAMERA": report.camera,
+        "TYPE": report.kind,
+        "FILTER": report.filter,
+        "GROUP": report.group,
+        "NFRAMES": report.n_frames,
+        "LEVEL": report.level,
+        "NOISE": report.noise,
+        "FRACTION": report.fraction,
+        "PASSED": passed,
+        "REASON": why[:160],
+    }
+
+
+def merge_qc_history(old: Table | None, rows: list[dict[str, Any]]) -> Table:
+    """Return the QC history with ``rows`` added (a history of every night so far).
 
     A row whose (NIGHT, CAMERA, TYPE, GROUP) is already present replaces the old one, so a
     re-run of a night does not duplicate its history.
     """
-    p = Path(path)
     new = Table(
-        rows=[[r.get(n, _blank(t)) for n, t in _HISTORY_COLUMNS] for r in rows],
+        rows=[[_value(r.get(n), t) for n, t in _HISTORY_COLUMNS] for r in rows],
         names=[n for n, _ in _HISTORY_COLUMNS],
         dtype=[t for _, t in _HISTORY_COLUMNS],
     )
-    if p.exists():
-        old = Table.read(p, hdu="QCHIST")
+    if old is not None and len(old):
         keys = {(r["NIGHT"], r["CAMERA"], r["TYPE"], r["GROUP"]) for r in new}
         keep = [
             (str(r["NIGHT"]), str(r["CAMERA"]), str(r["TYPE"]), str(r["GROUP"])) not in keys
             for r in old
         ]
-        table = vstack([old[keep], new], metadata_conflicts="silent") if len(old) else new
+        table = vstack([old[keep], new], metadata_conflicts="silent")
     else:
         table = new
     table.sort(["DATE_OBS", "CAMERA", "TYPE", "GROUP"])
+    return table
+
+
+def qc_history_hdus(table: Table) -> list[Any]:
+    """Return the QC history as FITS HDUs (an empty primary, then the QCHIST table)."""
     hdu = fits.table_to_hdu(table)
     hdu.name = "QCHIST"
-    write_hdulist([fits.PrimaryHDU(), hdu], p)
-    return table
+    return [fits.PrimaryHDU(), hdu]
+
+
+def _value(v: Any, t: str) -> Any:
+    return _blank(t) if v is None else v
 
 
 def _blank(t: str) -> Any:
@@ -400,35 +419,36 @@ def _blank(t: str) -> Any:
 _WINDOWS = (("day", 1.0), ("week", 7.0), ("month", 30.0), ("quarter", 91.0))
 
 
-def plot_qc_history(table: Table, out_dir: str | Path) -> list[Path]:
-    """Write one PNG per (camera, type, filter): level and noise over the last day/week/month/quarter.
+def qc_history_figures(table: Table) -> list[tuple[tuple[str, str, str], FigureModel]]:
+    """Return one figure per (camera, type, filter): level and noise over the last day/week/month/quarter.
 
     Passing candidates are green dots, rejected ones red crosses.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = []
     if len(table) == 0:
-        return paths
+        return []
     times = np.array([_dt.datetime.fromisoformat(str(t)) for t in table["DATE_OBS"]])
     combos = sorted({(str(r["CAMERA"]), str(r["TYPE"]), str(r["FILTER"])) for r in table})
-    for cam, typ, filt in combos:
+    out = []
+    for combo in combos:
+        cam, typ, filt = combo
         sel = (table["CAMERA"] == cam) & (table["TYPE"] == typ) & (table["FILTER"] == filt)
-        t = times[sel]
-        sub = table[sel]
-        end = max(t) + _dt.timedelta(hours=12)
-        fig, axes = plt.subplots(2, 4, figsize=(14, 5.5), sharey="row", squeeze=False)
+        out.append((combo, _history_figure(times[sel], table[sel], combo)))
+    return out
+
+
+def _history_figure(t: np.ndarray, sub: Table, combo: tuple[str, str, str]) -> FigureModel:
+    cam, typ, filt = combo
+    end = max(t) + _dt.timedelta(hours=12)
+    passed = np.asarray(sub["PASSED"], dtype=bool)
+    values = {name: np.asarray(sub[name]) for name in ("LEVEL", "NOISE")}
+
+    def draw(fig: Any) -> None:
+        axes = fig.subplots(2, 4, sharey="row", squeeze=False)
         for col, (label, days) in enumerate(_WINDOWS):
             start = end - _dt.timedelta(days=days)
             w = np.array([start <= x <= end for x in t])
             for row, name in enumerate(("LEVEL", "NOISE")):
                 ax = axes[row, col]
-                passed = np.asarray(sub["PASSED"], dtype=bool)
                 for mask, style, lab in (
                     (w & passed, "o", "promoted"),
                     (w & ~passed, "x", "rejected"),
@@ -436,7 +456,7 @@ def plot_qc_history(table: Table, out_dir: str | Path) -> list[Path]:
                     if mask.any():
                         ax.plot(
                             t[mask],
-                            np.asarray(sub[name])[mask],
+                            values[name][mask],
                             style,
                             color="tab:green" if style == "o" else "tab:red",
                             label=lab,
@@ -452,10 +472,5 @@ def plot_qc_history(table: Table, out_dir: str | Path) -> list[Path]:
             fig.legend(handles, labels, loc="upper right")
         fig.suptitle(f"QC history: {cam} {typ} filter {filt}")
         fig.tight_layout()
-        path = out / f"qc_{cam}_{typ}_{filt}.png"
-        tmp = path.with_name(f".tmp-{path.name}")
-        fig.savefig(tmp, dpi=80, format="png")
-        plt.close(fig)
-        tmp.replace(path)
-        paths.append(path)
-    return paths
+
+    return FigureModel(draw=draw, size_in=(14.0, 5.5), dpi=80)

@@ -138,7 +138,7 @@ def _psf_box(
 
 
 @kernel
-def psf_fit_sources(
+def psf_fit_sources(  # noqa: C901 - one numba loop: per source, Gauss-Newton with its checks
     image: np.ndarray,
     noise: np.ndarray,
     bad: np.ndarray,

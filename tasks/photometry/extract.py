@@ -31,7 +31,6 @@ from svomflow.config import StepConfig
 from svomflow.errors import InputDataError
 
 __all__ = [
-    "CALIBRATION_FILES",
     "DEFAULT_CONV",
     "ExtractConfig",
     "Extraction",
@@ -40,8 +39,6 @@ __all__ = [
     "extract_sources",
     "read_catalog",
 ]
-
-CALIBRATION_FILES: tuple[str, ...] = ()
 
 # SExtractor's default.conv: 3x3 "all-ground" kernel, FWHM = 2 pixels.
 DEFAULT_CONV = np.array([[1.0, 2.0, 1.0], [2.0, 4.0, 2.0], [1.0, 2.0, 1.0]])

@@ -21,15 +21,12 @@ from svomflow.tasks.photometry._kernels import psf_fit_sources
 from svomflow.tasks.photometry.psf import PSFModel
 
 __all__ = [
-    "CALIBRATION_FILES",
     "PhotometryConfig",
     "aperture_photometry",
     "fit_psf_photometry",
     "noise_map",
     "psf_photometry",
 ]
-
-CALIBRATION_FILES: tuple[str, ...] = ()
 
 
 class PhotometryConfig(StepConfig):

@@ -18,9 +18,7 @@ from pydantic import Field
 from svomflow.config import StepConfig
 from svomflow.errors import InputDataError
 
-__all__ = ["CALIBRATION_FILES", "StackConfig", "StackInput", "StackResult", "stack_images"]
-
-CALIBRATION_FILES: tuple[str, ...] = ()
+__all__ = ["StackConfig", "StackInput", "StackResult", "stack_images"]
 
 
 class StackConfig(StepConfig):

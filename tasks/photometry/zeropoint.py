@@ -21,15 +21,12 @@ from svomflow.errors import InputDataError
 from svomflow.tasks.astrometry.solve import DEC_COLUMNS, RA_COLUMNS, reference_column
 
 __all__ = [
-    "CALIBRATION_FILES",
     "ZeroPoint",
     "ZeroPointConfig",
     "fit_zero_point",
     "match_reference",
     "reference_mag_column",
 ]
-
-CALIBRATION_FILES: tuple[str, ...] = ()
 
 
 class ZeroPointConfig(StepConfig):

@@ -138,11 +138,11 @@ class FitProblem:
         return self.params[self.index[name]]
 
     def free_indices(self) -> list[int]:
-        """Indices of parameters that are neither frozen nor linked."""
+        """Return the indices of parameters that are neither frozen nor linked."""
         return [i for i, p in enumerate(self.params) if not p.frozen and p.link is None]
 
     def values(self) -> np.ndarray:
-        """Current values of all parameters (links resolved)."""
+        """Return the current values of all parameters (links resolved)."""
         v = np.array([p.value for p in self.params])
         for i, p in enumerate(self.params):
             if p.link is not None:

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 from scipy import stats
 from svomflow.tasks.spectral.fit import (
     FitResult,
@@ -42,7 +43,7 @@ from svomflow.tasks.spectral.fit import (
     errors,
     fisher_covariance,
 )
-from svomflow.tasks.spectral.models import EnergyGrid, ParameterSpec, SpectralModel
+from svomflow.tasks.spectral.models import EnergyGrid, ParameterSpec, ParamValues, SpectralModel
 
 __all__ = ["FluxNormalised", "FluxResult", "flux", "regularise_covariance"]
 
@@ -81,7 +82,7 @@ class FluxResult:
     at_bound: bool = False
 
     def scaled(self, factor: float, kind: str, unit: str, duration: float | None) -> FluxResult:
-        """The same interval multiplied by ``factor`` (e.g. an energy flux to a fluence)."""
+        """Return the same interval multiplied by ``factor`` (e.g. an energy flux to a fluence)."""
         return replace(
             self,
             kind=kind,
@@ -136,7 +137,7 @@ class FluxNormalised(SpectralModel):
         self._last: tuple[tuple[float, ...], float] | None = None
 
     def base_values(self, p: Sequence[float]) -> list[float]:
-        """The base model's parameter vector (``K`` from the flux) for ``p``."""
+        """Return the base model's parameter vector (``K`` from the flux) for ``p``."""
         q = [float(v) for v in p]
         q[self.k_index] = 1.0
         key = tuple(q)
@@ -148,17 +149,15 @@ class FluxNormalised(SpectralModel):
         q[self.k_index] = float(p[self.k_index]) / unit if unit > 0 else 0.0
         return q
 
-    def flux_of(self, base_params: Sequence[float]) -> float:
+    def flux_of(self, base_params: Sequence[float] | NDArray[np.float64]) -> float:
         """Flux in the band of the base model's parameter vector (same integration rule)."""
         return float(self.base.flux(list(base_params), self.band, self.kind, n_nodes=_FLUX_NODES))
 
     def _eval(self, energy: np.ndarray, p: Sequence[float], out: np.ndarray) -> None:
         self.base._eval(energy, self.base_values(p), out)
 
-    def integrate(
-        self, grid: EnergyGrid, params: Mapping[str, float] | Sequence[float]
-    ) -> np.ndarray:
-        """The base model's bin integrals (analytic ones included)."""
+    def integrate(self, grid: EnergyGrid, params: ParamValues) -> np.ndarray:
+        """Return the base model's bin integrals (analytic ones included)."""
         return self.base.integrate(grid, self.base_values(self._vector(params)))
 
 
@@ -215,11 +214,14 @@ def _profile_interval(
     )
     res2 = errors(res2, params=["flux"], delta=float(stats.chi2.ppf(cl, 1)), starts=starts)
     pr = res2.parameters["flux"]
-    return value, float(pr.error_low), float(pr.error_high), bool(pr.at_bound)
+    # the profile always gives both ends here (the flux is a free parameter of res2)
+    lo_e = float("nan") if pr.error_low is None else float(pr.error_low)
+    hi_e = float("nan") if pr.error_high is None else float(pr.error_high)
+    return value, lo_e, hi_e, bool(pr.at_bound)
 
 
 def _inside_starts(result: FitResult, names: Sequence[str]) -> list[dict[str, float]]:
-    """Starting points for parameters flagged ``at_bound``: the far end of their interval.
+    """Return starting points for parameters flagged ``at_bound``: the far end of their interval.
 
     A parameter at a bound is moved inside, to its 1-sigma edge and half-way there; one
     whose interval runs to a bound is moved to that end and half-way there.
@@ -249,7 +251,7 @@ def regularise_covariance(
     names: Sequence[str] | None = None,
     fallback: np.ndarray | None = None,
 ) -> tuple[np.ndarray, bool, list[str]]:
-    """A positive-definite covariance close to ``cov``; whether it had to change, and why.
+    """Return a positive-definite covariance close to ``cov``; whether it had to change, and why.
 
     Parameters
     ----------
@@ -276,7 +278,8 @@ def regularise_covariance(
         return c, False, notes
     use_fallback = fallback is not None and _is_positive_definite(0.5 * (fallback + fallback.T))
     if use_fallback:
-        f = 0.5 * (fallback + fallback.T)  # type: ignore[operator]
+        assert fallback is not None
+        f = 0.5 * (fallback + fallback.T)
         var = np.where(np.isfinite(np.diag(c)) & (np.diag(c) > 0), np.diag(c), np.diag(f))
         fd = np.sqrt(np.diag(f))
         corr = f / np.outer(fd, fd)
@@ -339,7 +342,7 @@ def _draw(rng: np.random.Generator, mean: np.ndarray, cov: np.ndarray, size: int
     return mean + rng.standard_normal((size, mean.size)) @ root.T
 
 
-def flux(
+def flux(  # noqa: C901 - one decision per error method and fallback, in order
     result: FitResult,
     band: tuple[float, float] = (10.0, 1000.0),
     kind: str = "energy",
@@ -395,12 +398,14 @@ def flux(
     if not free_model or n_samples <= 0:
         return FluxResult(kind, band, value, 0.0, 0.0, unit, 0, duration, notes=fallback_note)
     sel = [result.free.index(n) for n in free_model]
-    sigma = []
+    sigma: list[float | None] = []
     for n in free_model:
         pr = result.parameters[n]
-        lo_e, hi_e = pr.error_low, pr.error_high
-        good = lo_e is not None and hi_e is not None and np.isfinite(lo_e) and np.isfinite(hi_e)
-        sigma.append(0.5 * (hi_e - lo_e) if good and hi_e - lo_e > 0 else None)  # type: ignore[operator]
+        e_lo, e_hi = pr.error_low, pr.error_high
+        if e_lo is None or e_hi is None or not (np.isfinite(e_lo) and np.isfinite(e_hi)):
+            sigma.append(None)
+        else:
+            sigma.append(0.5 * (e_hi - e_lo) if e_hi - e_lo > 0 else None)
     cov = result.covariance[np.ix_(sel, sel)]
     fallback = None
     if not _is_positive_definite(0.5 * (cov + cov.T)):

@@ -16,7 +16,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import NDArray
 from svomflow.tasks.spectral import _kernels as kern
+
+#: Parameter values of a model: by name, or a vector in the model's parameter order.
+ParamValues = Mapping[str, float] | Sequence[float] | NDArray[np.float64]
 
 __all__ = [
     "MODEL_NAMES",
@@ -24,6 +28,7 @@ __all__ = [
     "Blackbody",
     "CutoffPowerLaw",
     "EnergyGrid",
+    "ParamValues",
     "ParameterSpec",
     "PowerLaw",
     "SmoothlyBrokenPowerLaw",
@@ -111,23 +116,19 @@ class SpectralModel:
     def _eval(self, energy: np.ndarray, p: Sequence[float], out: np.ndarray) -> None:
         raise NotImplementedError
 
-    def evaluate(
-        self, energy: np.ndarray, params: Mapping[str, float] | Sequence[float]
-    ) -> np.ndarray:
+    def evaluate(self, energy: np.ndarray, params: ParamValues) -> np.ndarray:
         """Photon flux density N(E) (photons/cm2/s/keV) at ``energy`` (keV)."""
         e = np.ascontiguousarray(np.atleast_1d(energy), dtype=float)
         out = np.empty_like(e)
         self._eval(e, self._vector(params), out)
         return out
 
-    def _vector(self, params: Mapping[str, float] | Sequence[float]) -> list[float]:
+    def _vector(self, params: ParamValues) -> list[float]:
         if isinstance(params, Mapping):
             return [float(params[n]) for n in self.param_names]
         return [float(v) for v in params]
 
-    def integrate(
-        self, grid: EnergyGrid, params: Mapping[str, float] | Sequence[float]
-    ) -> np.ndarray:
+    def integrate(self, grid: EnergyGrid, params: ParamValues) -> np.ndarray:
         """Photon flux (photons/cm2/s) in each bin of ``grid``."""
         out = np.empty(grid.nodes.size)
         self._eval(grid.nodes, self._vector(params), out)
@@ -135,7 +136,7 @@ class SpectralModel:
 
     def flux(
         self,
-        params: Mapping[str, float] | Sequence[float],
+        params: ParamValues,
         band: tuple[float, float],
         kind: str = "energy",
         n_nodes: int = 2049,
@@ -173,9 +174,7 @@ class PowerLaw(SpectralModel):
     def _eval(self, energy: np.ndarray, p: Sequence[float], out: np.ndarray) -> None:
         kern.pl_eval(energy, p[0], p[1], self.pivot, out)
 
-    def integrate(
-        self, grid: EnergyGrid, params: Mapping[str, float] | Sequence[float]
-    ) -> np.ndarray:
+    def integrate(self, grid: EnergyGrid, params: ParamValues) -> np.ndarray:
         """Analytic integral of the power law over each bin (as XSPEC's ``powerlaw``)."""
         k, index = self._vector(params)
         lo = np.maximum(grid.lo, 0.0) / self.pivot
@@ -285,9 +284,7 @@ class SumModel(SpectralModel):
             c._eval(energy, pc, tmp)
             out += tmp
 
-    def integrate(
-        self, grid: EnergyGrid, params: Mapping[str, float] | Sequence[float]
-    ) -> np.ndarray:
+    def integrate(self, grid: EnergyGrid, params: ParamValues) -> np.ndarray:
         """Sum of the components' bin integrals."""
         p = self._vector(params)
         total = np.zeros(grid.lo.size)
@@ -303,7 +300,7 @@ def _add(self: SpectralModel, other: SpectralModel) -> SumModel:
     return SumModel([self, other])
 
 
-SpectralModel.__add__ = _add  # type: ignore[method-assign,assignment]
+setattr(SpectralModel, "__add__", _add)  # noqa: B010 - SumModel is defined after the base
 
 MODEL_NAMES: dict[str, Callable[..., SpectralModel]] = {
     "pl": PowerLaw,

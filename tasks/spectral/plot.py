@@ -8,27 +8,19 @@ from typing import Any
 import numpy as np
 from svomflow.tasks.spectral.fit import FitResult
 
-__all__ = ["plot"]
+__all__ = ["draw_fit", "plot"]
 
 
-def plot(result: FitResult, path: str | Path | None = None, title: str | None = None) -> Any:
-    """Plot net count rate per keV with the folded model and (data - model)/sigma residuals.
+def draw_fit(result: FitResult, fig: Any, title: str | None = None) -> None:
+    """Draw net count rate per keV with the folded model and residuals on a given figure.
 
-    Returns the matplotlib figure; writes a PNG when ``path`` is given. The background
-    (scaled to the source) is subtracted from the data; error bars are Poisson (plus the
-    background's variance).
+    The background (scaled to the source) is subtracted from the data; error bars are
+    Poisson (plus the background's variance). Used by :func:`plot` and by the products'
+    previews, which draw on the figure the catalogue gives them.
     """
-    import matplotlib
-
-    if path is not None:
-        matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
     problem = result.problem
     mus = problem.predicted(problem.values())
-    fig, (ax, axr) = plt.subplots(
-        2, 1, sharex=True, figsize=(7, 6), gridspec_kw={"height_ratios": [3, 1]}
-    )
+    ax, axr = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
     for k, (prep, mu) in enumerate(zip(problem.preps, mus, strict=True)):
         width = prep.e_hi - prep.e_lo
         centre = np.sqrt(np.maximum(prep.e_lo, 1e-3) * prep.e_hi)
@@ -67,6 +59,21 @@ def plot(result: FitResult, path: str | Path | None = None, title: str | None = 
     axr.set_xlabel("energy (keV)")
     axr.set_ylabel("(data - model) / sigma")
     fig.tight_layout()
+
+
+def plot(result: FitResult, path: str | Path | None = None, title: str | None = None) -> Any:
+    """Plot a fit (:func:`draw_fit`) on a new figure; write a PNG when ``path`` is given.
+
+    Returns the matplotlib figure (shown inline in a notebook).
+    """
+    import matplotlib
+
+    if path is not None:
+        matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    fig = plt.figure(figsize=(7, 6))
+    draw_fit(result, fig, title)
     if path is not None:
         from svomflow.products.atomic import atomic_path
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 from pydantic import Field
@@ -186,7 +186,7 @@ def subtract_windows(ranges: Sequence[Range], exclude: Sequence[Range]) -> list[
 def _definition_ranges(
     definition: InstrumentDefinition, detector: str
 ) -> tuple[list[Range], list[Range], str] | None:
-    """The instrument's ``quick_spectrum`` keys, overridden by the detector's own section."""
+    """Return the instrument's ``quick_spectrum`` keys, overridden by the detector's own section."""
     sec = dict(definition.get("quick_spectrum", None) or {})
     source = f"instrument {definition.name}"
     for d in definition.get("detectors", None) or []:
@@ -290,7 +290,10 @@ def quick_spectrum(
         raise InputDataError(
             "quick_spectrum needs counts, background and response for each detector"
         )
-    exposures = [float(exposure)] * nd if np.ndim(exposure) == 0 else [float(e) for e in exposure]  # type: ignore[arg-type]
+    if np.ndim(exposure) == 0:
+        exposures = [float(cast(float, exposure))] * nd
+    else:
+        exposures = [float(e) for e in cast(Sequence[float], exposure)]
     labels = list(names) if names is not None else [f"det{i}" for i in range(nd)]
     if energy_ranges is not None and len(energy_ranges) != nd:
         raise InputDataError(f"energy_ranges has {len(energy_ranges)} entries for {nd} detectors")

@@ -26,7 +26,7 @@ STATISTICS = ("chi2", "chi2-gehrels", "cstat", "wstat", "pgstat")
 
 
 def effective_statistic(name: str, prep: PreparedSpectrum) -> str:
-    """The statistic XSPEC would apply to this dataset when ``name`` is requested."""
+    """Return the statistic XSPEC would apply to this dataset when ``name`` is requested."""
     name = name.lower().replace("_", "-")
     if name in {"chi2gehrels", "chi2-gehrels", "gehrels"}:
         return "chi2-gehrels"
@@ -50,6 +50,7 @@ class StatisticEvaluator:
     func: Callable[[np.ndarray, np.ndarray, np.ndarray], float]
 
     def __call__(self, mu: np.ndarray, grad: np.ndarray, curv: np.ndarray) -> float:
+        """Return the statistic for the model counts ``mu`` (filling gradient and curvature)."""
         return self.func(mu, grad, curv)
 
 
@@ -95,6 +96,8 @@ def make_evaluator(name: str, prep: PreparedSpectrum, label: str = "") -> Statis
         if prep.bkg_poisson:
             bvar = _gehrels(prep.bkg) if stat == "chi2-gehrels" else prep.bkg
         else:
+            if prep.bkg_var is None:  # a non-Poisson background always carries its errors
+                raise ValueError("background without Poisson counts needs its variance")
             bvar = prep.bkg_var
         var = var + bvar / prep.r**2
     var = np.ascontiguousarray(var + prep.sys_var, dtype=float)

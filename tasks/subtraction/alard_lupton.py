@@ -25,14 +25,11 @@ from svomflow.config import StepConfig
 from svomflow.errors import InputDataError
 
 __all__ = [
-    "CALIBRATION_FILES",
     "SubtractionConfig",
     "SubtractionResult",
     "gaussian_basis",
     "subtract_images",
 ]
-
-CALIBRATION_FILES: tuple[str, ...] = ()
 
 
 class SubtractionConfig(StepConfig):

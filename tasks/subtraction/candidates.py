@@ -26,9 +26,7 @@ from svomflow.config import StepConfig
 from svomflow.tasks.photometry.measure import PhotometryConfig, fit_psf_photometry
 from svomflow.tasks.photometry.psf import PSFModel
 
-__all__ = ["CALIBRATION_FILES", "CandidateConfig", "blank_error_scale", "find_candidates"]
-
-CALIBRATION_FILES: tuple[str, ...] = ()
+__all__ = ["CandidateConfig", "blank_error_scale", "find_candidates"]
 
 
 class CandidateConfig(StepConfig):
@@ -109,8 +107,8 @@ def find_candidates(
 ) -> Table:
     """Detect and vet transient candidates on a difference image.
 
-        Returns
-        -------
+    Returns
+    -------
         Table
             ``NUMBER``, ``X_IMAGE``/``Y_IMAGE`` (1-based, PSF-fitted), ``ALPHA_J2000``,
             ``DELTA_J2000``, ``FLUX_PSF``, ``FLUXERR_PSF``, ``SNR``, ``NEG_RATIO``, ``REJECT``

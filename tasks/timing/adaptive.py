@@ -81,7 +81,7 @@ def adaptive_curve(
     background: BackgroundConfig | None = None,
     binning: AdaptiveBinningConfig | None = None,
 ) -> AdaptiveCurve:
-    """Steps 1-3 of the module docstring without the durations: extent, width, refit.
+    """Run steps 1-3 of the module docstring without the durations: extent, width, refit.
 
     Raises
     ------

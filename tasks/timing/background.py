@@ -113,7 +113,7 @@ class BackgroundModel:
         return np.polynomial.polynomial.polyval(x, self.coeffs)
 
     def counts(self, bins: BinnedCounts) -> tuple[np.ndarray, np.ndarray]:
-        """Expected background counts per bin and their variance from the coefficient covariance."""
+        """Return the expected background counts per bin and their variance from the coefficient covariance."""
         a = self.design(bins.lo, bins.hi) * bins.exposure[:, None]
         mu = a @ self.coeffs
         var = np.einsum("ij,jk,ik->i", a, self.cov, a)

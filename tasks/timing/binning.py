@@ -122,7 +122,7 @@ def gti_overlap(edges: np.ndarray, gti: np.ndarray) -> np.ndarray:
 
 
 def _count(times: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """Counts of sorted ``times`` in ``[lo, hi)`` for non-overlapping sorted bins."""
+    """Count sorted ``times`` in ``[lo, hi)`` for non-overlapping sorted bins."""
     return (
         np.searchsorted(times, hi, side="left") - np.searchsorted(times, lo, side="left")
     ).astype(float)

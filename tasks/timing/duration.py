@@ -194,7 +194,7 @@ def _analyse(
 
 
 def _blocks_template(edges: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """Expected counts per bin from the Bayesian-blocks rate of the window (noise removed).
+    """Return the expected counts per bin from the Bayesian-blocks rate of the window (noise removed).
 
     The error simulations draw Poisson counts around this piecewise-constant light curve,
     so each simulated curve carries the Poisson noise once, like the data; resampling the

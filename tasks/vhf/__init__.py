@@ -1,10 +1,11 @@
-"""VHF quick-analysis steps: inputs by instrument, timing, positions, spectrum, products.
+"""VHF quick analysis: the steps, their configuration and the pipeline ``VHF_PIPELINE``.
 
 The science is in the shared step packages (:mod:`svomflow.tasks.timing`,
 :mod:`~svomflow.tasks.coded_mask`, :mod:`~svomflow.tasks.localisation`,
 :mod:`~svomflow.tasks.spectral`, :mod:`~svomflow.tasks.classification`); this package
-assembles them per instrument (:mod:`.timing`, :mod:`.position`), runs them all
-(:func:`svomflow.tasks.vhf.pipeline.analyse`) and writes the products (:mod:`.publish`).
+declares the VHF steps on them, per instrument (:mod:`.timing`, :mod:`.position`,
+:mod:`.trigger`, :mod:`.spectrum`) and for the burst (:mod:`.joint`), and connects them in
+:mod:`.pipeline`. Steps return their products; the runners publish them.
 """
 
 from svomflow.tasks.vhf.config import VHFConfig

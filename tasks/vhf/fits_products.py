@@ -1,18 +1,22 @@
-"""FITS content of the VHF products: OGIP light curves and one-row tables with units.
+"""FITS content of the VHF products: OGIP light curves, responses and one-row tables with units.
 
-Every function returns a list of HDUs (primary first) for
-:meth:`svomflow.products.store.ProductStore.publish`, which adds the provenance keywords.
-Times in tables are given twice: relative to ``T0`` (s) and in mission seconds (``MET``);
-``T0``, ``MJDREFI/F`` and ``TIMESYS`` are in every primary header.
+Every function returns a list of HDUs (primary first), which a step turns into its product's
+model (:meth:`svomflow.products.catalogue.FitsModel.from_hdus`); the catalogue's publisher
+adds the provenance keywords. Times in tables are given twice: relative to ``T0`` (s) and in
+mission seconds (``MET``); ``T0``, ``MJDREFI/F`` and ``TIMESYS`` are in every primary header
+(:class:`ProductHeader`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from astropy.io import fits
+from svomflow.products.burst_events import BurstEvents, InstrumentEvents
+from svomflow.products.catalogue.instrument_codes import joint_code
 from svomflow.products.ogip import (
     LightCurve,
     TimeReference,
@@ -21,10 +25,11 @@ from svomflow.products.ogip import (
     primary_hdu,
 )
 from svomflow.tasks.timing import Durations, HardnessRatio, PeakFlux, TriggerResult
-from svomflow.tasks.vhf.timing import BandCurve
+from svomflow.tasks.vhf.curves import BandCurve
 
 __all__ = [
     "Column",
+    "ProductHeader",
     "hardness_hdus",
     "lightcurve_hdus",
     "peak_flux_hdus",
@@ -35,6 +40,35 @@ __all__ = [
 
 # (name, value, unit, description)
 Column = tuple[str, Any, str, str]
+
+
+@dataclass(frozen=True)
+class ProductHeader:
+    """What every VHF product says of itself: telescope, instrument, T0 and time reference."""
+
+    telescope: str
+    instrument: str
+    t0: float
+    timeref: TimeReference
+
+    @classmethod
+    def of(cls, data: InstrumentEvents) -> ProductHeader:
+        """Return the header of one instrument's products."""
+        ev = data.events
+        tel = data.definition.telescope if data.definition is not None else "UNKNOWN"
+        return cls(tel, data.name, ev.t0, TimeReference(mjdref=ev.mjdref, timesys=ev.timesys))
+
+    @classmethod
+    def joint(cls, burst: BurstEvents) -> ProductHeader:
+        """Return the header of a product of the whole burst (instrument: the joint code)."""
+        first = next(iter(burst.instruments.values()))
+        tel = first.definition.telescope if first.definition is not None else "UNKNOWN"
+        return cls(
+            tel,
+            joint_code(list(burst.instruments)),
+            burst.t0,
+            TimeReference(mjdref=burst.mjdref, timesys=burst.timesys),
+        )
 
 
 def _set(header: fits.Header, key: str, value: Any, comment: str = "") -> None:
@@ -49,12 +83,7 @@ def _set(header: fits.Header, key: str, value: Any, comment: str = "") -> None:
 
 
 def _primary(
-    telescope: str,
-    instrument: str,
-    t0: float,
-    timeref: TimeReference,
-    flags: Sequence[str],
-    quality: tuple[str, str] | None = None,
+    head: ProductHeader, flags: Sequence[str], quality: tuple[str, str] | None = None
 ) -> fits.PrimaryHDU:
     """Primary header with T0, the time reference and the quality (``QUALITY``, ``FLAGnn``).
 
@@ -62,9 +91,12 @@ def _primary(
     goes to ``QUALREAS`` (and in full to the FLAGnn cards).
     """
     h = primary_hdu(
-        telescope=telescope,
-        instrument=instrument,
-        extra=[("T0", float(t0), "[s] reference time of relative times (MET)"), *timeref.cards()],
+        telescope=head.telescope,
+        instrument=head.instrument,
+        extra=[
+            ("T0", float(head.t0), "[s] reference time of relative times (MET)"),
+            *head.timeref.cards(),
+        ],
     )
     if quality is None:
         _set(
@@ -80,7 +112,7 @@ def _primary(
 
 
 def _table(extname: str, rows: Sequence[Sequence[Column]]) -> fits.BinTableHDU:
-    """A table whose columns are given row by row (every row has the same columns)."""
+    """Build a table whose columns are given row by row (every row has the same columns)."""
     first = rows[0]
     cols = []
     for j, (name, _, unit, _) in enumerate(first):
@@ -101,11 +133,8 @@ def _table(extname: str, rows: Sequence[Sequence[Column]]) -> fits.BinTableHDU:
 
 
 def table_hdus(
+    head: ProductHeader,
     *,
-    telescope: str,
-    instrument: str,
-    t0: float,
-    timeref: TimeReference,
     extname: str,
     rows: Sequence[Sequence[Column]],
     keywords: Sequence[tuple[str, Any, str]] = (),
@@ -114,7 +143,7 @@ def table_hdus(
     quality: tuple[str, str] | None = None,
 ) -> list[fits.PrimaryHDU | fits.BinTableHDU]:
     """Primary header plus a table of scalar results (one row per entry) with units."""
-    prim = _primary(telescope, instrument, t0, timeref, flags, quality)
+    prim = _primary(head, flags, quality)
     tab = _table(extname, rows)
     for k, v, c in keywords:
         if v is not None:
@@ -128,19 +157,14 @@ def table_hdus(
 
 def lightcurve_hdus(
     curves: Sequence[BandCurve],
+    head: ProductHeader,
     *,
-    telescope: str,
-    instrument: str,
-    t0: float,
-    timeref: TimeReference,
     gti: np.ndarray,
     flags: Sequence[str] = (),
     with_background: bool = True,
 ) -> list[fits.PrimaryHDU | fits.BinTableHDU]:
     """OGIP light curve: one RATE extension per band (TIME relative to TIMEZERO = T0) + GTI."""
-    out: list[fits.PrimaryHDU | fits.BinTableHDU] = [
-        _primary(telescope, instrument, t0, timeref, flags)
-    ]
+    out: list[fits.PrimaryHDU | fits.BinTableHDU] = [_primary(head, flags)]
     for i, c in enumerate(curves, start=1):
         b = c.bins
         lc = LightCurve(
@@ -150,14 +174,14 @@ def lightcurve_hdus(
             error=b.rate_error,
             fracexp=np.where(b.hi > b.lo, b.exposure / (b.hi - b.lo), 0.0),
             gti=gti,
-            timeref=timeref,
+            timeref=head.timeref,
             band_kev=c.band_kev,
-            timezero=float(t0),
+            timezero=float(head.t0),
         )
         hdu = lightcurve_hdu(
             lc,
-            telescope=telescope,
-            instrument=instrument,
+            telescope=head.telescope,
+            instrument=head.instrument,
             extname="RATE",
             extra=[("EXTVER", i, "band index")],
         )
@@ -174,11 +198,11 @@ def lightcurve_hdus(
         out.append(hdu)
     out.append(
         gti_hdu(
-            gti[:, 0] + t0,
-            gti[:, 1] + t0,
-            timeref=timeref,
-            telescope=telescope,
-            instrument=instrument,
+            gti[:, 0] + head.t0,
+            gti[:, 1] + head.t0,
+            timeref=head.timeref,
+            telescope=head.telescope,
+            instrument=head.instrument,
         )
     )
     return out
@@ -195,15 +219,14 @@ def _band_keys(band: tuple[float, float] | None) -> list[tuple[str, Any, str]]:
 
 def t90_hdus(
     d: Durations | None,
+    head: ProductHeader,
     *,
-    t0: float,
     flags: Sequence[str],
     quality: tuple[str, str] | None = None,
     band_kev: tuple[float, float] | None = None,
     source: tuple[float, float] | None = None,
     data_span: tuple[float, float] | None = None,
     dt_s: float | None = None,
-    **ids: Any,
 ) -> list[Any]:
     """QT90: T90/T50 with start times and 1-sigma errors in a stated band.
 
@@ -213,6 +236,7 @@ def t90_hdus(
     sees the burst extends to the edge of the data rather than a wrong duration.
     """
     nan = float("nan")
+    t0 = head.t0
     row: list[Column] = [
         ("T90", d.t90 if d else nan, "s", "duration of 5-95 % of the net counts"),
         ("T90_ERR", d.t90_err if d else nan, "s", "1-sigma error (simulation)"),
@@ -244,18 +268,15 @@ def t90_hdus(
         keys.append(("METHOD", d.method[:68], "T90 method"))
     if dt_s is not None:
         keys.append(("TIMEDEL", float(dt_s), "[s] bin width of the T90 light curve"))
-    return table_hdus(
-        extname="T90", rows=[row], keywords=keys, flags=flags, t0=t0, quality=quality, **ids
-    )
+    return table_hdus(head, extname="T90", rows=[row], keywords=keys, flags=flags, quality=quality)
 
 
 def peak_flux_hdus(
     peaks: Sequence[PeakFlux],
     band: tuple[float, float],
+    head: ProductHeader,
     *,
-    t0: float,
     flags: Sequence[str],
-    **ids: Any,
 ) -> list[Any]:
     """QPF: peak net count rate per timescale with its window start."""
     rows = [
@@ -264,18 +285,16 @@ def peak_flux_hdus(
             ("RATE", p.rate, "count/s", "peak background-subtracted rate"),
             ("ERROR", p.rate_err, "count/s", "1-sigma error"),
             ("TSTART", p.start, "s", "window start, from T0"),
-            ("TSTART_MET", p.start + t0, "s", "window start, mission time"),
+            ("TSTART_MET", p.start + head.t0, "s", "window start, mission time"),
             ("COUNTS", p.counts, "count", "counts in the window"),
             ("BKG_COUNTS", p.background_counts, "count", "background model counts"),
         ]
         for p in peaks
     ]
-    return table_hdus(
-        extname="PEAKFLUX", rows=rows, keywords=_band_keys(band), flags=flags, t0=t0, **ids
-    )
+    return table_hdus(head, extname="PEAKFLUX", rows=rows, keywords=_band_keys(band), flags=flags)
 
 
-def hardness_hdus(hr: HardnessRatio, *, t0: float, flags: Sequence[str], **ids: Any) -> list[Any]:
+def hardness_hdus(hr: HardnessRatio, head: ProductHeader, *, flags: Sequence[str]) -> list[Any]:
     """QHR: hard/soft net-count ratio with error, bands and interval."""
     row: list[Column] = [
         ("RATIO", hr.ratio, "", "hard / soft net counts"),
@@ -292,19 +311,19 @@ def hardness_hdus(hr: HardnessRatio, *, t0: float, flags: Sequence[str], **ids: 
         ("HARD_NET_ERR", hr.hard.net_err, "count", "1-sigma"),
         ("RELIABLE", bool(hr.reliable), "", "soft net counts above 3 sigma"),
     ]
-    return table_hdus(extname="HARDNESS", rows=[row], flags=flags, t0=t0, **ids)
+    return table_hdus(head, extname="HARDNESS", rows=[row], flags=flags)
 
 
 def trigger_hdus(
     trig: TriggerResult | None,
+    head: ProductHeader,
     *,
-    t0: float,
     onboard_time: float | None,
     image: Any | None,
     flags: Sequence[str],
-    **ids: Any,
 ) -> list[Any]:
     """TT: the trigger time (best rate-trigger window) and the table of every (timescale, band)."""
+    t0 = head.t0
     row: list[Column] = [
         ("T0", t0, "s", "reference time T0 (mission s)"),
         ("ONBOARD_TRIGTIME", onboard_time, "s", "TRIGTIME of the input (mission s)"),
@@ -340,10 +359,5 @@ def trigger_hdus(
             ("IMG_SNR", image.snr, "sigma", "image-trigger S/N"),
         ]
     return table_hdus(
-        extname="TRIGGER",
-        rows=[row],
-        flags=flags,
-        t0=t0,
-        extra_tables=[("WINDOWS", table)],
-        **ids,
+        head, extname="TRIGGER", rows=[row], flags=flags, extra_tables=[("WINDOWS", table)]
     )

@@ -1,308 +1,153 @@
-"""Input side of the VHF flow: group event files by instrument and read them on one time axis.
+"""Input side of the VHF pipeline: the request, what its headers say, and the one read.
 
-The flow takes "whatever instruments' files are given": each file's ``INSTRUME`` keyword
-names its instrument, files of one instrument are read together
-(:func:`svomflow.products.events.read_events`), and the instrument's definition file, when
-there is one, supplies its bands. An instrument whose definition has a coded mask and whose
-files carry pixel columns also gets its imaging data (pixel, energy, attitude, dead pixels)
-for the quick position; any other instrument goes through the counts-only path (the GRM
-path, also used for Fermi GBM TTE files with their own EBOUNDS).
-
-The common reference time ``t0`` is, in order: the caller's, the ``TRIGTIME`` of the
-imaging instrument (the on-board trigger), the earliest ``TRIGTIME`` of the other files, the
-start of the data.
+The flow takes "whatever instruments' files are given": each file's ``INSTRUME`` names its
+instrument (:mod:`svomflow.products.burst_events`, the reader shared with the X-band
+analysis). :func:`observe` tells the CALDB which instruments and what time, from the
+headers only; :func:`read` reads every event file once, with the channel bounds and dead
+time of the run's calibration for the mission's instruments (foreign files carry theirs).
 """
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from functools import lru_cache
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
-import numpy as np
 from astropy.io import fits
-from svomflow.config import InstrumentDefinition, available_instruments, load_instrument
+from astropy.time import Time
+from svomflow.calibration.calibration_set import CalibrationSet
+from svomflow.config import available_instruments
 from svomflow.errors import InputDataError
-from svomflow.instruments.attitude import Attitude
-from svomflow.products.events import EventList, read_events
+from svomflow.instruments.channels import EnergyBounds
+from svomflow.instruments.dead_time import DeadTime
+from svomflow.products.burst_events import (
+    BurstEvents,
+    FileHeader,
+    choose_t0,
+    definition_of,
+    peek_headers,
+    read_burst_events,
+)
+from svomflow.products.ogip import TimeReference
+from svomflow.tasks.step import Observation
+from svomflow.tasks.vhf.responses import response_model
 
-__all__ = [
-    "FileHeader",
-    "ImagingData",
-    "InstrumentData",
-    "VHFInputs",
-    "choose_t0",
-    "load_inputs",
-    "peek_headers",
-]
+__all__ = ["VHFInputs", "VHFRequest", "instrument_names", "observe", "read"]
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
-class FileHeader:
-    """What the flow needs from a file's headers before reading its events."""
+class VHFRequest:
+    """One quick analysis to run: the event files, the burst id, the reference time.
 
-    path: str
-    instrument: str
-    trigger_time: float | None
-    trigger_id: str | None
-    attitude: tuple[float, float, float] | None
-    has_pixels: bool
-    n_event_hdus: int
+    Attributes
+    ----------
+    event_files
+        Event files of any instruments (grouped by their ``INSTRUME`` keyword).
+    obs_id
+        Burst / observation id (titles of the previews).
+    t0
+        Reference time (mission s); None: the imaging instrument's ``TRIGTIME`` (see
+        :func:`svomflow.products.burst_events.choose_t0`).
+    """
 
+    event_files: tuple[str, ...]
+    obs_id: str = ""
+    t0: float | None = None
 
-@dataclass
-class ImagingData:
-    """Events of a coded-mask instrument with their pixels (times in s since ``t0``)."""
-
-    time: np.ndarray
-    y: np.ndarray
-    z: np.ndarray
-    energy_kev: np.ndarray
-    gti: np.ndarray
-    dead_pixels: np.ndarray
-    attitude: Attitude
-
-
-@dataclass
-class InstrumentData:
-    """One instrument's events, definition (if packaged) and imaging data (if any)."""
-
-    name: str
-    events: EventList
-    definition: InstrumentDefinition | None
-    headers: tuple[FileHeader, ...]
-    imaging: ImagingData | None = None
-    flags: list[str] = field(default_factory=list)
-
-    @property
-    def trigger_time(self) -> float | None:
-        """Earliest ``TRIGTIME`` in this instrument's files (mission s)."""
-        trig = [h.trigger_time for h in self.headers if h.trigger_time is not None]
-        return min(trig) if trig else None
-
-    @property
-    def attitude(self) -> Attitude | None:
-        """Pointing from the headers (RA_PNT, DEC_PNT, PA_PNT), if given."""
-        for h in self.headers:
-            if h.attitude is not None:
-                return Attitude(*h.attitude)
-        return None
-
-    @property
-    def energy_range_kev(self) -> tuple[float, float]:
-        """Energy range of the channels (keV), within the definition's ``energy_range_kev``."""
-        lo = min(float(np.min(e[0])) for e in self.events.ebounds.values())
-        hi = max(float(np.max(e[1])) for e in self.events.ebounds.values())
-        if self.definition is not None:
-            rng = self.definition.get("energy_range_kev", None)
-            if rng is not None:
-                lo, hi = max(lo, float(rng[0])), min(hi, float(rng[1]))
-        return lo, hi
-
-    def bands(self, key: str, default: object) -> object:
-        """Return ``bands_kev.<key>`` of the definition, else ``default``."""
-        if self.definition is None:
-            return default
-        return self.definition.get(f"bands_kev.{key}", default)
+    @classmethod
+    def of(
+        cls, event_files: Sequence[str | Path], obs_id: str = "", t0: float | None = None
+    ) -> VHFRequest:
+        """Build a request from paths (resolved, so that provenance names real files)."""
+        return cls(tuple(str(Path(f).resolve()) for f in event_files), obs_id, t0)
 
 
 @dataclass
 class VHFInputs:
-    """All instruments of one burst on the common time axis (s since ``t0``)."""
+    """What the pipeline reads: every instrument's events on the burst's time axis."""
 
-    t0: float
-    instruments: dict[str, InstrumentData]
-    mjdref: float
-    timesys: str
-
-    @property
-    def files(self) -> list[str]:
-        """All input files."""
-        return [h.path for d in self.instruments.values() for h in d.headers]
+    burst: BurstEvents
+    obs_id: str
 
 
-def _event_hdus(hdul: fits.HDUList) -> list[int]:
-    out = []
-    for i, h in enumerate(hdul):
-        if i == 0 or not isinstance(h, fits.BinTableHDU):
-            continue
-        cls1 = str(h.header.get("HDUCLAS1", "")).upper()
-        if (h.name == "EVENTS" or cls1 == "EVENTS") and "TIME" in [
-            c.upper() for c in h.columns.names
-        ]:
-            out.append(i)
-    return out
-
-
-def peek_headers(paths: Sequence[str | Path]) -> list[FileHeader]:
-    """Read the identity of each file (instrument, trigger time and id, pointing) from its headers.
-
-    Raises
-    ------
-    InputDataError
-        A missing, empty or unreadable file, or one with no events table.
-    """
-    out = []
-    for p in paths:
-        path = Path(p)
-        if not path.is_file():
-            raise InputDataError(f"{path}: no such file")
-        if path.stat().st_size == 0:
-            raise InputDataError(f"{path}: file is empty")
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                with fits.open(path, memmap=False) as hdul:
-                    idx = _event_hdus(hdul)
-                    if not idx:
-                        raise InputDataError(f"{path}: no EVENTS table with a TIME column")
-                    h0 = hdul[0].header
-                    hev = hdul[idx[0]].header
-                    cols = [c.upper() for c in hdul[idx[0]].columns.names]
-
-                    def get(key: str, h0: fits.Header = h0, hev: fits.Header = hev) -> object:
-                        return hev.get(key, h0.get(key))
-
-                    inst = str(get("INSTRUME") or path.stem).strip().upper()
-                    trig = get("TRIGTIME")
-                    trig_id = get("TRIGID") or get("OBJECT")
-                    ra, dec = get("RA_PNT"), get("DEC_PNT")
-                    att = None
-                    if ra is not None and dec is not None:
-                        att = (float(ra), float(dec), float(get("PA_PNT") or 0.0))  # type: ignore[arg-type]
-                    out.append(
-                        FileHeader(
-                            path=str(path),
-                            instrument=inst,
-                            trigger_time=None if trig is None else float(trig),  # type: ignore[arg-type]
-                            trigger_id=None if trig_id is None else str(trig_id).strip(),
-                            attitude=att,
-                            has_pixels="Y" in cols and "Z" in cols,
-                            n_event_hdus=len(idx),
-                        )
-                    )
-        except InputDataError:
-            raise
-        except Exception as exc:  # astropy raises many kinds on a damaged file
-            raise InputDataError(
-                f"{path}: not a readable FITS file ({type(exc).__name__}: {exc})"
-            ) from None
-    return out
-
-
-def _definition(name: str) -> InstrumentDefinition | None:
-    return load_instrument(name.lower()) if name.lower() in available_instruments() else None
-
-
-def _is_imaging(defn: InstrumentDefinition | None, headers: Sequence[FileHeader]) -> bool:
-    return (
-        defn is not None
-        and defn.get("mask", None) is not None
-        and all(h.has_pixels for h in headers)
-    )
-
-
-def choose_t0(headers: Sequence[FileHeader], t0: float | None = None) -> float | None:
-    """Return the common reference time (see the module notes); None: start of the data."""
-    if t0 is not None:
-        return float(t0)
-    by_inst: dict[str, list[FileHeader]] = {}
+def instrument_names(headers: Sequence[FileHeader]) -> list[str]:
+    """Definition names of the instruments (``eclairs``), ``INSTRUME`` lower-cased if foreign."""
+    names: dict[str, None] = {}
     for h in headers:
-        by_inst.setdefault(h.instrument, []).append(h)
-    for name, hs in by_inst.items():
-        trig = [h.trigger_time for h in hs if h.trigger_time is not None]
-        if trig and _is_imaging(_definition(name), hs):
-            return min(trig)
-    trig = [h.trigger_time for h in headers if h.trigger_time is not None]
-    return min(trig) if trig else None
+        defn = definition_of(h.instrument)
+        names.setdefault(defn.name if defn is not None else h.instrument.lower(), None)
+    return list(names)
 
 
-def _read_imaging(
-    defn: InstrumentDefinition, headers: Sequence[FileHeader], t0: float
-) -> ImagingData:
-    from svomflow.products.eclairs_l1 import read_eclairs_l1
-
-    if len(headers) != 1:
-        raise InputDataError(f"{defn.instrument}: give one imaging event file, not {len(headers)}")
-    ev = read_eclairs_l1(headers[0].path, instrument=defn)
-    return ImagingData(
-        time=ev.time - t0,
-        y=ev.y,
-        z=ev.z,
-        energy_kev=np.asarray(ev.energy_kev, np.float64),
-        gti=ev.gti - t0,
-        dead_pixels=ev.dead_pixels,
-        attitude=ev.attitude,
-    )
+def _observation_time(headers: Sequence[FileHeader], t0: float | None) -> str:
+    """ISO UTC time of ``t0`` (else of the data start) from the first file's time reference."""
+    head = fits.getheader(headers[0].path, 0)
+    ref = TimeReference.from_header(head)
+    seconds = t0 if t0 is not None else float(head.get("TSTART", 0.0))
+    scale = ref.timesys.strip().lower() if ref.timesys.strip().lower() in Time.SCALES else "tt"
+    return str(Time(ref.mjdref + seconds / 86400.0, format="mjd", scale=scale).utc.isot)
 
 
-def _check_events(data: InstrumentData) -> None:
-    """Refuse what would silently give wrong numbers: t0 outside or no events near it."""
-    ev = data.events
-    if ev.size < 10:
-        raise InputDataError(f"{data.name}: only {ev.size} events")
-    if not (ev.gti[0, 0] <= 0.0 <= ev.gti[-1, 1]):
-        raise InputDataError(
-            f"{data.name}: t0 is outside the data (data span {ev.gti[0, 0]:.3f} .. "
-            f"{ev.gti[-1, 1]:.3f} s from t0)"
-        )
-
-
-def load_inputs(paths: Sequence[str | Path], t0: float | None = None) -> VHFInputs:
-    """Read the event files of one burst, grouped by instrument, on a common time axis.
-
-    Parameters
-    ----------
-    paths
-        Event files (any instruments; one instrument may have several files).
-    t0
-        Reference time (mission s); default from the headers (module notes).
+def observe(request: VHFRequest) -> Observation:
+    """Instruments present and the observation time, from the files' headers.
 
     Raises
     ------
     InputDataError
-        For unreadable, empty or truncated files, missing EBOUNDS, a ``t0`` outside the data,
-        or files that use different time references.
+        No file, or a missing, empty or unreadable one.
     """
-    if not paths:
+    if not request.event_files:
         raise InputDataError("no event files given")
-    resolved = tuple(str(Path(p).resolve()) for p in paths)
-    headers = tuple(peek_headers(resolved))
-    # the cache key holds the resolved t0, so that t0=None and the t0 it resolves to share it
-    stamps = tuple((Path(p).stat().st_mtime_ns, Path(p).stat().st_size) for p in resolved)
-    return _load_cached(resolved, choose_t0(headers, t0), headers, stamps)
-
-
-@lru_cache(maxsize=2)
-def _load_cached(
-    paths: tuple[str, ...],
-    ref: float | None,
-    headers: tuple[FileHeader, ...],
-    stamps: tuple[tuple[int, int], ...],
-) -> VHFInputs:
-    # tasks of one flow run read the same files: keep the last result in this process
-    groups: dict[str, list[FileHeader]] = {}
-    for h in headers:
-        groups.setdefault(h.instrument, []).append(h)
-    instruments: dict[str, InstrumentData] = {}
-    for name, hs in groups.items():
-        ev = read_events([h.path for h in hs], t0=ref)
-        ref = ev.t0 if ref is None else ref
-        defn = _definition(name)
-        data = InstrumentData(name=name, events=ev, definition=defn, headers=tuple(hs))
-        data.flags.extend(ev.flags)
-        if _is_imaging(defn, hs):
-            assert defn is not None
-            data.imaging = _read_imaging(defn, hs, ev.t0)
-        _check_events(data)
-        instruments[name] = data
-    first = next(iter(instruments.values())).events
-    for d in instruments.values():
-        if d.events.timesys != first.timesys or abs(d.events.mjdref - first.mjdref) > 1e-9:
-            raise InputDataError("instruments use different time references (TIMESYS/MJDREF)")
-    assert ref is not None
-    return VHFInputs(
-        t0=float(ref), instruments=instruments, mjdref=first.mjdref, timesys=first.timesys
+    headers = peek_headers(request.event_files)
+    return Observation(
+        instruments=tuple(instrument_names(headers)),
+        time=_observation_time(headers, choose_t0(headers, request.t0)),
     )
+
+
+def _per_instrument(calibration: CalibrationSet, codename: str, kind: type[T]) -> dict[str, T]:
+    """Return the run's ``codename`` objects of the mission's instruments, by name."""
+    out: dict[str, T] = {}
+    for name in available_instruments():
+        obj = calibration.optional(name, codename)
+        if obj is not None:
+            if not isinstance(obj, kind):
+                raise TypeError(f"{name}:{codename} loaded as {type(obj).__name__}, not {kind}")
+            out[name] = obj
+    return out
+
+
+def _check_detectors(burst: BurstEvents, calibration: CalibrationSet) -> None:
+    """Refuse a run whose response model has detectors without events (a partial delivery)."""
+    for data in burst.instruments.values():
+        model = response_model(calibration, data.key)
+        if model is not None:
+            missing = [d for d in model.detectors if d not in data.events.detectors]
+            if missing:
+                raise InputDataError(
+                    f"{data.name}: the response model has detectors {list(model.detectors)} "
+                    f"but the data lack {missing}; give every detector's events"
+                )
+
+
+def read(request: VHFRequest, calibration: CalibrationSet) -> VHFInputs:
+    """Read every event file once, with the run's EBOUNDS and DEADTIME where it has them.
+
+    Raises
+    ------
+    InputDataError
+        For unreadable, empty or truncated files, no channel energies, a ``t0`` outside the
+        data, files of one burst on different time references, or detectors missing from
+        an instrument whose response model has them.
+    """
+    burst = read_burst_events(
+        request.event_files,
+        t0=request.t0,
+        ebounds=_per_instrument(calibration, "EBOUNDS", EnergyBounds),
+        dead_time=_per_instrument(calibration, "DEADTIME", DeadTime),
+    )
+    _check_detectors(burst, calibration)
+    return VHFInputs(burst=burst, obs_id=request.obs_id)

@@ -1,484 +1,274 @@
-"""The VHF quick analysis as pure steps, and one call that runs them all (for the bench and tests).
+"""The VHF quick analysis as one pipeline of steps: ``VHF_PIPELINE``.
 
-The Prefect flow (:mod:`svomflow.flows.vhf`) wraps each of these steps in one coarse task;
-the Monte Carlo bench calls :func:`analyse` directly in worker processes.
+The same definition runs in the Prefect flow (:mod:`svomflow.flows.vhf`, through the
+adapter) and in plain Python (:func:`svomflow.tasks.step.run_plain`: ``svomflow vhf
+--no-prefect``, the Monte Carlo bench, notebooks). The plan, per instrument of the burst:
 
-Steps: :func:`resolve_calibration` (what each instrument needs, failing early and naming
-what is missing), :func:`svomflow.tasks.vhf.timing.instrument_lightcurves` and
-:func:`~svomflow.tasks.vhf.timing.instrument_measures` per instrument, :func:`positions`,
-:func:`spectrum`, :func:`classification`, then :func:`summary` (the JSON numbers).
+1. ``lightcurves`` (T90 band clock, background, T90) and, alongside, ``image-trigger`` for an
+   imaging instrument; an instrument without the burst is flagged, none with it is an error;
+2. ``timing``: peak flux, rate trigger, hardness and the timing products;
+3. ``quick-position`` (imaging instruments) and ``count-ratio-position`` (instruments with a
+   direction-dependent response model);
+4. ``trigger-report``: TT and QCL;
+5. ``quick-spectrum`` for the best position (instruments with a response model);
+
+then, for the burst, ``joint-hardness`` and ``classification``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from importlib import resources
-from pathlib import Path
-from typing import Any
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
-import numpy as np
-from svomflow.errors import CalibrationNotFoundError, InputDataError
-from svomflow.instruments.attitude import angular_separation_deg
-from svomflow.instruments.coded_mask import MaskGeometry
-from svomflow.products.atomic import sha256_file
-from svomflow.products.provenance import CalibrationRef
-from svomflow.tasks.classification import CrudeClass, classify
+from svomflow.calibration.calibration_set import CalibrationSet
+from svomflow.errors import InputDataError
+from svomflow.products.burst_events import BurstEvents, InstrumentEvents
 from svomflow.tasks.coded_mask.image_trigger import ImageTrigger
-from svomflow.tasks.coded_mask.quick_position import QuickPosition
-from svomflow.tasks.localisation.grm_ratio import GRMLocalisation
-from svomflow.tasks.timing import HardnessRatio, hardness_ratio, net_counts, uniform_bins
+from svomflow.tasks.step import Pipeline, Runner, StepFuture
+from svomflow.tasks.timing import HardnessRatio
 from svomflow.tasks.vhf.config import VHFConfig
-from svomflow.tasks.vhf.inputs import VHFInputs
+from svomflow.tasks.vhf.curves import InstrumentCurves, InstrumentTiming, NoBurst
+from svomflow.tasks.vhf.fits_products import ProductHeader
+from svomflow.tasks.vhf.inputs import VHFInputs, VHFRequest, observe, read
+from svomflow.tasks.vhf.joint import classification, joint_hardness, primary_instrument
+from svomflow.tasks.vhf.outcome import Positions, VHFOutcome
 from svomflow.tasks.vhf.position import (
-    DetectorResponse,
-    GRMSpectrumResult,
-    coded_mask_position,
     count_ratio_position,
-    has_response_model,
     image_trigger_search,
-    quick_spectrum_for,
-    response_for_direction,
+    quick_position_step,
 )
-from svomflow.tasks.vhf.timing import (
-    InstrumentTiming,
-    clip_band,
-    instrument_lightcurves,
-    instrument_measures,
-    manual_background,
-)
+from svomflow.tasks.vhf.responses import response_model
+from svomflow.tasks.vhf.spectrum import GRMSpectrumResult, quick_spectrum_step
+from svomflow.tasks.vhf.timing import lightcurves, timing
+from svomflow.tasks.vhf.trigger import trigger_report
 
-__all__ = [
-    "Positions",
-    "SpectrumStep",
-    "VHFResult",
-    "analyse",
-    "classification",
-    "joint_hardness",
-    "positions",
-    "resolve_calibration",
-    "spectrum",
-    "summary",
-    "timing_all",
-]
+__all__ = ["FLOW_NAME", "VHF_PIPELINE"]
+
+FLOW_NAME = "vhf_quick_analysis"
 
 
-def _definition_file(name: str) -> Path:
-    return Path(str(resources.files("svomflow.config") / "instruments" / f"{name.lower()}.yaml"))
+class _Stages:
+    """Wall time of each stage of a plan (steps, with the publication of their products)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
 
 
-def resolve_calibration(inputs: VHFInputs) -> dict[str, list[CalibrationRef]]:
-    """Check and record what each instrument's steps need; fail early naming what is missing.
-
-    Coded-mask instruments need the mask description of their definition file; instruments
-    with a response model need every detector of the model in the data (the response for the
-    burst direction is computed later from the model). Instruments without a definition file
-    (GBM) need only their EBOUNDS, already checked on reading.
-
-    Raises
-    ------
-    CalibrationNotFoundError
-        Naming the instrument and the missing item.
-    """
-    out: dict[str, list[CalibrationRef]] = {}
-    for name, d in inputs.instruments.items():
-        refs: list[CalibrationRef] = []
-        defn = d.definition
-        if defn is not None:
-            path = _definition_file(defn.name)
-            digest = sha256_file(path) if path.is_file() else "unknown"
-            if d.imaging is not None:
-                try:
-                    MaskGeometry.from_instrument(defn)
-                except (KeyError, ValueError, TypeError) as exc:
-                    raise CalibrationNotFoundError(
-                        f"{name}: mask pattern (MASKPATT) cannot be built from {path}: {exc}"
-                    ) from None
-                refs.append(CalibrationRef(codename="MASKPATT", path=str(path), sha256=digest))
-            if has_response_model(defn):
-                want = [x["name"] for x in defn.get("detectors")]
-                missing = [w for w in want if w not in d.events.detectors]
-                if missing:
-                    raise CalibrationNotFoundError(
-                        f"{name}: the response model has detectors {want} but the data lack "
-                        f"{missing}; give every detector's events"
-                    )
-                refs.append(
-                    CalibrationRef(codename="SPECRESP MATRIX", path=str(path), sha256=digest)
-                )
-        out[name] = refs
-    return out
+def _has_response(data: InstrumentEvents, calibration: CalibrationSet) -> bool:
+    return response_model(calibration, data.key) is not None and data.attitude is not None
 
 
-def timing_all(
-    inputs: VHFInputs, config: VHFConfig
-) -> tuple[dict[str, InstrumentTiming], dict[str, str]]:
-    """Timing of every instrument; an instrument where no burst is found is reported, not fatal.
+def _timings(
+    runner: Runner, inputs: VHFInputs, config: VHFConfig, calibration: CalibrationSet
+) -> tuple[dict[str, InstrumentTiming], dict[str, str], dict[str, ImageTrigger | None]]:
+    """Run steps 1 and 2: light curves and timing of every instrument, image triggers too.
 
     Raises
     ------
     InputDataError
         When no instrument shows the burst.
     """
-    timings: dict[str, InstrumentTiming] = {}
-    failed: dict[str, str] = {}
-    for name, d in inputs.instruments.items():
-        try:
-            timings[name] = instrument_measures(d, instrument_lightcurves(d, config), config)
-        except InputDataError as exc:
-            failed[name] = str(exc)
-    if not timings:
+    burst = inputs.burst
+    # the image trigger needs no timing: it runs while the light curves are made
+    triggers = {
+        n: runner.named(d.key).submit(
+            image_trigger_search, d, config=config, calibration=calibration
+        )
+        for n, d in burst.instruments.items()
+        if d.imaging
+    }
+    pending = {
+        n: runner.named(d.key).submit(lightcurves, d, config=config, calibration=calibration)
+        for n, d in burst.instruments.items()
+    }
+    curves = {n: f.result() for n, f in pending.items()}
+    images = {n: f.result() for n, f in triggers.items()}
+    failed = {n: c.reason for n, c in curves.items() if isinstance(c, NoBurst)}
+    if len(failed) == len(curves):
         raise InputDataError("no burst found: " + "; ".join(f"{k}: {v}" for k, v in failed.items()))
-    return timings, failed
+    for n, why in failed.items():
+        runner.warn(f"{n}: no burst found ({why})")
+    measured: dict[str, StepFuture[InstrumentTiming]] = {}
+    for n, c in curves.items():
+        if isinstance(c, InstrumentCurves):
+            d = burst.instruments[n]
+            measured[n] = runner.named(d.key).submit(
+                timing, d, c, inputs.obs_id, config=config, calibration=calibration
+            )
+    return {n: f.result() for n, f in measured.items()}, failed, images
 
 
-@dataclass
-class Positions:
-    """Positions per instrument and the direction adopted for the response."""
-
-    coded_mask: dict[str, QuickPosition] = field(default_factory=dict)
-    image_trigger: dict[str, ImageTrigger | None] = field(default_factory=dict)
-    count_ratio: dict[str, GRMLocalisation] = field(default_factory=dict)
-    flags: dict[str, list[str]] = field(default_factory=dict)
-
-    def best(self) -> dict[str, Any] | None:
-        """The most precise position: coded mask first, else count ratio."""
-        for name, q in self.coded_mask.items():
-            p = q.position
-            return {
-                "instrument": name,
-                "ra_deg": p.ra_deg,
-                "dec_deg": p.dec_deg,
-                "r90_arcmin": p.r90_arcmin,
-                "r90_deg": p.r90_arcmin / 60.0,
-                "snr": p.snr,
-            }
-        for name, g in self.count_ratio.items():
-            return {
-                "instrument": name,
-                "ra_deg": g.ra_deg,
-                "dec_deg": g.dec_deg,
-                "r90_arcmin": g.error_radius_90_deg * 60.0,
-                "r90_deg": g.error_radius_90_deg,
-                "snr": None,
-            }
-        return None
-
-
-def positions(
-    inputs: VHFInputs, timings: dict[str, InstrumentTiming], config: VHFConfig
+def _positions(
+    runner: Runner,
+    inputs: VHFInputs,
+    timings: dict[str, InstrumentTiming],
+    images: dict[str, ImageTrigger | None],
+    config: VHFConfig,
+    calibration: CalibrationSet,
 ) -> Positions:
-    """Coded-mask quick position + image trigger, and count-ratio positions, where they apply."""
-    out = Positions()
-    for name, d in inputs.instruments.items():
-        t = timings.get(name)
-        if d.imaging is not None:
-            out.image_trigger[name] = image_trigger_search(d, config)
-            if t is not None:
-                try:
-                    out.coded_mask[name] = coded_mask_position(d, t, config)
-                except InputDataError as exc:
-                    out.flags.setdefault(name, []).append(f"no position: {exc}")
-        if t is not None and has_response_model(d.definition) and d.attitude is not None:
-            try:
-                out.count_ratio[name] = count_ratio_position(d, t, d.attitude, config)
-            except InputDataError as exc:
-                out.flags.setdefault(name, []).append(f"no count-ratio position: {exc}")
+    """Run step 3: coded-mask and count-ratio positions of the instruments with a burst."""
+    out = Positions(image_trigger=dict(images))
+    coded, ratio = {}, {}
+    for n, t in timings.items():
+        d = inputs.burst.instruments[n]
+        view = runner.named(d.key)
+        if d.imaging:
+            coded[n] = view.submit(
+                quick_position_step, d, t, inputs.obs_id, config=config, calibration=calibration
+            )
+        if _has_response(d, calibration):
+            ratio[n] = view.submit(
+                count_ratio_position, d, t, config=config, calibration=calibration
+            )
+    for n, f in coded.items():
+        qp = f.result()
+        if qp.position is not None:
+            out.coded_mask[n] = qp.position
+        out.flags.setdefault(n, []).extend(qp.flags)
+    for n, g in ratio.items():
+        cr = g.result()
+        if cr.localisation is not None:
+            out.count_ratio[n] = cr.localisation
+        out.flags.setdefault(n, []).extend(cr.flags)
+    out.flags = {n: f for n, f in out.flags.items() if f}
     return out
 
 
-@dataclass
-class SpectrumStep:
-    """Responses for the burst direction and the quick spectrum, per instrument."""
-
-    responses: dict[str, list[DetectorResponse]] = field(default_factory=dict)
-    spectra: dict[str, GRMSpectrumResult] = field(default_factory=dict)
-    flags: dict[str, list[str]] = field(default_factory=dict)
-
-
-def spectrum(
-    inputs: VHFInputs,
+def _spectra(
+    runner: Runner,
+    burst: BurstEvents,
     timings: dict[str, InstrumentTiming],
-    pos: Positions,
+    positions: Positions,
     config: VHFConfig,
-) -> SpectrumStep:
-    """Response for the best position and the quick spectral fit of each instrument that has a model."""
-    out = SpectrumStep()
-    best = pos.best()
-    for name, d in inputs.instruments.items():
-        t = timings.get(name)
-        if t is None:
-            continue
-        if not has_response_model(d.definition) or d.attitude is None:
-            if d.imaging is None:  # a counts-only instrument without a model (e.g. GBM)
-                out.flags.setdefault(name, []).append(
+    calibration: CalibrationSet,
+) -> tuple[dict[str, GRMSpectrumResult], dict[str, list[str]]]:
+    """Run step 5: responses for the best position and quick spectra, where a model exists."""
+    spectra: dict[str, GRMSpectrumResult] = {}
+    flags: dict[str, list[str]] = {}
+    best = positions.best()
+    for n, t in timings.items():
+        d = burst.instruments[n]
+        if not _has_response(d, calibration):
+            if not d.imaging:  # a counts-only instrument without a model (e.g. GBM)
+                flags.setdefault(n, []).append(
                     "no response model for this instrument: quick spectrum not fitted"
                 )
             continue
         if best is None:
-            out.flags.setdefault(name, []).append("no position: no response, no spectrum")
+            flags.setdefault(n, []).append("no position: no response, no spectrum")
             continue
-        resp = response_for_direction(d, (best["ra_deg"], best["dec_deg"]), d.attitude)
-        out.responses[name] = resp
-        try:
-            out.spectra[name] = quick_spectrum_for(d, t, resp, config)
-        except InputDataError as exc:
-            out.flags.setdefault(name, []).append(f"no quick spectrum: {exc}")
-    return out
+        direction = (float(best["ra_deg"]), float(best["dec_deg"]))
+        res = runner.named(d.key).run(
+            quick_spectrum_step, d, t, direction, config=config, calibration=calibration
+        )
+        if res.spectrum is not None:
+            spectra[n] = res.spectrum
+        if res.flags:
+            flags.setdefault(n, []).extend(res.flags)
+    return spectra, flags
 
 
-def joint_hardness(
-    inputs: VHFInputs, timings: dict[str, InstrumentTiming], config: VHFConfig
+def _joint_hardness(
+    runner: Runner,
+    burst: BurstEvents,
+    timings: dict[str, InstrumentTiming],
+    config: VHFConfig,
+    calibration: CalibrationSet,
 ) -> HardnessRatio | None:
-    """Cross-instrument hardness ratio (QHR_ECLGRM) over the soft instrument's burst interval."""
+    """Measure the cross-instrument hardness ratio when both its instruments show the burst."""
     jc = config.joint_hardness
-    soft, hard = (
-        inputs.instruments.get(jc.soft_instrument),
-        inputs.instruments.get(jc.hard_instrument),
-    )
-    ts, th = timings.get(jc.soft_instrument), timings.get(jc.hard_instrument)
-    if soft is None or hard is None or ts is None or th is None:
+    soft, hard = burst.get(jc.soft_instrument), burst.get(jc.hard_instrument)
+    if soft is None or hard is None or soft.name not in timings or hard.name not in timings:
         return None
-    interval = ts.burst_interval
-    nets = []
-    for d, t, band in ((soft, ts, jc.soft_band_kev), (hard, th, jc.hard_band_kev)):
-        b = clip_band(tuple(band), d.energy_range_kev)
-        if b is None:
-            return None
-        ev = d.events
-        tb = ev.time[ev.in_band(*b)]
-        assert t.curve.background is not None
-        bk = manual_background(
-            uniform_bins(tb, t.dt_s, ev.gti), t.curve.background, config.background
+    return runner.run(
+        joint_hardness,
+        soft,
+        timings[soft.name],
+        hard,
+        timings[hard.name],
+        ProductHeader.joint(burst),
+        config=config,
+        calibration=calibration,
+    ).ratio
+
+
+def _plan(
+    runner: Runner, inputs: VHFInputs, config: VHFConfig, calibration: CalibrationSet
+) -> VHFOutcome:
+    """Run every step of the VHF analysis on one burst (see the module notes)."""
+    burst = inputs.burst
+    stage = _Stages()
+    with stage("lightcurves_timing"):
+        timings, failed, images = _timings(runner, inputs, config, calibration)
+    with stage("position"):
+        positions = _positions(runner, inputs, timings, images, config, calibration)
+    with stage("trigger_report"):
+        reports = [
+            runner.named(burst.instruments[n].key).submit(
+                trigger_report,
+                burst.instruments[n],
+                t,
+                positions.image_trigger.get(n),
+                positions.coded_mask.get(n),
+                config=config,
+            )
+            for n, t in timings.items()
+        ]
+        for f in reports:
+            f.result()
+    with stage("spectrum"):
+        spectra, spectrum_flags = _spectra(runner, burst, timings, positions, config, calibration)
+    with stage("classification"):
+        jh = _joint_hardness(runner, burst, timings, config, calibration)
+        best = positions.best()
+        where = None if best is None else (best["ra_deg"], best["dec_deg"], best["r90_deg"])
+        crude = runner.run(
+            classification, timings, where, ProductHeader.joint(burst), config=config
         )
-        nets.append((net_counts(tb, ev.gti, bk, interval), b))
-    (ns, bs), (nh, bh) = nets
-    return hardness_ratio(nh, ns, hard_band_kev=bh, soft_band_kev=bs, interval=interval)
-
-
-def primary_instrument(timings: dict[str, InstrumentTiming], config: VHFConfig) -> str:
-    """Instrument whose T90 is reported at top level and classified (config order, else first)."""
-    for name in config.classification_catalogs:
-        t = timings.get(name)
-        if t is not None and t.durations is not None:
-            return name
-    for name, t in timings.items():
-        if t.durations is not None:
-            return name
-    return next(iter(timings))
-
-
-def classification(
-    timings: dict[str, InstrumentTiming], pos: Positions, config: VHFConfig
-) -> tuple[CrudeClass | None, str | None, list[str]]:
-    """Crude class of the burst from the primary instrument's T90 (None when there is no T90)."""
-    name = primary_instrument(timings, config)
-    t = timings[name]
-    if t.durations is None:
-        return None, None, ["no T90 in any instrument: not classified"]
-    catalog = config.classification_catalogs.get(name, config.classification.catalog)
-    cfg = config.classification.model_copy(update={"catalog": catalog})
-    d = t.durations
-    err = d.t90_err if np.isfinite(d.t90_err) else 0.0
-    hr = t.hardness.ratio if t.hardness is not None and t.hardness.reliable else None
-    nets = {k: (v.net, v.net_err) for k, v in t.detector_net.items()}
-    best = pos.best()
-    position = None if best is None else (best["ra_deg"], best["dec_deg"], best["r90_deg"])
-    return (
-        classify(d.t90, err, cfg, hardness=hr, detector_net_counts=nets, position=position),
-        name,
-        [],
+    return VHFOutcome(
+        t0=burst.t0,
+        instruments=list(burst.instruments),
+        input_flags={n: list(d.flags) for n, d in burst.instruments.items()},
+        timings=timings,
+        failed=failed,
+        positions=positions,
+        spectra=spectra,
+        spectrum_flags=spectrum_flags,
+        joint_hardness=jh,
+        crude=crude.crude,
+        crude_instrument=crude.instrument,
+        primary=crude.instrument or primary_instrument(timings, config.classification_catalogs),
+        stage_seconds=stage.seconds,
     )
 
 
-@dataclass
-class VHFResult:
-    """Everything the VHF analysis computed for one burst."""
-
-    inputs: VHFInputs
-    calibration: dict[str, list[CalibrationRef]]
-    timings: dict[str, InstrumentTiming]
-    failed: dict[str, str]
-    positions: Positions
-    spectrum: SpectrumStep
-    joint_hardness: HardnessRatio | None
-    crude: CrudeClass | None
-    crude_instrument: str | None
-
-
-def analyse(
-    paths: list[str], t0: float | None = None, config: VHFConfig | None = None
-) -> VHFResult:
-    """Run every VHF step on event files, without Prefect and without writing products."""
-    from svomflow.tasks.vhf.inputs import load_inputs
-
-    cfg = config or VHFConfig()
-    inputs = load_inputs(paths, t0)
-    cal = resolve_calibration(inputs)
-    timings, failed = timing_all(inputs, cfg)
-    pos = positions(inputs, timings, cfg)
-    spec = spectrum(inputs, timings, pos, cfg)
-    jh = joint_hardness(inputs, timings, cfg)
-    crude, crude_inst, _ = classification(timings, pos, cfg)
-    return VHFResult(inputs, cal, timings, failed, pos, spec, jh, crude, crude_inst)
-
-
-def _f(x: Any) -> float | None:
-    """JSON-safe float (NaN/inf -> None)."""
-    if x is None:
-        return None
-    x = float(x)
-    return x if np.isfinite(x) else None
-
-
-def _timing_dict(t: InstrumentTiming, t0: float) -> dict[str, Any]:
-    d = t.durations
-    out: dict[str, Any] = {
-        "band_kev": list(t.band_kev),
-        "t90": _f(d.t90) if d else None,
-        "t90_err": _f(d.t90_err) if d else None,
-        "t90_start": _f(d.t90_start) if d else None,
-        "t90_start_err": _f(d.t90_start_err) if d else None,
-        "t50": _f(d.t50) if d else None,
-        "t50_err": _f(d.t50_err) if d else None,
-        "t50_start": _f(d.t50_start) if d else None,
-        "net_counts": _f(d.total_counts) if d else None,
-        "t90_method": d.method if d else None,
-        "t90_quality": t.t90_status.quality,
-        "t90_quality_reason": t.t90_status.reason or None,
-        "t90_dt_s": _f(t.dt_s),
-        "peak_flux": {
-            f"{p.timescale_s:g}": {
-                "rate": _f(p.rate),
-                "rate_err": _f(p.rate_err),
-                "start": _f(p.start),
-                "unit": "counts/s",
-            }
-            for p in t.peaks
-        },
-        "hardness_ratio": None,
-        "trigger": None,
-        "background_order": t.curve.background.order if t.curve.background else None,
-        "background_intervals": t.background_intervals,
-        "flags": list(t.flags),
-    }
-    if t.hardness is not None:
-        h = t.hardness
-        out["hardness_ratio"] = {
-            "ratio": _f(h.ratio),
-            "error": _f(h.ratio_err),
-            "soft_band_kev": list(h.soft_band_kev),
-            "hard_band_kev": list(h.hard_band_kev),
-            "interval": list(h.interval),
-            "reliable": h.reliable,
-        }
-    if t.trigger is not None:
-        b = t.trigger.best
-        out["trigger"] = {
-            "time": _f(b.start + t0),
-            "start": _f(b.start),
-            "timescale_s": _f(b.timescale_s),
-            "band_kev": list(b.band_kev),
-            "significance": _f(b.significance),
-            "triggered": t.trigger.triggered,
-        }
-    return out
-
-
-def summary(result: VHFResult) -> dict[str, Any]:
-    """The key numbers as one JSON-ready object (times in s since ``t0``)."""
-    t0 = result.inputs.t0
-    per = {k: _timing_dict(v, t0) for k, v in result.timings.items()}
-    prim = (
-        primary_instrument(result.timings, VHFConfig())
-        if result.crude_instrument is None
-        else result.crude_instrument
-    )
-    top = per[prim]
-    pos = result.positions
-    best = pos.best()
-    position = None
-    if best is not None:
-        position = {k: _f(v) if k != "instrument" else v for k, v in best.items()}
-    per_pos: dict[str, Any] = {}
-    for name, q in pos.coded_mask.items():
-        per_pos[name] = {k: _f(v) for k, v in q.position.to_dict().items()}
-    for name, g in pos.count_ratio.items():
-        per_pos[name] = {
-            "ra_deg": _f(g.ra_deg),
-            "dec_deg": _f(g.dec_deg),
-            "error_radius_1sigma_deg": _f(g.error_radius_1sigma_deg),
-            "error_radius_90_deg": _f(g.error_radius_90_deg),
-        }
-    for name, it in pos.image_trigger.items():
-        # an instrument whose timing failed (a burst outside the ECLAIRs field, seen by the
-        # GRM only) still had its image-trigger search: it gets an entry without timing
-        entry = per.setdefault(name, {"t90": None, "failed": result.failed.get(name, "no timing")})
-        entry["image_trigger"] = (
-            None
-            if it is None
-            else {"start": _f(it.t_start), "exposure_s": _f(it.exposure_s), "snr": _f(it.snr)}
-        )
-    spectra = {
-        k: v.spectrum.to_dict() | {"interval": list(v.interval)}
-        for k, v in result.spectrum.spectra.items()
-    }
-    jh = result.joint_hardness
-    crude = result.crude
-    flags: list[str] = []
-    for name, why in result.failed.items():
-        flags.append(f"{name}: {why}")
-    for name, t in result.timings.items():
-        if not t.t90_status.measured:
-            flags.append(f"{name}: {t.t90_status.quality}: {t.t90_status.reason}")
-    for src in (pos.flags, result.spectrum.flags):
-        for name, fl in src.items():
-            flags.extend(f"{name}: {f}" for f in fl)
-    for name, d in result.inputs.instruments.items():
-        flags.extend(f"{name}: {f}" for f in d.flags)
-    return {
-        "t0": t0,
-        "instruments": list(result.inputs.instruments),
-        "t90_instrument": prim,
-        "t90_band_kev": top["band_kev"],
-        "t90": top["t90"],
-        "t90_err": top["t90_err"],
-        "t90_start": top["t90_start"],
-        "t90_quality": top["t90_quality"],
-        "t50": top["t50"],
-        "t50_err": top["t50_err"],
-        "t50_start": top["t50_start"],
-        "peak_flux": top["peak_flux"],
-        "hardness_ratio": top["hardness_ratio"],
-        "hardness_ratio_joint": None
-        if jh is None
-        else {
-            "ratio": _f(jh.ratio),
-            "error": _f(jh.ratio_err),
-            "soft_band_kev": list(jh.soft_band_kev),
-            "hard_band_kev": list(jh.hard_band_kev),
-            "reliable": jh.reliable,
-        },
-        "classification": None
-        if crude is None
-        else {
-            "class": crude.klass,
-            "p_short": _f(crude.p_short),
-            "flags": list(crude.flags),
-            "catalog": crude.catalog,
-            "instrument": result.crude_instrument,
-        },
-        "position": position,
-        "positions": per_pos,
-        "spectrum": spectra,
-        "per_instrument": per,
-        "failed_instruments": result.failed,
-        "flags": flags,
-    }
-
-
-def position_error_arcmin(summary_: dict[str, Any], ra: float, dec: float) -> float | None:
-    """Distance (arcmin) of the reported position from a true one (None without a position)."""
-    p = summary_.get("position")
-    if not p:
-        return None
-    return float(angular_separation_deg(p["ra_deg"], p["dec_deg"], ra, dec)) * 60.0
+VHF_PIPELINE: Pipeline[VHFRequest, VHFInputs, VHFConfig, VHFOutcome] = Pipeline(
+    flow_name=FLOW_NAME,
+    config=VHFConfig,
+    steps=(
+        lightcurves,
+        image_trigger_search,
+        timing,
+        quick_position_step,
+        count_ratio_position,
+        trigger_report,
+        quick_spectrum_step,
+        joint_hardness,
+        classification,
+    ),
+    observe=observe,
+    read=read,
+    plan=_plan,
+    # a quick analysis goes on without a response model: no count-ratio position and no
+    # quick spectrum for that instrument, said in the flags
+    optional_calibration=("RSPPAR",),
+)

@@ -6,10 +6,11 @@ instrument data, the analysis only chooses which to use.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from svomflow.config import StepConfig
+from svomflow.config.base import CalibrationOverride
 from svomflow.tasks.classification.crude import KnownSource, packaged_known_sources
 from svomflow.tasks.localisation.grm_ratio import GRMLocalisationConfig
 from svomflow.tasks.timing import AdaptiveBinningConfig, BackgroundConfig, DurationConfig
@@ -18,6 +19,7 @@ __all__ = [
     "FluenceConfig",
     "IntervalsConfig",
     "LightCurveConfig",
+    "LocaliseConfig",
     "SpectralConfig",
     "TemporalConfig",
     "XbandAnalysisConfig",
@@ -110,6 +112,18 @@ class SpectralConfig(StepConfig):
         "covariance (too wide upwards with a loosely constrained beta)",
     )
     cross_norm: bool = Field(True, description="free GRM/ECLAIRs cross-normalisation")
+    override_ebounds: CalibrationOverride = Field(
+        None, description="EBOUNDS file (channel energies) instead of the CALDB's"
+    )
+    override_deadtime: CalibrationOverride = Field(
+        None, description="DEADTIME file (live time of the spectra) instead of the CALDB's"
+    )
+    override_badpix: CalibrationOverride = Field(
+        None, description="BADPIX file (pixels left out of ECLAIRs spectra) instead of the CALDB's"
+    )
+    override_rsppar: CalibrationOverride = Field(
+        None, description="RSPPAR file (response model of the RSP products) instead of the CALDB's"
+    )
 
     @property
     def eclairs_weighting(self) -> Literal["none", "mask"]:
@@ -157,18 +171,36 @@ class TemporalConfig(StepConfig):
     lag_sims: int = Field(200, ge=0, description="resamplings for the lag error (count)")
 
 
+class LocaliseConfig(StepConfig):
+    """Refined positions: ECLAIRs imaging and GRM count ratios."""
+
+    eclairs_band_kev: Band | None = Field(
+        None, description="ECLAIRs imaging band (keV); default bands_kev.image_trigger"
+    )
+    grm: GRMLocalisationConfig = Field(
+        default_factory=GRMLocalisationConfig, description="GRM count-ratio localisation"
+    )
+    override_badpix: CalibrationOverride = Field(
+        None, description="BADPIX file (pixels left out of the image) instead of the CALDB's"
+    )
+    override_rsppar: CalibrationOverride = Field(
+        None, description="RSPPAR file (GRM response model) instead of the CALDB's"
+    )
+
+
+# keys of the flow configuration before the localisation had its own section
+_LEGACY_LOCALISE_KEYS = {"eclairs_position_band_kev": "eclairs_band_kev", "grm_localisation": "grm"}
+
+
 class XbandAnalysisConfig(StepConfig):
     """Configuration of the ``xband_analysis`` flow."""
 
     intervals: IntervalsConfig = Field(default_factory=IntervalsConfig)
+    localise: LocaliseConfig = Field(default_factory=LocaliseConfig)
     spectral: SpectralConfig = Field(default_factory=SpectralConfig)
     fluence: FluenceConfig = Field(default_factory=FluenceConfig)
     lightcurve: LightCurveConfig = Field(default_factory=LightCurveConfig)
     temporal: TemporalConfig = Field(default_factory=TemporalConfig)
-    eclairs_position_band_kev: Band | None = Field(
-        None, description="ECLAIRs imaging band (keV); default bands_kev.image_trigger"
-    )
-    grm_localisation: GRMLocalisationConfig = Field(default_factory=GRMLocalisationConfig)
     known_sources: list[KnownSource] = Field(
         default_factory=packaged_known_sources,
         description="known bright X-ray sources: those in the ECLAIRs field are removed from "
@@ -177,3 +209,17 @@ class XbandAnalysisConfig(StepConfig):
         "config/catalogs/known_sources.yaml, shared with the VHF flow)",
     )
     seed: int = Field(0, description="seed of every simulation-based error")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_localise_keys(cls, data: Any) -> Any:
+        """Read configurations written before ``localise`` was a section (reprocessing)."""
+        if not isinstance(data, dict) or not any(k in data for k in _LEGACY_LOCALISE_KEYS):
+            return data
+        data = dict(data)
+        section = dict(data.get("localise") or {})
+        for old, new in _LEGACY_LOCALISE_KEYS.items():
+            if old in data:
+                section.setdefault(new, data.pop(old))
+        data["localise"] = section
+        return data

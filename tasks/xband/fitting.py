@@ -1,10 +1,10 @@
 """Fits of extracted spectra through their responses: one instrument or joint, and fluxes.
 
-Datasets are loaded from the written OGIP files with :func:`svomflow.tasks.spectral.load`
-(BACKFILE and RESPFILE from the headers), so every fit exercises the files the products
-hold. A joint ECLAIRs + GRM fit shares the spectral shape; the GRM detectors get one free
-cross-normalisation against ECLAIRs (their own ``norm_*`` parameters are linked to the
-first GRM detector's), the GRM-only fit has none (the detectors share one calibration).
+The datasets are the spectra and responses of the products, in memory
+(:class:`~svomflow.tasks.xband.datasets.FitDataset`). A joint ECLAIRs + GRM fit shares the
+spectral shape; the GRM detectors get one free cross-normalisation against ECLAIRs (their
+own ``norm_*`` parameters are linked to the first GRM detector's), the GRM-only fit has none
+(the detectors share one calibration).
 
 Counts-to-flux conversion (for light curves and peak fluxes in physical units): for a fitted
 model, ``factor = photon flux in the flux band / predicted count rate in the count band``,
@@ -16,39 +16,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from astropy.io import fits
 from svomflow.errors import InputDataError
 from svomflow.tasks import spectral as sp
 from svomflow.tasks.spectral.fit import FitResult
 from svomflow.tasks.spectral.models import EnergyGrid
+from svomflow.tasks.xband.datasets import FitDataset
 
 __all__ = [
-    "DatasetSpec",
     "IntervalFit",
-    "check_response_covers",
     "conversion_factor",
     "fit_datasets",
-    "load_datasets",
 ]
-
-
-@dataclass(frozen=True)
-class DatasetSpec:
-    """One spectrum to fit: PHA file (row for type II), response, energy range, instrument.
-
-    ``stat`` overrides the fit's statistic for this dataset (chi2 for a mask-weighted one).
-    """
-
-    pha: str
-    row: int | None
-    rsp: str
-    energy_kev: tuple[float, float]
-    instrument: str
-    name: str
-    stat: str | None = None
 
 
 @dataclass
@@ -64,7 +44,7 @@ class IntervalFit:
     notes: list[str] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
-        """JSON-friendly summary."""
+        """Return a JSON-ready summary."""
         r = self.result
         return {
             "label": self.label,
@@ -91,36 +71,8 @@ class IntervalFit:
         }
 
 
-def check_response_covers(rsp: str | Path, interval_met: tuple[float, float]) -> None:
-    """Raise when a response's TSTART/TSTOP validity does not contain the interval."""
-    with fits.open(rsp, memmap=False) as hdul:
-        for h in hdul[1:]:
-            if h.name in ("SPECRESP MATRIX", "MATRIX"):
-                t0, t1 = h.header.get("TSTART"), h.header.get("TSTOP")
-                if t0 is None or t1 is None:
-                    return
-                if interval_met[0] < float(t0) - 1e-6 or interval_met[1] > float(t1) + 1e-6:
-                    raise InputDataError(
-                        f"{rsp}: the response is valid over [{float(t0)}, {float(t1)}] which does "
-                        f"not contain the interval [{interval_met[0]}, {interval_met[1]}]"
-                    )
-                return
-
-
-def load_datasets(specs: Sequence[DatasetSpec]) -> list[sp.SpectrumDataset]:
-    """Load and select each dataset; check each response covers its spectrum's interval."""
-    out = []
-    for s in specs:
-        ds = sp.load(s.pha, rsp=s.rsp, row=s.row, name=s.name)
-        if ds.source.tstart is not None and ds.source.tstop is not None:
-            check_response_covers(s.rsp, (ds.source.tstart, ds.source.tstop))
-        ds.select_energy([s.energy_kev])
-        out.append(ds)
-    return out
-
-
 def fit_datasets(
-    specs: Sequence[DatasetSpec],
+    specs: Sequence[FitDataset],
     *,
     label: str,
     interval: tuple[float, float],
@@ -151,7 +103,7 @@ def fit_datasets(
     without the fallbacks), the profile ones symmetric (+-3.7 %). The fluence is the energy
     flux times the interval's length.
     """
-    datasets = load_datasets(specs)
+    datasets = [s.selected() for s in specs]
     insts = list(dict.fromkeys(s.instrument for s in specs))
     link: dict[str, str] = {}
     freeze: dict[str, float] = {}

@@ -26,9 +26,11 @@ from __future__ import annotations
 import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from svomflow.errors import InputDataError
+from svomflow.products.burst_events import InstrumentEvents
 from svomflow.tasks.timing import (
     BackgroundModel,
     BinnedCounts,
@@ -41,23 +43,14 @@ from svomflow.tasks.timing import (
 )
 from svomflow.tasks.timing.t90_status import T90Status, t90_status
 from svomflow.tasks.xband.config import IntervalsConfig
-from svomflow.tasks.xband.events import InstrumentEvents
+from svomflow.tasks.xband.selection import default_band, per_instrument, source_file, times_in_band
 
 __all__ = [
     "CommonIntervals",
     "InstrumentTiming",
     "common_intervals",
-    "default_band",
     "instrument_timing",
 ]
-
-
-def default_band(
-    ev: InstrumentEvents, given: Sequence[float] | None, key: str
-) -> tuple[float, float]:
-    """The band ``given``, else the instrument file's ``bands_kev.<key>``."""
-    band = given if given is not None else ev.definition.get(f"bands_kev.{key}")
-    return (float(band[0]), float(band[1]))
 
 
 @dataclass
@@ -95,21 +88,24 @@ def instrument_timing(
     InputDataError
         No events in the band, or no burst found in it.
     """
-    key = "eclairs_band_kev" if ev.name == "eclairs" else "grm_band_kev"
-    band = default_band(ev, band_kev if band_kev is not None else getattr(config, key, None), "t90")
-    t = ev.times_in_band(band)
+    given = band_kev if band_kev is not None else per_instrument(config, "band_kev", ev.key)
+    band = default_band(ev, given, "t90")
+    t = times_in_band(ev, band)
+    gti = ev.events.gti
     if t.size == 0:
-        raise InputDataError(f"{ev.path}: no events in the {band[0]:g}-{band[1]:g} keV band")
+        raise InputDataError(
+            f"{source_file(ev)}: no events in the {band[0]:g}-{band[1]:g} keV band"
+        )
     flags: list[str] = []
     dur = None
     why = None
     # the clock and background first (no burst: an error), then T90 on them; a T90 that
     # cannot be measured keeps the light curve and its background (t90_status says why)
     try:
-        c = adaptive_curve(t, ev.gti, config.background, config.binning)
+        c = adaptive_curve(t, gti, config.background, config.binning)
     except InputDataError as exc:
         raise InputDataError(
-            f"{ev.path}: background of the {band[0]:g}-{band[1]:g} keV light curve: {exc}"
+            f"{source_file(ev)}: background of the {band[0]:g}-{band[1]:g} keV light curve: {exc}"
         ) from None
     bins, bkg, dt = c.bins, c.background, c.dt_s
     try:
@@ -118,12 +114,12 @@ def instrument_timing(
     except InputDataError as exc:
         why = str(exc)
     flags.extend(bkg.flags)
-    g = np.asarray(ev.gti, float).reshape(-1, 2)
+    g = np.asarray(gti, float).reshape(-1, 2)
     status = t90_status(bkg, (float(g[0, 0]), float(g[-1, 1])), dt, config.duration, why, flags)
     if not status.measured:
         dur = None  # a duration measured without a plateau is not reported (t90_status)
         flags.append(f"T90 not measured ({status.quality}): {status.reason}")
-    return InstrumentTiming(ev.name, band, bins, bkg, dur, flags, float(dt), status)
+    return InstrumentTiming(ev.key, band, bins, bkg, dur, flags, float(dt), status)
 
 
 @dataclass
@@ -137,6 +133,27 @@ class CommonIntervals:
     resolved: list[tuple[float, float]]
     method: str
     peak_instrument: str
+
+    @property
+    def off_source(self) -> list[tuple[float, float]]:
+        """The background intervals of the spectra and fluxes: pre- (and post-) burst."""
+        return [self.pre_burst] + ([self.post_burst] if self.post_burst is not None else [])
+
+    def fitted(self) -> list[tuple[str, tuple[float, float]]]:
+        """Name the intervals whose spectra are fitted: main, peak, then the time-resolved ones."""
+        resolved = [(f"resolved_{k + 1:02d}", iv) for k, iv in enumerate(self.resolved)]
+        return [("main", self.main), ("peak", self.peak), *resolved]
+
+    def summary(self) -> dict[str, Any]:
+        """Return the intervals as JSON-ready lists (s since t0)."""
+        return {
+            "pre_burst": list(self.pre_burst),
+            "post_burst": list(self.post_burst) if self.post_burst else None,
+            "main": list(self.main),
+            "peak": list(self.peak),
+            "resolved": [list(x) for x in self.resolved],
+            "method": self.method,
+        }
 
     def all_named(self) -> list[tuple[str, tuple[float, float]]]:
         """Every interval with its name (``resolved_NN`` for the time-resolved ones)."""
@@ -153,15 +170,14 @@ def _net_bins(
     main: tuple[float, float],
     dt: float,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Summed counts and background on one clock over ``main`` (edges, counts, background)."""
+    """Sum the counts and background on one clock over ``main`` (edges, counts, background)."""
     n = max(int(np.ceil((main[1] - main[0]) / dt - 1e-9)), 1)
     edges = main[0] + dt * np.arange(n + 1)
     edges[-1] = main[1]
     counts = np.zeros(n)
     bkg = np.zeros(n)
     for tm in timings:
-        ev = events[tm.instrument]
-        t = ev.times_in_band(tm.band_kev)
+        t = times_in_band(events[tm.instrument], tm.band_kev)
         counts += np.histogram(t, edges)[0]
         one = BinnedCounts(edges[:-1], edges[1:], np.zeros(n), np.diff(edges))
         bkg += tm.background.counts(one)[0]
@@ -222,8 +238,8 @@ def common_intervals(
         raise InputDataError("no instrument timing to build intervals from")
     lo = min(tm.excluded[0] for tm in timings)
     hi = max(tm.excluded[1] for tm in timings)
-    start = max(float(events[tm.instrument].gti[0, 0]) for tm in timings)
-    stop = min(float(events[tm.instrument].gti[-1, 1]) for tm in timings)
+    start = max(float(events[tm.instrument].events.gti[0, 0]) for tm in timings)
+    stop = min(float(events[tm.instrument].events.gti[-1, 1]) for tm in timings)
     main = (max(lo, start), min(hi, stop))
     if not main[1] > main[0]:
         raise InputDataError("empty main interval: the instruments' data do not overlap the burst")
@@ -237,8 +253,8 @@ def common_intervals(
         res = config.peak_timescale_s / 8.0
         try:
             pf = peak_flux(
-                ev.times_in_band(tm.band_kev),
-                ev.gti,
+                times_in_band(ev, tm.band_kev),
+                ev.events.gti,
                 tm.background,
                 PeakFluxConfig(timescales_s=[config.peak_timescale_s], resolution_s=res),
                 window=main,

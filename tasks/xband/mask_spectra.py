@@ -34,26 +34,28 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
+from astropy.io import fits
 from numpy.typing import NDArray
 from svomflow.errors import InputDataError
-from svomflow.products.ogip import (
-    TimeReference,
-    primary_hdu,
-    write_hdulist,
-)
+from svomflow.products.burst_events import InstrumentEvents
+from svomflow.products.ogip import TimeReference
 from svomflow.tasks.coded_mask.mask_weighting import MaskWeights, event_weights, weighted_spectrum
-from svomflow.tasks.xband.events import InstrumentEvents
-from svomflow.tasks.xband.spectra import _intersect, _live, interval_pha_hdu
+from svomflow.tasks.xband.selection import channel_bounds, source_file
+from svomflow.tasks.xband.spectra import (
+    _intersect,
+    _live,
+    interval_pha_hdu,
+    low_threshold_quality,
+)
 
 __all__ = [
     "WeightedSpectrum",
     "extract_weighted_spectrum",
     "group_min_snr",
     "smooth_variance",
-    "write_weighted_spectra",
+    "weighted_spectra_hdu",
 ]
 
 Interval = tuple[float, float]
@@ -167,12 +169,14 @@ def extract_weighted_spectrum(
     weights: MaskWeights,
     interval: Interval,
     *,
+    dead_time_s: float = 0.0,
     min_snr: float = 3.0,
     min_channels: int = 1,
     smooth_rel_width: float | None = 0.1,
 ) -> WeightedSpectrum:
     """Extract the mask-weighted spectrum of an imaging instrument's events for an interval.
 
+    ``dead_time_s`` is the plane's dead time per recorded event (CALDB ``DEADTIME``).
     Events on pixels that ``weights`` does not use (dead, noisy) have weight 0. The variance
     is smoothed over ``+-smooth_rel_width * E`` (:func:`smooth_variance`; ``None``: the raw
     ``sum(w^2)`` per channel).
@@ -183,44 +187,42 @@ def extract_weighted_spectrum(
         Events without pixel coordinates, an empty interval (no good time, no event), or
         weights for another detector size.
     """
-    if ev.pixel_y is None or ev.pixel_z is None:
-        raise InputDataError(f"{ev.path}: no pixel coordinates: cannot mask-weight the events")
-    if ev.dead_pixels is not None and ev.dead_pixels.shape != weights.weights.shape:
-        raise InputDataError(
-            f"{ev.path}: detector of {ev.dead_pixels.shape} pixels but weights for "
-            f"{weights.weights.shape}"
-        )
+    where = source_file(ev)
+    data = ev.events
+    if data.pixel_y is None or data.pixel_z is None:
+        raise InputDataError(f"{where}: no pixel coordinates: cannot mask-weight the events")
     a, b = float(interval[0]), float(interval[1])
     if not b > a:
-        raise InputDataError(f"{ev.path}: empty interval [{a}, {b}] s")
-    pieces = _intersect([(a, b)], ev.gti)
+        raise InputDataError(f"{where}: empty interval [{a}, {b}] s")
+    pieces = _intersect([(a, b)], data.gti)
     if not pieces:
-        raise InputDataError(f"{ev.path}: interval [{a:.3f}, {b:.3f}] s has no good time")
-    sel = np.zeros(ev.time.size, dtype=bool)
+        raise InputDataError(f"{where}: interval [{a:.3f}, {b:.3f}] s has no good time")
+    sel = np.zeros(data.time.size, dtype=bool)
     for p0, p1 in pieces:
-        i0, i1 = np.searchsorted(ev.time, [p0, p1])
+        i0, i1 = np.searchsorted(data.time, [p0, p1])
         sel[i0:i1] = True
     n_events = int(sel.sum())
     if n_events == 0:
-        raise InputDataError(f"{ev.path}: no event in [{a:.3f}, {b:.3f}] s (empty interval)")
-    w = event_weights(weights, ev.pixel_y[sel], ev.pixel_z[sel])
-    chan = ev.pi[sel].astype(np.int64) - ev.first_channel
-    counts, raw_var = weighted_spectrum(chan, w, ev.n_channels)
-    exposure, _ = _live(ev, pieces, 0)
-    quality = np.zeros(ev.n_channels, dtype=np.int16)
-    thr = ev.definition.get("low_threshold_kev", None)
-    if thr is not None:
-        quality[ev.e_max <= float(thr) + 1e-9] = 5
+        raise InputDataError(f"{where}: no event in [{a:.3f}, {b:.3f}] s (empty interval)")
+    ny, nz = weights.weights.shape
+    if int(data.pixel_y.max()) >= ny or int(data.pixel_z.max()) >= nz:
+        raise InputDataError(
+            f"{where}: events on pixels beyond the {weights.weights.shape} plane of the weights"
+        )
+    w = event_weights(weights, data.pixel_y[sel], data.pixel_z[sel])
+    e_min, e_max, first = channel_bounds(ev, 0)
+    chan = data.channel[sel].astype(np.int64) - first
+    counts, raw_var = weighted_spectrum(chan, w, e_min.size)
+    exposure, _ = _live(ev, pieces, 0, dead_time_s)
+    quality = low_threshold_quality(ev, e_max)
     var = (
         raw_var
         if smooth_rel_width is None
-        else smooth_variance(
-            raw_var, quality, 0.5 * (ev.e_min + ev.e_max), rel_width=smooth_rel_width
-        )
+        else smooth_variance(raw_var, quality, 0.5 * (e_min + e_max), rel_width=smooth_rel_width)
     )
     return WeightedSpectrum(
-        instrument=ev.name,
-        detector=ev.detectors[0],
+        instrument=ev.key,
+        detector=data.detectors[0],
         interval=(a, b),
         counts=counts,
         variance=var,
@@ -229,16 +231,15 @@ def extract_weighted_spectrum(
         n_events=n_events,
         grouping=group_min_snr(counts, var, quality, min_snr, min_channels),
         quality=quality,
-        first_channel=ev.first_channel,
+        first_channel=first,
         weight_norm=weights.norm,
         coding_fraction=weights.coding_fraction,
         smooth_rel_width=smooth_rel_width,
     )
 
 
-def write_weighted_spectra(
+def weighted_spectra_hdu(
     spectra: Sequence[WeightedSpectrum],
-    path: str | Path,
     *,
     telescope: str,
     instrument: str,
@@ -246,13 +247,12 @@ def write_weighted_spectra(
     t0: float,
     respfile: str | None,
     extra_cards: Sequence[tuple[str, object, str]] = (),
-) -> Path:
-    """Write mask-weighted spectra: PHA type I for one interval, type II for several.
+) -> fits.BinTableHDU:
+    """Build the ``SPECTRUM`` HDU of mask-weighted spectra: PHA type I or II (several intervals).
 
     Counts are floats with ``STAT_ERR`` and ``POISSERR = F``; no background file (the
     weighting subtracts it). Times are mission seconds (``t0`` is added).
     """
-    path = Path(path)
     hdu = interval_pha_hdu(
         [s.counts for s in spectra],
         [s.exposure for s in spectra],
@@ -282,5 +282,4 @@ def write_weighted_spectra(
     h["CODFRAC"] = (spectra[0].coding_fraction, "coding fraction of the source")
     for k, v, c in extra_cards:
         h[k] = (v, c)
-    prim = primary_hdu(telescope=telescope, instrument=instrument)
-    return write_hdulist([prim, hdu], path)
+    return hdu

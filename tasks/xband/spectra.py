@@ -33,18 +33,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from astropy.io import fits
 from numpy.typing import NDArray
 from svomflow.errors import InputDataError
+from svomflow.products.burst_events import InstrumentEvents
 from svomflow.products.ogip import (
     TimeReference,
     pha_type1_hdu,
     pha_type2_hdu,
-    primary_hdu,
-    write_hdulist,
 )
 from svomflow.tasks.timing import (
     BackgroundConfig,
@@ -53,7 +51,7 @@ from svomflow.tasks.timing import (
     uniform_bins,
 )
 from svomflow.tasks.timing.background import BackgroundModel
-from svomflow.tasks.xband.events import InstrumentEvents
+from svomflow.tasks.xband.selection import band_mask, channel_bounds, source_file
 
 __all__ = [
     "DetectorBackground",
@@ -62,7 +60,8 @@ __all__ = [
     "extract_spectrum",
     "group_channels",
     "interval_pha_hdu",
-    "write_spectra",
+    "low_threshold_quality",
+    "spectra_hdus",
 ]
 
 Interval = tuple[float, float]
@@ -123,18 +122,19 @@ def detector_background(
     max_order: int = 2,
 ) -> DetectorBackground:
     """Fit one detector's (None: all detectors') background rate on the off-source intervals."""
-    off = _intersect(off_intervals, ev.gti)
+    data = ev.events
+    off = _intersect(off_intervals, data.gti)
     if not off:
-        raise InputDataError(f"{ev.path}: no off-source data for the background")
-    sel = ev.band_mask(band_kev)
+        raise InputDataError(f"{source_file(ev)}: no off-source data for the background")
+    sel = band_mask(ev, band_kev)
     if detector_index is not None:
-        sel &= ev.detector == detector_index
-    bins = uniform_bins(ev.time[sel], bin_s, ev.gti)
-    cfg = BackgroundConfig(method="manual", intervals=[list(iv) for iv in off], max_order=max_order)
+        sel &= data.detector == detector_index
+    bins = uniform_bins(data.time[sel], bin_s, data.gti)
+    cfg = BackgroundConfig(method="manual", intervals=list(off), max_order=max_order)
     model = fit_background(bins, cfg)
-    name = "ALL" if detector_index is None else ev.detectors[detector_index]
+    name = "ALL" if detector_index is None else data.detectors[detector_index]
     return DetectorBackground(
-        ev.name,
+        ev.key,
         name,
         -1 if detector_index is None else detector_index,
         model,
@@ -201,13 +201,13 @@ def group_channels(
 
 
 def _live(
-    ev: InstrumentEvents, pieces: Sequence[Interval], detector_index: int
+    ev: InstrumentEvents, pieces: Sequence[Interval], detector_index: int, dead_time_s: float
 ) -> tuple[float, int]:
     """Live time over the pieces and the number of recorded events of the detector in them."""
     total = sum(b - a for a, b in pieces)
-    t = ev.time[ev.detector == detector_index]
+    t = ev.events.time[ev.events.detector == detector_index]
     n = int(sum(np.searchsorted(t, b) - np.searchsorted(t, a) for a, b in pieces))
-    return max(total - n * ev.dead_time_s, 0.0), n
+    return max(total - n * dead_time_s, 0.0), n
 
 
 def _source_weighted_live(
@@ -216,6 +216,7 @@ def _source_weighted_live(
     pieces: Sequence[Interval],
     live_fraction_off: float,
     bin_s: float,
+    dead_time_s: float,
 ) -> float:
     """Live time of the pieces as seen by the source (module docstring); plain if no source.
 
@@ -225,18 +226,18 @@ def _source_weighted_live(
     the off-source intervals divided by their live fraction).
     """
     k = background.detector_index
-    on_det = ev.detector == k
-    t_all = ev.time[on_det]
-    t_band = ev.time[on_det & ev.band_mask(background.band_kev)]
+    on_det = ev.events.detector == k
+    t_all = ev.events.time[on_det]
+    t_band = ev.events.time[on_det & band_mask(ev, background.band_kev)]
     gti = np.asarray(pieces, dtype=np.float64).reshape(-1, 2)
-    plain, _ = _live(ev, pieces, k)
-    if ev.dead_time_s <= 0:
+    plain, _ = _live(ev, pieces, k, dead_time_s)
+    if dead_time_s <= 0:
         return plain
     all_bins = uniform_bins(t_all, bin_s, gti)
     band_bins = uniform_bins(t_band, bin_s, gti)
     dt = all_bins.exposure
     ok = dt > 0
-    live = np.clip(dt - all_bins.counts * ev.dead_time_s, 0.0, None)
+    live = np.clip(dt - all_bins.counts * dead_time_s, 0.0, None)
     lf = np.divide(live, dt, out=np.ones_like(dt), where=ok)
     b_rec, _ = background.model.counts(band_bins)
     true_rate = np.divide(band_bins.counts, live, out=np.zeros_like(dt), where=live > 0)
@@ -252,15 +253,30 @@ def _source_weighted_live(
 
 
 def _channel_counts(
-    ev: InstrumentEvents, pieces: Sequence[Interval], detector_index: int
+    time: NDArray[np.float64],
+    channel: NDArray[np.integer],
+    detector: NDArray[np.integer],
+    pieces: Sequence[Interval],
+    detector_index: int,
+    first_channel: int,
+    n_channels: int,
 ) -> NDArray[np.float64]:
-    m = np.zeros(ev.time.size, dtype=bool)
+    m = np.zeros(time.size, dtype=bool)
     for a, b in pieces:
-        i0, i1 = np.searchsorted(ev.time, [a, b])
+        i0, i1 = np.searchsorted(time, [a, b])
         m[i0:i1] = True
-    m &= ev.detector == detector_index
-    idx = ev.pi[m].astype(np.int64) - ev.first_channel
-    return np.bincount(idx, minlength=ev.n_channels).astype(np.float64)
+    m &= detector == detector_index
+    idx = channel[m].astype(np.int64) - first_channel
+    return np.bincount(idx, minlength=n_channels).astype(np.float64)
+
+
+def low_threshold_quality(ev: InstrumentEvents, e_max: NDArray[np.float64]) -> NDArray[np.int16]:
+    """OGIP QUALITY per channel: 5 (bad) for channels below the instrument's low threshold."""
+    quality = np.zeros(e_max.size, dtype=np.int16)
+    thr = None if ev.definition is None else ev.definition.get("low_threshold_kev", None)
+    if thr is not None:
+        quality[e_max <= float(thr) + 1e-9] = 5
+    return quality
 
 
 def extract_spectrum(
@@ -268,6 +284,7 @@ def extract_spectrum(
     background: DetectorBackground,
     interval: Interval,
     *,
+    dead_time_s: float,
     min_counts: int = 10,
     min_channels: int = 1,
     event_mask: NDArray[np.bool_] | None = None,
@@ -276,6 +293,7 @@ def extract_spectrum(
 ) -> ExtractedSpectrum:
     """Extract the source and background spectra of one detector for an interval.
 
+    ``dead_time_s`` is the detector's dead time per recorded event (CALDB ``DEADTIME``).
     ``event_mask`` removes events (e.g. noisy pixels) from source and background alike.
     ``live_bin_s`` is the bin width of the source-weighted live time (module docstring).
     Each group holds ``min_counts`` source and ``min_bkg_counts`` background counts (the
@@ -287,57 +305,52 @@ def extract_spectrum(
         An empty interval (no good time or no counts), or an interval overlapping the
         background intervals.
     """
+    where = source_file(ev)
+    data = ev.events
     a, b = float(interval[0]), float(interval[1])
     if not b > a:
-        raise InputDataError(f"{ev.path}: empty interval [{a}, {b}] s")
-    pieces = _intersect([(a, b)], ev.gti)
+        raise InputDataError(f"{where}: empty interval [{a}, {b}] s")
+    pieces = _intersect([(a, b)], data.gti)
     if not pieces:
-        raise InputDataError(f"{ev.path}: interval [{a:.3f}, {b:.3f}] s has no good time")
+        raise InputDataError(f"{where}: interval [{a:.3f}, {b:.3f}] s has no good time")
     for o0, o1 in background.off_intervals:
         if min(b, o1) - max(a, o0) > 1e-9:
             raise InputDataError(
-                f"{ev.path}: interval [{a:.3f}, {b:.3f}] s overlaps the background interval "
+                f"{where}: interval [{a:.3f}, {b:.3f}] s overlaps the background interval "
                 f"[{o0:.3f}, {o1:.3f}] s"
             )
     k = background.detector_index
-    view = ev
-    if event_mask is not None:
-        from dataclasses import replace
+    e_min, e_max, first = channel_bounds(ev, k)
+    keep = slice(None) if event_mask is None else np.asarray(event_mask, dtype=bool)
+    view = (data.time[keep], data.channel[keep], data.detector[keep])
 
-        view = replace(
-            ev,
-            time=ev.time[event_mask],
-            pi=ev.pi[event_mask],
-            detector=ev.detector[event_mask],
-            energy=ev.energy[event_mask],
-        )
-    counts = _channel_counts(view, pieces, k)
+    def channel_counts(spans: Sequence[Interval]) -> NDArray[np.float64]:
+        return _channel_counts(*view, spans, k, first, e_min.size)
+
+    counts = channel_counts(pieces)
     if counts.sum() <= 0:
         raise InputDataError(
-            f"{ev.path}: no counts in {ev.detectors[k]} in [{a:.3f}, {b:.3f}] s (empty interval)"
+            f"{where}: no counts in {data.detectors[k]} in [{a:.3f}, {b:.3f}] s (empty interval)"
         )
-    exposure, _n_src = _live(ev, pieces, k)
-    bkg_counts = _channel_counts(view, background.off_intervals, k)
-    bkg_exposure, _n_bkg = _live(ev, background.off_intervals, k)
+    exposure, _n_src = _live(ev, pieces, k, dead_time_s)
+    bkg_counts = channel_counts(background.off_intervals)
+    bkg_exposure, _n_bkg = _live(ev, background.off_intervals, k, dead_time_s)
     w_src = _integral(background.model, pieces)
     w_off = _integral(background.model, background.off_intervals)
     if not (w_src > 0 and w_off > 0 and exposure > 0 and bkg_exposure > 0):
-        raise InputDataError(f"{ev.path}: background model not positive over the intervals")
+        raise InputDataError(f"{where}: background model not positive over the intervals")
     # recorded counts scale with the live fraction of each span
     lf_src = exposure / sum(q - p for p, q in pieces)
     lf_off = bkg_exposure / sum(q - p for p, q in background.off_intervals)
     r = (w_off * lf_off) / (w_src * lf_src)
     # the source's own live time (weighted by its light curve) is the spectrum's EXPOSURE;
     # BACKSCAL keeps the background's scaling 1/r relative to it
-    exposure = _source_weighted_live(ev, background, pieces, lf_off, live_bin_s)
+    exposure = _source_weighted_live(ev, background, pieces, lf_off, live_bin_s, dead_time_s)
     backscal = r * exposure / bkg_exposure
     # the background model was fitted in a band: the expected background of all channels is
     # the off-source spectrum scaled by 1/r
     expected = float(bkg_counts.sum() / r)
-    quality = np.zeros(ev.n_channels, dtype=np.int16)
-    thr = ev.definition.get("low_threshold_kev", None)
-    if thr is not None:
-        quality[ev.e_max <= float(thr) + 1e-9] = 5
+    quality = low_threshold_quality(ev, e_max)
     grouping = group_channels(
         counts,
         quality,
@@ -347,8 +360,8 @@ def extract_spectrum(
         min_bkg_counts=min_bkg_counts,
     )
     return ExtractedSpectrum(
-        instrument=ev.name,
-        detector=ev.detectors[k],
+        instrument=ev.key,
+        detector=data.detectors[k],
         interval=(a, b),
         counts=counts,
         exposure=float(exposure),
@@ -358,7 +371,7 @@ def extract_spectrum(
         expected_background=expected,
         grouping=grouping,
         quality=quality,
-        first_channel=ev.first_channel,
+        first_channel=first,
     )
 
 
@@ -448,26 +461,25 @@ def interval_pha_hdu(
     return _add_columns(hdu, cols, tuple(c.name for c in cols))
 
 
-def write_spectra(
+def spectra_hdus(
     spectra: Sequence[ExtractedSpectrum],
-    src_path: str | Path,
-    bak_path: str | Path,
     *,
     telescope: str,
     instrument: str,
     timeref: TimeReference,
     t0: float,
     respfile: str | None,
+    backfile: str,
     extra_cards: Sequence[tuple[str, object, str]] = (),
-) -> tuple[Path, Path]:
-    """Write spectra of one detector: PHA type I for one interval, type II for several.
+) -> tuple[fits.BinTableHDU, fits.BinTableHDU]:
+    """Build the ``SPECTRUM`` HDUs of one detector's spectra: (source, background).
 
-    Times in the files are mission seconds (``t0`` is added); the source file names its
-    background (``BACKFILE``; per row ``bak{n}`` for type II) and its response.
+    PHA type I for one interval, type II for several. Times in the files are mission
+    seconds (``t0`` is added); the source names its background ``backfile`` (per row
+    ``backfile{n}`` for type II) and its response ``respfile``.
     """
     if not spectra:
         raise InputDataError("no spectra to write")
-    src_path, bak_path = Path(src_path), Path(bak_path)
     det = spectra[0].detector
     intervals = [s.interval for s in spectra]
     where = {
@@ -478,9 +490,7 @@ def write_spectra(
         "first_channel": spectra[0].first_channel,
     }
     names = (
-        [bak_path.name]
-        if len(spectra) == 1
-        else [f"{bak_path.name}{{{k + 1}}}" for k in range(len(spectra))]
+        [backfile] if len(spectra) == 1 else [f"{backfile}{{{k + 1}}}" for k in range(len(spectra))]
     )
     src = interval_pha_hdu(
         [s.counts for s in spectra],
@@ -506,8 +516,4 @@ def write_spectra(
         h.header["DETNAM"] = (det, "detector")
         for k, v, c in extra_cards:
             h.header[k] = (v, c)
-    prim = primary_hdu(telescope=telescope, instrument=instrument)
-    write_hdulist([prim, bak], bak_path)
-    prim = primary_hdu(telescope=telescope, instrument=instrument)
-    write_hdulist([prim, src], src_path)
-    return src_path, bak_path
+    return src, bak

@@ -1,5 +1,6 @@
-"""MXT event calibration: gain/offset per column, CTI per pixel, pattern recombination and the
-energy-dependent multiplicity correction, each from its CALDB file.
+"""MXT event calibration: gain/offset, CTI, pattern recombination, multiplicity correction.
+
+Each correction comes from its CALDB file (GAIN, CTI, PATTERN).
 
 Order (reverse of what the detector does): PHA -> energy with the column's gain and offset;
 CTI correction of each pixel's charge (the loss ``(1 - CTI(q))^(RAWY + 1)`` depends on the
@@ -12,84 +13,19 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-from astropy.io import fits
 from numpy.typing import NDArray
 from svomflow.errors import InputDataError
+from svomflow.instruments.mxt_calibration import CTIModel, GainTable, PatternTable
 from svomflow.tasks.xray._kernels import recombine_frames
-from svomflow.tasks.xray.psf import PSFModel
 
-__all__ = [
-    "CALIBRATION_CODES",
-    "CalibratedEvents",
-    "MXTCalibration",
-    "calibrate_events",
-    "load_calibration",
-]
+__all__ = ["CalibratedEvents", "calibrate_events", "cti_correct"]
 
 log = logging.getLogger(__name__)
 
-#: requirement name -> CALDB code name of the files this module (and the fit) needs
-CALIBRATION_CODES = {"gain": "GAIN", "cti": "CTI", "pattern": "PATTERN", "psf": "PSF"}
-
 MAX_VALID_PATTERN = 12
-
-
-@dataclass(frozen=True)
-class MXTCalibration:
-    """The calibration tables of one observation."""
-
-    gain: NDArray[np.float64]
-    offset: NDArray[np.float64]
-    cti0: float
-    cti_index: float
-    pattern_energy: NDArray[np.float64]
-    pattern_fraction: NDArray[np.float64]
-    psf: PSFModel
-    files: dict[str, str]
-
-
-def _open(path: str | Path, ext: str) -> tuple[Any, fits.Header]:
-    try:
-        with fits.open(path) as hdul:
-            if ext not in hdul:
-                raise InputDataError(f"{path}: calibration file lacks the {ext} extension")
-            return hdul[ext].data.copy(), hdul[ext].header.copy()
-    except OSError as exc:
-        raise InputDataError(f"{path}: cannot read calibration file ({exc})") from None
-
-
-def load_calibration(files: dict[str, str | Path], npix_x: int) -> MXTCalibration:
-    """Read the GAIN, CTI, PATTERN and PSF files (keys of :data:`CALIBRATION_CODES`)."""
-    missing = sorted(set(CALIBRATION_CODES) - set(files))
-    if missing:
-        raise InputDataError(f"MXT calibration files missing: {', '.join(missing)}")
-    g, _ = _open(files["gain"], "GAIN")
-    gain = np.zeros(npix_x)
-    offset = np.zeros(npix_x)
-    col = np.asarray(g["RAWX"], dtype=np.int64)
-    if col.min() < 0 or col.max() >= npix_x or np.unique(col).size != npix_x:
-        raise InputDataError(
-            f"{files['gain']}: GAIN table must have one row per column 0..{npix_x - 1}"
-        )
-    gain[col] = g["GAIN"]
-    offset[col] = g["OFFSET"]
-    _, ch = _open(files["cti"], "CTI")
-    p, _ = _open(files["pattern"], "PATTERN")
-    frac = np.vstack([np.asarray(p[f"FRAC{m}"], dtype=np.float64) for m in range(1, 5)])
-    return MXTCalibration(
-        gain=gain,
-        offset=offset,
-        cti0=float(ch["CTI0"]),
-        cti_index=float(ch["CTI_IDX"]),
-        pattern_energy=np.asarray(p["ENERGY"], dtype=np.float64),
-        pattern_fraction=frac,
-        psf=PSFModel.from_fits(files["psf"]),
-        files={k: str(v) for k, v in files.items()},
-    )
 
 
 @dataclass
@@ -100,18 +36,18 @@ class CalibratedEvents:
     frame: NDArray[np.int64]
     rawx: NDArray[np.int64]
     rawy: NDArray[np.int64]
-    energy_kev: NDArray[np.float64]
+    energy_kev: NDArray[np.floating[Any]]
     pi: NDArray[np.int64]
     pattern: NDArray[np.int64]
     multiplicity: NDArray[np.int64]
     counts: dict[str, int]
 
-    def select(self, mask: NDArray[np.bool_]) -> CalibratedEvents:
-        """Return the events where ``mask`` is true (counts kept)."""
+    def select(self, index: NDArray[np.bool_] | NDArray[np.intp]) -> CalibratedEvents:
+        """Return the events at ``index``: a mask, or positions (reordering); counts kept."""
+        i = index
         return CalibratedEvents(
-            self.time[mask], self.frame[mask], self.rawx[mask], self.rawy[mask],
-            self.energy_kev[mask], self.pi[mask], self.pattern[mask], self.multiplicity[mask],
-            dict(self.counts),
+            self.time[i], self.frame[i], self.rawx[i], self.rawy[i], self.energy_kev[i],
+            self.pi[i], self.pattern[i], self.multiplicity[i], dict(self.counts),
         )  # fmt: skip
 
     def __len__(self) -> int:
@@ -131,7 +67,9 @@ def cti_correct(
 
 def calibrate_events(
     events: dict[str, NDArray[Any]],
-    cal: MXTCalibration,
+    gain: GainTable,
+    cti: CTIModel,
+    pattern: PatternTable,
     *,
     channel_width_kev: float,
     n_channels: int,
@@ -143,8 +81,8 @@ def calibrate_events(
     ----------
     events
         Time-sorted pixel rows (TIME, FRAME, RAWX, RAWY, PHA) from :func:`merge_passes`.
-    cal
-        Calibration tables (:func:`load_calibration`).
+    gain, cti, pattern
+        The CALDB tables (``GAIN``, ``CTI``, ``PATTERN``).
     channel_width_kev, n_channels
         PI channel grid (``PI = floor(E / width)``, clipped to the last channel).
     keep_invalid
@@ -153,10 +91,10 @@ def calibrate_events(
     """
     rawx = np.asarray(events["RAWX"], dtype=np.int64)
     rawy = np.asarray(events["RAWY"], dtype=np.int64)
-    if rawx.size and (rawx.max() >= cal.gain.size or rawx.min() < 0):
+    if rawx.size and (rawx.max() >= gain.n_columns or rawx.min() < 0):
         raise InputDataError("pixel events reference columns outside the GAIN table")
-    e_pix = (np.asarray(events["PHA"], dtype=np.float64) - cal.offset[rawx]) * cal.gain[rawx] * 1e-3
-    e_pix = cti_correct(e_pix, rawy, cal.cti0, cal.cti_index)
+    e_pix = gain.energy_kev(events["PHA"], rawx)
+    e_pix = cti_correct(e_pix, rawy, cti.cti0, cti.index)
     frame = np.asarray(events["FRAME"], dtype=np.int64)
     order = np.argsort(frame, kind="stable")
     n = frame.size
@@ -176,11 +114,11 @@ def calibrate_events(
     )
     idx, esum, pat, mult = order[idx[:ng]], esum[:ng], pat[:ng], mult[:ng]
     # multiplicity correction: mean recorded fraction for this multiplicity and energy
-    m = np.clip(mult, 1, cal.pattern_fraction.shape[0]) - 1
+    m = np.clip(mult, 1, pattern.fraction.shape[0]) - 1
     frac = np.ones(ng)
-    for k in range(cal.pattern_fraction.shape[0]):
+    for k in range(pattern.fraction.shape[0]):
         sel = m == k
-        frac[sel] = np.interp(esum[sel], cal.pattern_energy, cal.pattern_fraction[k])
+        frac[sel] = np.interp(esum[sel], pattern.energy_kev, pattern.fraction[k])
     energy = esum / np.where(frac > 0, frac, 1.0)
     pi = np.clip(np.floor(energy / channel_width_kev), 0, n_channels - 1).astype(np.int64)
     out = CalibratedEvents(

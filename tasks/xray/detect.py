@@ -24,15 +24,15 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import Field
 from scipy import ndimage, signal
-from svomflow.config.base import StepConfig
+from svomflow.config.base import CalibrationOverride, StepConfig
 from svomflow.instruments.attitude import Attitude
+from svomflow.instruments.mxt_calibration import PSFModel
 from svomflow.tasks.xray.mlfit import (
     GroupFit,
     detection_likelihood,
     fit_group,
     fit_sources,
 )
-from svomflow.tasks.xray.psf import PSFModel
 
 __all__ = [
     "Candidate",
@@ -48,7 +48,7 @@ __all__ = [
 
 
 class DetectConfig(StepConfig):
-    """Settings of the two detection stages."""
+    """Settings of the detection stages (candidates, ML fit, residual search)."""
 
     threshold_sigma: float = Field(5.0, description="Stage-1 peak significance threshold (sigma)")
     max_candidates: int = Field(20, description="At most this many stage-1 candidates")
@@ -86,6 +86,11 @@ class DetectConfig(StepConfig):
         8.0,
         description="An added source must be further than this from every other source (pixels)",
     )
+    override_psf: CalibrationOverride = Field(
+        None,
+        description="PSF file instead of the CALDB's (one PSF per run: products.override_psf "
+        "must name the same file or be left empty)",
+    )
 
 
 @dataclass
@@ -121,7 +126,7 @@ class SourceRecord:
 def band_images(
     x: NDArray[np.int64],
     y: NDArray[np.int64],
-    energy: NDArray[np.float64],
+    energy: NDArray[np.floating[Any]],
     bands: list[tuple[float, float]],
     shape: tuple[int, int],
 ) -> NDArray[np.float64]:

@@ -29,6 +29,8 @@ __all__ = [
     "intersect",
     "label_gaps",
     "merge_passes",
+    "mission_time_to_utc",
+    "pass_start",
     "read_attitude",
     "read_pass",
     "read_saa",
@@ -187,6 +189,37 @@ def read_pass(path: str | Path, instrument: Any) -> PassData:
     return PassData(str(path), events, gti, n_bad, header)
 
 
+def pass_start(path: str | Path, instrument: Any) -> float | None:
+    """Return the start of a pass file (mission s) from its headers: the first GTI start.
+
+    A file without a GTI extension starts at its first good event (as :func:`read_pass`
+    builds its GTI); an empty GTI gives None (the pass holds no good time).
+
+    Raises
+    ------
+    InputDataError
+        If the file is unreadable, from another instrument, or has neither GTI nor events.
+    """
+    try:
+        with fits.open(path) as hdul:
+            if "EVENTS" not in hdul:
+                raise InputDataError(f"{path}: no EVENTS extension")
+            _check_instrument(path, hdul["EVENTS"].header, instrument)
+            if "GTI" in hdul:
+                start = np.asarray(hdul["GTI"].data["START"], dtype=np.float64)
+                return float(start[0]) if start.size else None
+    except (OSError, KeyError) as exc:
+        raise InputDataError(f"{path}: cannot read event file ({exc})") from None
+    return float(read_pass(path, instrument).gti[0, 0])
+
+
+def mission_time_to_utc(t: float, mjdref: float) -> str:
+    """Return the ISO UTC date of a mission time (TT seconds since ``mjdref``)."""
+    from astropy.time import Time
+
+    return str(Time(mjdref + t / 86400.0, format="mjd", scale="tt").utc.isot)
+
+
 def read_attitude(path: str | Path) -> dict[str, NDArray[Any]]:
     """Read the attitude file (ATTITUDE: TIME, RA, DEC, ROLL, optional EARTH flag)."""
     try:
@@ -266,7 +299,9 @@ class MergedEvents:
             "n_outside_gti": ("NOUTGTI", "rows dropped: outside instrument GTI"),
             "n_output": ("NOUTPUT", "pixel rows kept"),
         }
-        cards = [(kw, int(self.counts.get(k, 0)), c) for k, (kw, c) in names.items()]
+        cards: list[tuple[str, Any, str]] = [
+            (kw, int(self.counts.get(k, 0)), c) for k, (kw, c) in names.items()
+        ]
         cards += [
             ("RA_PNT", self.attitude[0], "[deg] pointing RA"),
             ("DEC_PNT", self.attitude[1], "[deg] pointing Dec"),

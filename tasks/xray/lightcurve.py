@@ -9,6 +9,7 @@ fraction of the PSF inside the extraction circle and for the expected background
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from astropy.io import fits
@@ -141,10 +142,13 @@ def rmf_hdu(
         ],
         name="MATRIX",
     )
-    for k, v in [("TELESCOP", telescope), ("INSTRUME", instrument), ("HDUCLASS", "OGIP"),
-                 ("HDUCLAS1", "RESPONSE"), ("HDUCLAS2", "RSP_MATRIX"), ("HDUVERS", "1.3.0"),
-                 ("CHANTYPE", "PI"), ("DETCHANS", n_channels), ("TLMIN4", 0)]:  # fmt: skip
-        hdu.header[k] = v
+    cards: list[tuple[str, Any]] = [
+        ("TELESCOP", telescope), ("INSTRUME", instrument), ("HDUCLASS", "OGIP"),
+        ("HDUCLAS1", "RESPONSE"), ("HDUCLAS2", "RSP_MATRIX"), ("HDUVERS", "1.3.0"),
+        ("CHANTYPE", "PI"), ("DETCHANS", n_channels), ("TLMIN4", 0),
+    ]  # fmt: skip
+    for key, value in cards:
+        hdu.header[key] = value
     return [hdu, ebounds_hdu(ch_lo, ch_hi, telescope=telescope, instrument=instrument)]
 
 

@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 from scipy import optimize, special, stats
+from svomflow.instruments.mxt_calibration import PSFModel
 from svomflow.tasks.xray._kernels import cash_grad, fisher_matrix
-from svomflow.tasks.xray.psf import PSFModel
 from threadpoolctl import threadpool_limits
 
 __all__ = [
@@ -365,8 +365,9 @@ def fit_sources(
     bkg_per_pixel: NDArray[np.float64] | None = None,
     compute_ml: bool = True,
 ) -> list[GroupFit]:
-    """Fit all sources of a field: groups by distance, each group in its own window with the
-    other groups' current models as a fixed component.
+    """Fit all sources of a field: groups by distance, each group in its own window.
+
+    The other groups' current models are a fixed component of each group's fit.
 
     ``half_size`` (pixels) pads the group's bounding box to make its window.
     """

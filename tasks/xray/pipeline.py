@@ -1,385 +1,256 @@
-"""The MXT processing steps with their file I/O (what the ``mxt_analysis`` flow's tasks call).
+"""The MXT pipeline (``mxt_analysis``): passes -> calibrated events -> sources -> LC, spectra.
 
-Each function reads its inputs from files, calls the pure steps and writes its products
-atomically, returning small references (paths and numbers), never arrays.
+One definition, :data:`MXT_PIPELINE`, run by the Prefect flow (:mod:`svomflow.flows.mxt`,
+through the adapter) and in plain Python (:func:`svomflow.tasks.step.run_plain`: the Monte
+Carlo bench, notebooks). Its request is :class:`MXTRequest`, its configuration
+:class:`MXTAnalysisConfig` (one section per step), its steps those of
+:mod:`svomflow.tasks.xray.steps`:
+
+1. ``observe`` reads the passes' headers: the observation start, for the CALDB selection of
+   GAIN, CTI, PATTERN and PSF (the codes ``config/instruments/mxt.yaml`` lists);
+2. ``read`` reads the passes, the attitude and the SAA file once;
+3. ``plan`` merges, calibrates (EVT), detects (SRCLIST, QIMG), then makes the RMF and, one
+   call per source (concurrent), the ARF, spectrum, light curve and its preview.
 """
 
 from __future__ import annotations
 
-import logging
-import math
-from collections.abc import Mapping, Sequence
-from pathlib import Path
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-from astropy.io import fits
-from astropy.time import Time
-from pydantic import Field
+from pydantic import Field, model_validator
+from svomflow.calibration.calibration_set import CalibrationSet
 from svomflow.config import load_instrument
 from svomflow.config.base import StepConfig
-from svomflow.errors import InputDataError
-from svomflow.instruments.attitude import Attitude
-from svomflow.products.ogip import (
-    TimeReference,
-    gti_hdu,
-    lightcurve_hdu,
-    primary_hdu,
-    write_hdulist,
+from svomflow.errors import ConfigError, InputDataError
+from svomflow.tasks.step import Observation, Pipeline, Runner, config_sections, override_field
+from svomflow.tasks.xray.detect import DetectConfig, SourceRecord
+from svomflow.tasks.xray.events import (
+    mission_time_to_utc,
+    pass_start,
+    read_attitude,
+    read_pass,
+    read_saa,
 )
-from svomflow.tasks.xray.calibrate import CALIBRATION_CODES, calibrate_events, load_calibration
-from svomflow.tasks.xray.detect import DetectConfig, band_images, detect_sources, sky_to_pixel
-from svomflow.tasks.xray.events import merge_passes, read_attitude, read_pass, read_saa
-from svomflow.tasks.xray.lightcurve import arf_hdu, rmf_hdu, source_lightcurve, source_spectrum
-from svomflow.tasks.xray.preview import plot_image, plot_lightcurve
+from svomflow.tasks.xray.observation import MXTInputs, SourceProducts
+from svomflow.tasks.xray.steps import (
+    CalibrateConfig,
+    MergeConfig,
+    SourceProductsConfig,
+    calibrate,
+    detect,
+    merge,
+    response,
+    source_products,
+)
 
 __all__ = [
+    "FLOW_NAME",
+    "MXT_PIPELINE",
     "MXTAnalysisConfig",
-    "calibration_requirements",
-    "mission_time_to_utc",
-    "step_calibrate",
-    "step_detect",
-    "step_merge",
-    "step_products",
+    "MXTOutcome",
+    "MXTRequest",
+    "MergeSummary",
+    "observation_start",
+    "with_calibration_files",
 ]
 
-log = logging.getLogger(__name__)
+FLOW_NAME = "mxt_analysis"
+
+# the instrument definition the pipeline is for (config/instruments/mxt.yaml)
+_INSTRUMENT = "mxt"
+
+# keys of the products section that configurations made before the sections existed hold at
+# their top level: accepted there so that reprocessing an old product's configuration works
+_LEGACY_PRODUCTS_KEYS = ("lc_min_counts", "extraction_radius_arcmin", "blocks_p0")
 
 
 class MXTAnalysisConfig(StepConfig):
-    """Configuration of the ``mxt_analysis`` flow."""
+    """Configuration of the ``mxt_analysis`` flow: one section per step."""
 
+    merge: MergeConfig = Field(default_factory=MergeConfig, description="Merging of the passes")
+    calibrate: CalibrateConfig = Field(
+        default_factory=CalibrateConfig, description="Event calibration"
+    )
     detect: DetectConfig = Field(default_factory=DetectConfig, description="Source detection")
-    lc_min_counts: int = Field(20, description="Minimum counts per light-curve bin")
-    extraction_radius_arcmin: float = Field(3.0, description="Source extraction radius (arcmin)")
-    blocks_p0: float = Field(
-        0.05, description="Bayesian-blocks false-positive rate per change point"
+    products: SourceProductsConfig = Field(
+        default_factory=SourceProductsConfig,
+        description="Per-source light curves, spectra and responses",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_top_level_keys(cls, data: Any) -> Any:
+        if isinstance(data, Mapping) and any(k in data for k in _LEGACY_PRODUCTS_KEYS):
+            data = dict(data)
+            section = dict(data.get("products") or {})
+            for key in _LEGACY_PRODUCTS_KEYS:
+                if key in data:
+                    section.setdefault(key, data.pop(key))
+            data["products"] = section
+        return data
+
+    @model_validator(mode="after")
+    def _consistent(self) -> MXTAnalysisConfig:
+        a, b = self.detect.override_psf, self.products.override_psf
+        if a and b and a != b:
+            raise ValueError(
+                "detect.override_psf and products.override_psf name different files: a run "
+                "uses one PSF (set one of them, or --calib psf=FILE)"
+            )
+        return self
+
+
+@dataclass(frozen=True)
+class MXTRequest:
+    """What one MXT run processes: the pass files, attitude and SAA files, burst information.
+
+    Attributes
+    ----------
+    l1_files
+        L1 pass files (any order; overlaps allowed).
+    attitude_file, saa_file
+        The attitude file and the SAA file of the observation's week.
+    trigger_time
+        Burst mode: trigger time (mission s).
+    prior_radec
+        Burst mode: the ECLAIRs position (RA, Dec in degrees).
+    """
+
+    l1_files: tuple[str, ...]
+    attitude_file: str
+    saa_file: str
+    trigger_time: float | None = None
+    prior_radec: tuple[float, float] | None = None
+
+    @property
+    def mode(self) -> str:
+        """``burst`` with an ECLAIRs prior, else ``general-program``."""
+        return "burst" if self.prior_radec is not None else "general-program"
+
+
+@dataclass(frozen=True)
+class MergeSummary:
+    """What the merge removed and kept (row counts by cause) and the observation span."""
+
+    counts: dict[str, int]
+    tstart: float
+    tstop: float
+
+
+@dataclass
+class MXTOutcome:
+    """What a run of the plan returns (its products are published by the runner)."""
+
+    mode: str
+    merge: MergeSummary
+    calibrate_counts: dict[str, int]
+    sources: list[SourceRecord]
+    source_products: list[SourceProducts] = field(default_factory=list)
+
+
+def observation_start(request: MXTRequest) -> float:
+    """Return the observation start (mission s): the earliest GTI start of the passes.
+
+    Raises
+    ------
+    InputDataError
+        If no pass is given, a pass is unreadable or from another instrument, or no pass
+        holds good time.
+    """
+    if not request.l1_files:
+        raise InputDataError("no MXT pass files given")
+    inst = load_instrument(_INSTRUMENT)
+    starts = [t for t in (pass_start(f, inst) for f in request.l1_files) if t is not None]
+    if not starts:
+        raise InputDataError("no MXT pass holds good time (every GTI is empty)")
+    return min(starts)
+
+
+def _observe(request: MXTRequest) -> Observation:
+    mjdref = float(load_instrument(_INSTRUMENT).get("time_reference.mjdref"))
+    start = mission_time_to_utc(observation_start(request), mjdref)
+    return Observation(instruments=(_INSTRUMENT,), time=start)
+
+
+def _read(request: MXTRequest, calibration: CalibrationSet) -> MXTInputs:
+    inst = load_instrument(_INSTRUMENT)
+    return MXTInputs(
+        passes=[read_pass(f, inst) for f in request.l1_files],
+        attitude=read_attitude(request.attitude_file),
+        saa=read_saa(request.saa_file),
+        instrument=inst,
+        trigger_time=request.trigger_time,
+        prior_radec=request.prior_radec,
     )
 
 
-def mission_time_to_utc(t: float, mjdref: float) -> str:
-    """Return the ISO UTC date of a mission time (TT seconds since MJDREF)."""
-    return Time(mjdref + t / 86400.0, format="mjd", scale="tt").utc.isot
-
-
-def calibration_requirements(instrument: str = "MXT") -> list[dict[str, Any]]:
-    """Return the CALDB requirements of the flow (GAIN, CTI, PATTERN, PSF)."""
-    return [
-        {"name": k, "codename": v, "instrument": instrument} for k, v in CALIBRATION_CODES.items()
-    ]
-
-
-def _columns_hdu(cols: Mapping[str, tuple[str, Any, str | None]], name: str) -> fits.BinTableHDU:
-    return fits.BinTableHDU.from_columns(
-        [fits.Column(k, fmt, unit=unit, array=arr) for k, (fmt, arr, unit) in cols.items()],
-        name=name,
+def _plan(
+    runner: Runner, inputs: MXTInputs, config: MXTAnalysisConfig, calibration: CalibrationSet
+) -> MXTOutcome:
+    merged = runner.run(merge, inputs, config=config.merge)
+    observation = runner.run(
+        calibrate, merged, inputs.instrument, config=config.calibrate, calibration=calibration
+    )
+    found = runner.run(
+        detect, observation, inputs.prior_radec, config=config.detect, calibration=calibration
+    )
+    per_source: list[SourceProducts] = []
+    if config.products.enabled:
+        # the RMF is published first: every spectrum names it
+        runner.run(response, inputs.instrument, config=config.products)
+        calls = []
+        for k in range(1, len(found) + 1):
+            call = runner.named(f"s{k:02d}").submit(
+                source_products, observation, found, k, inputs.trigger_time,
+                config=config.products, calibration=calibration,
+            )  # fmt: skip
+            calls.append(call)
+        per_source = [c.result() for c in calls]
+    return MXTOutcome(
+        mode="burst" if inputs.prior_radec is not None else "general-program",
+        merge=MergeSummary(dict(merged.counts), merged.tstart, merged.tstop),
+        calibrate_counts=dict(observation.events.counts),
+        sources=list(found.sources),
+        source_products=per_source,
     )
 
 
-def step_merge(
-    l1_files: Sequence[str], attitude_file: str, saa_file: str, out_dir: str
-) -> dict[str, Any]:
-    """Merge the pass files into one time-sorted pixel-event file with GTIs and labelled gaps."""
-    inst = load_instrument("mxt")
-    passes = [read_pass(f, inst) for f in l1_files]
-    merged = merge_passes(passes, read_attitude(attitude_file), read_saa(saa_file))
-    ev = merged.events
-    h = _columns_hdu(
-        {
-            "TIME": ("D", ev["TIME"], "s"), "FRAME": ("K", ev["FRAME"], None),
-            "RAWX": ("I", ev["RAWX"].astype(np.int16), "pixel"),
-            "RAWY": ("I", ev["RAWY"].astype(np.int16), "pixel"), "PHA": ("J", ev["PHA"].astype(np.int32), "adu"),
-        },
-        "EVENTS",
-    )  # fmt: skip
-    for k, v, c in merged.header_cards():
-        h.header[k] = (v, c)
-    tref = TimeReference(float(inst.get("time_reference.mjdref")))
-    gaps = merged.gaps
-    gap_h = _columns_hdu(
-        {
-            "START": ("D", np.array([g[0] for g in gaps], dtype=float), "s"),
-            "STOP": ("D", np.array([g[1] for g in gaps], dtype=float), "s"),
-            "CAUSE": ("12A", np.array([g[2] for g in gaps], dtype="U12"), None),
-        },
-        "GAPS",
-    )
-    path = Path(out_dir) / "mxt_evt_merged.fits"
-    write_hdulist(
-        [
-            primary_hdu(telescope=inst.telescope, instrument=inst.instrument),
-            h,
-            gti_hdu(
-                merged.gti[:, 0],
-                merged.gti[:, 1],
-                timeref=tref,
-                telescope=inst.telescope,
-                instrument=inst.instrument,
-            ),
-            gap_h,
-        ],
-        path,
-    )
-    return {
-        "path": str(path),
-        "counts": merged.counts,
-        "tstart": merged.tstart,
-        "tstop": merged.tstop,
-    }
+MXT_PIPELINE: Pipeline[MXTRequest, MXTInputs, MXTAnalysisConfig, MXTOutcome] = Pipeline(
+    flow_name=FLOW_NAME,
+    config=MXTAnalysisConfig,
+    steps=(merge, calibrate, detect, response, source_products),
+    observe=_observe,
+    read=_read,
+    plan=_plan,
+)
 
 
-def step_calibrate(
-    merged_file: str, calibration: Mapping[str, str], out_dir: str
-) -> dict[str, Any]:
-    """Calibrate the merged pixel events (gain/offset, CTI, patterns) into an event file."""
-    inst = load_instrument("mxt")
-    with fits.open(merged_file) as hdul:
-        d = hdul["EVENTS"].data
-        ev = {c: np.asarray(d[c]) for c in ("TIME", "FRAME", "RAWX", "RAWY", "PHA")}
-        hdr = hdul["EVENTS"].header.copy()
-        gti = hdul["GTI"].copy()
-        gaps = hdul["GAPS"].copy()
-    cal = load_calibration(dict(calibration), int(inst.get("ccd.npix_x")))
-    ce = calibrate_events(
-        ev, cal, channel_width_kev=float(inst.get("channels.channel_width_kev")),
-        n_channels=int(inst.get("channels.n_channels")),
-    )  # fmt: skip
-    h = _columns_hdu(
-        {
-            "TIME": ("D", ce.time, "s"), "FRAME": ("K", ce.frame, None),
-            "RAWX": ("I", ce.rawx.astype(np.int16), "pixel"), "RAWY": ("I", ce.rawy.astype(np.int16), "pixel"),
-            "ENERGY": ("E", ce.energy_kev.astype(np.float32), "keV"), "PI": ("J", ce.pi.astype(np.int32), None),
-            "PATTERN": ("I", ce.pattern.astype(np.int16), None), "MULTI": ("I", ce.multiplicity.astype(np.int16), None),
-        },
-        "EVENTS",
-    )  # fmt: skip
-    for k in hdr:
-        if (
-            k.startswith(("N", "RA_", "DEC_", "PA_", "TST"))
-            and k not in h.header
-            and not k.startswith("NAXIS")
-        ):
-            h.header[k] = (hdr[k], hdr.comments[k])
-    h.header["NINVPAT"] = (ce.counts["n_invalid_pattern"], "events dropped: invalid pattern")
-    h.header["NEVENTS"] = (ce.counts["n_calibrated"], "calibrated X-ray events")
-    for i, (k, v) in enumerate(sorted(cal.files.items()), start=1):
-        h.header[f"CALFIL{i:02d}"] = (Path(v).name[:60], f"{k} calibration file")
-    path = Path(out_dir) / "mxt_evt_cal.fits"
-    write_hdulist(
-        [primary_hdu(telescope=inst.telescope, instrument=inst.instrument), h, gti, gaps], path
-    )
-    return {"path": str(path), "counts": ce.counts}
+def with_calibration_files(
+    config: MXTAnalysisConfig, files: Mapping[str, str]
+) -> MXTAnalysisConfig:
+    """Return a copy of ``config`` whose steps use the given calibration files.
 
+    ``files`` maps a CALDB code name (any case: ``gain``, ``PSF``) to a path; the path is set
+    as ``override_<code>`` in every section of a step that declares the code (``psf`` sets
+    ``detect.override_psf`` and ``products.override_psf``).
 
-def _read_cal_events(
-    path: str,
-) -> tuple[dict[str, np.ndarray], fits.Header, np.ndarray, list[tuple[float, float, str]]]:
-    try:
-        with fits.open(path) as hdul:
-            d = hdul["EVENTS"].data
-            ev = {c: np.asarray(d[c]) for c in ("TIME", "RAWX", "RAWY", "ENERGY", "PI")}
-            h = hdul["EVENTS"].header.copy()
-            g = hdul["GTI"].data
-            gti = np.column_stack([g["START"], g["STOP"]]).astype(float)
-            gp = hdul["GAPS"].data
-            gaps = [
-                (float(a), float(b), str(c).strip())
-                for a, b, c in zip(gp["START"], gp["STOP"], gp["CAUSE"], strict=True)
-            ]
-    except (OSError, KeyError) as exc:
-        raise InputDataError(f"{path}: not a calibrated MXT event file ({exc})") from None
-    return ev, h, gti, gaps
-
-
-def step_detect(
-    cal_file: str,
-    psf_file: str,
-    out_dir: str,
-    cfg: DetectConfig,
-    prior_radec: tuple[float, float] | None = None,
-) -> dict[str, Any]:
-    """Run both detection stages and write the source list (FITS table)."""
-    from svomflow.tasks.xray.psf import PSFModel
-
-    inst = load_instrument("mxt")
-    ev, h, gti, _ = _read_cal_events(cal_file)
-    shape = (int(inst.get("ccd.npix_y")), int(inst.get("ccd.npix_x")))
-    scale = float(inst.get("ccd.pixel_scale_arcsec"))
-    bands = [tuple(b) for b in inst.get("bands_kev.detection")]
-    imgs = band_images(
-        ev["RAWX"].astype(np.int64), ev["RAWY"].astype(np.int64), ev["ENERGY"], bands, shape
-    )
-    att = Attitude(float(h["RA_PNT"]), float(h["DEC_PNT"]), float(h["PA_PNT"]))
-    exposure = float(np.diff(gti, axis=1).sum())
-    prior_xy = None
-    if prior_radec is not None:
-        px, py = sky_to_pixel(prior_radec[0], prior_radec[1], att, scale, shape)
-        prior_xy = (float(px), float(py))
-    srcs, cands, _fits = detect_sources(
-        imgs,
-        PSFModel.from_fits(psf_file),
-        att,
-        pixel_scale_arcsec=scale,
-        exposure_s=exposure,
-        cfg=cfg,
-        prior_xy=prior_xy,
-    )
-    nb = len(bands)
-    cols = {
-        "RA": ("D", np.array([s.ra_deg for s in srcs]), "deg"),
-        "DEC": ("D", np.array([s.dec_deg for s in srcs]), "deg"),
-        "RADEC_ERR90": ("E", np.array([s.r90_arcsec for s in srcs]), "arcsec"),
-        "X": ("E", np.array([s.x for s in srcs]), "pixel"),
-        "Y": ("E", np.array([s.y for s in srcs]), "pixel"),
-        "COUNTS": ("E", np.array([s.counts for s in srcs]), "count"),
-        "COUNTS_ERR": ("E", np.array([s.counts_err for s in srcs]), "count"),
-        "RATE": ("E", np.array([s.rate for s in srcs]), "count/s"),
-        "RATE_ERR": ("E", np.array([s.rate_err for s in srcs]), "count/s"),
-        "DET_ML": ("E", np.array([s.ml for s in srcs]), None),
-        "BAND_COUNTS": (f"{nb}E", np.array([s.band_counts for s in srcs]).reshape(-1, nb), "count"),
-        "BAND_COUNTS_ERR": (
-            f"{nb}E",
-            np.array([s.band_counts_err for s in srcs]).reshape(-1, nb),
-            "count",
-        ),
-        "GROUP": ("J", np.array([s.group for s in srcs], dtype=np.int32), None),
-    }
-    hdu = _columns_hdu(cols, "SRCLIST")
-    hdu.header["EXPOSURE"] = (exposure, "[s] GTI exposure")
-    hdu.header["NCAND"] = (len(cands), "stage-1 candidates")
-    hdu.header["MLTHRESH"] = (cfg.ml_threshold, "detection likelihood threshold")
-    for i, (lo, hi) in enumerate(bands, start=1):
-        hdu.header[f"BAND{i}"] = (f"{lo}-{hi}", "[keV] band of BAND_COUNTS")
-    hdu.header["PRIOR"] = (prior_radec is not None, "burst mode: ECLAIRs prior used")
-    for k in (
-        "RA_PNT",
-        "DEC_PNT",
-        "PA_PNT",
-        "NBADROW",
-        "NDUPLIC",
-        "NNOATT",
-        "NEARTH",
-        "NSAA",
-        "NINVPAT",
-    ):
-        if k in h:
-            hdu.header[k] = (h[k], h.comments[k])
-    path = Path(out_dir) / "mxt_srclist.fits"
-    write_hdulist([primary_hdu(telescope=inst.telescope, instrument=inst.instrument), hdu], path)
-    return {
-        "path": str(path),
-        "n_sources": len(srcs),
-        "sources": [
-            {
-                "ra_deg": s.ra_deg,
-                "dec_deg": s.dec_deg,
-                "r90_arcsec": s.r90_arcsec,
-                "counts": s.counts,
-                "ml": s.ml,
-            }
-            for s in srcs
-        ],
-    }
-
-
-def step_products(
-    cal_file: str,
-    srclist_file: str,
-    psf_file: str,
-    out_dir: str,
-    cfg: MXTAnalysisConfig,
-    trigger_time: float | None = None,
-) -> dict[str, Any]:
-    """Write per-source light curves, spectra with RMF/ARF, and the PNG previews."""
-    from svomflow.instruments.mxt_response import effective_area, resolution_sigma_kev
-    from svomflow.tasks.xray.psf import PSFModel
-
-    inst = load_instrument("mxt")
-    tel, ins = inst.telescope, inst.instrument
-    ev, _h, gti, gaps = _read_cal_events(cal_file)
-    tref = TimeReference(float(inst.get("time_reference.mjdref")))
-    psf = PSFModel.from_fits(psf_file)
-    scale = float(inst.get("ccd.pixel_scale_arcsec"))
-    shape = (int(inst.get("ccd.npix_y")), int(inst.get("ccd.npix_x")))
-    with fits.open(srclist_file) as hdul:
-        src = hdul["SRCLIST"].data.copy()
-    out = Path(out_dir)
-    radius = cfg.extraction_radius_arcmin * 60.0 / scale
-    frac = psf.fraction_in_circle(radius)
-    nchan = int(inst.get("channels.n_channels"))
-    width = float(inst.get("channels.channel_width_kev"))
-    e_edges = np.arange(0.2, 10.0 + 1e-9, 0.01)
-    e_lo, e_hi = e_edges[:-1], e_edges[1:]
-    rmf_path = out / "mxt.rmf"
-    write_hdulist(
-        [primary_hdu(telescope=tel, instrument=ins),
-         *rmf_hdu(e_lo, e_hi, nchan, width, lambda e: resolution_sigma_kev(e, inst), telescope=tel, instrument=ins)],
-        rmf_path,
-    )  # fmt: skip
-    exposure = float(np.diff(gti, axis=1).sum())
-    x = ev["RAWX"] + 0.5
-    y = ev["RAWY"] + 0.5
-    total_area = shape[0] * shape[1]
-    t0 = trigger_time if trigger_time is not None else float(gti[0, 0])
-    products: dict[str, Any] = {
-        "rmf": str(rmf_path),
-        "arfs": [],
-        "lightcurves": [],
-        "spectra": [],
-        "previews": [],
-    }
-    for k, s in enumerate(src, start=1):
-        inr = (x - s["X"]) ** 2 + (y - s["Y"]) ** 2 <= radius**2
-        # background in the circle: events outside every source circle, scaled by area
-        far = np.ones(x.size, bool)
-        for s2 in src:
-            far &= (x - s2["X"]) ** 2 + (y - s2["Y"]) ** 2 > (2 * radius) ** 2
-        n_far_area = total_area - len(src) * math.pi * (2 * radius) ** 2
-        bkg_rate = (
-            float(far.sum()) / max(n_far_area, 1.0) * math.pi * radius**2 / max(exposure, 1e-9)
-        )
-        lc = source_lightcurve(
-            ev["TIME"], inr, gti, psf_fraction=frac, background_rate=bkg_rate, timeref=tref,
-            min_counts=cfg.lc_min_counts, band_kev=(0.3, 10.0), p0=cfg.blocks_p0,
-        )  # fmt: skip
-        lc_path = out / f"mxt_src{k:02d}_lc.fits"
-        write_hdulist(
-            [primary_hdu(telescope=tel, instrument=ins),
-             lightcurve_hdu(lc.binned, telescope=tel, instrument=ins,
-                            extra=[("RA_OBJ", float(s["RA"]), "[deg]"), ("DEC_OBJ", float(s["DEC"]), "[deg]")]),
-             gti_hdu(gti[:, 0], gti[:, 1], timeref=tref, telescope=tel, instrument=ins)],
-            lc_path,
-        )  # fmt: skip
-        products["lightcurves"].append(str(lc_path))
-        arf_path = out / f"mxt_src{k:02d}.arf"
-        write_hdulist(
-            [primary_hdu(telescope=tel, instrument=ins),
-             arf_hdu(e_lo, e_hi, effective_area(0.5 * (e_lo + e_hi), inst), telescope=tel, instrument=ins, psf_fraction=frac)],
-            arf_path,
-        )  # fmt: skip
-        pha_path = out / f"mxt_src{k:02d}.pha"
-        write_hdulist(
-            [primary_hdu(telescope=tel, instrument=ins),
-             source_spectrum(ev["PI"], inr, nchan, exposure, telescope=tel, instrument=ins,
-                             respfile=rmf_path.name, ancrfile=arf_path.name, timeref=tref,
-                             tstart=float(gti[0, 0]), tstop=float(gti[-1, 1]))],
-            pha_path,
-        )  # fmt: skip
-        products["arfs"].append(str(arf_path))
-        products["spectra"].append(str(pha_path))
-        b = lc.binned
-        png = plot_lightcurve(
-            b.time, b.time + b.timedel, b.rate, b.error, gaps, out / f"mxt_src{k:02d}_lc.png", t0=t0,
-            blocks=(lc.blocks_lo, lc.blocks_hi, lc.blocks_rate), title=f"MXT source {k} (0.3-10 keV)",
-        )  # fmt: skip
-        products["previews"].append(str(png))
-    img = np.bincount(
-        ev["RAWY"].astype(np.int64) * shape[1] + ev["RAWX"].astype(np.int64),
-        minlength=shape[0] * shape[1],
-    ).reshape(shape)
-    png = plot_image(
-        img, [(float(s["X"]), float(s["Y"]), float(s["RADEC_ERR90"]), f"S{k}") for k, s in enumerate(src, start=1)],
-        out / "mxt_image.png", pixel_scale_arcsec=scale,
-    )  # fmt: skip
-    products["previews"].insert(0, str(png))
-    return products
+    Raises
+    ------
+    ConfigError
+        For a code no MXT step uses.
+    """
+    out = config.model_copy(deep=True)
+    codes = MXT_PIPELINE.calibration_codes
+    for name, path in files.items():
+        code = next((c for c in codes if c.lower() == name.strip().lower()), None)
+        if code is None:
+            raise ConfigError(
+                f"calibration {name!r}: the MXT steps use {', '.join(c.lower() for c in codes)}"
+            )
+        for s in MXT_PIPELINE.steps:
+            if code in s.calibration:
+                for section in config_sections(out, s.config):
+                    setattr(section, override_field(code), str(path))
+    return out

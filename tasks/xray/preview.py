@@ -1,20 +1,34 @@
-"""MXT previews (PNG): the image with sources and 90 % error circles; light curves with
-error bars and the data gaps shaded and labelled by cause (SAA, Earth, telemetry, attitude)."""
+"""MXT previews (PNG, drawn at publication): the counts image and the source light curves.
+
+The image shows the sources' 90 % error circles; a light curve shows its error bars, its
+Bayesian blocks and the data gaps shaded and labelled by cause (SAA, Earth, telemetry,
+attitude).
+
+Each ``draw_*`` function fills a matplotlib ``Figure`` it is given (no pyplot state, no
+file); :func:`image_preview` and :func:`lightcurve_preview` wrap them with their data into a
+:class:`~svomflow.products.catalogue.FigureModel` that the catalogue renders when it
+publishes the preview.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 from numpy.typing import NDArray
-from svomflow.products.atomic import atomic_path
+from svomflow.products.catalogue import FigureModel
 
-__all__ = ["GAP_COLOURS", "plot_image", "plot_lightcurve"]
+__all__ = [
+    "GAP_COLOURS",
+    "ImageSource",
+    "draw_image",
+    "draw_lightcurve",
+    "image_preview",
+    "lightcurve_preview",
+]
 
 GAP_COLOURS = {
     "SAA": "tab:red",
@@ -23,49 +37,61 @@ GAP_COLOURS = {
     "attitude": "tab:purple",
 }
 
+# the resolution the previews have always been published at (PNG of 540 x 540 / 720 x 360)
+_DPI = 90
 
-def plot_image(
-    image: NDArray[np.float64],
-    sources: Sequence[tuple[float, float, float, str]],
-    path: str | Path,
+
+@dataclass(frozen=True)
+class ImageSource:
+    """A source drawn on the image: detector position (pixels), 90 % radius (arcsec), label."""
+
+    x: float
+    y: float
+    r90_arcsec: float
+    label: str
+
+
+def draw_image(
+    fig: Any,
+    image: NDArray[Any],
+    sources: Sequence[ImageSource],
     *,
     pixel_scale_arcsec: float,
     title: str = "MXT",
-) -> Path:
-    """Write a PNG of the counts image with a circle of radius r90 (arcsec) per source.
+) -> None:
+    """Draw the counts image (log scale) with a circle of radius r90 per source."""
+    from matplotlib.patches import Circle
 
-    ``sources`` holds ``(x_pix, y_pix, r90_arcsec, label)``.
-    """
-    fig, ax = plt.subplots(figsize=(6, 6))
+    ax = fig.add_subplot()
     ax.imshow(
         np.log1p(image), origin="lower", cmap="magma", extent=(0, image.shape[1], 0, image.shape[0])
     )
-    for x, y, r90, label in sources:
+    for s in sources:
         # the error circle is often smaller than a pixel: draw it at least 2 pixels wide
-        r = max(r90 / pixel_scale_arcsec, 1.0)
-        ax.add_patch(plt.Circle((x, y), r, fill=False, color="cyan", lw=1.2))
-        ax.add_patch(plt.Circle((x, y), 8, fill=False, color="white", lw=0.6, ls="--"))
-        ax.annotate(f'{label} r90={r90:.1f}"', (x + 9, y + 9), color="white", fontsize=7)
+        r = max(s.r90_arcsec / pixel_scale_arcsec, 1.0)
+        ax.add_patch(Circle((s.x, s.y), r, fill=False, color="cyan", lw=1.2))
+        ax.add_patch(Circle((s.x, s.y), 8, fill=False, color="white", lw=0.6, ls="--"))
+        ax.annotate(f'{s.label} r90={s.r90_arcsec:.1f}"', (s.x + 9, s.y + 9), color="white",
+                    fontsize=7)  # fmt: skip
     ax.set_xlabel("RAWX (pixel)")
     ax.set_ylabel("RAWY (pixel)")
     ax.set_title(title)
-    return _save(fig, path)
 
 
-def plot_lightcurve(
+def draw_lightcurve(
+    fig: Any,
     lo: NDArray[np.float64],
     hi: NDArray[np.float64],
     rate: NDArray[np.float64],
     err: NDArray[np.float64],
     gaps: Sequence[tuple[float, float, str]],
-    path: str | Path,
     *,
     t0: float = 0.0,
     blocks: tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]] | None = None,
     title: str = "",
-) -> Path:
-    """Write a PNG of a light curve (rate with error bars), Bayesian blocks and labelled gaps."""
-    fig, ax = plt.subplots(figsize=(8, 4))
+) -> None:
+    """Draw a light curve (rate with error bars), its Bayesian blocks and the labelled gaps."""
+    ax = fig.add_subplot()
     c = 0.5 * (lo + hi) - t0
     ax.errorbar(
         c, rate, yerr=err, xerr=0.5 * (hi - lo), fmt="o", ms=2, color="k", lw=0.8, label="rate"
@@ -82,11 +108,29 @@ def plot_lightcurve(
     ax.set_ylabel("rate (count/s, PSF-corrected)")
     ax.set_title(title)
     ax.legend(fontsize=7, loc="upper right")
-    return _save(fig, path)
 
 
-def _save(fig: plt.Figure, path: str | Path) -> Path:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=90, format="png")
-    plt.close(fig)
-    return Path(path)
+def image_preview(
+    image: NDArray[Any], sources: Sequence[ImageSource], *, pixel_scale_arcsec: float
+) -> FigureModel:
+    """Return the image preview as a figure the catalogue renders on publication."""
+    draw = partial(draw_image, image=image, sources=list(sources),
+                   pixel_scale_arcsec=pixel_scale_arcsec)  # fmt: skip
+    return FigureModel(draw=draw, size_in=(6.0, 6.0), dpi=_DPI)
+
+
+def lightcurve_preview(
+    lo: NDArray[np.float64],
+    hi: NDArray[np.float64],
+    rate: NDArray[np.float64],
+    err: NDArray[np.float64],
+    gaps: Sequence[tuple[float, float, str]],
+    *,
+    t0: float,
+    blocks: tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]] | None,
+    title: str,
+) -> FigureModel:
+    """Return a light-curve preview as a figure the catalogue renders on publication."""
+    draw = partial(draw_lightcurve, lo=lo, hi=hi, rate=rate, err=err, gaps=list(gaps), t0=t0,
+                   blocks=blocks, title=title)  # fmt: skip
+    return FigureModel(draw=draw, size_in=(8.0, 4.0), dpi=_DPI)

@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 from astropy.io import fits
 from svomflow.cli.main import app
+from svomflow.config import load_instrument
+from svomflow.simulation.calibration import register_calibration
 from svomflow.simulation.scenario import load_scenario, run_scenario
 from typer.testing import CliRunner
 
@@ -18,7 +20,18 @@ runner = CliRunner()
 @pytest.fixture(scope="module")
 def sim(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("short_grb_cli")
-    return out, run_scenario(load_scenario("short_grb"), out, seed=5)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SVOMFLOW_CALDB", str(out / "caldb"))  # not the home of whichever test
+        return out, run_scenario(load_scenario("short_grb"), out, seed=5)
+
+
+@pytest.fixture
+def caldb(sim: tuple[Path, dict]) -> None:
+    """The simulator's calibration registered in this test's CALDB (as `svomflow simulate` does)."""
+    d, truth = sim
+    for name, v in truth["instruments"].items():
+        files = {code: d / f for code, f in v["files"]["calibration"].items()}
+        register_calibration(files, load_instrument(name))
 
 
 def _run(*args: str) -> tuple[int, str, str]:
@@ -26,6 +39,7 @@ def _run(*args: str) -> tuple[int, str, str]:
     return res.exit_code, res.stdout, res.stderr
 
 
+@pytest.mark.usefixtures("caldb")
 def test_json_output_has_the_required_keys(sim, tmp_path) -> None:
     d, truth = sim
     code, out, err = _run(
@@ -86,6 +100,7 @@ def _one_line_error(code: int, out: str, err: str, *words: str) -> None:
         assert w in text, text
 
 
+@pytest.mark.usefixtures("caldb")
 def test_empty_and_truncated_files(sim, tmp_path) -> None:
     d, _ = sim
     empty = tmp_path / "empty.fits"
@@ -100,11 +115,28 @@ def test_empty_and_truncated_files(sim, tmp_path) -> None:
 
 
 def test_missing_ebounds(sim, tmp_path) -> None:
+    """Events of an instrument without a CALDB (a foreign one) and without EBOUNDS."""
     d, _ = sim
-    bad = _copy_events(d / "grm_l1_events.fits", tmp_path / "noeb.fits", lambda h: h.pop("EBOUNDS"))
+
+    def foreign_without_ebounds(h: fits.HDUList) -> None:
+        h.pop("EBOUNDS")
+        for x in h:
+            x.header["INSTRUME"] = "FOO"
+
+    bad = _copy_events(d / "grm_l1_events.fits", tmp_path / "noeb.fits", foreign_without_ebounds)
     _one_line_error(*_run("--events", str(bad), "--no-prefect", "--out", str(tmp_path)), "EBOUNDS")
 
 
+def test_missing_calibration_names_every_file(sim, tmp_path) -> None:
+    """Nothing registered in this home's CALDB: one line naming each missing file."""
+    d, _ = sim
+    code, out, err = _run(
+        "--events", str(d / "grm_l1_events.fits"), "--no-prefect", "--out", str(tmp_path)
+    )
+    _one_line_error(code, out, err, "grm:EBOUNDS", "grm:DEADTIME")  # RSPPAR: optional
+
+
+@pytest.mark.usefixtures("caldb")
 def test_t0_outside_the_data(sim, tmp_path) -> None:
     d, truth = sim
     code, out, err = _run(
@@ -119,6 +151,7 @@ def test_t0_outside_the_data(sim, tmp_path) -> None:
     _one_line_error(code, out, err, "outside the data")
 
 
+@pytest.mark.usefixtures("caldb")
 def test_event_list_without_the_burst(sim, tmp_path) -> None:
     d, truth = sim
 
@@ -142,6 +175,7 @@ def test_event_list_without_the_burst(sim, tmp_path) -> None:
     _one_line_error(code, out, err, "no burst found")
 
 
+@pytest.mark.usefixtures("caldb")
 def test_unsorted_and_duplicate_times_give_the_same_numbers(sim, tmp_path) -> None:
     d, _ = sim
     src = d / "grm_l1_events.fits"

@@ -17,7 +17,7 @@ from svomflow.flows.mxt import run_name as mxt_run_name
 from svomflow.flows.nightly_calibration import nightly_master_calibration
 from svomflow.flows.nightly_calibration import run_name as nightly_run_name
 from svomflow.tasks.gp1.config import GP1Config
-from svomflow.tasks.masters.build import NightlyCalibrationConfig
+from svomflow.tasks.masters.config import NightlyCalibrationConfig
 from svomflow.tasks.xray.pipeline import MXTAnalysisConfig
 
 FLOWS = [

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 from astropy.io import fits
+from svomflow.calibration.calibration_set import CalibrationSet
 from svomflow.errors import PathEscapeError
+from svomflow.instruments.ccd_camera import load_camera
+from svomflow.products.ccd_masters import MasterFrame
 from svomflow.simulation.colibri import ScienceSpec, simulate_colibri_night
-from svomflow.tasks.ccd.master_builders import MasterFrame
 from svomflow.tasks.gp1.config import GP1Config
+from svomflow.tasks.gp1.inputs import read_image_file
 from svomflow.tasks.gp1.pipeline import process_images
+from svomflow.tasks.gp1.reduction import reduce_image
 
 
 def truth_masters(truth: dict, out: Path, band: str) -> dict[str, str]:
@@ -60,8 +63,17 @@ def _config(night, out_dir: Path) -> GP1Config:
     root, truth, masters = night
     cfg = GP1Config(output_dir=str(out_dir), trigger_time=truth["science"]["trigger_time"])
     cfg.steps.astrometry.reference_catalog = str(root / "refcat")
-    cfg.steps.reduction.overrides = masters
+    cfg.steps.reduction.override_bias = masters["BIAS"]
+    cfg.steps.reduction.override_dark = masters["DARK"]
+    cfg.steps.reduction.override_flat = masters["FLAT"]
     return cfg
+
+
+def _light_curve(seq: dict) -> list[dict]:
+    """The rows of a sequence's light curve product (OTLC)."""
+    with fits.open(seq["products"]["OTLC"]["path"]) as hdul:
+        lc = hdul["LIGHTCURVE"].data
+        return [dict(zip(lc.names, row, strict=True)) for row in lc]
 
 
 def _check_science(seq: dict, truth: dict, states: dict) -> None:
@@ -73,7 +85,7 @@ def _check_science(seq: dict, truth: dict, states: dict) -> None:
     ddec = (tr["DELTA_J2000"] - ag["dec"]) * 3600
     assert np.hypot(dra, ddec) < 0.5 * 0.38
     # Light curve: each flux within 3 sigma of the injected one (electrons, full reduction).
-    for row, frame in zip(seq["light_curve"], truth["science"]["frames"], strict=True):
+    for row, frame in zip(_light_curve(seq), truth["science"]["frames"], strict=True):
         pull = (row["FLUX"] - frame["afterglow_flux_e"]) / row["FLUX_ERR"]
         assert abs(pull) < 3, (row["FLUX"], frame["afterglow_flux_e"], row["FLUX_ERR"])
     # Zero point (e-/s) equal to the camera's r-band zero point within its scatter.
@@ -94,17 +106,13 @@ def test_gp1_flow_products_and_afterglow(night, tmp_path, prefect_harness):
     raws = [str(root / "raw" / f["file"]) for f in truth["science"]["frames"]]
     result = gp1_reduction(images=raws, config=cfg.model_dump(mode="json"))
     assert result["failed"] == {}
-    ((work, seq),) = result["sequences"].items()
-    assert Path(work) == tmp_path / "out" / "sb26112401" / "DDRAGO-B" / "r"
-    assert sorted(seq["products"]) == ["DT", "LC", "PO", "QF", "QLC", "QTI", "SUMMARY"]
-    full = json.loads((Path(work) / "sequence.products.json").read_text())
-    states = {
-        p: json.loads((Path(work) / (Path(p).name.split(".")[0] + ".json")).read_text())
-        for p in raws
-    }
-    _check_science(full, truth, states)
-    with fits.open(seq["products"]["LC"]["path"]) as hdul:
-        assert hdul[0].header["PRODTYPE"] == "LC"
+    ((seq_id, seq),) = result["sequences"].items()
+    assert seq_id == "sb26112401_r"
+    assert sorted(seq["products"]) == ["DT", "OTLC", "OTPO", "OTQLC", "QF", "QTI", "SUMMARY"]
+    states = {p: result["images"][p] for p in raws}
+    _check_science(seq, truth, states)
+    with fits.open(seq["products"]["OTLC"]["path"]) as hdul:
+        assert hdul[0].header["PRODTYPE"] == "OTLC"
         assert len(hdul["LIGHTCURVE"].data) == 3
     html = Path(seq["products"]["SUMMARY"]["path"]).read_text()
     assert html.count("data:image/png;base64") == 4  # variability, calibration, sensitivity, chart
@@ -122,18 +130,26 @@ def test_header_value_escaping_output_is_rejected(night, tmp_path):
     assert list(res["failed"]) == [str(bad)]
     assert "leave the output directory" in res["failed"][str(bad)]
     assert not (tmp_path / "etc").exists()
+    cam = load_camera(cfg.instrument)
     with pytest.raises(PathEscapeError):
-        from svomflow.tasks.gp1.analysis import run_reduction
+        reduce_image(
+            read_image_file(bad, cam),
+            cam,
+            cfg.alert_keyword,
+            config=cfg.steps.reduction,
+            calibration=_calibration(night[2]),
+        )
 
-        run_reduction(bad, cfg)
+
+def _calibration(masters: dict[str, str]) -> CalibrationSet:
+    """The masters as a calibration set, as a notebook gives them to a step."""
+    return CalibrationSet.from_files({f"colibri_ddrago_b:{k}": v for k, v in masters.items()})
 
 
 @pytest.mark.integration
 def test_gp1_flow_on_fpacked_alert_images(night, tmp_path, prefect_harness):
     """Alert images archived fpack'd (.fits.fz, RICE_1) give the same reduction and science."""
     from svomflow.flows.gp1 import gp1_reduction
-    from svomflow.tasks.ccd.camera import load_camera
-    from svomflow.tasks.gp1.reduction import read_reduced, reduce_frame
 
     root, truth, _ = night
     cfg = _config(night, tmp_path / "out")
@@ -146,19 +162,41 @@ def test_gp1_flow_on_fpacked_alert_images(night, tmp_path, prefect_harness):
         packed.append(str(tmp_path / (p.name + ".fz")))
     result = gp1_reduction(images=packed, config=cfg.model_dump(mode="json"))
     assert result["failed"] == {}
-    ((work, seq),) = result["sequences"].items()
-    assert Path(work) == tmp_path / "out" / "sb26112401" / "DDRAGO-B" / "r"
-    assert sorted(seq["products"]) == ["DT", "LC", "PO", "QF", "QLC", "QTI", "SUMMARY"]
-    full = json.loads((Path(work) / "sequence.products.json").read_text())
-    states = {
-        p: json.loads((Path(work) / (Path(p).name.split(".")[0] + ".json")).read_text())
-        for p in packed
-    }
-    _check_science(full, truth, states)
+    ((seq_id, seq),) = result["sequences"].items()
+    assert seq_id == "sb26112401_r"
+    assert sorted(seq["products"]) == ["DT", "OTLC", "OTPO", "OTQLC", "QF", "QTI", "SUMMARY"]
+    states = {p: result["images"][p] for p in packed}
+    _check_science(seq, truth, states)
     # The flow's reduced image of the first frame is the one of the uncompressed frame.
-    direct = reduce_frame(plain[0], load_camera(cfg.instrument), cfg.steps.reduction)
-    flowed = read_reduced(states[packed[0]]["reduced"])
-    np.testing.assert_array_equal(flowed.data, direct.data)
-    np.testing.assert_array_equal(flowed.mask, direct.mask)
-    assert flowed.header["EXPTIME"] == direct.header["EXPTIME"]
-    assert not [k for k in flowed.header if k.startswith("Z")]
+    cam = load_camera(cfg.instrument)
+    direct = reduce_image(
+        read_image_file(plain[0], cam),
+        cam,
+        cfg.alert_keyword,
+        config=cfg.steps.reduction,
+        calibration=_calibration(night[2]),
+    ).reduced
+    with fits.open(states[packed[0]]["products"]["REDIMG"]) as hdul:
+        flowed_data = np.array(hdul[0].data)
+        flowed_mask = np.array(hdul["MASK"].data, dtype=bool)
+        flowed_header = hdul[0].header
+    np.testing.assert_array_equal(flowed_data, direct.data)
+    np.testing.assert_array_equal(flowed_mask, direct.mask)
+    assert flowed_header["EXPTIME"] == direct.header["EXPTIME"]
+    assert not [k for k in flowed_header if k.startswith("Z")]
+
+
+def test_one_image_at_a_time_gives_the_sequence_of_all(night, tmp_path):
+    """As the watcher runs it: each run adds an image; the last one's products hold all three."""
+    root, truth, _ = night
+    cfg = _config(night, tmp_path / "out")
+    raws = [str(root / "raw" / f["file"]) for f in truth["science"]["frames"]]
+    states = {}
+    for raw in raws:
+        result = process_images([raw], cfg)
+        assert result["failed"] == {}
+        states[raw] = result["images"][raw]
+        ((seq_id, seq),) = result["sequences"].items()
+        assert seq["n_images"] == len(states)
+    assert seq_id == "sb26112401_r"
+    _check_science(seq, truth, states)

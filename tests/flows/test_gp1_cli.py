@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import yaml
 from svomflow.cli.main import app
+from svomflow.products import ProductStore
 from svomflow.simulation.colibri import ScienceSpec, simulate_colibri_night
 from svomflow.tasks.gp1.config import load_gp1_config, load_watch_config
 from typer.testing import CliRunner
@@ -86,15 +87,15 @@ def test_run_offline_with_file_and_overrides(tmp_path, night):
     assert r.exit_code == 0, r.output
     assert "images processed: 2, failed: 0" in r.output
     assert not (tmp_path / "from_file").exists()  # the command-line output won
-    work = out / "sb26112401" / "DDRAGO-B" / "r"
-    seq = json.loads((work / "sequence.products.json").read_text())
-    assert set(seq["products"]) >= {"DT", "QLC", "PO", "LC", "QTI", "QF", "SUMMARY"}
+    made = {r.type_code: r for r in ProductStore(out).list(obs_id="sb26112401_r")}
+    assert set(made) >= {"DT", "OTQLC", "OTPO", "OTLC", "QTI", "QF", "SUMMARY"}
+    assert all(Path(r.path).is_relative_to(out) for r in made.values())
     ag = truth["science"]["afterglow"]
     # This small crowded field without masters has a poor astrometric solution (blends):
-    # the position must still agree with the truth within the PO product's own error.
+    # the position must still agree with the truth within the OTPO product's own error.
     from astropy.io import fits
 
-    po = fits.getheader(seq["products"]["PO"]["path"])
+    po = fits.getheader(made["OTPO"].path)
     d = (
         np.hypot(
             (po["RA_OBJ"] - ag["ra"]) * np.cos(np.deg2rad(ag["dec"])), po["DEC_OBJ"] - ag["dec"]
@@ -104,17 +105,25 @@ def test_run_offline_with_file_and_overrides(tmp_path, night):
     assert d < 3 * po["POS_ERR"]
 
 
+def _image_products(out: Path, stem: str) -> dict[str, str]:
+    """The current products of one image (``obs_id`` = sequence and stem), by type."""
+    rows = ProductStore(out).list(obs_id=f"sb26112401_r_{stem}")
+    return {r.type_code: r.path for r in rows}
+
+
 def test_module_level_chain(tmp_path, night):
     root, _, raw = night
     out = tmp_path / "mod"
     first = sorted(raw.iterdir())[0]
+    stem = first.name[:-5]
     r = runner.invoke(
         app, ["gp1", "module", "reduction", "--input", str(first), "--output", str(out)]
     )
     assert r.exit_code == 0, r.output
-    work = out / "sb26112401" / "DDRAGO-B" / "r"
-    assert (work / (first.name[:-5] + ".red.fits")).is_file()
-    # A module file holding only its section; packaged defaults for everything else.
+    reduced = _image_products(out, stem)["REDIMG"]
+    assert Path(reduced).is_file() and Path(reduced).is_relative_to(out)
+    # A module file holding only its section; packaged defaults for everything else. The
+    # reduced image of the previous module is the input: the reduction passes it through.
     mod = tmp_path / "findstars.yaml"
     mod.write_text(yaml.safe_dump({"extract": {"detect_thresh": 3.0}}))
     r = runner.invoke(
@@ -124,7 +133,7 @@ def test_module_level_chain(tmp_path, night):
             "module",
             "findstars",
             "--input",
-            str(work),
+            reduced,
             "--output",
             str(out),
             "--config",
@@ -132,7 +141,7 @@ def test_module_level_chain(tmp_path, night):
         ],
     )
     assert r.exit_code == 0, r.output
-    state = json.loads((work / (first.name[:-5] + ".json")).read_text())
+    state = json.loads(Path(_image_products(out, stem)["IMGSUM"]).read_text())
     assert state["done"] == ["reduction", "findstars"]
     r = runner.invoke(
         app,
@@ -141,15 +150,18 @@ def test_module_level_chain(tmp_path, night):
             "module",
             "astrometry",
             "--input",
-            str(work),
+            reduced,
             "--output",
             str(out),
             "--set",
             f"steps.astrometry.reference_catalog={root / 'refcat'}",
+            # the sources of the findstars module above (it runs again before the astrometry)
+            "--set",
+            "steps.findstars.extract.detect_thresh=3.0",
         ],
     )
     assert r.exit_code == 0, r.output
-    state = json.loads((work / (first.name[:-5] + ".json")).read_text())
+    state = json.loads(Path(_image_products(out, stem)["IMGSUM"]).read_text())
     assert state["astrometry_n"] >= 6 and state["astrometry_rms_arcsec"] < 0.4
 
 

@@ -70,16 +70,19 @@ def test_mxt_analysis_flow_burst_mode(prefect_harness, tmp_path):
         # the fading afterglow: later bins are fainter on average
         assert lc["RATE"][: len(lc) // 3].mean() > lc["RATE"][-len(lc) // 3 :].mean()
     with fits.open(prods["spectra"][0]) as hdul:
-        # the response files are published beside the spectrum under their product names
+        # the responses are named relative to the spectrum's folder, under their product names
         spec = hdul["SPECTRUM"].header
-        assert spec["RESPFILE"] == Path(prods["rmf"]).name
+        folder = Path(prods["spectra"][0]).parent
+        assert (folder / spec["RESPFILE"]).resolve() == Path(prods["rmf"]).resolve()
         assert spec["ANCRFILE"] == Path(prods["arfs"][0]).name
-        assert (Path(prods["spectra"][0]).parent / spec["ANCRFILE"]).is_file()
-        assert hdul[0].header["PRODTYPE"] == "SP_S01"
+        assert (folder / spec["ANCRFILE"]).is_file()
+        assert hdul[0].header["PRODTYPE"] == "PHA"
     # every product is recorded with its provenance: inputs, merged config, calibration
     store = ProductStore(out)
     rows = store.list(obs_id="sb26112401")
-    assert {r.type_code for r in rows} >= {"EVT", "SRCLIST", "RMF", "SP_S01", "LC_S01", "QIMG"}
+    made = {(r.type_code, r.instrument) for r in rows}
+    assert made >= {("EVT", "MXT"), ("SRCLIST", "MXT"), ("RMF", "MXT"), ("QIMG", "MXT")}
+    assert made >= {("PHA", "MXT-S01"), ("LC", "MXT-S01"), ("ARF", "MXT-S01")}
     prov = next(r for r in rows if r.type_code == "SRCLIST").provenance
     assert {Path(i["path"]).name for i in prov["inputs"]} >= {Path(p).name for p in l1}
     assert {c["codename"] for c in prov["calibration"]} == {"GAIN", "CTI", "PATTERN", "PSF"}

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from svomflow.instruments.attitude import angular_separation_deg
+from svomflow.products import ProductStore
 from svomflow.simulation.scenario import load_scenario, run_scenario
 from typer.testing import CliRunner
 
@@ -21,7 +22,8 @@ def _cli_json(args: list[str]) -> dict:
 
 
 @pytest.mark.integration
-def test_simulate_three_sources_then_mxt_cli_finds_them(prefect_harness, tmp_path):
+def test_simulate_three_sources_then_mxt_cli_finds_them(prefect_harness, svomflow_home, tmp_path):
+    # the simulator registers its calibration in the home's CALDB: no --caldb, no --calib
     sim = tmp_path / "sim"
     truth = run_scenario(load_scenario("mxt_three_sources"), sim, seed=1)
     mxt = truth["instruments"]["mxt"]
@@ -37,8 +39,6 @@ def test_simulate_three_sources_then_mxt_cli_finds_them(prefect_harness, tmp_pat
             str(d / files["attitude"]),
             "--saa",
             str(d / files["saa"]),
-            "--caldb",
-            str(d / files["caldb"]),
             "--out",
             str(out),
             "--obs-id",
@@ -58,6 +58,13 @@ def test_simulate_three_sources_then_mxt_cli_finds_them(prefect_harness, tmp_pat
         k = min(range(len(found)), key=seps.__getitem__)
         assert seps[k] < 3 * found[k]["r90_arcsec"], (src["name"], seps[k], found[k])
     assert len(found) == len(mxt["sources"])
-    # the calibration came from the simulation's CALDB (selected, not overridden)
     assert Path(res["srclist"]).is_file()
     assert Path(res["srclist"]).parent == out.resolve() / "mxt3" / "MXT"
+    # the calibration came from the home's CALDB (selected, not overridden)
+    assert files["caldb"] == str((svomflow_home / "caldb").resolve())
+    row = next(r for r in ProductStore(out).list(obs_id="mxt3") if r.type_code == "SRCLIST")
+    cal = row.provenance["calibration"]
+    assert {c["codename"] for c in cal} == {"GAIN", "CTI", "PATTERN", "PSF"}
+    assert all(not c["override"] and c["index_version"] for c in cal)
+    home_caldb = (svomflow_home / "caldb").resolve()
+    assert all(Path(c["path"]).resolve().is_relative_to(home_caldb) for c in cal)

@@ -9,9 +9,9 @@ import pytest
 from astropy.table import Table
 from svomflow.calibration.caldb import open_caldb
 from svomflow.flows.nightly_calibration import nightly_master_calibration
+from svomflow.instruments.ccd_camera import load_camera
 from svomflow.simulation.colibri import expected_science_electrons, simulate_colibri_night
-from svomflow.tasks.ccd.camera import load_camera
-from svomflow.tasks.ccd.reduce import DQ_BITS, ReductionConfig, reduce_file
+from svomflow.tasks.ccd.reduce import DQ_BITS, ReductionConfig
 
 pytestmark = pytest.mark.integration
 
@@ -38,25 +38,22 @@ def test_nightly_flow_promotes_good_and_rejects_bad(prefect_harness, tmp_path):
     # masters, QC reports and QC history are products of the night, with provenance
     from svomflow.products import ProductStore
 
-    rows = {r.type_code: r for r in ProductStore(out).list(obs_id="2026-11-23")}
-    masters = [c for c in rows if c.startswith("MASTER_")]
-    assert len(masters) == 3 and "QCHIST" in rows
-    assert any(c.startswith("QCPLOT_") for c in rows)
-    assert all(f"QC_{c[7:]}" in rows and f"QCJSON_{c[7:]}" in rows for c in masters)
-    dark = rows[next(c for c in masters if c.startswith("MASTER_dark"))]
+    rows = {(r.type_code, r.instrument): r for r in ProductStore(out).list(obs_id="2026-11-23")}
+    masters = [inst for code, inst in rows if code == "MASTER"]
+    assert len(masters) == 3 and any(code == "QCHIST" for code, _ in rows)
+    assert any(code == "QCPLOT" for code, _ in rows)
+    assert all(("QC", i) in rows and ("QCJSON", i) in rows for i in masters)
+    dark = rows[("MASTER", next(i for i in masters if i.startswith("DDRAGO-B-dark")))]
     assert len(dark.provenance["inputs"]) == 5  # the five raw darks, with checksums
     used = {c["codename"]: c for c in dark.provenance["calibration"]}
     assert used["BIAS"]["sha256"] == first_bias.sha256
     assert used["BIAS"]["index_version"] is not None
     assert dark.provenance["config"]["min_frames"] is not None
-    assert Path(dark.path).parent == Path(out).resolve() / "2026-11-23" / "DDRAGO-B"
+    assert Path(dark.path).parent == Path(out).resolve() / "2026-11-23" / dark.instrument
 
     # The science frame of night 1 reduces with masters picked by time from the CALDB.
-    cam = load_camera()
     sci_file = Path(truth1["raw_dir"]) / truth1["science"]["frames"][0]["file"]
-    l1a = reduce_file(
-        sci_file, tmp_path / "l1a.fits", cam, caldb=db, config=ReductionConfig(cosmic_rays=False)
-    )
+    l1a = _reduce_with_caldb(sci_file, tmp_path / "l1a.fits", db)
     from astropy.io import fits
 
     with fits.open(l1a) as h:
@@ -90,6 +87,30 @@ def test_nightly_flow_promotes_good_and_rejects_bad(prefect_harness, tmp_path):
     assert all(Path(p).exists() for p in s2["qc"]["plots"])
 
 
+def _reduce_with_caldb(raw_file: Path, out: Path, db) -> Path:
+    """Reduce a raw frame to L1a with the masters the CALDB selects for its header."""
+    from svomflow.calibration.calibration_set import CalibrationSet
+    from svomflow.products.catalogue import FitsModel
+    from svomflow.products.ccd_frames import read_raw
+    from svomflow.tasks.ccd.reduce import (
+        frame_master_selections,
+        l1a_hdus,
+        masters_for_frame,
+        reduce_frame,
+    )
+
+    cam = load_camera()
+    raw, header = read_raw(raw_file, cam)
+    selections = frame_master_selections(header, cam)
+    reqs = [r for s in selections.values() for r in s.requirements(optional=False)]
+    cal = CalibrationSet.resolve(reqs, header["DATE-OBS"], caldb=db)
+    masters, missing = masters_for_frame(selections, cal)
+    assert masters is not None, missing
+    frame = reduce_frame(raw, header, cam, masters, ReductionConfig(cosmic_rays=False))
+    FitsModel.from_hdus(l1a_hdus(frame, masters)).write(out)
+    return out
+
+
 def test_nightly_flow_empty_night(prefect_harness, tmp_path):
     n = tmp_path / "n"
     simulate_colibri_night(
@@ -103,7 +124,7 @@ def test_nightly_flow_empty_night(prefect_harness, tmp_path):
 
 def test_reduction_flags(tmp_path):
     """Saturated pixels and hot pixels are flagged; cosmic rays found by L.A.Cosmic."""
-    from svomflow.tasks.ccd.frames import read_raw
+    from svomflow.products.ccd_frames import read_raw
     from svomflow.tasks.ccd.master_builders import (
         build_master_bias,
         build_master_dark,

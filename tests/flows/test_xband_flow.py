@@ -58,10 +58,12 @@ def test_xband_flow_products_provenance_and_rerun(prefect_harness, tmp_path) -> 
     assert {i["path"] for i in prov["inputs"]} == {
         str(p) for p in map(lambda f: __import__("pathlib").Path(f).resolve(), files)
     }
-    assert any(
-        c["codename"] == "SPECRESP MATRIX" and c["path"].endswith("eclairs.rsp")
-        for c in prov["calibration"]
-    )
+    # the CALDB files the fit depends on (the simulator registered them): responses,
+    # channels, dead time, bad pixels
+    assert {(c["codename"], c["override"]) for c in prov["calibration"]} == {
+        (code, False) for code in ("RSPPAR", "EBOUNDS", "DEADTIME", "BADPIX")
+    }
+    assert len([c for c in prov["calibration"] if c["codename"] == "RSPPAR"]) == 2
     assert prov["config"]["intervals"]["max_resolved"] == 3
     with fits.open(sp.path) as hdul:
         tab = hdul["FITRESULT"].data

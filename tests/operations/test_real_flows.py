@@ -91,7 +91,8 @@ def test_failed_run_records_its_reason(prefect_harness: None, tmp_path: Path) ->
                 limit=10,
             )
             published = [r for r in runs if r.name.startswith("publish-")]
-            if (published and published[0].state.is_final()) or time.time() > deadline:
+            state = published[0].state if published else None
+            if (state is not None and state.is_final()) or time.time() > deadline:
                 break
             time.sleep(0.2)
     (task_run,) = published

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 from astropy.table import Table
+from svomflow.instruments.ccd_camera import load_camera
 from svomflow.simulation.colibri import read_truth_map, simulate_colibri_night
 from svomflow.simulation.starfield import draw_stars
-from svomflow.tasks.ccd.camera import load_camera
 
 KW = dict(
     size=(64, 80),

@@ -7,6 +7,7 @@ import pytest
 from astropy.io import fits
 from svomflow.instruments.attitude import Attitude
 from svomflow.instruments.grm_response import (
+    GRMResponseModel,
     channel_edges,
     detector_axes,
     grm_response,
@@ -18,6 +19,7 @@ from svomflow.simulation.grm import grm_photon_area, simulate_grm, write_grm_l1
 from svomflow.simulation.photons import PhotonList
 
 ATT = Attitude(0.0, 0.0, 0.0)
+MODEL = GRMResponseModel.from_instrument()
 PL = Spectrum("powerlaw", k=1.0, index=-1.5)
 
 
@@ -53,7 +55,7 @@ def _photons(rng: np.random.Generator, ra: float, dec: float, n: int) -> PhotonL
 
 
 def _fold(ra: float, dec: float, det: str, n_photons: int) -> np.ndarray:
-    lo, hi, m, _ = grm_response((ra, dec), detector=det, attitude=ATT)
+    lo, hi, m, _ = grm_response((ra, dec), detector=det, attitude=ATT, model=MODEL)
     # Photon fluence per bin for n photons drawn on grm_photon_area() over 10 keV-10 MeV.
     fluence = np.array([PL.photon_flux(a, b) for a, b in zip(lo, hi, strict=True)])
     fluence *= n_photons / (PL.photon_flux(10.0, 10000.0) * grm_photon_area())
@@ -102,7 +104,7 @@ def test_rsp_is_ogip_and_forward_folds_to_the_simulated_spectrum(tmp_path) -> No
         calibration_source=False,
         dead_time_s=0.0,
     )
-    lo, hi, m, eb = grm_response((ra, dec), detector="GRD02", attitude=ATT)
+    lo, hi, m, eb = grm_response((ra, dec), detector="GRD02", attitude=ATT, model=MODEL)
     path = write_rsp(
         tmp_path / "g2.rsp", lo, hi, m, eb, telescope="SVOM", instrument="GRM", detector="GRD02"
     )

@@ -71,3 +71,30 @@ def test_psf_shape_recovered_from_photons():
     expect = r.psf.fraction_in_circle(r.psf.gamma, step=0.5)
     n = sel.sum()
     assert frac == pytest.approx(expect, abs=4 * np.sqrt(expect * (1 - expect) / n) + 0.01)
+
+
+def test_calibration_files_are_registered_once_in_the_home_caldb(svomflow_home, tmp_path):
+    from svomflow.calibration.caldb import open_caldb
+    from svomflow.products.atomic import sha256_file
+    from svomflow.simulation.mxt import simulate_scenario
+
+    spec = {"duration_s": 300.0, "n_passes": 1, "sources": []}
+    first = simulate_scenario(spec, tmp_path / "a", np.random.default_rng(1))
+    assert first["files"]["caldb"] == str((svomflow_home / "caldb").resolve())
+    db = open_caldb()
+    assert sorted(e.codename for e in db.entries()) == ["CTI", "GAIN", "PATTERN", "PSF"]
+    # the same simulation again writes the same files: nothing new in the CALDB
+    again = simulate_scenario(spec, tmp_path / "b", np.random.default_rng(1))
+    for name in first["files"]["calibration"].values():
+        assert sha256_file(tmp_path / "a" / name) == sha256_file(tmp_path / "b" / name)
+    assert len(db.entries()) == 4 and again["files"]["caldb"] == first["files"]["caldb"]
+    # another seed draws other gains and pattern fractions: those are registered and selected
+    simulate_scenario(spec, tmp_path / "c", np.random.default_rng(2))
+    assert sorted(e.codename for e in db.entries()) == [
+        "CTI", "GAIN", "GAIN", "PATTERN", "PATTERN", "PSF",
+    ]  # fmt: skip
+    gain = db.select("GAIN", instrument="MXT", time="2026-03-03T00:00:00")
+    assert gain.sha256 == sha256_file(tmp_path / "c" / "mxt_gain.fits")
+    # and a simulation told not to register leaves the CALDB alone
+    simulate_scenario({**spec, "caldb": False}, tmp_path / "d", np.random.default_rng(3))
+    assert len(db.entries()) == 6

@@ -9,9 +9,8 @@ import numpy as np
 import pytest
 from astropy.io import fits
 from svomflow.errors import InputDataError
-from svomflow.tasks.ccd.camera import load_camera
-from svomflow.tasks.ccd.fitsio import read_image, read_image_header
-from svomflow.tasks.ccd.frames import read_frame_info, read_raw
+from svomflow.instruments.ccd_camera import load_camera
+from svomflow.products.ccd_frames import read_frame_info, read_image, read_image_header, read_raw
 
 KEYS = {
     "INSTRUME": "DDRAGO-B",

@@ -1,9 +1,10 @@
-"""OTLOC ECLAIRs step end to end: simulated L1 file with defects and a known source."""
+"""OTLOC ECLAIRs step end to end: simulated L1 file with defects, a known source, BADPIX."""
 
 from __future__ import annotations
 
 import numpy as np
 from svomflow.instruments.attitude import Attitude, angular_separation_deg
+from svomflow.instruments.pixels import PixelMap
 from svomflow.products.eclairs_l1 import read_eclairs_l1, write_eclairs_l1
 from svomflow.simulation.eclairs import simulate_eclairs
 from svomflow.simulation.photons import PhotonList
@@ -50,7 +51,7 @@ def test_quick_position_from_an_l1_file(tmp_path) -> None:
         interval=(120.0, 130.0),
         background_interval=(0.0, min(t_trig, 119.0)),
         gti=back.gti,
-        dead_pixels=back.dead_pixels,
+        bad_pixels=PixelMap(dead=back.dead_pixels, noisy=np.zeros_like(back.dead_pixels)),
         known_sources_radec=known_radec,
     )
     assert {tuple(p) for p in np.argwhere(qp.noisy_pixels)} == {(7, 70), (50, 2)}
@@ -61,3 +62,35 @@ def test_quick_position_from_an_l1_file(tmp_path) -> None:
     assert err < qp.position.r90_arcmin
     summary = qp.to_dict()
     assert summary["n_noisy_pixels"] == 2 and summary["band_kev"] == [4.0, 50.0]
+
+
+def test_known_noisy_pixels_of_the_caldb_are_excluded_with_the_found_ones() -> None:
+    """A pixel the CALDB calls noisy is excluded even when it is quiet in the data."""
+    rng = np.random.default_rng(52)
+    grb_tan = (0.1, -0.2)
+    ev = simulate_eclairs(
+        [_plist(rng, 20_000, grb_tan, 60.0, 70.0, "grb")],
+        attitude=ATT,
+        t_start=0.0,
+        t_stop=80.0,
+        rng=rng,
+        noisy_pixels=[(7, 70, 3.0)],
+        run_trigger=False,
+    )
+    known = PixelMap(dead=np.zeros((80, 80), bool), noisy=np.zeros((80, 80), bool))
+    known.noisy[20, 21] = True
+
+    def locate(bad: PixelMap | None):  # type: ignore[no-untyped-def]
+        return quick_position(
+            ev.time, ev.y, ev.z, ev.energy_kev, attitude=ATT, interval=(60.0, 70.0),
+            background_interval=(0.0, 59.0), gti=ev.gti, bad_pixels=bad,
+        )  # fmt: skip
+
+    found, both = locate(None), locate(known)
+    assert found.noisy_pixels[7, 70] and not found.noisy_pixels[20, 21]
+    assert np.array_equal(both.noisy_pixels, found.noisy_pixels | known.noisy)
+    # one pixel less of 6400 barely moves the position
+    sep = angular_separation_deg(
+        found.position.ra_deg, found.position.dec_deg, both.position.ra_deg, both.position.dec_deg
+    )
+    assert float(sep) * 60 < found.position.r90_arcmin

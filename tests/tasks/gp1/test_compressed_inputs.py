@@ -7,12 +7,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 from astropy.io import fits
+from svomflow.calibration.calibration_set import CalibrationSet
 from svomflow.errors import InputDataError
+from svomflow.instruments.ccd_camera import load_camera
 from svomflow.operations.gp1_watch import GP1Watcher
-from svomflow.tasks.ccd.camera import load_camera
-from svomflow.tasks.ccd.master_builders import MasterFrame
+from svomflow.products.ccd_masters import MasterFrame
 from svomflow.tasks.gp1.config import GP1Config, GP1WatchConfig, ReductionModule
-from svomflow.tasks.gp1.reduction import reduce_frame
+from svomflow.tasks.gp1.inputs import read_image_file
+from svomflow.tasks.gp1.reduction import reduce_pixels
 
 SHAPE = (64, 96)  # trimmed image; the camera adds 32 overscan columns
 
@@ -76,9 +78,11 @@ def test_fpacked_alert_reduces_to_the_same_image(tmp_path, compression, with_mas
     cam = load_camera()
     plain = alert_frame(tmp_path / "alert.fits")
     fz = fpack(plain, tmp_path / "alert.fits.fz", compression)
-    cfg = ReductionModule(overrides=masters(tmp_path) if with_masters else {})
-    a = reduce_frame(plain, cam, cfg)
-    b = reduce_frame(fz, cam, cfg)
+    files = masters(tmp_path) if with_masters else {}
+    cal = CalibrationSet.from_files({f"{cam.name}:{k}": v for k, v in files.items()})
+    cfg = ReductionModule()
+    a = reduce_pixels(read_image_file(plain, cam), cam, cfg, cal)
+    b = reduce_pixels(read_image_file(fz, cam), cam, cfg, cal)
     assert a.header["REDLEVEL"] == ("full" if with_masters else "overscan")
     np.testing.assert_array_equal(b.data, a.data)
     np.testing.assert_array_equal(b.mask, a.mask)
@@ -94,7 +98,7 @@ def test_damaged_fpacked_alert_fails_naming_the_file(tmp_path):
     cut = tmp_path / "cut.fits.fz"
     cut.write_bytes(blob[: len(blob) - 3000])
     with pytest.raises(InputDataError, match=r"cut\.fits\.fz: .*truncated"):
-        reduce_frame(cut, cam, ReductionModule())
+        read_image_file(cut, cam)
 
 
 def test_watcher_routes_fpacked_alerts_by_their_compressed_header(tmp_path):

@@ -220,9 +220,11 @@ def test_bad_inputs_fail_clearly_and_the_watcher_goes_on(tmp_path):
     assert status["c_sat.fits"][0] == "failed" and "saturated" in status["c_sat.fits"][1]
     assert status["d_good.fits"] == ("done", "")
     # No master for the date: overscan-only and flagged, or a clear error when required.
-    out = Path(cfg.output_dir) / "no_trigger" / "DDRAGO-B" / "r"
-    assert (out / "d_good.red.fits").is_file()
-    assert fits.getheader(out / "d_good.red.fits")["REDLEVEL"] == "overscan"
+    from svomflow.products import ProductStore
+
+    (red,) = ProductStore(cfg.output_dir).list(obs_id="no_trigger_r_d_good", type_code="REDIMG")
+    assert Path(red.path).is_relative_to(Path(cfg.output_dir))
+    assert fits.getheader(red.path)["REDLEVEL"] == "overscan"
     strict = cfg.pipelines[1].model_copy(deep=True)
     strict.steps.reduction.require_masters = True
     res = process_images([inp / "d_good.fits"], strict)

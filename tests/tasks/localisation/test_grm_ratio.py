@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from svomflow.errors import InputDataError
 from svomflow.instruments.attitude import Attitude, angular_separation_deg
+from svomflow.instruments.grm_response import GRMResponseModel
 from svomflow.tasks.localisation.grm_ratio import (
     GRMLocalisationConfig,
     expected_band_counts,
@@ -13,6 +14,7 @@ from svomflow.tasks.localisation.grm_ratio import (
 )
 
 ATT = Attitude(80.0, 10.0, 0.0)
+MODEL = GRMResponseModel.from_instrument()
 
 
 def test_localisation_covers_the_truth_at_about_90_percent() -> None:
@@ -23,11 +25,11 @@ def test_localisation_covers_the_truth_at_about_90_percent() -> None:
         v = rng.normal(size=3)
         v[0] = abs(v[0]) + 0.8  # in front of the spacecraft
         v /= np.linalg.norm(v)
-        resp = expected_band_counts(v, cfg)[0]
+        resp = expected_band_counts(v, cfg, MODEL)[0]
         mu = resp * (3000.0 / resp.sum())
         bkg = np.full(3, 4000.0)
         net = rng.poisson(mu + bkg) - rng.poisson(bkg * 10) / 10.0
-        loc = localise_grm(net, mu + bkg * 1.1, attitude=ATT, config=cfg)
+        loc = localise_grm(net, mu + bkg * 1.1, attitude=ATT, model=MODEL, config=cfg)
         ra, dec = ATT.to_sky(v)
         sep = float(angular_separation_deg(ra, dec, loc.ra_deg, loc.dec_deg))
         errors.append(sep)
@@ -40,16 +42,24 @@ def test_localisation_covers_the_truth_at_about_90_percent() -> None:
 def test_systematic_is_added_in_quadrature() -> None:
     v = np.array([0.9, 0.3, -0.2]) / np.linalg.norm([0.9, 0.3, -0.2])
     cfg0 = GRMLocalisationConfig(systematic_deg=0.0)
-    resp = expected_band_counts(v, cfg0)[0] * 1e4 / expected_band_counts(v, cfg0)[0].sum()
-    a = localise_grm(resp, resp + 1000, attitude=ATT, config=cfg0)
+    resp = (
+        expected_band_counts(v, cfg0, MODEL)[0]
+        * 1e4
+        / expected_band_counts(v, cfg0, MODEL)[0].sum()
+    )
+    a = localise_grm(resp, resp + 1000, attitude=ATT, model=MODEL, config=cfg0)
     b = localise_grm(
-        resp, resp + 1000, attitude=ATT, config=GRMLocalisationConfig(systematic_deg=5.0)
+        resp,
+        resp + 1000,
+        attitude=ATT,
+        model=MODEL,
+        config=GRMLocalisationConfig(systematic_deg=5.0),
     )
     assert b.error_radius_1sigma_deg == pytest.approx(np.hypot(a.error_radius_1sigma_deg, 5.0))
 
 
 def test_bad_inputs_are_clear_errors() -> None:
     with pytest.raises(InputDataError, match="one per GRM detector"):
-        localise_grm([1.0, 2.0], [1.0, 1.0], attitude=ATT)
+        localise_grm([1.0, 2.0], [1.0, 1.0], attitude=ATT, model=MODEL)
     with pytest.raises(InputDataError, match="no net source counts"):
-        localise_grm([0.0, 0.0, 0.0], [1.0, 1.0, 1.0], attitude=ATT)
+        localise_grm([0.0, 0.0, 0.0], [1.0, 1.0, 1.0], attitude=ATT, model=MODEL)

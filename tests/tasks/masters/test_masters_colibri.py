@@ -6,21 +6,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from svomflow.instruments.ccd_camera import load_camera
+from svomflow.products.ccd_masters import read_master
 from svomflow.simulation.colibri import read_truth_map, simulate_colibri_night
-from svomflow.tasks.ccd.camera import load_camera
 from svomflow.tasks.ccd.combine import CombineConfig, combine_stack
 from svomflow.tasks.ccd.master_builders import (
     build_master_bias,
     build_master_dark,
     build_master_flat,
-    read_master,
 )
-from svomflow.tasks.masters.build import (
-    NightlyCalibrationConfig,
-    group_frames,
-    refuse_small_groups,
-    scan_night,
-)
+from svomflow.tasks.masters.config import NightlyCalibrationConfig
+from svomflow.tasks.masters.groups import group_frames, refuse_small_groups, scan_night
 
 SIZE = (128, 160)
 N_BIAS, N_DARK, N_FLAT = 7, 5, 5
@@ -129,7 +125,7 @@ def test_dark_groups_split_by_temperature_and_exposure(night):
     cfg = NightlyCalibrationConfig().resolved(cam)
     from dataclasses import replace
 
-    from svomflow.tasks.ccd.frames import read_frame_info
+    from svomflow.products.ccd_frames import read_frame_info
 
     infos = [read_frame_info(p, cam) for p in _files(truth, "dark")]
     warm = [replace(i, temperature=i.temperature + 10.0) for i in infos[:2]]

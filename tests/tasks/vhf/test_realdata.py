@@ -6,10 +6,14 @@ import math
 
 import numpy as np
 import pytest
+from svomflow.calibration.calibration_set import CalibrationSet
 from svomflow.products.ogip_spectra import read_pha, read_response
 from svomflow.tasks.spectral.quick_spectrum import QuickSpectrumConfig, quick_spectrum
+from svomflow.tasks.step import run_plain
 from svomflow.tasks.vhf.config import VHFConfig
-from svomflow.tasks.vhf.pipeline import analyse, summary
+from svomflow.tasks.vhf.inputs import VHFRequest
+from svomflow.tasks.vhf.outcome import summary
+from svomflow.tasks.vhf.pipeline import VHF_PIPELINE
 
 pytestmark = pytest.mark.realdata
 
@@ -24,7 +28,10 @@ def test_grb080916c_n3_t90_against_the_catalog(shared_data) -> None:
     """
     tte = shared_data / "gbm/bn080916009/glg_tte_n3_bn080916009_v01.fit.gz"
     cfg = VHFConfig(band_kev=(50.0, 300.0))
-    s = summary(analyse([str(tte)], config=cfg))
+    # a foreign instrument: no CALDB calibration, its file carries its channels and dead time
+    assert VHF_PIPELINE.needs(VHF_PIPELINE.observe(VHFRequest.of([tte])), cfg) == []
+    outcome, _ = run_plain(VHF_PIPELINE, VHFRequest.of([tte]), cfg, calibration=CalibrationSet())
+    s = summary(outcome)
     assert s["instruments"] == ["GBM"] and s["position"] is None  # no imaging instrument
     assert s["t0"] == pytest.approx(243216766.613542)
     assert abs(s["t90"] - CATALOG_T90_080916C) < 2 * s["t90_err"]

@@ -10,6 +10,7 @@ from svomflow.config import load_instrument
 from svomflow.errors import InputDataError
 from svomflow.instruments.attitude import Attitude
 from svomflow.instruments.coded_mask import MaskGeometry, cos_theta, mask_pattern, shadow
+from svomflow.instruments.eclairs_detector import EclairsResponse
 from svomflow.products.ogip_spectra import read_arf, read_response
 from svomflow.tasks.coded_mask.response import (
     eclairs_response,
@@ -18,13 +19,15 @@ from svomflow.tasks.coded_mask.response import (
     write_eclairs_rsp,
 )
 
+DETECTOR = EclairsResponse.from_instrument(load_instrument("eclairs"))
+
 
 def test_effective_area_is_shadow_times_cosine_times_efficiency() -> None:
     inst = load_instrument("eclairs")
     geom = MaskGeometry.from_instrument(inst)
     usable = np.ones(geom.shape, dtype=bool)
     usable[:10, :] = False
-    r = eclairs_response(0.12, -0.05, usable_pixels=usable)
+    r = eclairs_response(0.12, -0.05, usable_pixels=usable, detector=DETECTOR)
     lit = float(np.sum(shadow(geom, mask_pattern(geom), 0.12, -0.05) * usable))
     expected = geom.pixel_area_cm2 * float(cos_theta(0.12, -0.05)) * lit
     # 10-40 keV: the efficiency table is 1 there
@@ -37,7 +40,7 @@ def test_effective_area_is_shadow_times_cosine_times_efficiency() -> None:
 
 
 def test_redistribution_rows_are_probabilities_inside_the_channels() -> None:
-    r = eclairs_response(0.0, 0.0)
+    r = eclairs_response(0.0, 0.0, detector=DETECTOR)
     mid = np.sqrt(r.energ_lo * r.energ_hi)
     rows = r.rmf.sum(axis=1)
     inside = (mid > 8) & (mid < 150)
@@ -51,7 +54,7 @@ def test_redistribution_rows_are_probabilities_inside_the_channels() -> None:
 
 
 def test_rsp_and_rmf_arf_files_round_trip(tmp_path) -> None:
-    r = eclairs_response(0.1, 0.05, ra_dec=(150.0, 20.0))
+    r = eclairs_response(0.1, 0.05, ra_dec=(150.0, 20.0), detector=DETECTOR)
     rsp = read_response(write_eclairs_rsp(tmp_path / "e.rsp", r, validity=(0.0, 100.0)))
     assert rsp.has_area and rsp.first_channel == 0 and rsp.tstart == 0.0
     np.testing.assert_allclose(rsp.matrix, r.matrix, rtol=1e-6, atol=1e-6 * r.matrix.max())
@@ -62,7 +65,7 @@ def test_rsp_and_rmf_arf_files_round_trip(tmp_path) -> None:
 
 def test_source_outside_the_field_is_a_clear_error() -> None:
     with pytest.raises(InputDataError, match="outside the field"):
-        eclairs_response(3.0, 3.0)
+        eclairs_response(3.0, 3.0, detector=DETECTOR)
 
 
 def test_folded_power_law_matches_the_simulator() -> None:
@@ -87,7 +90,7 @@ def test_folded_power_law_matches_the_simulator() -> None:
         background=False,
         run_trigger=False,
     )
-    r = eclairs_response(ty, tz)
+    r = eclairs_response(ty, tz, detector=DETECTOR)
     # expected photons per cm2 in each response bin, then folded
     integ = (r.energ_hi ** (g + 1) - r.energ_lo ** (g + 1)) / (hi ** (g + 1) - lo ** (g + 1))
     integ[(r.energ_lo < lo) | (r.energ_hi > hi)] = 0.0

@@ -6,11 +6,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from astropy.io import fits
+from svomflow.simulation.xband_mc import read_burst
 from svomflow.tasks.xband.config import XbandAnalysisConfig
-from svomflow.tasks.xband.events import read_xband_events
 from svomflow.tasks.xband.intervals import common_intervals, instrument_timing
-from svomflow.tasks.xband.pipeline import step_timing
+from svomflow.tasks.xband.t90 import timing
 
 CFG = XbandAnalysisConfig()
 
@@ -23,7 +22,7 @@ def test_truncated_tail_is_flagged_not_measured(burst_factory: Any, tmp_path: Pa
     QUALITY = TAIL_AT_DATA_END with the reason.
     """
     b = burst_factory(tmp_path / "sim", 5, span=(-15.0, 6.0))
-    ev = read_xband_events(b["files"], t0=b["t0"])
+    ev = read_burst(b)
     timings = [instrument_timing(e, CFG.intervals) for e in ev.instruments.values()]
     for tm in timings:
         assert tm.durations is None and tm.status.quality == "TAIL_AT_DATA_END", tm.instrument
@@ -31,21 +30,21 @@ def test_truncated_tail_is_flagged_not_measured(burst_factory: Any, tmp_path: Pa
         assert float(tm.bins.hi[-1]) - tm.background.source[1] < 1.0
     ci = common_intervals(timings, ev.instruments, CFG.intervals)
     assert ci.post_burst is None and ci.pre_burst[1] < 0.5
-    info, products = step_timing(b["files"], b["t0"], CFG, tmp_path / "work")
-    for name, row in info["t90"].items():
+    res = timing(ev.instruments, ev.t0, config=CFG.intervals)
+    for name, row in res.t90_rows().items():
         assert "t90" not in row and row["quality"] == "TAIL_AT_DATA_END", name
         assert "end of the data" in row["quality_reason"]
-    t90 = [p for p in products if p.type_code == "T90"]
+    t90 = [p for p in res.products if p.type_code == "T90"]
     assert len(t90) == 2
     for p in t90:
-        h = fits.HDUList(p.content)
+        h = p.model.to_fits()
         assert h[0].header["QUALITY"] == "TAIL_AT_DATA_END"
         assert "no post-burst" in h[0].header["QUALREAS"]
 
 
 def test_bin_width_follows_the_burst(bright_burst: dict[str, Any]) -> None:
     """A ~10 s burst gets a clock of extent/64 rounded down to 1 ms * 2^k (64-256 ms)."""
-    ev = read_xband_events(bright_burst["files"], t0=bright_burst["t0"])
+    ev = read_burst(bright_burst)
     for e in ev.instruments.values():
         tm = instrument_timing(e, CFG.intervals)
         extent = tm.background.source[1] - tm.background.source[0]

@@ -7,7 +7,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from astropy.io import fits
 from svomflow.config import load_config, load_instrument
 from svomflow.instruments.attitude import Attitude
 from svomflow.instruments.coded_mask import MaskGeometry, mask_pattern
@@ -82,14 +81,9 @@ def _pull(value: float, lo: float | None, hi: float | None, truth: float) -> flo
 
 
 def _eclairs_main_pulls(
-    b: dict[str, Any], known: list[dict[str, Any]], work: Path
-) -> tuple[dict[str, float], dict[str, Any], dict[str, Any]]:
-    from svomflow.tasks.xband.pipeline import (
-        step_localise,
-        step_responses,
-        step_spectra,
-        step_timing,
-    )
+    b: dict[str, Any], known: list[dict[str, Any]]
+) -> tuple[dict[str, float], Any]:
+    from svomflow.simulation.xband_mc import analyse_main
 
     cfg = XbandAnalysisConfig.model_validate(
         {
@@ -98,11 +92,8 @@ def _eclairs_main_pulls(
             "intervals": {"max_resolved": 1},
         }
     )
-    info, _ = step_timing(b["files"], b["t0"], cfg, work)
-    loc, _ = step_localise(b["files"], cfg, info)
-    rsp, _ = step_responses(b["files"], info, loc, work, eclairs_weighting="mask")
-    out, _ = step_spectra(b["files"], cfg, info, loc, rsp, work)
-    m = next(f for f in out["fits"]["ECL"] if f["label"] == "main")
+    res = analyse_main(b, cfg, fits=("ECL",))
+    m = res.fit.summary()
     p = m["parameters"]
     fx = m["fluxes"]["fluence_4-150"]
     truth = _grb_fluence_in(b, tuple(m["interval"]), "4-150")
@@ -115,7 +106,7 @@ def _eclairs_main_pulls(
         ),
         "fluence": _pull(fx["value"], fx["error_low"], fx["error_high"], truth),
     }
-    return pulls, out, loc
+    return pulls, res
 
 
 def test_known_source_in_the_field_is_cancelled_by_the_mask_weights(tmp_path: Path) -> None:
@@ -129,22 +120,20 @@ def test_known_source_in_the_field_is_cancelled_by_the_mask_weights(tmp_path: Pa
     assert added["steady:Crab"]["events"] > 50_000  # brighter than the burst over the file
     known = [{"name": "Crab-like", "ra_deg": src[1], "dec_deg": src[2]}]
 
-    pulls, out, loc = _eclairs_main_pulls(b, known, tmp_path / "listed")
-    assert out["eclairs_cancelled_sources"] == ["Crab-like"]
+    pulls, res = _eclairs_main_pulls(b, known)
+    assert res.spectra.cancelled_sources["eclairs"] == ["Crab-like"]
     # |pull| < 3.3 fails with probability 0.1 % per quantity for a correct analysis
     assert all(abs(v) < 3.3 for v in pulls.values()), pulls
     # the imaging still finds the burst (within its 90 % radius, systematics included)
-    sep = angular_separation_deg(
-        loc["eclairs"]["ra_deg"], loc["eclairs"]["dec_deg"], b["ra"], b["dec"]
-    )
-    assert sep * 60 < loc["eclairs"]["r90_arcmin"]
-    pha = next((tmp_path / "listed").glob("eclairs_*_maskwt.pha"))
-    with fits.open(pha) as h:
-        hdr = h["SPECTRUM"].header
-        assert hdr["NKNOWN"] == 1 and hdr["KNOWN01"] == "Crab-like"
-        assert hdr["WTTEMPL"] == 3  # flat, CXB, the source's shadow
+    loc = res.positions.summary()["eclairs"]
+    sep = angular_separation_deg(loc["ra_deg"], loc["dec_deg"], b["ra"], b["dec"])
+    assert sep * 60 < loc["r90_arcmin"]
+    pha = next(p for p in res.spectra.products if (p.type_code, p.instrument) == ("PHA", "ECL"))
+    hdr = pha.model.to_fits()["SPECTRUM"].header
+    assert hdr["NKNOWN"] == 1 and hdr["KNOWN01"] == "Crab-like"
+    assert hdr["WTTEMPL"] == 3  # flat, CXB, the source's shadow
 
-    biased, out_none, _ = _eclairs_main_pulls(b, [], tmp_path / "unlisted")
-    assert out_none["eclairs_cancelled_sources"] == []
+    biased, res_none = _eclairs_main_pulls(b, [])
+    assert res_none.spectra.cancelled_sources["eclairs"] == []
     # the leak of the unlisted source is far outside the errors
     assert max(abs(biased["alpha"]), abs(biased["fluence"])) > 4.0, biased

@@ -8,25 +8,30 @@ from typing import Any
 
 import numpy as np
 import pytest
+from astropy.io import fits
 from svomflow.config import load_instrument
 from svomflow.errors import InputDataError
 from svomflow.instruments.attitude import Attitude
 from svomflow.instruments.coded_mask import MaskGeometry, cos_theta, mask_pattern
+from svomflow.instruments.eclairs_detector import EclairsResponse
 from svomflow.products.eclairs_l1 import read_eclairs_l1
-from svomflow.products.ogip import TimeReference
+from svomflow.products.ogip import TimeReference, write_hdulist
 from svomflow.products.ogip_spectra import read_pha
+from svomflow.simulation.xband_mc import read_burst
 from svomflow.tasks import spectral as sp
 from svomflow.tasks.coded_mask.mask_weighting import event_weights, mask_weights
 from svomflow.tasks.coded_mask.response import eclairs_response, write_eclairs_rsp
 from svomflow.tasks.xband.config import XbandAnalysisConfig
-from svomflow.tasks.xband.events import read_xband_events
-from svomflow.tasks.xband.fitting import DatasetSpec, fit_datasets
+from svomflow.tasks.xband.datasets import FitDataset
+from svomflow.tasks.xband.fitting import fit_datasets
 from svomflow.tasks.xband.mask_spectra import (
     extract_weighted_spectrum,
     group_min_snr,
     smooth_variance,
-    write_weighted_spectra,
+    weighted_spectra_hdu,
 )
+
+DETECTOR = EclairsResponse.from_instrument(load_instrument("eclairs"))
 
 INST = load_instrument("eclairs")
 GEOM = MaskGeometry.from_instrument(INST)
@@ -38,18 +43,18 @@ def test_mask_weighted_response_area_and_headers(tmp_path: Path) -> None:
     usable = np.ones(GEOM.shape, dtype=bool)
     usable[:, :7] = False
     ty, tz = 0.45, 0.3  # partially coded (about 28 deg off axis)
-    r = eclairs_response(ty, tz, usable_pixels=usable, weighting="mask", ra_dec=(1.0, 2.0))
+    r = eclairs_response(
+        ty, tz, usable_pixels=usable, weighting="mask", ra_dec=(1.0, 2.0), detector=DETECTOR
+    )
     mw = mask_weights(GEOM, mask_pattern(GEOM), ty, tz, usable=usable)
     mid = np.sqrt(r.energ_lo * r.energ_hi)
     sel = (mid > 11) & (mid < 39)  # efficiency 1 there
     expected = GEOM.pixel_area_cm2 * float(cos_theta(ty, tz)) * np.sum(mw.weights * mw.illumination)
     np.testing.assert_allclose(r.arf_cm2[sel], expected, rtol=1e-12)
     # normalised to the whole-plane area: the same ARF as the unweighted response
-    plain = eclairs_response(ty, tz, usable_pixels=usable)
+    plain = eclairs_response(ty, tz, usable_pixels=usable, detector=DETECTOR)
     np.testing.assert_allclose(r.arf_cm2, plain.arf_cm2, rtol=1e-10)
     path = write_eclairs_rsp(tmp_path / "mw.rsp", r)
-    from astropy.io import fits
-
     with fits.open(path) as h:
         hdr = h["SPECRESP MATRIX"].header
         assert hdr["MASKWT"] is True
@@ -59,9 +64,9 @@ def test_mask_weighted_response_area_and_headers(tmp_path: Path) -> None:
     with fits.open(write_eclairs_rsp(tmp_path / "plain.rsp", plain)) as h:
         assert h["SPECRESP MATRIX"].header["MASKWT"] is False
     with pytest.raises(InputDataError, match="outside the field"):
-        eclairs_response(3.0, 3.0, weighting="mask")
+        eclairs_response(3.0, 3.0, weighting="mask", detector=DETECTOR)
     with pytest.raises(InputDataError, match="weighting"):
-        eclairs_response(0.0, 0.0, weighting="bat")  # type: ignore[arg-type]
+        eclairs_response(0.0, 0.0, weighting="bat", detector=DETECTOR)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(("ty", "tz"), [(0.05, -0.03), (0.5, 0.35)])
@@ -81,7 +86,7 @@ def test_weighted_counts_match_response_times_spectrum(ty: float, tz: float) -> 
         [photons], attitude=att, t_start=0.0, t_stop=10.0, rng=rng, run_trigger=False
     )
     assert np.sum(ev.origin != 0) > 20_000  # the background is there to cancel
-    r = eclairs_response(ty, tz, weighting="mask")
+    r = eclairs_response(ty, tz, weighting="mask", detector=DETECTOR)
     mw = mask_weights(GEOM, mask_pattern(GEOM), ty, tz)
     w = event_weights(mw, ev.y, ev.z)
     a, b = r.energ_lo.clip(lo, hi), r.energ_hi.clip(lo, hi)
@@ -143,25 +148,22 @@ def _weighted_dataset(
     b: dict[str, Any], work: Path, interval: tuple[float, float]
 ) -> tuple[Path, Path]:
     """Mask-weighted PHA and response of a simulated burst at its true position."""
-    ev = read_xband_events(b["files"], t0=b["t0"])
+    ev = read_burst(b)
     e = ev.instruments["eclairs"]
-    assert e.attitude is not None and e.dead_pixels is not None
+    assert e.attitude is not None
     ty, tz = e.attitude.to_projected(b["ra"], b["dec"])
-    usable = ~e.dead_pixels
+    usable = ~ev.bad_pixels["eclairs"].dead
     mw = mask_weights(GEOM, mask_pattern(GEOM), float(ty), float(tz), usable=usable)
     s = extract_weighted_spectrum(e, mw, interval, min_snr=3.0, min_channels=6)
-    r = eclairs_response(float(ty), float(tz), usable_pixels=usable, weighting="mask")
+    r = eclairs_response(
+        float(ty), float(tz), usable_pixels=usable, weighting="mask", detector=DETECTOR
+    )
     work.mkdir(parents=True, exist_ok=True)
     rsp = write_eclairs_rsp(work / "ecl.rsp", r, validity=(b["t0"] - 1e3, b["t0"] + 1e3))
-    pha = write_weighted_spectra(
-        [s],
-        work / "ecl.pha",
-        telescope="SVOM",
-        instrument="ECLAIRS",
-        timeref=TREF,
-        t0=b["t0"],
-        respfile=rsp.name,
+    hdu = weighted_spectra_hdu(
+        [s], telescope="SVOM", instrument="ECLAIRS", timeref=TREF, t0=b["t0"], respfile=rsp.name
     )
+    pha = write_hdulist([fits.PrimaryHDU(), hdu], work / "ecl.pha")
     return pha, rsp
 
 
@@ -173,8 +175,6 @@ def test_weighted_pha_round_trip_and_poisson_statistics_refused(
     spec = read_pha(pha)
     assert not spec.poisserr and spec.stat_err is not None and spec.backfile is None
     assert np.any(spec.counts < 0) and np.any(spec.counts != np.round(spec.counts))
-    from astropy.io import fits
-
     with fits.open(pha) as h:
         hdr = h["SPECTRUM"].header
         assert hdr["HDUCLAS2"] == "NET" and hdr["MASKWT"] is True and hdr["POISSERR"] is False
@@ -201,8 +201,9 @@ def test_weighted_fit_recovers_cpl_and_fluence(
     b = burst_factory(tmp_path / "sim", 50 + int(off), spectrum=CPL, offaxis_deg=off)
     interval = (-3.0, 18.0)
     pha, rsp = _weighted_dataset(b, tmp_path / "w", interval)
+    ds = sp.load(str(pha), rsp=str(rsp), name="eclairs")
     f = fit_datasets(
-        [DatasetSpec(str(pha), None, str(rsp), (4.0, 150.0), "eclairs", "eclairs", stat="chi2")],
+        [FitDataset(ds, (4.0, 150.0), "eclairs", stat="chi2")],
         label="main",
         interval=interval,
         model="cpl",
@@ -239,21 +240,26 @@ def test_weighted_fit_recovers_cpl_and_fluence(
 
 def test_joint_fit_chi2_for_eclairs_and_wstat_for_grm(burst_factory: Any, tmp_path: Path) -> None:
     """Per-dataset statistics: mask-weighted ECLAIRs (chi2) with GRM W-stat, Band recovered."""
-    from svomflow.tasks.xband.spectra import detector_background, extract_spectrum, write_spectra
+    from svomflow.tasks.xband.spectra import detector_background, extract_spectrum, spectra_hdus
 
     b = burst_factory(tmp_path / "sim", 61, span=(-10.0, 20.0))
     interval = (-2.0, 15.0)
     pha, rsp = _weighted_dataset(b, tmp_path / "w", interval)
-    specs = [DatasetSpec(str(pha), None, str(rsp), (4.0, 150.0), "eclairs", "eclairs", "chi2")]
-    ev = read_xband_events(b["files"], t0=b["t0"])
+    ecl = sp.load(str(pha), rsp=str(rsp), name="eclairs")
+    specs = [FitDataset(ecl, (4.0, 150.0), "eclairs", "chi2")]
+    ev = read_burst(b)
     g = ev.instruments["grm"]
-    from svomflow.instruments.grm_response import grm_response
+    dead_time = b["calibration"].get("grm", "DEADTIME")
+    from svomflow.instruments.grm_response import GRMResponseModel, grm_response
     from svomflow.products.ogip import write_rsp
 
     assert g.attitude is not None
-    for k, det in enumerate(g.detectors):
+    for k, det in enumerate(g.events.detectors):
         lo, hi, m, eb = grm_response(
-            (b["ra"], b["dec"]), detector=det, attitude=g.attitude, instrument=g.definition
+            (b["ra"], b["dec"]),
+            detector=det,
+            attitude=g.attitude,
+            model=GRMResponseModel.from_instrument(g.definition),
         )
         r = write_rsp(
             tmp_path / f"{det}.rsp",
@@ -267,18 +273,20 @@ def test_joint_fit_chi2_for_eclairs_and_wstat_for_grm(burst_factory: Any, tmp_pa
             instrument=g.definition.instrument,
         )
         bkg = detector_background(g, k, [(-10.0, -3.0), (16.0, 20.0)], (15.0, 2000.0))
-        s = extract_spectrum(g, bkg, interval, min_counts=10)
-        src, _ = write_spectra(
+        s = extract_spectrum(g, bkg, interval, dead_time_s=dead_time.of(det), min_counts=10)
+        src_hdu, bak_hdu = spectra_hdus(
             [s],
-            tmp_path / f"{det}.pha",
-            tmp_path / f"{det}_bak.pha",
             telescope="SVOM",
             instrument=g.definition.instrument,
             timeref=TREF,
             t0=b["t0"],
             respfile=r.name,
+            backfile=f"{det}_bak.pha",
         )
-        specs.append(DatasetSpec(str(src), None, str(r), (15.0, 2000.0), "grm", f"grm_{det}"))
+        write_hdulist([fits.PrimaryHDU(), bak_hdu], tmp_path / f"{det}_bak.pha")
+        src = write_hdulist([fits.PrimaryHDU(), src_hdu], tmp_path / f"{det}.pha")
+        ds = sp.load(str(src), rsp=str(r), name=f"grm_{det}")
+        specs.append(FitDataset(ds, (15.0, 2000.0), "grm"))
     f = fit_datasets(
         specs,
         label="main",
@@ -294,11 +302,11 @@ def test_joint_fit_chi2_for_eclairs_and_wstat_for_grm(burst_factory: Any, tmp_pa
     )
     r = f.result
     assert r.statistic == "chi2+wstat"
-    assert len(r.per_dataset_stat) == 1 + len(g.detectors)
+    assert len(r.per_dataset_stat) == 1 + len(g.events.detectors)
     for name in ("alpha", "epeak"):
         p = r.parameters[name]
         assert abs(_pull(p.value, p.error_low, p.error_high, b["spectrum"][name])) < 3.3, (name, p)
-    norm = r.parameters[f"norm_grm_{g.detectors[0]}"]
+    norm = r.parameters[f"norm_grm_{g.events.detectors[0]}"]
     assert abs(norm.value - 1.0) < 3.3 * max(norm.error_high, -norm.error_low)
     # a statistic per dataset must match the datasets
     ds = sp.load(pha, rsp=rsp)
@@ -307,7 +315,7 @@ def test_joint_fit_chi2_for_eclairs_and_wstat_for_grm(burst_factory: Any, tmp_pa
 
 
 def test_extraction_errors_are_clear(bright_burst: dict[str, Any]) -> None:
-    ev = read_xband_events(bright_burst["files"], t0=bright_burst["t0"])
+    ev = read_burst(bright_burst)
     e = ev.instruments["eclairs"]
     mw = mask_weights(GEOM, mask_pattern(GEOM), 0.1, 0.05)
     with pytest.raises(InputDataError, match="no good time"):
@@ -319,16 +327,14 @@ def test_extraction_errors_are_clear(bright_burst: dict[str, Any]) -> None:
         extract_weighted_spectrum(g, mw, (0.0, 5.0))
 
 
-def test_flow_steps_with_mask_weighted_eclairs(
-    bright_burst: dict[str, Any], tmp_path: Path
-) -> None:
+def test_flow_steps_with_mask_weighted_eclairs(bright_burst: dict[str, Any]) -> None:
     """spectral.eclairs_method = mask_weighted: PHA_ECL is mask-weighted, fitted with chi2."""
-    from svomflow.tasks.xband.pipeline import (
-        step_localise,
-        step_responses,
-        step_spectra,
-        step_timing,
-    )
+    from svomflow.tasks.xband.extraction import spectra
+    from svomflow.tasks.xband.localise import localise
+    from svomflow.tasks.xband.pipeline import fit_plans
+    from svomflow.tasks.xband.responses import responses
+    from svomflow.tasks.xband.spectral_fits import fit
+    from svomflow.tasks.xband.t90 import timing
 
     cfg = XbandAnalysisConfig.model_validate(
         {
@@ -336,22 +342,29 @@ def test_flow_steps_with_mask_weighted_eclairs(
             "intervals": {"max_resolved": 2},
         }
     )
-    files = bright_burst["files"]
-    info, _ = step_timing(files, bright_burst["t0"], cfg, tmp_path)
-    loc, _ = step_localise(files, cfg, info)
-    plain, _ = step_responses(files, info, loc, tmp_path / "plain", eclairs_weighting="none")
+    cal = bright_burst["calibration"]
+    ev = read_burst(bright_burst)
+    ins, t0 = ev.instruments, ev.t0
+    ci = timing(ins, t0, config=cfg.intervals).intervals
+    pos = localise(ins, ci, cfg.known_sources, t0, config=cfg.localise, calibration=cal)
+    whole_plane = cfg.spectral.model_copy(update={"eclairs_method": "time_background"})
+    plain = responses(ins, pos, config=whole_plane, calibration=cal)
+    args = (ins, ci.fitted(), ci.off_source, pos)
     with pytest.raises(InputDataError, match="mask-weighted response"):
-        step_spectra(files, cfg, info, loc, plain, tmp_path / "plain")
-    rsp, _ = step_responses(files, info, loc, tmp_path, eclairs_weighting="mask")
-    assert rsp["eclairs"]["weighting"] == "mask"
-    out, products = step_spectra(files, cfg, info, loc, rsp, tmp_path)
-    kinds = {(p.type_code, p.instrument) for p in products}
+        spectra(*args, plain, cfg.known_sources, t0, config=cfg.spectral, calibration=cal)
+    rsp = responses(ins, pos, config=cfg.spectral, calibration=cal)
+    coded = rsp.instruments["eclairs"].coded_mask
+    assert coded is not None and coded.weighting == "mask"
+    out = spectra(*args, rsp, cfg.known_sources, t0, config=cfg.spectral, calibration=cal)
+    kinds = {(p.type_code, p.instrument) for p in out.products}
     assert ("PHA", "ECL") in kinds and ("BAK", "ECL") not in kinds
-    main = {
-        c: next(f for f in fl if f["label"] == "main")
-        for c, f_ in out["fits"].items()
-        for fl in [f_]
-    }
-    assert main["ECL"]["statistic"] == "chi2"
-    assert main["ECLGRM"]["statistic"] == "chi2+wstat"
-    assert set(out["factors"]) >= {"eclairs", "grm"}
+    fits_ = {
+        p.code: fit(
+            p.code, p.instruments, out, p.fluence_bands, p.flux_bands, p.flux_band, t0,
+            cfg.seed, config=cfg.spectral,
+        )
+        for p in fit_plans(list(out.detectors), cfg)
+    }  # fmt: skip
+    assert fits_["ECL"].main.result.statistic == "chi2"
+    assert fits_["ECLGRM"].main.result.statistic == "chi2+wstat"
+    assert {f.factors.instrument for f in fits_.values() if f.factors} >= {"eclairs", "grm"}

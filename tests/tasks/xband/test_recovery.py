@@ -18,13 +18,13 @@ from svomflow.simulation.xband_mc import (
     COVERAGE_1SIGMA,
     analyse_main,
     coverage_summary,
+    read_burst,
     run_trial,
     trial_pulls,
 )
 from svomflow.tasks.xband.config import XbandAnalysisConfig
-from svomflow.tasks.xband.events import read_xband_events
+from svomflow.tasks.xband.hardness_lag import hardness_lag
 from svomflow.tasks.xband.intervals import common_intervals, instrument_timing
-from svomflow.tasks.xband.pipeline import step_hardness_lag
 
 CFG = XbandAnalysisConfig()
 
@@ -34,18 +34,18 @@ def test_joint_fit_recovers_spectrum_and_fluence(
     burst_factory: Any, tmp_path: Path, seed: int
 ) -> None:
     b = burst_factory(tmp_path / "sim", seed, span=(-10.0, 20.0))
-    res = analyse_main(b, tmp_path / "work")
+    res = analyse_main(b)
     pulls = trial_pulls(b, res)
     # |pull| < 3.3 fails with probability 0.1 % per quantity for a correct analysis
     assert all(abs(v) < 3.3 for v in pulls.values()), pulls
     # the GRM/ECLAIRs cross-normalisation is 1 for a correct pair of responses
-    norm = res["fit"].result.parameters["norm_grm_GRD01"]
+    norm = res.fit.result.parameters["norm_grm_GRD01"]
     assert abs(norm.value - 1.0) < 3.3 * max(norm.error_high, -norm.error_low)
 
 
 def test_t90_consistent_between_eclairs_and_grm_bands(bright_burst: dict[str, Any]) -> None:
-    ev = read_xband_events(bright_burst["files"], t0=bright_burst["t0"])
-    tm = {e.name: instrument_timing(e, CFG.intervals) for e in ev.instruments.values()}
+    ev = read_burst(bright_burst)
+    tm = {name: instrument_timing(e, CFG.intervals) for name, e in ev.instruments.items()}
     d_e, d_g = tm["eclairs"].durations, tm["grm"].durations
     assert d_e is not None and d_g is not None
     sigma = np.hypot(d_e.t90_err, d_g.t90_err)
@@ -61,18 +61,11 @@ def test_injected_soft_lag_is_recovered(burst_factory: Any, tmp_path: Path) -> N
     b = burst_factory(
         tmp_path / "lag", 7, soft_shift_s=0.4, soft_below_kev=20.0, span=(-10.0, 20.0)
     )
-    ev = read_xband_events(b["files"], t0=b["t0"])
+    ev = read_burst(b)
     timings = [instrument_timing(e, CFG.intervals) for e in ev.instruments.values()]
     ci = common_intervals(timings, ev.instruments, CFG.intervals)
-    info = {
-        "t0": b["t0"],
-        "intervals": {
-            "pre_burst": list(ci.pre_burst),
-            "post_burst": list(ci.post_burst) if ci.post_burst else None,
-            "main": list(ci.main),
-        },
-    }
-    out, products = step_hardness_lag(b["files"], CFG, info)
+    res = hardness_lag(ev.instruments, ci, ev.t0, CFG.seed, config=CFG.temporal)
+    out, products = res.rows, res.products
     lag = out["ECL"]["lag"]
     assert abs(lag["lag"] - 0.4) < 2.5 * lag["lag_err"], lag
     # the GRM bands (50-100 vs 100-300 keV) hold no delayed photon: no lag there

@@ -9,18 +9,26 @@ from typing import Any
 
 import numpy as np
 import pytest
+from astropy.io import fits
+from svomflow.config import load_instrument
 from svomflow.errors import InputDataError
-from svomflow.products.ogip import TimeReference
+from svomflow.instruments.eclairs_detector import EclairsResponse
+from svomflow.products.burst_events import read_burst_events
+from svomflow.products.ogip import TimeReference, write_hdulist
 from svomflow.products.ogip_spectra import read_pha
+from svomflow.simulation.xband_mc import read_burst
+from svomflow.tasks import spectral as sp
 from svomflow.tasks.coded_mask.response import eclairs_response, write_eclairs_rsp
-from svomflow.tasks.xband.events import read_xband_events
-from svomflow.tasks.xband.fitting import DatasetSpec, fit_datasets, load_datasets
+from svomflow.tasks.xband.datasets import FitDataset
+from svomflow.tasks.xband.fitting import fit_datasets
 from svomflow.tasks.xband.spectra import (
     detector_background,
     extract_spectrum,
     group_channels,
-    write_spectra,
+    spectra_hdus,
 )
+
+DETECTOR = EclairsResponse.from_instrument(load_instrument("eclairs"))
 
 TREF = TimeReference(59945.0, "TT", "s")
 
@@ -60,30 +68,35 @@ def test_grouping_also_reaches_the_background_target() -> None:
 
 @pytest.fixture(scope="module")
 def events(bright_burst: dict[str, Any]) -> Any:
-    return read_xband_events(bright_burst["files"], t0=bright_burst["t0"])
+    return read_burst(bright_burst)
 
 
 def _write(tmp: Path, spectra: list, respfile: str, name: str = "ecl") -> tuple[Path, Path]:
-    return write_spectra(
+    """Write the spectra's HDUs as XSPEC would find them: spectrum and background files."""
+    src, bak = spectra_hdus(
         spectra,
-        tmp / f"{name}.pha",
-        tmp / f"{name}_bak.pha",
         telescope="SVOM",
         instrument="ECLAIRS",
         timeref=TREF,
         t0=1.0e8,
         respfile=respfile,
+        backfile=f"{name}_bak.pha",
     )
+    paths = tmp / f"{name}.pha", tmp / f"{name}_bak.pha"
+    for path, hdu in zip(paths, (src, bak), strict=True):
+        write_hdulist([fits.PrimaryHDU(), hdu], path)
+    return paths
 
 
 def test_extraction_counts_and_background_scaling(events: Any, tmp_path: Path) -> None:
     ecl = events.get("eclairs")
     off = [(-15.0, -3.0), (15.0, 25.0)]
     bkg = detector_background(ecl, 0, off, (4.0, 150.0))
-    s = extract_spectrum(ecl, bkg, (-2.0, 12.0), min_counts=10, min_channels=6)
-    n_in = np.count_nonzero((ecl.time >= -2.0) & (ecl.time < 12.0))
+    s = extract_spectrum(ecl, bkg, (-2.0, 12.0), dead_time_s=0.0, min_counts=10, min_channels=6)
+    t = ecl.events.time
+    n_in = np.count_nonzero((t >= -2.0) & (t < 12.0))
     assert s.counts.sum() == n_in
-    n_off = sum(np.count_nonzero((ecl.time >= a) & (ecl.time < b)) for a, b in off)
+    n_off = sum(np.count_nonzero((t >= a) & (t < b)) for a, b in off)
     assert s.bkg_counts.sum() == n_off
     # the burst-free part of the source interval predicts the background: the expected
     # background per second matches the off-source rate (slow modulation only)
@@ -103,21 +116,21 @@ def test_empty_interval_names_the_event_file(events: Any) -> None:
     ecl = events.get("eclairs")
     bkg = detector_background(ecl, 0, [(-15.0, -3.0)], (4.0, 150.0))
     with pytest.raises(InputDataError, match=r"eclairs_l1_events\.fits.*empty interval"):
-        extract_spectrum(ecl, bkg, (2.0, 2.0))
+        extract_spectrum(ecl, bkg, (2.0, 2.0), dead_time_s=0.0)
     with pytest.raises(InputDataError, match=r"eclairs_l1_events\.fits.*no good time"):
-        extract_spectrum(ecl, bkg, (100.0, 110.0))
-    empty = replace(
-        ecl, time=ecl.time[:0], pi=ecl.pi[:0], detector=ecl.detector[:0], energy=ecl.energy[:0]
-    )
+        extract_spectrum(ecl, bkg, (100.0, 110.0), dead_time_s=0.0)
+    empty = replace(ecl, events=ecl.events.select(np.zeros(ecl.events.size, dtype=bool)))
     with pytest.raises(InputDataError, match=r"eclairs_l1_events\.fits.*no counts"):
-        extract_spectrum(empty, bkg, (2.0, 3.0))
+        extract_spectrum(empty, bkg, (2.0, 3.0), dead_time_s=0.0)
 
 
 def _ecl_spectrum(events: Any, tmp: Path, validity: tuple[float, float]) -> tuple[Path, Path, Any]:
     ecl = events.get("eclairs")
     bkg = detector_background(ecl, 0, [(-15.0, -3.0), (15.0, 25.0)], (4.0, 150.0))
-    s = extract_spectrum(ecl, bkg, (-2.0, 12.0), min_counts=10, min_channels=6)
-    rsp = write_eclairs_rsp(tmp / "ecl.rsp", eclairs_response(0.12, 0.07), validity=validity)
+    s = extract_spectrum(ecl, bkg, (-2.0, 12.0), dead_time_s=0.0, min_counts=10, min_channels=6)
+    rsp = write_eclairs_rsp(
+        tmp / "ecl.rsp", eclairs_response(0.12, 0.07, detector=DETECTOR), validity=validity
+    )
     src, _ = _write(tmp, [s], rsp.name)
     return src, rsp, s
 
@@ -125,28 +138,29 @@ def _ecl_spectrum(events: Any, tmp: Path, validity: tuple[float, float]) -> tupl
 def test_channel_mismatch_between_pha_and_response_names_both_files(
     events: Any, tmp_path: Path
 ) -> None:
-    from svomflow.instruments.grm_response import grm_response
+    from svomflow.instruments.grm_response import GRMResponseModel, grm_response
     from svomflow.products.ogip import write_rsp
 
     src, _, _ = _ecl_spectrum(events, tmp_path, (0.0, 2e8))
-    lo, hi, m, eb = grm_response(np.array([1.0, 0.0, 0.0]), detector="GRD01")
+    lo, hi, m, eb = grm_response(
+        np.array([1.0, 0.0, 0.0]), detector="GRD01", model=GRMResponseModel.from_instrument()
+    )
     grm_rsp = write_rsp(
         tmp_path / "grd01.rsp", lo, hi, m, eb, telescope="SVOM", instrument="GRM", detector="GRD01"
     )
-    spec = DatasetSpec(str(src), None, str(grm_rsp), (4.0, 150.0), "eclairs", "eclairs")
     with pytest.raises(
         InputDataError, match=r"ecl\.pha has 1024 channels but the response .*grd01\.rsp has 128"
     ):
-        load_datasets([spec])
+        sp.load(str(src), rsp=str(grm_rsp))
 
 
 def test_response_not_covering_the_interval_names_the_response(events: Any, tmp_path: Path) -> None:
     src, rsp, _ = _ecl_spectrum(events, tmp_path, (0.0, 10.0))
-    spec = DatasetSpec(str(src), None, str(rsp), (4.0, 150.0), "eclairs", "eclairs")
+    spec = FitDataset(sp.load(str(src), rsp=str(rsp), name="eclairs"), (4.0, 150.0), "eclairs")
     with pytest.raises(
         InputDataError, match=r"ecl\.rsp: the response is valid over \[0\.0, 10\.0\]"
     ):
-        load_datasets([spec])
+        spec.selected()
 
 
 def test_zero_count_bins_with_chi_square_name_the_spectrum(events: Any, tmp_path: Path) -> None:
@@ -157,7 +171,7 @@ def test_zero_count_bins_with_chi_square_name_the_spectrum(events: Any, tmp_path
     bkg[400:420] = 0.0
     s0 = replace(s, counts=counts, bkg_counts=bkg, grouping=np.ones_like(s.grouping))
     src, _ = _write(tmp_path, [s0], rsp.name, name="zero")
-    spec = DatasetSpec(str(src), None, str(rsp), (4.0, 150.0), "eclairs", "eclairs")
+    spec = FitDataset(sp.load(str(src), rsp=str(rsp), name="eclairs"), (4.0, 150.0), "eclairs")
     kw = dict(
         label="t",
         interval=(-2.0, 12.0),
@@ -201,7 +215,7 @@ def _pulse_grm(tmp: Path, tau: float) -> tuple[Any, int]:
     d0 = sim.detectors["GRD01"]
     n_src = int(np.sum((d0.origin == 0) & (d0.time >= 5.0) & (d0.time < 20.0)))
     path = write_grm_l1(tmp / f"grm_{tau:g}.fits", sim, attitude=att, trigger_time=0.0)
-    return read_xband_events([str(path)], t0=0.0).get("grm"), n_src
+    return read_burst_events([str(path)], t0=0.0).get("grm"), n_src
 
 
 def test_exposure_is_the_live_time_the_source_saw(tmp_path: Path) -> None:
@@ -213,14 +227,15 @@ def test_exposure_is_the_live_time_the_source_saw(tmp_path: Path) -> None:
     """
     _, n_true = _pulse_grm(tmp_path, 0.0)
     ev, _ = _pulse_grm(tmp_path, 30e-6)
-    k = ev.detectors.index("GRD01")
+    k = ev.events.detectors.index("GRD01")
     bkg = detector_background(ev, k, [(-30.0, 4.0), (21.0, 45.0)], (15.0, 2000.0))
-    s = extract_spectrum(ev, bkg, (5.0, 20.0))
+    s = extract_spectrum(ev, bkg, (5.0, 20.0), dead_time_s=30e-6)
     on_time = 15.0
     # recorded source counts = rate x exposure: the true source counts are that x on-time
     net = s.counts.sum() - s.expected_background
     est = net * on_time / s.exposure
-    plain = 15.0 - np.sum((ev.detector == k) & (ev.time >= 5.0) & (ev.time < 20.0)) * 30e-6
+    t, det = ev.events.time, ev.events.detector
+    plain = 15.0 - np.sum((det == k) & (t >= 5.0) & (t < 20.0)) * 30e-6
     est_plain = net * on_time / plain
     dead = 1.0 - plain / on_time
     assert dead > 0.05  # a strong effect to correct

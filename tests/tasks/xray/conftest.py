@@ -27,7 +27,8 @@ def mxt_obs(tmp_path_factory):
     """(directory, truth, in-memory result) of a small simulated MXT observation."""
     out = tmp_path_factory.mktemp("mxt_obs")
     result = simulate(config_from_mapping(FIELD), np.random.default_rng(11))
-    truth = write_simulation(result, out)
+    # session-wide, so outside any test's SVOMFLOW_HOME: the tests give the files directly
+    truth = write_simulation(result, out, caldb=False)
     assert (
         json.loads((Path(out) / "truth.json").read_text())["n_pixel_rows"] == truth["n_pixel_rows"]
     )

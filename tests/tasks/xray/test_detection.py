@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from svomflow.config import load_instrument
 from svomflow.instruments.attitude import Attitude
+from svomflow.instruments.mxt_calibration import PSFModel
 from svomflow.tasks.xray.detect import DetectConfig, detect_sources
 from svomflow.tasks.xray.mlfit import circle_radius_90, fit_sources
-from svomflow.tasks.xray.psf import PSFModel
 
 PSF = PSFModel.from_instrument(load_instrument("mxt"))
 SHAPE = (256, 256)

@@ -10,8 +10,9 @@ import pytest
 from astropy.io import fits
 from svomflow.config import load_instrument
 from svomflow.errors import InputDataError
+from svomflow.instruments.mxt_calibration import read_cti, read_gain, read_pattern
 from svomflow.instruments.mxt_response import resolution_sigma_kev
-from svomflow.tasks.xray.calibrate import calibrate_events, load_calibration
+from svomflow.tasks.xray.calibrate import calibrate_events
 from svomflow.tasks.xray.events import (
     complement,
     in_intervals,
@@ -85,8 +86,13 @@ def test_wrong_instrument_is_a_clear_error(mxt_obs, tmp_path):
 def test_calibrated_energies_match_injected_within_resolution(mxt_obs):
     d, truth, result = mxt_obs
     _, m = _merge(d, truth)
-    cal = load_calibration({k: d / v for k, v in truth["files"]["calibration"].items()}, 256)
-    ce = calibrate_events(m.events, cal, channel_width_kev=0.01, n_channels=1024)
+    files = {k: d / v for k, v in truth["files"]["calibration"].items()}
+    gain, cti, pattern = (
+        read_gain(files["gain"]),
+        read_cti(files["cti"]),
+        read_pattern(files["pattern"]),
+    )
+    ce = calibrate_events(m.events, gain, cti, pattern, channel_width_kev=0.01, n_channels=1024)
     ph = result.photons
     k = ph["kept"]
 
@@ -110,8 +116,8 @@ def test_calibrated_energies_match_injected_within_resolution(mxt_obs):
     assert 0.9 < np.std(z[sel]) < 1.3
     # with nominal (flat) gain/offset tables instead of the true ones, the same check fails:
     # the calibration files really carry the information
-    flat = dataclasses.replace(cal, gain=np.full(256, 5.0), offset=np.full(256, 40.0))
-    ce0 = calibrate_events(m.events, flat, channel_width_kev=0.01, n_channels=1024)
+    flat = dataclasses.replace(gain, gain=np.full(256, 5.0), offset=np.full(256, 40.0))
+    ce0 = calibrate_events(m.events, flat, cti, pattern, channel_width_kev=0.01, n_channels=1024)
     assert ce0.energy_kev.size == ce.energy_kev.size
     z0 = (ce0.energy_kev[ok] - e_true) / sig
     assert np.std(z0[sel]) > 1.5 * np.std(z[sel])

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 from svomflow.config import load_instrument
+from svomflow.instruments.mxt_calibration import PSFModel
 from svomflow.tasks.xray.detect import DetectConfig, residual_search
 from svomflow.tasks.xray.mlfit import fit_sources
-from svomflow.tasks.xray.psf import PSFModel
 
 PSF = PSFModel.from_instrument(load_instrument("mxt"))
 SHAPE = (256, 256)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from svomflow.tasks.xray._kernels import cash_grad, fisher_matrix, psf_pixels, recombine_frames
+from svomflow.instruments._mxt_kernels import psf_pixels
+from svomflow.tasks.xray._kernels import cash_grad, fisher_matrix, recombine_frames
 
 PAR = dict(gamma=17.0, arm_half=44.0, arm_sigma=2.8, halo_sigma=57.0, f_core=0.25, f_arm=0.55)
 

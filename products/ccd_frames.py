@@ -1,4 +1,4 @@
-"""Locating the image of a frame file: plain, gzip'd (``.fits.gz``) or fpack'd (``.fits.fz``).
+"""Raw CCD frames as data: locate the image (plain, gzip'd or fpack'd), read headers and pixels.
 
 A camera writes its image in the primary HDU; fpack moves it into a tile-compressed
 ``CompImageHDU`` after an empty primary, and some archives put the image in an extension
@@ -10,30 +10,40 @@ result looks like the primary header of the uncompressed file (``SIMPLE``, ``BIT
 ``CHECKSUM``/``DATASUM``, so none of them is copied into a product.
 
 Compressed HDUs cannot be memory-mapped: :func:`read_image` decompresses one whole frame,
-and row-chunk readers slice ``hdu.section``, which decompresses only the tiles it touches.
+and :class:`FrameStack` row reads slice ``hdu.section``, which decompresses only the tiles
+they touch. The header values a pipeline needs (:class:`RawFrameInfo`) come from the camera
+definition's keyword table (:class:`~svomflow.instruments.ccd_camera.CameraModel`).
 """
 
 from __future__ import annotations
 
+import datetime as _dt
 import re
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from astropy.io import fits
 from astropy.utils.exceptions import AstropyUserWarning
 from svomflow.errors import InputDataError
+from svomflow.instruments.ccd_camera import CameraModel
 
 __all__ = [
     "FRAME_PATTERNS",
     "READ_ERRORS",
+    "FrameStack",
+    "RawFrameInfo",
     "image_header",
     "image_index",
     "open_image",
+    "parse_date_obs",
+    "read_frame_info",
     "read_image",
     "read_image_header",
+    "read_raw",
 ]
 
 #: File-name patterns of frame files (plain, gzip'd and fpack'd).
@@ -206,3 +216,159 @@ def read_image(path: str | Path) -> tuple[np.ndarray, fits.Header]:
         except (*READ_ERRORS, AstropyUserWarning) as exc:
             raise InputDataError(f"{p}: cannot read the image ({exc})") from None
     return data, header
+
+
+def parse_date_obs(value: object, *, path: str | Path = "") -> _dt.datetime:
+    """Parse a FITS DATE-OBS value (ISO, UTC assumed when no zone is given)."""
+    text = str(value).strip()
+    try:
+        t = _dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise InputDataError(f"{path}: DATE-OBS {text!r} is not an ISO date-time") from None
+    return t.replace(tzinfo=_dt.UTC) if t.tzinfo is None else t.astimezone(_dt.UTC)
+
+
+@dataclass(frozen=True)
+class RawFrameInfo:
+    """Header values of one raw frame that grouping, validation and reduction need."""
+
+    path: Path
+    exposure_type: str
+    camera: str
+    filter: str
+    exptime: float
+    temperature: float
+    binning: str
+    date_obs: _dt.datetime
+    observer: str
+    shape: tuple[int, int]
+
+    @property
+    def mjd(self) -> float:
+        """Modified Julian date (UTC) of the start of the exposure."""
+        epoch = _dt.datetime(1858, 11, 17, tzinfo=_dt.UTC)
+        return (self.date_obs - epoch).total_seconds() / 86400.0
+
+
+def read_frame_info(path: str | Path, camera: CameraModel) -> RawFrameInfo:
+    """Read the header values of a raw frame (no pixel data; a ``.fz`` is not decompressed).
+
+    Raises
+    ------
+    InputDataError
+        If the file is not a readable FITS image or a required keyword is missing.
+    """
+    p = Path(path)
+    h = read_image_header(p)
+    naxis = (int(h.get("NAXIS2", 0)), int(h.get("NAXIS1", 0)))
+    if int(h["NAXIS"]) != 2:
+        raise InputDataError(f"{p}: the image has {h['NAXIS']} axes, not 2")
+
+    def val(name: str, default: object = ...) -> object:
+        try:
+            return camera.header_value(h, name, default)
+        except InputDataError as exc:
+            raise InputDataError(f"{p}: {exc}") from None
+
+    try:
+        exptime = float(val("exposure_time"))  # type: ignore[arg-type]
+        temp = float(val("temperature", np.nan))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise InputDataError(f"{p}: exposure time or temperature is not a number") from None
+    bx = val("binning_x", 1)
+    by = val("binning_y", 1)
+    return RawFrameInfo(
+        path=p,
+        exposure_type=str(val("exposure_type")).strip().lower(),
+        camera=str(val("camera")).strip(),
+        filter=str(val("filter", "NONE")).strip() or "NONE",
+        exptime=exptime,
+        temperature=temp,
+        binning=f"{bx}x{by}",
+        date_obs=parse_date_obs(val("date_obs"), path=p),
+        observer=str(val("observer", "")).strip(),
+        shape=naxis,
+    )
+
+
+def read_raw(path: str | Path, camera: CameraModel) -> tuple[np.ndarray, fits.Header]:
+    """Read a raw frame's pixels (as stored, usually uint16) and merged header.
+
+    Raises
+    ------
+    InputDataError
+        If the file is unreadable or truncated, or its width leaves no overscan strip.
+    """
+    p = Path(path)
+    data, header = read_image(p)
+    if data.ndim != 2 or data.shape[1] <= camera.overscan_columns:
+        raise InputDataError(
+            f"{p}: image of shape {data.shape} has no room for the "
+            f"{camera.overscan_columns} overscan columns of {camera.name}"
+        )
+    return data, header
+
+
+class FrameStack:
+    """The raw frames of one master, read on demand: whole frames or row chunks.
+
+    A master combines tens of full frames; holding them all would need tens of GB for a
+    large camera. This data object keeps only the header values and opens the files when
+    a builder asks for a frame (:meth:`frame`) or a block of rows (:meth:`rows`, inside
+    :meth:`open`), so memory stays one frame plus one chunk per frame, and a builder run on
+    a Dask worker reads its frames there instead of receiving them through the scheduler.
+
+    Parameters
+    ----------
+    infos
+        Header values of the frames (:func:`read_frame_info`), in combination order.
+    """
+
+    def __init__(self, infos: Sequence[RawFrameInfo]) -> None:
+        self.infos = list(infos)
+        self._open: list[tuple[fits.HDUList, int, tuple[float, float]]] = []
+
+    def __len__(self) -> int:
+        return len(self.infos)
+
+    def frame(self, i: int, camera: CameraModel) -> np.ndarray:
+        """Return frame ``i``'s pixels as stored (see :func:`read_raw`)."""
+        return read_raw(self.infos[i].path, camera)[0]
+
+    @contextmanager
+    def open(self) -> Iterator[FrameStack]:
+        """Keep every frame open (memory-mapped, unscaled) for :meth:`rows` inside the block."""
+        try:
+            for info in self.infos:
+                hdul, index = open_image(info.path, memmap=True, scaled=False)
+                h = hdul[index].header
+                scaling = (float(h.get("BSCALE", 1.0)), float(h.get("BZERO", 0.0)))
+                self._open.append((hdul, index, scaling))
+            yield self
+        finally:
+            for hdul, _, _ in self._open:
+                hdul.close()
+            self._open = []
+
+    def rows(self, i: int, rows: slice, cols: slice) -> np.ndarray:
+        """Return rows ``rows`` (columns ``cols``) of frame ``i`` in float32, scaled.
+
+        Only those rows are read; for an fpack'd frame only the tiles holding them are
+        decompressed. BZERO/BSCALE are applied here, in float32.
+
+        Raises
+        ------
+        InputDataError
+            When the rows cannot be read (naming the file).
+        """
+        hdul, index, (bscale, bzero) = self._open[i]
+        try:
+            block = np.asarray(hdul[index].section[rows, cols])
+        except READ_ERRORS as exc:
+            raise InputDataError(f"{self.infos[i].path}: cannot read rows ({exc})") from None
+        img = block.astype(np.float32)
+        if bscale != 1.0:
+            img *= np.float32(bscale)
+        if bzero != 0.0:
+            img += np.float32(bzero)
+        return img

@@ -1,6 +1,6 @@
 """The numbers of a CCD camera, read once from its instrument definition.
 
-Steps and the simulator receive a :class:`CameraModel` (numbers, header keyword names),
+Steps, readers and the simulator receive a :class:`CameraModel` (numbers, header keyword names),
 never an instrument name to branch on (ARCHITECTURE.md §4).
 """
 
