@@ -29,9 +29,11 @@ install: $(STAMP)
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e . --config-settings editable_mode=strict
 
 demo: install
+	@mkdir -p "$(PREFECT_HOME)"  # Prefect makes its home without parents
 	$(BIN)/svomflow demo
 
 test: install
+	@mkdir -p "$(PREFECT_HOME)"
 	$(BIN)/python -m pytest
 
 lint: install
@@ -46,6 +48,7 @@ typecheck: install
 	$(BIN)/mypy -p svomflow
 
 bench: install
+	@mkdir -p "$(PREFECT_HOME)"
 	$(BIN)/python -m benchmarks
 
 clean:

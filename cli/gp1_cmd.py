@@ -107,7 +107,7 @@ def run_cmd(
     if not images:
         raise InputDataError(f"no FITS image found in {', '.join(sources)}")
     if no_prefect:
-        from svomflow.tasks.gp1.pipeline import process_images
+        from svomflow.flows.gp1 import process_images
 
         result = process_images(images, cfg, caldb_root=caldb)
     else:
@@ -279,7 +279,7 @@ def module_cmd(
 
     The products of every module that ran are published under the output root.
     """
-    from svomflow.tasks.gp1.pipeline import process_images
+    from svomflow.flows.gp1 import process_images
 
     if name not in _MODULE_NAMES:
         raise ConfigError(f"unknown module {name!r}; one of {', '.join(_MODULE_NAMES)}")

@@ -25,6 +25,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel
 from svomflow.calibration.calibration_set import CalibrationSet
+from svomflow.errors import SvomflowError
 from svomflow.products.catalogue import Product
 from svomflow.products.catalogue.publish import CataloguePublisher
 from svomflow.products.store import ProductRef, ProductStore
@@ -34,6 +35,7 @@ from svomflow.tasks.step import (
     StepFuture,
     check_outputs,
     resolve_pipeline_calibration,
+    run_plain,
 )
 
 P = ParamSpec("P")
@@ -52,6 +54,7 @@ __all__ = [
     "record_failure",
     "run_key",
     "run_pipeline",
+    "run_pipeline_plain",
     "task_runner_for",
     "transient_error",
 ]
@@ -435,3 +438,37 @@ def run_pipeline(
     runner = PrefectRunner(publisher)
     outcome = pipeline.plan(runner, data, config, cal)
     return PipelineRun(outcome, list(runner.refs), cal, list(runner.warnings))
+
+
+def run_pipeline_plain(
+    pipeline: Pipeline[RequestT, Any, ConfigT, OutcomeT],
+    request: RequestT,
+    config: ConfigT,
+    ctx: FlowContext,
+    *,
+    inputs: Sequence[str] = (),
+    caldb_root: str | None = None,
+) -> PipelineRun[OutcomeT]:
+    """Run a pipeline in this process without Prefect, publishing as :func:`run_pipeline` does.
+
+    The same calibration resolution, reading, plan and catalogue publication, with the
+    plain runner: what ``--no-prefect`` commands and the GP1 watcher's plain mode use. The
+    processing status is set to running here, and to failed (with the reason) on a user
+    error, as a flow's failure hook would.
+    """
+    ctx.status("running")
+    try:
+        cal = resolve_pipeline_calibration(pipeline, request, config, caldb_root=caldb_root)
+        publisher = CataloguePublisher(
+            ctx.store(),
+            obs_id=ctx.key,
+            flow_name=ctx.flow_name,
+            config=config,
+            inputs=list(inputs),
+            calibration=cal.refs(),
+        )
+        outcome, runner = run_plain(pipeline, request, config, calibration=cal, publisher=publisher)
+    except SvomflowError as exc:
+        ctx.status("failed", str(exc)[:2000])
+        raise
+    return PipelineRun(outcome, list(publisher.refs), cal, list(runner.warnings))

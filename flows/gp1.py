@@ -10,18 +10,24 @@ tasks and is reported; the others go on.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger
 from svomflow.config import deep_merge
 from svomflow.flows._params import config_overrides
-from svomflow.flows.adapter import FlowContext, publish_summary, record_failure, run_pipeline
+from svomflow.flows.adapter import (
+    FlowContext,
+    publish_summary,
+    record_failure,
+    run_pipeline,
+    run_pipeline_plain,
+)
 from svomflow.tasks.gp1.config import GP1Config, load_gp1_config
 from svomflow.tasks.gp1.pipeline import GP1_PIPELINE, GP1Request, gp1_result
 
-__all__ = ["gp1_reduction", "resolve_config"]
+__all__ = ["gp1_reduction", "process_images", "resolve_config"]
 
 
 def resolve_config(
@@ -123,5 +129,41 @@ def gp1_reduction(
         previews=[p for s in result["sequences"].values() for p in s["previews"]],
         artifact_key=f"gp1-{key}",
     )
+    ctx.status("done" if done or not failed else "failed", f"{done} images, {failed} failed")
+    return result
+
+
+def process_images(
+    paths: Sequence[str | Path],
+    cfg: GP1Config,
+    *,
+    caldb_root: str | None = None,
+    database_url: str | None = None,
+    products: bool = True,
+) -> dict[str, Any]:
+    """Run GP1 on images in plain Python (no Prefect): the pipeline the flow runs.
+
+    Products are published under ``cfg.output_dir`` (products database ``database_url``).
+    A bad image is reported in ``failed`` and the others go on.
+
+    Returns
+    -------
+    dict
+        As :func:`~svomflow.tasks.gp1.pipeline.gp1_result`.
+    """
+    images = tuple(str(p) for p in paths)
+    key = Path(images[0]).name if images else "none"
+    ctx = FlowContext("gp1_reduction", key, cfg.output_dir, database_url)
+    request = GP1Request(images, cfg, products, database_url)
+    run = run_pipeline_plain(
+        GP1_PIPELINE,
+        request,
+        cfg,
+        ctx,
+        inputs=[p for p in images if Path(p).is_file()],
+        caldb_root=caldb_root,
+    )
+    result = gp1_result(run.outcome, run.refs)
+    done, failed = len(result["images"]), len(result["failed"])
     ctx.status("done" if done or not failed else "failed", f"{done} images, {failed} failed")
     return result

@@ -22,12 +22,11 @@ from svomflow.flows.adapter import (
     publish_summary,
     record_failure,
     run_pipeline,
+    run_pipeline_plain,
 )
 from svomflow.products.burst_events import peek_headers
-from svomflow.products.catalogue.publish import CataloguePublisher
 from svomflow.products.provenance import current_flow_run_id
 from svomflow.products.store import ProductRef
-from svomflow.tasks.step import resolve_pipeline_calibration, run_plain
 from svomflow.tasks.vhf.config import VHFConfig
 from svomflow.tasks.vhf.inputs import VHFRequest, instrument_names
 from svomflow.tasks.vhf.outcome import VHFOutcome, summary
@@ -185,23 +184,13 @@ def run_vhf_plain(
     ctx.status("received")
     try:
         request, cfg = _prepare(event_files, obs_id, t0, band, config_files, overrides)
-        ctx.status("running")
-        cal = resolve_pipeline_calibration(VHF_PIPELINE, request, cfg)
-        publisher = CataloguePublisher(
-            ctx.store(),
-            obs_id=obs_id,
-            flow_name=FLOW_NAME,
-            config=cfg,
-            inputs=request.event_files,
-            calibration=cal.refs(),
-        )
-        outcome, _ = run_plain(VHF_PIPELINE, request, cfg, calibration=cal, publisher=publisher)
     except SvomflowError as exc:
         ctx.status("failed", str(exc)[:2000])
         raise
-    out = _result(outcome, publisher.refs, obs_id)
-    _publish_summary(out, publisher.refs, obs_id)
+    run = run_pipeline_plain(VHF_PIPELINE, request, cfg, ctx, inputs=request.event_files)
+    out = _result(run.outcome, run.refs, obs_id)
+    _publish_summary(out, run.refs, obs_id)
     ctx.status("done")
-    out["timing_s"] = outcome.stage_seconds | {"total_in_flow": time.perf_counter() - start}
+    out["timing_s"] = run.outcome.stage_seconds | {"total_in_flow": time.perf_counter() - start}
     out["flow_run_id"] = None
     return out

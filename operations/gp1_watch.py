@@ -253,7 +253,7 @@ def plain_processor(caldb_root: str | None = None) -> Processor:
     """Return a processor running the GP1 pipeline on one image in plain Python (no Prefect)."""
 
     def process(path: Path, cfg: GP1Config) -> Any:
-        from svomflow.tasks.gp1.pipeline import process_images
+        from svomflow.flows.gp1 import process_images
 
         return _checked(process_images([path], cfg, caldb_root=caldb_root))
 

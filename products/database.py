@@ -9,13 +9,15 @@ of being corrupted, and an older compatible one is upgraded in place.
 from __future__ import annotations
 
 import os
+import threading
+import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import JSON, Column, UniqueConstraint, event
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlmodel import Field, Session, SQLModel, create_engine, select
 from svomflow.errors import SvomflowError
 from svomflow.paths import data_home
@@ -112,6 +114,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 _ENGINES: dict[str, Engine] = {}
+_ENGINE_LOCK = threading.Lock()
 
 
 def make_engine(url: str | None = None) -> Engine:
@@ -121,16 +124,37 @@ def make_engine(url: str | None = None) -> Engine:
     this svomflow understands.
     """
     url = url or database_url()
-    if url in _ENGINES:
-        return _ENGINES[url]
-    if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
-        event.listen(engine, "connect", _sqlite_pragmas)
-    else:
-        engine = create_engine(url, pool_pre_ping=True)
-    _check_schema(engine)
-    _ENGINES[url] = engine
-    return engine
+    # one engine per URL in a process: threads of one run (concurrent steps, the GP1
+    # watcher) must not create the schema side by side
+    with _ENGINE_LOCK:
+        if url in _ENGINES:
+            return _ENGINES[url]
+        if url.startswith("sqlite"):
+            engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+            event.listen(engine, "connect", _sqlite_pragmas)
+        else:
+            engine = create_engine(url, pool_pre_ping=True)
+        _check_schema(engine)
+        _ENGINES[url] = engine
+        return engine
+
+
+def _create_tables(engine: Engine) -> None:
+    """Create the tables that are missing; another process may be creating them too."""
+    tables = [
+        SQLModel.metadata.tables[str(t.__tablename__)]
+        for t in (SchemaInfo, ProductRow, ProcessingStatus)
+    ]
+    for attempt in range(5):
+        try:
+            SQLModel.metadata.create_all(engine, tables=tables)
+            return
+        except (OperationalError, ProgrammingError, IntegrityError):
+            # "already exists": the other process won the race; the next pass sees its
+            # tables and creates only what is still missing
+            if attempt == 4:
+                raise
+            time.sleep(0.05 * (attempt + 1))
 
 
 def _check_schema(engine: Engine) -> None:
@@ -154,13 +178,7 @@ def _check_schema(engine: Engine) -> None:
             f"the database at {engine.url.render_as_string(hide_password=True)} has svomflow "
             "tables but no schema version: it was not made by svomflow; refusing to touch it"
         )
-    SQLModel.metadata.create_all(
-        engine,
-        tables=[
-            SQLModel.metadata.tables[str(t.__tablename__)]
-            for t in (SchemaInfo, ProductRow, ProcessingStatus)
-        ],
-    )
+    _create_tables(engine)
     with Session(engine) as s:
         info = s.get(SchemaInfo, 1)
         if info is None:

@@ -2,8 +2,8 @@
 
 One definition for every way GP1 runs: the Prefect flow
 (:func:`svomflow.flows.gp1.gp1_reduction`, through the adapter), and plain Python
-(:func:`process_images`: ``gp1 run --no-prefect``, the watcher's plain mode, notebooks and
-benchmarks, through :func:`~svomflow.tasks.step.run_plain`).
+(:func:`svomflow.flows.gp1.process_images`: ``gp1 run --no-prefect``, the watcher's plain
+mode, notebooks and benchmarks, through :func:`~svomflow.flows.adapter.run_pipeline_plain`).
 
 * The first task selects from the CALDB the bias, dark and flat of every image (by its
   time, filter, CCD temperature and exposure; images selecting alike share one file). A
@@ -55,7 +55,7 @@ from svomflow.tasks.gp1.sequence import (
     sequence_products,
     stack_sequence,
 )
-from svomflow.tasks.step import Observation, Pipeline, Runner, run_plain
+from svomflow.tasks.step import Observation, Pipeline, Runner
 
 __all__ = [
     "GP1_PIPELINE",
@@ -63,7 +63,6 @@ __all__ = [
     "GP1Outcome",
     "GP1Request",
     "gp1_result",
-    "process_images",
 ]
 
 FLOW_NAME = "gp1_reduction"
@@ -356,40 +355,3 @@ def gp1_result(outcome: GP1Outcome, refs: Sequence[Any]) -> dict[str, Any]:
             "previews": [r.path for r in mine if r.type_code not in SEQUENCE_PRODUCTS],
         }
     return {"images": images, "failed": dict(outcome.failed), "sequences": sequences}
-
-
-def process_images(
-    paths: Sequence[str | Path],
-    cfg: GP1Config,
-    *,
-    caldb_root: str | None = None,
-    database_url: str | None = None,
-    products: bool = True,
-) -> dict[str, Any]:
-    """Run GP1 on images in plain Python (no Prefect): the pipeline the flow runs.
-
-    Products are published under ``cfg.output_dir`` (products database ``database_url``).
-    A bad image is reported in ``failed`` and the others go on.
-
-    Returns
-    -------
-    dict
-        As :func:`gp1_result`.
-    """
-    from svomflow.products.catalogue.publish import CataloguePublisher
-    from svomflow.products.store import ProductStore
-    from svomflow.tasks.step import resolve_pipeline_calibration
-
-    images = tuple(str(p) for p in paths)
-    request = GP1Request(images, cfg, products, database_url)
-    cal = resolve_pipeline_calibration(GP1_PIPELINE, request, cfg, caldb_root=caldb_root)
-    publisher = CataloguePublisher(
-        ProductStore(cfg.output_dir, database_url),
-        obs_id=Path(images[0]).name if images else "none",
-        flow_name=FLOW_NAME,
-        config=cfg,
-        inputs=[p for p in images if Path(p).is_file()],
-        calibration=cal.refs(),
-    )
-    outcome, _ = run_plain(GP1_PIPELINE, request, cfg, calibration=cal, publisher=publisher)
-    return gp1_result(outcome, publisher.refs)

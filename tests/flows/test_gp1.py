@@ -9,12 +9,12 @@ import pytest
 from astropy.io import fits
 from svomflow.calibration.calibration_set import CalibrationSet
 from svomflow.errors import PathEscapeError
+from svomflow.flows.gp1 import process_images
 from svomflow.instruments.ccd_camera import load_camera
 from svomflow.products.ccd_masters import MasterFrame
 from svomflow.simulation.colibri import ScienceSpec, simulate_colibri_night
 from svomflow.tasks.gp1.config import GP1Config
 from svomflow.tasks.gp1.inputs import read_image_file
-from svomflow.tasks.gp1.pipeline import process_images
 from svomflow.tasks.gp1.reduction import reduce_image
 
 

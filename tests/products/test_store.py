@@ -193,3 +193,23 @@ def test_status_records(tmp_path: Path, db_url: str) -> None:
     assert (st.state, st.reason) == ("failed", "no EBOUNDS")
     with pytest.raises(ValueError):
         store.set_status("sb9", "vhf_quick_analysis", "exploded")
+
+
+def test_first_use_from_many_threads_creates_the_schema_once(tmp_path) -> None:
+    """Concurrent steps of one run open a new database together: no CREATE TABLE race."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from svomflow.products.database import dispose_engines
+
+    dispose_engines()
+    url = f"sqlite:///{tmp_path / 'new.db'}"
+
+    def first_use(k: int) -> str:
+        store = ProductStore(tmp_path / "out", url)
+        store.set_status(f"key{k}", "vhf_quick_analysis", "running")
+        return store.statuses(f"key{k}")[0].state
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        states = list(pool.map(first_use, range(16)))
+    assert states == ["running"] * 16
+    assert len(ProductStore(tmp_path / "out", url).statuses()) == 16

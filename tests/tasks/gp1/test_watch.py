@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from astropy.io import fits
 from svomflow.errors import InputDataError
+from svomflow.flows.gp1 import process_images
 from svomflow.operations.gp1_watch import GP1Watcher, Ledger, check_complete, route_image
 from svomflow.tasks.gp1.config import GP1Config, GP1Steps, GP1WatchConfig, StackingModule
-from svomflow.tasks.gp1.pipeline import process_images
 
 
 def raw_frame(
