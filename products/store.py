@@ -234,26 +234,46 @@ class ProductStore:
 
     def _finish(self, row_id: str, path: Path, provenance: Provenance) -> ProductRef:
         checksum = sha256_file(path)
+        for attempt in range(8):
+            try:
+                return self._record(row_id, path, checksum, provenance)
+            except OperationalError:
+                # PostgreSQL breaks a deadlock by failing one transaction: try it again
+                if attempt == 7:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    def _record(self, row_id: str, path: Path, checksum: str, provenance: Provenance) -> ProductRef:
+        """Record a written version and supersede the older ones, in one transaction.
+
+        Rows are updated oldest version first, each flushed before the next: concurrent
+        writers of one product then lock the rows in the same order and cannot deadlock
+        (the ORM alone would update them in primary-key order, which is random).
+        """
         with Session(self.engine) as s:
             row = s.get(ProductRow, row_id)
             assert row is not None
-            row.path, row.checksum = str(path), checksum
-            row.provenance = provenance.model_dump(mode="json")
-            row.created = datetime.now(UTC)
-            s.add(row)
             older = s.exec(
-                select(ProductRow).where(
+                select(ProductRow)
+                .where(
                     ProductRow.type_code == row.type_code,
                     ProductRow.instrument == row.instrument,
                     ProductRow.obs_id == row.obs_id,
                     ProductRow.version < row.version,
                     ProductRow.superseded == False,  # noqa: E712 - SQL expression
                 )
+                .order_by(ProductRow.version)  # type: ignore[arg-type]
             ).all()
             for old in older:
                 old.superseded = True
                 old.superseded_by = row.id
                 s.add(old)
+                s.flush()
+            row.path, row.checksum = str(path), checksum
+            row.provenance = provenance.model_dump(mode="json")
+            row.created = datetime.now(UTC)
+            s.add(row)
             s.commit()
             s.refresh(row)
             return _ref(row, created=True)
