@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import functools
+import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any, TypeVar
 
 import typer
 from svomflow.errors import SvomflowError
 
-__all__ = ["ConfigFiles", "SetOverrides", "fail", "user_errors"]
+__all__ = ["ConfigFiles", "SetOverrides", "fail", "user_errors", "user_errors_printed_once"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -46,3 +48,49 @@ def user_errors(func: F) -> F:
             sys.exit(130)
 
     return wrapper  # type: ignore[return-value]
+
+
+def _error_types() -> set[str]:
+    """Names of every user-error class (:class:`SvomflowError` and its subclasses)."""
+    seen: set[str] = set()
+    todo: list[type[BaseException]] = [SvomflowError]
+    while todo:
+        cls = todo.pop()
+        seen.add(cls.__name__)
+        todo.extend(cls.__subclasses__())
+    return seen
+
+
+class _UserErrorOnce(logging.Filter):
+    """Drop console records that repeat a user error this command prints itself.
+
+    Prefect logs a failed run's exception with its traceback (task, then flow) and again in
+    the final states; for a user error (a missing calibration file, a bad input) the command
+    prints one line instead. Only the console is filtered: the records still reach the run's
+    logs in the Prefect UI through Prefect's own API handler.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.names = _error_types()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, SvomflowError):
+            return False
+        message = record.getMessage()
+        return not any(f"{n}:" in message or f"{n}(" in message for n in self.names)
+
+
+@contextmanager
+def user_errors_printed_once() -> Iterator[None]:
+    """Print a user error once: filter the console handlers (root logger's) while a flow runs."""
+    handlers = list(logging.getLogger().handlers)
+    quiet = _UserErrorOnce()
+    for h in handlers:
+        h.addFilter(quiet)
+    try:
+        yield
+    finally:
+        for h in handlers:
+            h.removeFilter(quiet)

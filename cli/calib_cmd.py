@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from svomflow.cli._common import ConfigFiles, SetOverrides, user_errors
+from svomflow.cli._common import ConfigFiles, SetOverrides, user_errors, user_errors_printed_once
 
 __all__ = ["app"]
 
@@ -59,14 +59,15 @@ def nightly(
     # only the values set (a mapping Prefect validates): the camera fills the others
     settings: Any = cfg.model_dump(mode="json", exclude_unset=True)
 
-    summary = nightly_master_calibration(
-        night,
-        str(raw.resolve()),
-        out_dir=str(out.resolve()) if out else None,
-        caldb_root=caldb,
-        instrument=instrument,
-        config=settings,
-    )
+    with user_errors_printed_once():
+        summary = nightly_master_calibration(
+            night,
+            str(raw.resolve()),
+            out_dir=str(out.resolve()) if out else None,
+            caldb_root=caldb,
+            instrument=instrument,
+            config=settings,
+        )
     if as_json:
         typer.echo(json.dumps(summary, default=str))
         return

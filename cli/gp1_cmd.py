@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from svomflow.cli._common import SetOverrides, user_errors
+from svomflow.cli._common import SetOverrides, user_errors, user_errors_printed_once
 from svomflow.errors import ConfigError, InputDataError
 
 app = typer.Typer(
@@ -115,7 +115,10 @@ def run_cmd(
 
         # the configuration as a mapping: Prefect validates it into the model (as from the UI)
         settings: Any = cfg.model_dump(mode="json")
-        result = gp1_reduction(images=[str(p) for p in images], config=settings, caldb_root=caldb)
+        with user_errors_printed_once():
+            result = gp1_reduction(
+                images=[str(p) for p in images], config=settings, caldb_root=caldb
+            )
     _print_result(result)
     if result["failed"] and not result["images"]:
         raise typer.Exit(1)

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import json
-import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from svomflow.cli._common import ConfigFiles, SetOverrides, user_errors
-from svomflow.errors import SvomflowError
+from svomflow.cli._common import (
+    ConfigFiles,
+    SetOverrides,
+    user_errors,
+    user_errors_printed_once,
+)
 
 __all__ = ["mxt"]
 
@@ -29,52 +30,6 @@ def _calibration_files(items: list[str] | None) -> dict[str, str]:
             raise ConfigError(f"--calib {name}: {path} does not exist")
         out[name.strip().lower()] = str(Path(path).resolve())
     return out
-
-
-def _error_types() -> set[str]:
-    """Names of every user-error class (:class:`SvomflowError` and its subclasses)."""
-    seen: set[str] = set()
-    todo: list[type[BaseException]] = [SvomflowError]
-    while todo:
-        cls = todo.pop()
-        seen.add(cls.__name__)
-        todo.extend(cls.__subclasses__())
-    return seen
-
-
-class _UserErrorOnce(logging.Filter):
-    """Drop console records that repeat a user error this command prints itself.
-
-    Prefect logs a failed run's exception with its traceback (task, then flow) and again in
-    the final states; for a user error (a missing calibration file, a bad input) the command
-    prints one line instead. Only the console is filtered: the records still reach the run's
-    logs in the Prefect UI through Prefect's own API handler.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.names = _error_types()
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        exc = record.exc_info[1] if record.exc_info else None
-        if isinstance(exc, SvomflowError):
-            return False
-        message = record.getMessage()
-        return not any(f"{n}:" in message or f"{n}(" in message for n in self.names)
-
-
-@contextmanager
-def _user_errors_printed_once() -> Iterator[None]:
-    """Filter the console handlers (root logger's) while the flow runs."""
-    handlers = list(logging.getLogger().handlers)
-    quiet = _UserErrorOnce()
-    for h in handlers:
-        h.addFilter(quiet)
-    try:
-        yield
-    finally:
-        for h in handlers:
-            h.removeFilter(quiet)
 
 
 @user_errors
@@ -140,7 +95,7 @@ def mxt(
     cfg = with_calibration_files(cfg, _calibration_files(calib))
     from svomflow.flows.mxt import mxt_analysis
 
-    with _user_errors_printed_once():
+    with user_errors_printed_once():
         result = mxt_analysis(
             l1_files=[str(f.resolve()) for f in files],
             attitude_file=str(attitude.resolve()),

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from svomflow.cli._common import ConfigFiles, SetOverrides, user_errors
+from svomflow.cli._common import ConfigFiles, SetOverrides, user_errors, user_errors_printed_once
 
 __all__ = ["derive_obs_id", "run_vhf", "vhf"]
 
@@ -132,16 +132,17 @@ def vhf(
         raise ConfigError(
             f"--band must be LOW HIGH with 0 <= LOW < HIGH keV, got {band[0]} {band[1]}"
         )
-    res = run_vhf(
-        files,
-        obs_id=obs_id,
-        t0=t0,
-        band=band,
-        out_dir=None if out is None else str(out),
-        config_files=config,
-        overrides=set_,
-        prefect=not no_prefect,
-    )
+    with user_errors_printed_once():
+        res = run_vhf(
+            files,
+            obs_id=obs_id,
+            t0=t0,
+            band=band,
+            out_dir=None if out is None else str(out),
+            config_files=config,
+            overrides=set_,
+            prefect=not no_prefect,
+        )
     if as_json:
         typer.echo(json.dumps(_clean(res), separators=(",", ":")))
         return

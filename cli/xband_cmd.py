@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from svomflow.cli._common import ConfigFiles, SetOverrides, user_errors
+from svomflow.cli._common import ConfigFiles, SetOverrides, user_errors, user_errors_printed_once
 
 __all__ = ["xband"]
 
@@ -75,7 +75,8 @@ def xband(
         XbandAnalysisConfig, flow="xband_analysis", files=config or [], overrides=set_ or []
     )
     oid = obs_id or _default_obs_id(events)
-    result = xband_analysis(events=list(events), obs_id=oid, t0=t0, out_dir=out, config=cfg)
+    with user_errors_printed_once():
+        result = xband_analysis(events=list(events), obs_id=oid, t0=t0, out_dir=out, config=cfg)
     if as_json:
         typer.echo(json.dumps(_clean(result)))
         return

@@ -23,6 +23,7 @@ from typing import Any, Generic, ParamSpec, TypeVar, cast
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.exceptions import MissingContextError
 from pydantic import BaseModel
 from svomflow.calibration.calibration_set import CalibrationSet
 from svomflow.errors import SvomflowError
@@ -251,20 +252,25 @@ class PipelineRun(Generic[OutcomeT]):
     warnings: list[str]
 
 
+def _io_task(name: str, delays: tuple[float, ...]) -> Any:
+    """Return the decorator of an I/O task: retried after ``delays`` on transient errors only."""
+    return task(
+        name=name,
+        cache_policy=NO_CACHE,
+        persist_result=False,
+        retries=len(delays),
+        retry_delay_seconds=list(delays),
+        retry_condition_fn=transient_error,
+    )
+
+
 @task(name="step", cache_policy=NO_CACHE, persist_result=False)
 def _run_step_task(step: Step[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """Run one pure step call (never retried: a step is deterministic on its inputs)."""
     return step.run(*args, **kwargs)
 
 
-@task(
-    name="publish",
-    cache_policy=NO_CACHE,
-    persist_result=False,
-    retries=2,
-    retry_delay_seconds=[1, 3],
-    retry_condition_fn=lambda t, r, s: transient_error(t, r, s),
-)
+@_io_task("publish", (1, 3))
 def _publish_task(
     publisher: CataloguePublisher, step: Step[Any, Any], products: list[Product]
 ) -> list[ProductRef]:
@@ -352,20 +358,13 @@ class PrefectRunner:
             self.warnings.append(message)
         try:
             get_run_logger().warning(message)
-        except Exception:  # outside a run context
+        except MissingContextError:  # outside a run context
             import logging
 
             logging.getLogger("svomflow.flows").warning(message)
 
 
-@task(
-    name="resolve-calibration",
-    cache_policy=NO_CACHE,
-    persist_result=False,
-    retries=2,
-    retry_delay_seconds=[2, 5],
-    retry_condition_fn=lambda t, r, s: transient_error(t, r, s),
-)
+@_io_task("resolve-calibration", (2, 5))
 def _resolve_task(
     pipeline: Pipeline[Any, Any, Any, Any],
     request: Any,
@@ -379,14 +378,7 @@ def _resolve_task(
     )
 
 
-@task(
-    name="read-inputs",
-    cache_policy=NO_CACHE,
-    persist_result=False,
-    retries=2,
-    retry_delay_seconds=[1, 3],
-    retry_condition_fn=lambda t, r, s: transient_error(t, r, s),
-)
+@_io_task("read-inputs", (1, 3))
 def _read_task(pipeline: Pipeline[Any, Any, Any, Any], request: Any, cal: CalibrationSet) -> Any:
     """Read the inputs once (retried on I/O errors, never on bad input)."""
     return pipeline.read(request, cal)

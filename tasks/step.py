@@ -262,7 +262,7 @@ class PlainRunner:
         fut: Future[R] = Future()
         try:
             fut.set_result(self.run(step, *args, **kwargs))
-        except BaseException as exc:  # the caller sees it on .result(), as with Prefect
+        except Exception as exc:  # the caller sees it on .result(), as with Prefect
             fut.set_exception(exc)
         return fut
 

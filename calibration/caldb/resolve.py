@@ -167,8 +167,12 @@ def resolve_calibrations(
             else:
                 raise
     if problems:
+        where = f" in {caldb!r}" if caldb is not None else ""
         raise CalibrationNotFoundError(
-            f"{len(problems)} of {len(reqs)} calibration file(s) unavailable for "
-            f"{when.isoformat()}: " + " | ".join(problems)
+            f"{len(problems)} of {len(reqs)} calibration file(s) unavailable{where} for "
+            f"{when.isoformat()}: "
+            + " | ".join(problems)
+            + " (register them with `svomflow caldb register`, point $SVOMFLOW_CALDB at the "
+            "CALDB that has them, or give a file with the step's override_<code>)"
         )
     return out
