@@ -1,12 +1,21 @@
-"""Benchmark: MXT stage-2 ML fit of a 3-source field with 1e5 events (target: < 1 s).
+"""Benchmark: MXT stage-2 ML fit and whole detection of a 3-source field with 1e5 events.
 
-Peer: the same Cash likelihood with a plain NumPy model and scipy.optimize.minimize
-(L-BFGS-B with finite-difference gradients), measured in the same run.
-Run: ``python -m benchmarks.bench_mxt_ml``.
+Part 1 (stage-2 fit, target < 1 s). Peer: the same Cash likelihood with a plain NumPy model
+and scipy.optimize.minimize (L-BFGS-B with finite-difference gradients), same run.
+
+Part 2 (issue 16: detect-and-fit bounded whatever the PSF mismatch, target < 10 s): the
+whole detection (:func:`svomflow.tasks.xray.detect.detect_field`: stage 1, PSF
+self-calibration, stage 2, residual search, arm rule) on fields whose photons come from the
+CALDB model (matched) and from foreign PSFs (:mod:`svomflow.simulation.mxt_psf`), timed
+against the matched case and against the previous version (no self-calibration, no residual
+systematic, no arm rule) in the same run, with the positions of both.
+Run: ``python -m benchmarks.bench_mxt_ml [--no-previous]``.
 """
 
 from __future__ import annotations
 
+import argparse
+import os
 import time
 
 import numpy as np
@@ -67,7 +76,74 @@ def scipy_fit(imgs, psf, xy0, n0, window):
     return optimize.minimize(cash, p0, method="L-BFGS-B", bounds=bounds)
 
 
-def main() -> None:
+#: the detection as it was before the PSF self-calibration (issue 13)
+PREVIOUS = {"psf_self_calibration": False, "arm_candidates": "keep", "residual_systematic": 0.0}
+#: (core factor, arm factor) of the sky's PSF; None is the CALDB model itself
+CASES = ((None, 1.0), (0.6, 2.5), (0.5, 3.0), (1.5, 0.5))
+
+
+def _timed_detection(imgs: np.ndarray, overrides: dict) -> tuple[float, list, str]:
+    from svomflow.instruments.attitude import Attitude
+    from svomflow.tasks.xray.detect import DetectConfig, detect_field
+
+    inst = load_instrument("mxt")
+    t = time.perf_counter()
+    det = detect_field(
+        imgs, PSFModel.from_instrument(inst), Attitude(150.0, 20.0, 0.0),
+        pixel_scale_arcsec=float(inst.get("ccd.pixel_scale_arcsec")), exposure_s=4000.0,
+        cfg=DetectConfig(**overrides),
+    )  # fmt: skip
+    return time.perf_counter() - t, det.sources, det.psf.message
+
+
+def _describe(sources: list, scale: float) -> str:
+    from svomflow.simulation.mxt_mc import MISMATCH_XY
+
+    err, false = [], 0
+    for s in sources:
+        d = np.hypot(*(MISMATCH_XY - [s.x, s.y]).T) * scale
+        if d.min() > 120.0:
+            false += 1
+        else:
+            err.append(d.min())
+    errs = " ".join(f'{e:.1f}"' for e in sorted(err))
+    return f"{len(err)} true (errors {errs}), {false} false"
+
+
+def bench_mismatch(previous: bool = True) -> None:
+    """Time the whole detection on matched and mismatched fields (issue 16, MXT part)."""
+    from svomflow.simulation.mxt_mc import mismatch_images
+
+    scale = float(load_instrument("mxt").get("ccd.pixel_scale_arcsec"))
+    print(f"\nwhole detection, 3 sources, ~1e5 events; load {os.getloadavg()[0]:.1f} on "
+          f"{os.cpu_count()} cores")  # fmt: skip
+    imgs0 = mismatch_images(np.random.default_rng(1), core_factor=None)
+    _timed_detection(imgs0, {})  # compile
+    t_ref = None
+    for cf, af in CASES:
+        imgs = mismatch_images(np.random.default_rng(1), core_factor=cf, arm_factor=af)
+        name = "matched (CALDB model)" if cf is None else f"core x{cf} arms x{af}"
+        t_new, src, msg = _timed_detection(imgs, {})
+        t_ref = t_new if t_ref is None else t_ref
+        line = f"{name:24s} now {t_new:6.1f} s ({t_new / t_ref:4.1f}x matched): {_describe(src, scale)}"
+        print(line + f"; {msg}")
+        if previous:
+            t_old, src_old, _ = _timed_detection(imgs, PREVIOUS)
+            print(f"{'':24s} previous {t_old:6.1f} s ({t_old / t_new:4.1f}x now): "
+                  f"{_describe(src_old, scale)}")  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run both parts and print the timings as ratios against the peers."""
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--no-previous", action="store_true", help="skip the previous version")
+    args = ap.parse_args(argv)
+    bench_fit()
+    bench_mismatch(previous=not args.no_previous)
+
+
+def bench_fit() -> None:
+    """Time the stage-2 fit against the plain NumPy + scipy peer."""
     psf = PSFModel.from_instrument(load_instrument("mxt"))
     rng = np.random.default_rng(0)
     xy = np.array([[120.3, 130.7], [150.2, 140.1], [100.5, 95.2]])

@@ -4,6 +4,10 @@ Peer: sherpa's levmar fit is the target when sherpa is installable; here it is n
 for this platform, the source build fails), so the peer is a plain scipy.optimize fit
 (L-BFGS-B with finite-difference gradients) of a NumPy Band model folded through the same
 response, with the same profile-likelihood errors (brentq on the profiled statistic).
+Second peer, where threeML installs (the test extra): the joint Band fit of GRB 110731A
+(GBM NaI n6 + BGO b0 + Swift BAT, files from the threeML wheel) by threeML 2.6.1 and by
+us with the same choices (``SYS_ERR`` ignored as threeML does), fit only (imports and file
+reading excluded), best of a few runs.
 Run: ``python -m benchmarks.bench_spectral_fit``.
 """
 
@@ -155,5 +159,89 @@ def main() -> None:
     )
 
 
+def _threeml_joint(d: Path) -> tuple[float, float]:
+    """Best time and Epeak of threeML's joint fit (imported here: it is an optional peer)."""
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    from astromodels import Band, Model, PointSource
+    from threeML import DataList, JointLikelihood, OGIPLike
+
+    def plugin(name: str, stem: str, bak: bool, rng: str) -> OGIPLike:
+        extra = {"background": f"{stem}.bak", "spectrum_number": 1} if bak else {}
+        p = OGIPLike(name, observation=f"{stem}.pha", response=f"{stem}.rsp", **extra)
+        p.set_active_measurements(rng)
+        return p
+
+    plugins = [
+        plugin("NaI6", str(d / "gbm/gbm_bat_joint_NAI_06"), True, "8-900"),
+        plugin("BGO0", str(d / "gbm/gbm_bat_joint_BGO_00"), True, "250-30000"),
+        plugin("BAT", str(d / "bat/gbm_bat_joint_BAT"), False, "15-150"),
+    ]
+    for p in plugins[1:]:
+        p.use_effective_area_correction(0.2, 1.5)
+    best, epeak = np.inf, float("nan")
+    for _ in range(3):
+        band = Band()
+        band.K.bounds = (1e-10, 1e3)
+        band.xp.bounds = (10, 1e4)
+        jl = JointLikelihood(
+            Model(PointSource("grb", 0, 0, spectral_shape=band)), DataList(*plugins)
+        )
+        t0 = time.perf_counter()
+        jl.fit(quiet=True, compute_covariance=True)
+        best = min(best, time.perf_counter() - t0)
+        epeak = float(band.xp.value)
+    return best, epeak
+
+
+def _ours_joint(d: Path) -> tuple[float, float]:
+    """Best time and Epeak of our joint fit with threeML's choices (covariance errors)."""
+    sets = []
+    for stem, bak, rng in (
+        ("gbm/gbm_bat_joint_NAI_06", True, "8-900"),
+        ("gbm/gbm_bat_joint_BGO_00", True, "250-30000"),
+        ("bat/gbm_bat_joint_BAT", False, "15-150"),
+    ):
+        ds = sp.load(
+            d / f"{stem}.pha", bak=d / f"{stem}.bak" if bak else False, rsp=d / f"{stem}.rsp"
+        )
+        sp.apply_selection(ds, energy=rng, use_defaults=False)
+        ds.use_sys_err = False
+        sets.append(ds)
+    best, epeak = np.inf, float("nan")
+    for _ in range(5):
+        t0 = time.perf_counter()
+        res = sp.fit(sets, "band", stat=["pgstat", "pgstat", "chi2"])
+        best = min(best, time.perf_counter() - t0)
+        epeak = res.parameters["epeak"].value
+    return best, epeak
+
+
+def joint_vs_threeml() -> None:
+    """GRB 110731A joint fit: us against threeML 2.6.1 (skipped where threeML is absent)."""
+    import importlib.util
+
+    from benchmarks._report import load, result
+
+    spec = importlib.util.find_spec("threeML")
+    if spec is None or not spec.submodule_search_locations:
+        print("threeML not installed: joint-fit comparison skipped")
+        return
+    d = Path(next(iter(spec.submodule_search_locations))) / "data" / "datasets"
+    t_ours, ep_ours = _ours_joint(d)
+    t_peer, ep_peer = _threeml_joint(d)
+    print(f"GRB 110731A GBM n6 + b0 + BAT joint Band fit (best-fit and covariance), {load()}")
+    print(f"  svomflow : {t_ours * 1e3:8.1f} ms  epeak = {ep_ours:.2f}")
+    print(f"  threeML  : {t_peer * 1e3:8.1f} ms  epeak = {ep_peer:.2f}")
+    result(
+        "joint GBM+BAT Band fit vs threeML 2.6.1",
+        f"{t_ours * 1e3:.0f} ms, Epeak {ep_ours:.1f} vs {ep_peer:.1f} keV",
+        f"{t_peer / t_ours:.2f} (threeML time / ours)",
+        None,
+    )
+
+
 if __name__ == "__main__":
     main()
+    joint_vs_threeml()

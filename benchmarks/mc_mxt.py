@@ -3,7 +3,10 @@
 Run: ``python -m benchmarks.mc_mxt [--trials N] [--seed S] [--json]``. Uses
 :mod:`svomflow.simulation.mxt_mc` (the same functions as the slow tests): bright (0.05
 ph/cm2/s), faint (0.004) and crowded (three sources, two 4 arcmin apart) fields, and a
-single source at five flux levels for completeness and false detections per field.
+single source at five flux levels for completeness and false detections per field; and the
+PSF-mismatch grid (issue 13): photons through PSFs that are not the CALDB model (Moffat core,
+exponential arms; core FWHM x0.5-x1.5, arm length x0.5-x3), false detections per field and
+r90 coverage, with the detection as it is and as it was (``--mismatch`` runs only the grid).
 """
 
 from __future__ import annotations
@@ -12,9 +15,39 @@ import argparse
 import json
 import time
 
-from svomflow.simulation.mxt_mc import FIELDS, completeness_table, field_trials, position_summary
+from svomflow.simulation.mxt_mc import (
+    FIELDS,
+    completeness_table,
+    field_trials,
+    mismatch_table,
+    position_summary,
+)
 
 FLUXES = (0.0005, 0.001, 0.002, 0.004, 0.01)
+#: (core factor, arm factor) of the sky's PSF relative to the CALDB model; None: the model
+MISMATCH_GRID = (
+    (None, 1.0), (0.5, 0.5), (0.5, 1.0), (0.5, 3.0), (1.0, 0.5), (1.0, 2.0), (1.0, 3.0),
+    (1.5, 0.5), (1.5, 1.0), (1.5, 3.0),
+)  # fmt: skip
+#: the detection before the PSF self-calibration (issue 13)
+PREVIOUS = {"psf_self_calibration": False, "arm_candidates": "keep", "residual_systematic": 0.0}
+
+
+def print_mismatch(trials: int, seed: int, previous: bool) -> dict:
+    """Run the PSF-mismatch grid and print its table; return the rows."""
+    out = {"now": mismatch_table(MISMATCH_GRID, trials, seed)}
+    if previous:
+        out["previous"] = mismatch_table(MISMATCH_GRID, trials, seed, overrides=PREVIOUS)
+    print(f"PSF mismatch grid: {trials} fields per row (3 sources, ~1e5 events), seed {seed}")
+    print("core  arms   version   false/field  found  inside r90  median err")
+    for version, rows in out.items():
+        for r in rows:
+            core = "model" if r["core_factor"] != r["core_factor"] else f"x{r['core_factor']:.1f}"
+            print(
+                f"{core:5s} x{r['arm_factor']:.1f}  {version:8s}  {r['false_per_field']:8.2f}  "
+                f'{r["found"]:8.2f}  {r["inside_r90"]:8.2f}  {r["median_error_arcsec"]:8.1f}"'
+            )
+    return out
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -23,8 +56,14 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--trials", type=int, default=40, help="trials per field / flux level")
     ap.add_argument("--seed", type=int, default=2026)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--mismatch", action="store_true", help="only the PSF-mismatch grid")
+    ap.add_argument("--no-previous", action="store_true", help="grid without the previous version")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
+    if args.mismatch:
+        rows = print_mismatch(args.trials, args.seed, not args.no_previous)
+        print(f"\nwall {time.perf_counter() - t0:.0f} s")
+        return {"mismatch": rows}
     out: dict = {"trials": args.trials, "seed": args.seed, "fields": {}, "completeness": []}
     for j, name in enumerate(("bright", "faint", "crowded")):
         tr = field_trials(FIELDS[name], args.trials, args.seed + j)

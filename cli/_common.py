@@ -12,7 +12,17 @@ from typing import Annotated, Any, TypeVar
 import typer
 from svomflow.errors import SvomflowError
 
-__all__ = ["ConfigFiles", "SetOverrides", "fail", "user_errors", "user_errors_printed_once"]
+__all__ = [
+    "ConfigFiles",
+    "SetOverrides",
+    "fail",
+    "flow_server",
+    "products_url_for_links",
+    "redact_url",
+    "user_errors",
+    "user_errors_printed_once",
+    "where_lines",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -94,3 +104,122 @@ def user_errors_printed_once() -> Iterator[None]:
     finally:
         for h in handlers:
             h.removeFilter(quiet)
+
+
+def redact_url(url: str) -> str:
+    """Return ``url`` with any password replaced by ``***`` (safe to print)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+_LOCAL_API = "http://127.0.0.1:4200/api"  # svomflow's local Prefect server
+
+
+def where_lines(api_url: str | None = None) -> list[str]:
+    """Return what this command uses: home (and why), products database, CALDB, Prefect API."""
+    import os
+
+    from svomflow.calibration.caldb.redact import redact_url as redact_caldb_url
+    from svomflow.paths import home_with_reason
+
+    home, why = home_with_reason()
+    db = os.environ.get("SVOMFLOW_DATABASE_URL") or f"sqlite:///{home / 'products.db'}"
+    caldb = os.environ.get("SVOMFLOW_CALDB") or str(home / "caldb")
+    products = os.environ.get("SVOMFLOW_PRODUCTS") or str(home / "products")
+    lines = [
+        f"home      {home}  ({why})",
+        f"database  {redact_url(db)}",
+        f"products  {products}",
+        f"caldb     {redact_caldb_url(caldb)}",
+    ]
+    if api_url:
+        lines.append(f"prefect   {api_url}")
+    return lines
+
+
+@contextmanager
+def flow_server(quiet: bool = False) -> Iterator[str]:
+    """Run this command's flows on the one long-lived Prefect server; say which one.
+
+    The server is the one ``PREFECT_API_URL`` names (it must answer), else the
+    svomflow-managed local server (started detached on first use, then reused). No command
+    starts a throw-away server of its own. One line on stderr names the home, the database
+    and the server unless ``quiet``.
+
+    Yields
+    ------
+    str
+        The Prefect API URL the flows of this command report to.
+    """
+    import os
+
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from svomflow.errors import ServerUnavailableError
+    from svomflow.operations.prefect_server import ensure_server, server_healthy
+
+    configured = PREFECT_API_URL.value()
+    if configured:
+        if not server_healthy(configured):
+            raise ServerUnavailableError(
+                f"the Prefect server at {configured} (PREFECT_API_URL) does not answer: "
+                "start it, or unset PREFECT_API_URL to use svomflow's own (svomflow server start)"
+            )
+        url, origin = configured, "PREFECT_API_URL"
+        # an operator's server: link to a product server only if one runs for this home,
+        # or if it is svomflow's local server (where svomflow also serves the products)
+        start_products = url.rstrip("/") == _LOCAL_API
+    else:
+        start_products = True
+        if not quiet:
+            typer.echo("svomflow: connecting to the local Prefect server...", err=True)
+        info = ensure_server()
+        url = info.api_url
+        origin = "svomflow server, started now" if info.started_here else "svomflow server"
+    products_url = products_url_for_links(quiet, start=start_products)
+    if not quiet:
+        home_line = where_lines()[0].split(None, 1)[1]
+        typer.echo(f"svomflow: home {home_line}; Prefect {url} ({origin})", err=True)
+    # child processes (Dask, subprocess runs) follow; restored when the command ends
+    saved = {k: os.environ.get(k) for k in ("PREFECT_API_URL", "SVOMFLOW_PRODUCTS_URL")}
+    os.environ["PREFECT_API_URL"] = url
+    if products_url:
+        os.environ["SVOMFLOW_PRODUCTS_URL"] = products_url
+    try:
+        with temporary_settings(updates={PREFECT_API_URL: url}):
+            yield url
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def products_url_for_links(quiet: bool, start: bool = True) -> str | None:
+    """Return the address the summary artifacts link products to.
+
+    ``$SVOMFLOW_PRODUCTS_URL`` when set (a server of the operator's choice), else the
+    svomflow product server of this home's products root: reused when it runs, started
+    detached on first use when ``start``. A failure only costs the links (the products are
+    written all the same): it is said once.
+    """
+    import os
+
+    from svomflow.errors import ServerUnavailableError
+    from svomflow.operations.product_server import ensure_product_server, running_product_server
+
+    if os.environ.get("SVOMFLOW_PRODUCTS_URL"):
+        return os.environ["SVOMFLOW_PRODUCTS_URL"]
+    if not start:
+        return running_product_server()
+    try:
+        return ensure_product_server().url
+    except ServerUnavailableError as exc:
+        if not quiet:
+            typer.echo(f"svomflow: warning: products will not be linked in the UI: {exc}", err=True)
+        return None

@@ -59,7 +59,6 @@ def bench(
     nominal for 1-sigma errors, 90 % for position r90), plus failed trials with reasons.
     """
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
     from svomflow.errors import ConfigError
     from svomflow.simulation.bench import BENCH_FLOWS, BENCH_SCENARIOS, run_bench
@@ -67,15 +66,9 @@ def bench(
     if flow not in BENCH_FLOWS:
         raise ConfigError(f"no bench for flow {flow!r}; available: {', '.join(BENCH_FLOWS)}")
     scenario = scenario or BENCH_SCENARIOS[flow]
-    console = Console(stderr=True)
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=as_json,
-    ) as bar:
+    from svomflow.cli._progress import progress_bar
+
+    with progress_bar(transient=as_json) as bar:
         tid = bar.add_task(f"bench {flow} on {scenario}", total=trials)
         failed = 0
 

@@ -7,7 +7,13 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from svomflow.cli._common import ConfigFiles, SetOverrides, user_errors, user_errors_printed_once
+from svomflow.cli._common import (
+    ConfigFiles,
+    SetOverrides,
+    flow_server,
+    user_errors,
+    user_errors_printed_once,
+)
 
 __all__ = ["app"]
 
@@ -52,14 +58,30 @@ def nightly(
             raise ConfigError(f"--night {night!r}: expected YYYY-MM-DD or 'last'") from None
     if not raw.is_dir():
         raise InputDataError(f"--raw {raw}: not a directory")
-    # validate the layered configuration here so a typo fails before any flow run starts
+    # the camera name becomes a folder and selects a definition file: refuse it before
+    # anything starts; likewise a configuration typo
+    from svomflow.config import available_instruments
+    from svomflow.paths import safe_component
+
+    safe_component(instrument, what="--instrument")
+    if instrument not in available_instruments():
+        raise ConfigError(
+            f"--instrument {instrument!r}: no such camera definition "
+            f"(known: {', '.join(sorted(available_instruments()))})"
+        )
     cfg = load_config(NightlyCalibrationConfig, files=config or [], overrides=set_ or [])
     from svomflow.flows.nightly_calibration import nightly_master_calibration
 
     # only the values set (a mapping Prefect validates): the camera fills the others
     settings: Any = cfg.model_dump(mode="json", exclude_unset=True)
 
-    with user_errors_printed_once():
+    from svomflow.cli._progress import flow_progress
+
+    with (
+        flow_server(quiet=as_json),
+        user_errors_printed_once(),
+        flow_progress(f"calib nightly {night}", quiet=as_json),
+    ):
         summary = nightly_master_calibration(
             night,
             str(raw.resolve()),

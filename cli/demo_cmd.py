@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from svomflow.cli._common import user_errors
+from svomflow.cli._common import products_url_for_links, user_errors
 
 __all__ = ["demo", "run_demo"]
 
 SCENARIO = "bright_long_grb"
 
+#: Told ``(done, total, what is being done now)`` as the demo advances (a progress bar).
+DemoProgress = Callable[[int, int, str], None]
 
-def _simulate(inp: Path, seed: int) -> dict[str, Any]:
+
+def _simulate(inp: Path, seed: int, step: Callable[[str], None]) -> dict[str, Any]:
     """Simulate the demo burst, or reuse the files of the same scenario and seed.
 
     Reused files have their calibration registered again in the home's CALDB (a no-op when
@@ -35,7 +39,7 @@ def _simulate(inp: Path, seed: int) -> dict[str, Any]:
             for name, files in calibration.items():
                 register_calibration({c: inp / f for c, f in files.items()}, load_instrument(name))
             return truth
-    return run_scenario(load_scenario(SCENARIO), inp, seed)
+    return run_scenario(load_scenario(SCENARIO), inp, seed, progress=step)
 
 
 def _event_files(truth: dict[str, Any]) -> list[str]:
@@ -122,33 +126,64 @@ def _truth_rows(res: dict[str, Any], truth: dict[str, Any]) -> list[tuple[str, s
     return rows
 
 
-def run_demo(*, seed: int = 1, port: int = 4200, stop_server_after: bool = False) -> dict[str, Any]:
-    """Simulate, ensure a Prefect server, run the flow against it; return what to print."""
+def run_demo(
+    *,
+    seed: int = 1,
+    port: int = 4200,
+    stop_server_after: bool = False,
+    progress: DemoProgress | None = None,
+) -> dict[str, Any]:
+    """Simulate, ensure a Prefect server, run the flow against it; return what to print.
+
+    ``progress`` is told each stage: the simulation's steps (bursts, then instruments; all
+    at once when the files of the same seed are reused), the Prefect server, the flow.
+    """
     from svomflow.operations.prefect_server import ensure_server, stop_server
     from svomflow.paths import data_home
+    from svomflow.simulation.scenario import load_scenario
+
+    tell = progress or (lambda done, total, doing: None)
+    scenario = load_scenario(SCENARIO)
+    n_sim = len(scenario.grbs) + len(scenario.instruments)
+    total, done = n_sim + 2, 0
+    tell(done, total, "simulating a bright long GRB (ECLAIRs + GRM)")
+
+    def simulated(what: str) -> None:  # told as each step starts: the earlier ones are done
+        nonlocal done
+        tell(done, total, what)
+        done = min(done + 1, n_sim)
 
     obs_id = f"{SCENARIO}_{seed}"
     base = data_home() / "demo" / obs_id
     inp = base / "input"
-    truth = _simulate(inp, seed)
+    truth = _simulate(inp, seed, simulated)
+    tell(n_sim, total, "Prefect server (started on first use, then reused)")
+    # the artifact's product links open: serve the products next to svomflow's own server
+    own_server = "PREFECT_API_URL" not in os.environ
     info = ensure_server(port=port)
     os.environ["PREFECT_API_URL"] = info.api_url
+    links = products_url_for_links(quiet=True, start=own_server)
+    if links:
+        os.environ["SVOMFLOW_PRODUCTS_URL"] = links
     from prefect.settings import PREFECT_API_URL, temporary_settings
+    from svomflow.flows.adapter import default_output_root
     from svomflow.flows.vhf import vhf_quick_analysis
 
+    tell(n_sim + 1, total, f"VHF quick analysis flow on {info.api_url}")
     with temporary_settings(updates={PREFECT_API_URL: info.api_url}):
+        # products go to the home's products root, where `products list` and the product
+        # server find them
         res = vhf_quick_analysis(
-            event_files=[str(inp / f) for f in _event_files(truth)],
-            obs_id=obs_id,
-            out_dir=str(base / "products"),
+            event_files=[str(inp / f) for f in _event_files(truth)], obs_id=obs_id
         )
+    tell(total, total, "done")
     stopped = False
     if stop_server_after and info.started_here:
         stopped = stop_server()
     return {
         "obs_id": obs_id,
         "input": str(inp),
-        "products_dir": str(base / "products" / obs_id),
+        "products_dir": str(default_output_root() / obs_id),
         "products": res["products"],
         "server": info,
         "server_stopped": stopped,
@@ -174,10 +209,16 @@ def demo(
     """Simulate a bright GRB, run vhf_quick_analysis on a local Prefect server, show the results."""
     from rich.console import Console
     from rich.table import Table
+    from svomflow.cli._progress import progress_bar
 
     console = Console()
-    with console.status("simulating a bright long GRB (ECLAIRs + GRM) and running the VHF flow..."):
-        out = run_demo(seed=seed, port=port, stop_server_after=stop)
+    with progress_bar() as bar:
+        task = bar.add_task("demo", total=None)
+
+        def show(done: int, total: int, doing: str) -> None:
+            bar.update(task, completed=done, total=total, description=f"demo: {doing}")
+
+        out = run_demo(seed=seed, port=port, stop_server_after=stop, progress=show)
     info = out["server"]
     console.print(f"input (simulated L1 + truth.json): {out['input']}", soft_wrap=True)
     table = Table(title=f"VHF quick analysis of {out['obs_id']}: measured vs injected")
@@ -197,3 +238,9 @@ def demo(
         console.print("the Prefect server is left running; stop it with: svomflow server stop")
     else:
         console.print("the Prefect server was already running and is left as it was")
+    from svomflow.paths import home_with_reason
+
+    console.print("later commands use this home and server from this folder; elsewhere:")
+    console.print(f"  export SVOMFLOW_HOME={home_with_reason()[0]}", soft_wrap=True)
+    if not out["server_stopped"]:
+        console.print(f"  export PREFECT_API_URL={info.api_url}", soft_wrap=True)

@@ -10,6 +10,8 @@ Paths given on the command line override the configuration files' paths.
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -31,14 +33,26 @@ CaldbOption = Annotated[
 ]
 
 
+# Where a simulated night (``svomflow simulate colibri_night -o DIR``) keeps its raw frames.
+_RAW_SUBDIRS = ("raw", "colibri/raw")
+
+
 def _images(inputs: list[str], patterns: tuple[str, ...] = _PATTERNS) -> list[Path]:
+    """Return the image files given: files, or the images of directories.
+
+    A directory without images of its own but with a ``raw`` or ``colibri/raw``
+    subdirectory (a simulated night) gives that subdirectory's images.
+    """
     out: list[Path] = []
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            out += sorted(
-                q for q in p.iterdir() if any(fnmatch.fnmatch(q.name, pt) for pt in patterns)
-            )
+            found = _dir_images(p, patterns)
+            for sub in _RAW_SUBDIRS if not found else ():
+                if (p / sub).is_dir():
+                    found = _dir_images(p / sub, patterns)
+                    break
+            out += found
         elif p.is_file():
             out.append(p)
         else:
@@ -46,13 +60,24 @@ def _images(inputs: list[str], patterns: tuple[str, ...] = _PATTERNS) -> list[Pa
     return out
 
 
+def _dir_images(p: Path, patterns: tuple[str, ...]) -> list[Path]:
+    return sorted(q for q in p.iterdir() if any(fnmatch.fnmatch(q.name, pt) for pt in patterns))
+
+
 def _print_result(result: dict[str, Any]) -> None:
     from rich.console import Console
 
     con = Console()
-    con.print(f"images processed: {len(result['images'])}, failed: {len(result['failed'])}")
+    con.print(
+        f"images processed: {len(result['images'])}, failed: {len(result['failed'])}, "
+        f"skipped: {len(result.get('skipped', {}))}"
+    )
     for path, reason in result["failed"].items():
         con.print(f"  [red]failed[/red] {Path(path).name}: {reason}")
+    _print_sequences(con, result)
+
+
+def _print_sequences(con: Any, result: dict[str, Any]) -> None:
     for w, seq in result["sequences"].items():
         tr = seq.get("transient")
         where = (
@@ -63,6 +88,84 @@ def _print_result(result: dict[str, Any]) -> None:
         con.print(f"  {w}: {where}")
         for code, ref in seq.get("products", {}).items():
             con.print(f"    {code}: {ref['path']}")
+
+
+def _status_rows(images: list[Path], result: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """Return (image, status, detail) rows: inputs, failed sequences, skipped frames' count."""
+    done = {str(Path(k).resolve()): v for k, v in result["images"].items()}
+    failed = {
+        str(Path(k).resolve()) if Path(k).exists() else k: v for k, v in result["failed"].items()
+    }
+    skipped = {str(Path(k).resolve()): v for k, v in result.get("skipped", {}).items()}
+    rows: list[tuple[str, str, str]] = []
+    kinds: dict[str, int] = {}
+    for p in images:
+        key = str(p.resolve())
+        if key in failed:
+            rows.append((p.name, "failed", failed.pop(key)))
+        elif key in skipped:
+            kind = skipped[key].split(" ", 1)[0]
+            kinds[kind] = kinds.get(kind, 0) + 1
+        elif key in done:
+            img = done[key]
+            rows.append((p.name, "done", f"{img['sequence']}: {', '.join(img['done'])}"))
+        else:
+            rows.append((p.name, "failed", "no result (the run stopped before this image)"))
+    rows += [(name, "failed", reason) for name, reason in failed.items()]  # sequences
+    if kinds:  # calibration frames: one line with the count of each kind
+        what = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
+        rows.append((f"{sum(kinds.values())} calibration frames", "skipped", what))
+    return rows
+
+
+def _print_table(images: list[Path], result: dict[str, Any]) -> int:
+    """Print what succeeded, failed and was skipped, with reasons; return the failures."""
+    from rich.console import Console
+    from rich.table import Table
+
+    rows = _status_rows(images, result)
+    table = Table(title="GP1 run", show_lines=False)
+    table.add_column("image / sequence")
+    table.add_column("status")
+    table.add_column("detail", overflow="fold")
+    colour = {"done": "green", "failed": "red", "skipped": "yellow"}
+    for name, status, detail in rows:
+        table.add_row(name, f"[{colour[status]}]{status}[/{colour[status]}]", detail)
+    con = Console()
+    con.print(table)
+    n_done = sum(1 for r in rows if r[1] == "done")
+    n_failed = sum(1 for r in rows if r[1] == "failed")
+    n_skipped = len(result.get("skipped", {}))
+    con.print(
+        f"images processed: {n_done}, failed: {n_failed}, skipped: {n_skipped}"
+        + (
+            " (calibration frames: build masters with `svomflow calib nightly`)"
+            if n_skipped
+            else ""
+        )
+    )
+    _print_sequences(con, result)
+    return n_failed
+
+
+@contextmanager
+def _progress_bar(total: int) -> Iterator[None]:
+    """Show a progress bar (counts, elapsed, ETA) advanced as each image ends."""
+    from svomflow.cli._progress import progress_bar
+    from svomflow.tasks.progress import ProgressEvent, listening
+
+    with progress_bar() as bar:
+        task = bar.add_task("gp1 images", total=total)
+        seen: set[str] = set()
+
+        def advance(event: ProgressEvent) -> None:
+            if event.item is not None and event.item not in seen:  # an image is counted once
+                seen.add(event.item)
+                name = Path(event.item).name[:32]
+                bar.update(task, advance=1, description=f"gp1 {name} {event.doing}")
+
+        with listening(advance):
+            yield
 
 
 @app.command("run")
@@ -91,7 +194,11 @@ def run_cmd(
     ] = False,
     caldb: CaldbOption = None,
 ) -> None:
-    """Run one GP1 pipeline over a set of images (offline)."""
+    """Run one GP1 pipeline over a set of images (offline).
+
+    Calibration frames (bias, dark, flat) are skipped with a count. A table says what was
+    done, failed (with the reason) and skipped; the exit code is 1 when anything failed.
+    """
     from svomflow.tasks.gp1.config import load_gp1_config
 
     cfg = load_gp1_config(
@@ -106,22 +213,28 @@ def run_cmd(
     images = _images(sources)
     if not images:
         raise InputDataError(f"no FITS image found in {', '.join(sources)}")
+    with _progress_bar(len(images)):
+        result = _run(images, cfg, caldb, no_prefect)
+    if _print_table(images, result):
+        raise typer.Exit(1)
+
+
+def _run(images: list[Path], cfg: Any, caldb: str | None, no_prefect: bool) -> dict[str, Any]:
+    """Run the pipeline over ``images`` in plain Python or as a flow run on the server."""
     if no_prefect:
         from svomflow.flows.gp1 import process_images
 
-        result = process_images(images, cfg, caldb_root=caldb)
-    else:
-        from svomflow.flows.gp1 import gp1_reduction
+        return process_images(images, cfg, caldb_root=caldb)
+    from svomflow.cli._common import flow_server
+    from svomflow.flows.gp1 import gp1_reduction
 
-        # the configuration as a mapping: Prefect validates it into the model (as from the UI)
-        settings: Any = cfg.model_dump(mode="json")
-        with user_errors_printed_once():
-            result = gp1_reduction(
-                images=[str(p) for p in images], config=settings, caldb_root=caldb
-            )
-    _print_result(result)
-    if result["failed"] and not result["images"]:
-        raise typer.Exit(1)
+    # the configuration as a mapping: Prefect validates it into the model (as from the UI)
+    settings: Any = cfg.model_dump(mode="json")
+    with flow_server(), user_errors_printed_once():
+        result: dict[str, Any] = gp1_reduction(
+            images=[str(p) for p in images], config=settings, caldb_root=caldb
+        )
+    return result
 
 
 @app.command("watch")
@@ -150,7 +263,10 @@ def watch_cmd(
     set_: SetOverrides = None,
     caldb: CaldbOption = None,
 ) -> None:
-    """Watch a directory and process each complete image with the pipeline its header selects."""
+    """Watch a directory and process each complete image with the pipeline its header selects.
+
+    With ``--until-idle`` (a batch), the exit code is 1 when an image of this session failed.
+    """
     import logging
 
     from svomflow.operations.gp1_watch import GP1Watcher
@@ -173,12 +289,23 @@ def watch_cmd(
         f"watching {w.input_dir} ({len(cfg.pipelines)} pipeline instances); "
         f"ledger {w.ledger.path}; Ctrl-C to stop"
     )
+    import datetime as _dt
+
+    started = _dt.datetime.now(_dt.UTC).isoformat()
     w.run(until_idle=until_idle)
     rows = w.ledger.rows()
     counts: dict[str, int] = {}
     for r in rows:
         counts[r["status"]] = counts.get(r["status"], 0) + 1
     typer.echo("ledger: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    # this session's items (ISO UTC stamps compare as text)
+    mine = [r for r in rows if str(r.get("claimed") or r.get("finished") or "") >= started]
+    failed = [r for r in mine if r["status"] == "failed"]
+    for r in failed:
+        typer.echo(f"  failed {Path(str(r['path'])).name}: {r.get('reason') or ''}", err=True)
+    if failed:
+        typer.echo(f"{len(failed)} of {len(mine)} images failed in this session", err=True)
+        raise typer.Exit(1)
 
 
 _MODULE_NAMES = (
@@ -277,16 +404,28 @@ def module_cmd(
     ] = None,
     set_: SetOverrides = None,
     caldb: CaldbOption = None,
+    reduced: Annotated[
+        bool,
+        typer.Option(
+            "--reduced",
+            help="The inputs are already reduced images (any camera): skip the reduction "
+            "(overscan, masters) and analyse the pixels as they are.",
+        ),
+    ] = False,
 ) -> None:
     """Run one module on images, after the modules it needs (in plain Python).
 
-    The products of every module that ran are published under the output root.
+    Every image given is analysed, alert image or not. The products of every module that
+    ran are published under the output root.
     """
     from svomflow.flows.gp1 import process_images
 
     if name not in _MODULE_NAMES:
         raise ConfigError(f"unknown module {name!r}; one of {', '.join(_MODULE_NAMES)}")
     cfg = _modules_for(name, _module_config(name, config, output, set_))
+    cfg.analyse_all = True
+    if reduced:
+        cfg.steps.reduction.enabled = False
     images = _module_inputs(input_)
     result = process_images(images, cfg, caldb_root=caldb)
     typer.echo(f"{name}: {len(result['images'])} image(s)")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+
 import typer
 from svomflow import __version__
 
@@ -44,6 +46,7 @@ from svomflow.cli import (
     simulate_cmd,
     spectrum_cmd,
     vhf_cmd,
+    warm_cmd,
     xband_cmd,
 )
 
@@ -59,16 +62,50 @@ app.command("listen")(ops_cmd.listen)
 app.add_typer(ops_cmd.products_app, name="products")
 app.command("reprocess")(ops_cmd.reprocess)
 app.command("serve")(ops_cmd.serve)
+app.command("serve-products")(server_cmd.serve_products)
 app.add_typer(server_cmd.app, name="server")
 app.command("status")(ops_cmd.status)
 app.command("simulate")(simulate_cmd.simulate)
 app.add_typer(spectrum_cmd.app, name="spectrum")
 app.command("xband")(xband_cmd.xband)
 app.command("vhf", context_settings={"allow_extra_args": True})(vhf_cmd.vhf)
+app.command("warm")(warm_cmd.warm)
+
+
+def _stop_on_signal(signum: int, _frame: object) -> None:
+    """Stop the command on SIGINT/SIGTERM: unwind now, and exit for sure within 3 s.
+
+    Unwinding (KeyboardInterrupt) lets a flow record its state; a worker thread busy in a
+    compiled kernel would keep the process alive at exit, hence the hard stop.
+    """
+    import os
+    import threading
+
+    hard_stop = threading.Timer(3.0, os._exit, args=(128 + signum,))
+    hard_stop.daemon = True
+    hard_stop.start()
+    signal.signal(signum, signal.SIG_DFL)  # a second signal stops at once
+    raise KeyboardInterrupt
+
+
+def _environment() -> None:
+    """Give Prefect the svomflow home's settings (as the Makefile does) unless already set."""
+    import os
+
+    from svomflow.paths import data_home
+
+    prefect_home = data_home() / "prefect"
+    if "PREFECT_HOME" not in os.environ:
+        prefect_home.mkdir(parents=True, exist_ok=True)
+        os.environ["PREFECT_HOME"] = str(prefect_home)
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 
 def main() -> None:
     """Run the command line."""
+    signal.signal(signal.SIGTERM, _stop_on_signal)
+    signal.signal(signal.SIGINT, _stop_on_signal)
+    _environment()
     app()
 
 

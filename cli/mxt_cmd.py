@@ -10,6 +10,7 @@ import typer
 from svomflow.cli._common import (
     ConfigFiles,
     SetOverrides,
+    flow_server,
     user_errors,
     user_errors_printed_once,
 )
@@ -93,9 +94,13 @@ def mxt(
     cfg = load_config(MXTAnalysisConfig, files=config or [], overrides=set_ or [])
     # --calib CODE=PATH is the configuration's override_<code> (every step that uses CODE)
     cfg = with_calibration_files(cfg, _calibration_files(calib))
+    if obs_id is not None:
+        from svomflow.paths import safe_component
+
+        safe_component(obs_id, what="--obs-id")
     from svomflow.flows.mxt import mxt_analysis
 
-    with user_errors_printed_once():
+    with flow_server(quiet=as_json), user_errors_printed_once():
         result = mxt_analysis(
             l1_files=[str(f.resolve()) for f in files],
             attitude_file=str(attitude.resolve()),

@@ -147,15 +147,11 @@ def serve(
             typer.echo(f"Prefect server and UI at {url.removesuffix('/api')}")
             stack.enter_context(temporary_settings(updates={PREFECT_API_URL: url}))
         else:
-            from prefect.settings import PREFECT_API_URL
+            # PREFECT_API_URL's server, else svomflow's own (never an ephemeral one, which
+            # runs no scheduler and vanishes with this process)
+            from svomflow.cli._common import flow_server
 
-            if not PREFECT_API_URL.value():
-                typer.echo(
-                    "warning: PREFECT_API_URL is not set: an ephemeral server runs no scheduler, "
-                    "so the nightly schedule will not fire (use --start-server or a running "
-                    "`prefect server start`)",
-                    err=True,
-                )
+            stack.enter_context(flow_server())
         deployments, missing = build_deployments(settings)
         for name, why in missing.items():
             typer.echo(f"not served: {name}: {why}", err=True)
@@ -347,9 +343,10 @@ def reprocess(
                 f"{p.key}: {p.spec.name} from {p.source}: {json.dumps(p.parameters, default=str)}"
             )
         return
-    from rich.progress import Progress
+    from svomflow.cli._common import flow_server
+    from svomflow.cli._progress import progress_bar
 
-    with Progress(transient=True) as bar:
+    with flow_server(quiet=as_json), progress_bar(disable=as_json) as bar:
         task = bar.add_task(
             f"reprocessing {len(plans)} with {plans[0].spec.name}", total=len(plans)
         )
@@ -382,8 +379,25 @@ def status(
     flow: Annotated[str | None, typer.Option("--flow", "-f", help="Only this flow.")] = None,
     database_url: DatabaseOpt = None,
     as_json: JsonOpt = False,
+    where: Annotated[
+        bool,
+        typer.Option("--where", help="Print the home, database, CALDB and Prefect server only."),
+    ] = False,
 ) -> None:
     """Show the processing status (received, running, done, failed, superseded)."""
+    from svomflow.cli._common import where_lines
+
+    if where:
+        from prefect.settings import PREFECT_API_URL
+        from svomflow.operations.prefect_server import DEFAULT_PORT, server_healthy
+
+        api = PREFECT_API_URL.value() or f"http://127.0.0.1:{DEFAULT_PORT}/api"
+        state = "answers" if server_healthy(api) else "not running: svomflow server start"
+        for line in where_lines(f"{api} ({state})"):
+            typer.echo(line)
+        return
+    if not as_json:
+        _say_database(database_url)
     store = _store(database_url)
     rows = [r for r in store.statuses(key) if not flow or r.flow_name == flow]
     prods = store.list(obs_id=key, include_superseded=True) if key else []
@@ -451,6 +465,8 @@ def products_list(
     as_json: JsonOpt = False,
 ) -> None:
     """List products (current versions unless --all)."""
+    if not as_json:
+        _say_database(database_url)
     rows = _store(database_url).list(
         obs_id=burst, type_code=type_code, instrument=instrument, include_superseded=all_versions
     )
@@ -475,6 +491,16 @@ def products_list(
             r.path,
         )
     _console().print(t)
+
+
+def _say_database(database_url: str | None) -> None:
+    """Say on stderr which products database (and home) a listing reads."""
+    from svomflow.cli._common import redact_url, where_lines
+
+    home, db = (line.split(None, 1)[1] for line in where_lines()[:2])
+    if database_url:
+        db = f"{redact_url(database_url)} (--database-url)"
+    typer.echo(f"svomflow: database {db}; home {home}", err=True)
 
 
 def _row_dict(r: Any, provenance: bool = True) -> dict[str, Any]:

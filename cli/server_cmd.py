@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from svomflow.cli._common import user_errors
 
-__all__ = ["app"]
+__all__ = ["app", "serve_products"]
 
 app = typer.Typer(
     help="Start, stop or check the local Prefect server (UI and API).", no_args_is_help=True
@@ -19,7 +19,7 @@ app = typer.Typer(
 def start(
     port: Annotated[int, typer.Option("--port", help="Port on 127.0.0.1.")] = 4200,
 ) -> None:
-    """Start the local Prefect server (if none answers) and leave it running."""
+    """Start the local Prefect server and the product server (if not running); leave them running."""
     from svomflow.operations.prefect_server import ensure_server
 
     info = ensure_server(port=port)
@@ -27,7 +27,11 @@ def start(
     typer.echo(f"Prefect server {state}: UI {info.ui_url}  API {info.api_url}")
     if info.log_path:
         typer.echo(f"log: {info.log_path}")
-    typer.echo("stop it with: svomflow server stop")
+    from svomflow.operations.product_server import ensure_product_server
+
+    products = ensure_product_server()
+    typer.echo(f"products of {products.root} served read-only at {products.url}")
+    typer.echo("stop both with: svomflow server stop")
 
 
 @app.command("stop")
@@ -35,7 +39,10 @@ def start(
 def stop() -> None:
     """Stop the Prefect server that svomflow started (from its pid file)."""
     from svomflow.operations.prefect_server import stop_server
+    from svomflow.operations.product_server import stop_product_server
 
+    if stop_product_server():
+        typer.echo("product server stopped")
     if stop_server():
         typer.echo("Prefect server stopped")
     else:
@@ -58,3 +65,22 @@ def status(
     else:
         typer.echo(f"not running at {api}")
         raise typer.Exit(1)
+
+
+@user_errors
+def serve_products(
+    port: Annotated[
+        int, typer.Option("--port", help="Port on 127.0.0.1 (the flow commands use 4280).")
+    ] = 4280,
+) -> None:
+    """Serve the products root read-only over HTTP (the product links of the Prefect UI)."""
+    from svomflow.operations.product_server import make_server, products_root
+
+    root = products_root()
+    root.mkdir(parents=True, exist_ok=True)
+    server = make_server(root, port=port)
+    typer.echo(f"serving {root} read-only at http://127.0.0.1:{server.server_port} (Ctrl-C stops)")
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()

@@ -6,7 +6,15 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from svomflow.cli._common import SetOverrides, user_errors
 
 __all__ = ["simulate"]
@@ -36,9 +44,16 @@ def simulate(
         raise ConfigError("--seed must be a non-negative integer")
     sc = load_scenario(scenario, set_ or [])
     n_steps = len(sc.grbs) + len(sc.instruments)
-    with Progress(
-        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), transient=True
-    ) as bar:
+    columns = (
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    before = _files_under(out)
+    with Progress(*columns, transient=True) as bar:
         task = bar.add_task(f"scenario {sc.name}", total=n_steps)
 
         def step(msg: str) -> None:
@@ -46,7 +61,26 @@ def simulate(
             bar.advance(task)
 
         truth = run_scenario(sc, out, seed, progress=step)
-    for name, info in truth["instruments"].items():
-        files = info.get("files", {}) if isinstance(info, dict) else {}
-        typer.echo(f"{name}: {files}")
+    written = sorted(_files_under(out) - before) or sorted(_files_under(out))
+    _print_written(out, written)
+    from svomflow.cli._common import where_lines
+
+    typer.echo(f"calibration registered in {where_lines()[3].split(None, 1)[1]}")
     typer.echo(f"truth: {truth['truth_file']}")
+
+
+def _files_under(root: Path) -> set[Path]:
+    """Return every file below ``root`` (empty if it does not exist)."""
+    return {p for p in root.rglob("*") if p.is_file()} if root.is_dir() else set()
+
+
+def _print_written(root: Path, files: list[Path], per_folder: int = 6) -> None:
+    """Print the files written, grouped by folder, at most ``per_folder`` names each."""
+    groups: dict[Path, list[Path]] = {}
+    for f in files:
+        groups.setdefault(f.parent, []).append(f)
+    typer.echo(f"{len(files)} files written under {root}:")
+    for folder, names in groups.items():
+        shown = ", ".join(n.name for n in names[:per_folder])
+        more = f", ... ({len(names) - per_folder} more)" if len(names) > per_folder else ""
+        typer.echo(f"  {folder}/ ({len(names)}): {shown}{more}")

@@ -76,14 +76,22 @@ def fit_cmd(  # noqa: C901 - one check per command-line option
         list[str] | None, typer.Option("--arf", help="Ancillary response (effective area).")
     ] = None,
     model: Annotated[
-        str, typer.Option("--model", help="band | cpl | pl | sbpl | bb, or a sum like cpl+bb.")
-    ] = "band",
-    stat: Annotated[
         str,
         typer.Option(
-            "--stat", help="cstat | pgstat | wstat | chi2 | chi2-gehrels (XSPEC conventions)."
+            "--model",
+            help="band | cpl | pl | sbpl | bb, XSPEC's powerlaw/po, cutoffpl, grbm, "
+            "bbody/bbodyrad, GBM's comp, or a sum like cpl+bb.",
         ),
-    ] = "cstat",
+    ] = "band",
+    stat: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--stat",
+            help="cstat | pgstat | wstat | chi2 | chi2-gehrels (XSPEC conventions), once or "
+            "per dataset. Default: the instrument's (PG-stat for GBM, chi2 for BAT), else "
+            "cstat (chi2 for non-integer counts with errors).",
+        ),
+    ] = None,
     freeze: Annotated[
         list[str] | None,
         typer.Option("--freeze", help="Hold a parameter: name=value (repeatable)."),
@@ -94,15 +102,37 @@ def fit_cmd(  # noqa: C901 - one check per command-line option
     ] = None,
     energy: Annotated[
         list[str] | None,
-        typer.Option("--energy", help="Energy ranges in keV lo-hi[,lo-hi] (per dataset or once)."),
+        typer.Option(
+            "--energy",
+            help="Energy ranges in keV lo-hi[,lo-hi] (per dataset or once). Default: the "
+            "instrument's standard ranges (docs/spectral.md).",
+        ),
     ] = None,
-    pivot: Annotated[float, typer.Option("--pivot", help="Pivot energy of K (keV).")] = 100.0,
-    cross_norm: Annotated[
+    sys_err: Annotated[
         bool,
         typer.Option(
-            "--cross-norm/--no-cross-norm", help="Free normalisation of datasets after the first."
+            "--sys-err/--no-sys-err",
+            help="Add the files' SYS_ERR to the chi-square variance (XSPEC, sherpa); "
+            "--no-sys-err ignores it as threeML does.",
         ),
     ] = True,
+    all_channels: Annotated[
+        bool,
+        typer.Option(
+            "--all-channels",
+            help="Without --channels/--energy, fit every channel (no instrument default).",
+        ),
+    ] = False,
+    pivot: Annotated[float, typer.Option("--pivot", help="Pivot energy of K (keV).")] = 100.0,
+    cross_norm: Annotated[
+        bool | None,
+        typer.Option(
+            "--cross-norm/--no-cross-norm",
+            help="Free normalisation of every dataset after the first, or of none. Default: "
+            "free for a dataset of another instrument than the first's (TELESCOP/INSTRUME).",
+            show_default=False,
+        ),
+    ] = None,
     flux_band: Annotated[
         str, typer.Option("--flux-band", help="Flux band lo-hi (keV).")
     ] = "10-1000",
@@ -129,24 +159,33 @@ def fit_cmd(  # noqa: C901 - one check per command-line option
         b: Any = baks[i]
         if b is not None and b.lower() == "none":
             b = False
-        ds = sp.load(pha[i], bak=b, rsp=rsps[i], rmf=rmfs[i], arf=arfs[i])
         if chans[i] and ens[i]:
             raise InputDataError("give --channels or --energy for a dataset, not both")
-        chan_ranges, energy_ranges = chans[i], ens[i]
-        if chan_ranges:
-            ds.select_channels(chan_ranges)
-        if energy_ranges:
-            ds.select_energy(energy_ranges)
+        ds = sp.load(pha[i], bak=b, rsp=rsps[i], rmf=rmfs[i], arf=arfs[i])
+        ds.use_sys_err = sys_err
         datasets.append(ds)
     names = [d.name for d in datasets]
     if len(set(names)) != len(names):
         for i, d in enumerate(datasets):
             d.name = f"{d.name}_{i + 1}"
+    selections = [
+        sp.apply_selection(d, chans[i], ens[i], use_defaults=not all_channels)
+        for i, d in enumerate(datasets)
+    ]
+    stats = [
+        s if s is not None else sp.default_statistic(d)
+        for s, d in zip(_per_dataset(stat, n, "--stat"), datasets, strict=True)
+    ]
     band = sp.parse_ranges(flux_band)
     if len(band) != 1:
         raise InputDataError("--flux-band takes one range lo-hi")
     res = sp.fit(
-        datasets, model, stat=stat, pivot=pivot, freeze=_parse_freeze(freeze), cross_norm=cross_norm
+        datasets,
+        model,
+        stat=stats[0] if len(set(stats)) == 1 else stats,
+        pivot=pivot,
+        freeze=_parse_freeze(freeze),
+        cross_norm=cross_norm if cross_norm is not None else sp.default_cross_norm(datasets),
     )
     if errors and res.free:
         sp.errors(res)
@@ -160,6 +199,7 @@ def fit_cmd(  # noqa: C901 - one check per command-line option
         sp.plot(res, plot_path)
     if as_json:
         out = {
+            "selection": [sel.describe() for sel in selections],
             "statistic": res.statistic,
             "stat": _clean(res.stat),
             "dof": res.dof,
@@ -176,6 +216,8 @@ def fit_cmd(  # noqa: C901 - one check per command-line option
         }
         typer.echo(json.dumps(out))
         return
+    for sel in selections:
+        typer.echo(f"selected {sel.describe()}")
     typer.echo(
         f"model {res.model.name}  {res.statistic} = {res.stat:.4f}  dof = {res.dof}"
         + ("" if res.converged else "  (NOT CONVERGED)")

@@ -8,7 +8,13 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from svomflow.cli._common import ConfigFiles, SetOverrides, user_errors, user_errors_printed_once
+from svomflow.cli._common import (
+    ConfigFiles,
+    SetOverrides,
+    flow_server,
+    user_errors,
+    user_errors_printed_once,
+)
 
 __all__ = ["derive_obs_id", "run_vhf", "vhf"]
 
@@ -69,6 +75,61 @@ def run_vhf(
     return run_vhf_plain(**kwargs)
 
 
+def _checked_obs_id(
+    files: list[str],
+    obs_id: str | None,
+    config_files: list[str] | None,
+    overrides: list[str] | None,
+    band: tuple[float, float] | None,
+) -> str:
+    """Check the files, the burst id and the merged configuration; return the burst id."""
+    from svomflow.errors import InputDataError
+    from svomflow.flows.vhf import load_vhf_config_for
+    from svomflow.paths import safe_component
+
+    missing = [f for f in files if not Path(f).is_file()]
+    if missing:
+        raise InputDataError(f"no such event file: {', '.join(missing)}")
+    oid = safe_component(obs_id, what="--obs-id") if obs_id else derive_obs_id(files)
+    load_vhf_config_for(files, config_files, overrides, band)
+    return oid
+
+
+def _lightcurve_inputs(
+    files: list[str],
+    band: tuple[float, float] | None,
+    config_files: list[str] | None,
+    overrides: list[str] | None,
+) -> bool:
+    """Whether the inputs are binned light curves (all of them); refuse a mix or event options."""
+    from svomflow.errors import ConfigError, InputDataError
+    from svomflow.tasks.vhf.lightcurve_input import is_lightcurve_file
+
+    lcs = [f for f in files if Path(f).is_file() and is_lightcurve_file(f)]
+    if not lcs:
+        return False
+    if len(lcs) != len(files):
+        raise InputDataError("give either event files or light curves to --events, not both")
+    if band is not None:
+        raise ConfigError("--band selects events by energy; a light curve has its one band")
+    if config_files or overrides:
+        raise ConfigError("--config/--set apply to event files, not to light curves")
+    return True
+
+
+def _run_lightcurves(files: list[str], t0: float | None, as_json: bool) -> None:
+    """T90/T50 of each binned light curve (no Prefect run: one short computation per file)."""
+    from svomflow.tasks.vhf.lightcurve_input import analyse_lightcurve, summary, summary_lines
+
+    results = [analyse_lightcurve(f, t0=t0) for f in files]
+    if as_json:
+        typer.echo(json.dumps(_clean([summary(r) for r in results]), separators=(",", ":")))
+        return
+    for r in results:
+        for line in summary_lines(r):
+            typer.echo(line)
+
+
 def _clean(obj: Any) -> Any:
     if isinstance(obj, dict):
         return {str(k): _clean(v) for k, v in obj.items()}
@@ -111,6 +172,7 @@ def vhf(
     ] = False,
 ) -> None:
     """Run the VHF quick analysis (T0, position, light curves, T90, peak flux, HR, spectrum, class)."""
+    import contextlib
     import logging
     import os
 
@@ -132,10 +194,16 @@ def vhf(
         raise ConfigError(
             f"--band must be LOW HIGH with 0 <= LOW < HIGH keV, got {band[0]} {band[1]}"
         )
-    with user_errors_printed_once():
+    # every argument is checked before Prefect is contacted or anything is written
+    if _lightcurve_inputs(files, band, config, set_):
+        _run_lightcurves(files, t0, as_json)
+        return
+    oid = _checked_obs_id(files, obs_id, config, set_, band)
+    server = contextlib.nullcontext() if no_prefect else flow_server(quiet=as_json)
+    with server, user_errors_printed_once():
         res = run_vhf(
             files,
-            obs_id=obs_id,
+            obs_id=oid,
             t0=t0,
             band=band,
             out_dir=None if out is None else str(out),

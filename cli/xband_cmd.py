@@ -8,7 +8,13 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from svomflow.cli._common import ConfigFiles, SetOverrides, user_errors, user_errors_printed_once
+from svomflow.cli._common import (
+    ConfigFiles,
+    SetOverrides,
+    flow_server,
+    user_errors,
+    user_errors_printed_once,
+)
 
 __all__ = ["xband"]
 
@@ -74,8 +80,10 @@ def xband(
     cfg = load_config(
         XbandAnalysisConfig, flow="xband_analysis", files=config or [], overrides=set_ or []
     )
-    oid = obs_id or _default_obs_id(events)
-    with user_errors_printed_once():
+    from svomflow.paths import safe_component
+
+    oid = safe_component(obs_id or _default_obs_id(events), what="observation id")
+    with flow_server(quiet=as_json), user_errors_printed_once():
         result = xband_analysis(events=list(events), obs_id=oid, t0=t0, out_dir=out, config=cfg)
     if as_json:
         typer.echo(json.dumps(_clean(result)))

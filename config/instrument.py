@@ -3,10 +3,17 @@
 Algorithms receive these numbers, never an instrument name to branch on (ARCHITECTURE.md
 §4). Each file lists, under ``assumptions``, the dotted keys of every value that is not a
 public figure, with the reason it was chosen.
+
+Definitions of other missions' instruments (Fermi GBM, Swift BAT), whose files the spectral
+tools read, live in ``instruments/foreign/``: they are not mission instruments (the flows
+never list them) and carry only what reading their files needs, such as the default
+channel selection of a spectral fit. :func:`match_instrument` finds the definition that
+describes a file from its ``TELESCOP``/``INSTRUME``/``DETNAM`` keywords.
 """
 
 from __future__ import annotations
 
+import fnmatch
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -16,7 +23,13 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from svomflow.errors import ConfigError
 
-__all__ = ["InstrumentDefinition", "available_instruments", "load_instrument"]
+__all__ = [
+    "InstrumentDefinition",
+    "available_instruments",
+    "foreign_instruments",
+    "load_instrument",
+    "match_instrument",
+]
 
 _MISSING = object()
 
@@ -96,3 +109,52 @@ def load_instrument(name_or_path: str | Path) -> InstrumentDefinition:
             raise ConfigError(f"instrument file {candidate} does not exist")
         return InstrumentDefinition.model_validate(yaml.safe_load(candidate.read_text()))
     return _load_packaged(str(name_or_path).lower())
+
+
+def _foreign_folder() -> Any:
+    return resources.files("svomflow.config") / "instruments" / "foreign"
+
+
+@cache
+def foreign_instruments() -> tuple[InstrumentDefinition, ...]:
+    """Return the definitions of other missions' instruments (``instruments/foreign``)."""
+    folder = _foreign_folder()
+    if not folder.is_dir():
+        return ()
+    files = sorted((p for p in folder.iterdir() if p.name.endswith(".yaml")), key=lambda p: p.name)
+    return tuple(InstrumentDefinition.model_validate(yaml.safe_load(p.read_text())) for p in files)
+
+
+def _matches(patterns: Any, value: str | None) -> bool:
+    """Whether ``value`` fits one of the glob ``patterns`` (case-insensitive); no patterns: yes."""
+    if patterns is None:
+        return True
+    if value is None:
+        return False
+    text = value.strip().upper()
+    items = [patterns] if isinstance(patterns, str) else list(patterns)
+    return any(fnmatch.fnmatchcase(text, str(p).strip().upper()) for p in items)
+
+
+def match_instrument(
+    telescope: str | None, instrument: str | None, detector: str | None = None
+) -> InstrumentDefinition | None:
+    """Return the definition describing a file's ``TELESCOP``/``INSTRUME``/``DETNAM``.
+
+    A definition's ``match`` section lists glob patterns per keyword (``telescope``,
+    ``instrument``, ``detnam``); without one, its own ``telescope`` and ``instrument``
+    values must equal the keywords. Mission definitions are tried first, then the foreign
+    ones. ``None`` when no definition, or more than one, fits (no guess).
+    """
+    found = []
+    for defn in [*(_load_packaged(n) for n in available_instruments()), *foreign_instruments()]:
+        rules = defn.get("match", None)
+        if rules is None:
+            rules = {"telescope": [defn.telescope], "instrument": [defn.instrument]}
+        if (
+            _matches(rules.get("telescope"), telescope)
+            and _matches(rules.get("instrument"), instrument)
+            and _matches(rules.get("detnam"), detector)
+        ):
+            found.append(defn)
+    return found[0] if len(found) == 1 else None

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import threading
+import urllib.parse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,11 +47,15 @@ ConfigT = TypeVar("ConfigT", bound=BaseModel)
 OutcomeT = TypeVar("OutcomeT")
 
 __all__ = [
+    "PREVIEW_MAX_BYTES",
     "FlowContext",
     "PipelineRun",
     "PrefectRunner",
     "default_output_root",
+    "preview_markdown",
+    "product_link",
     "products_table_markdown",
+    "publish_flow_products",
     "publish_summary",
     "record_failure",
     "run_key",
@@ -126,13 +131,57 @@ def run_key(params: Mapping[str, Any]) -> str | None:
     return None
 
 
+# A preview above this size is linked, not embedded: the artifact lives in the Prefect
+# database and the UI loads it whole.
+PREVIEW_MAX_BYTES = 400_000
+
+
+def product_link(path: str | os.PathLike[str]) -> str | None:
+    """Return the HTTP address of a product file, or None when it is not served.
+
+    Products are served read-only from the products root at ``$SVOMFLOW_PRODUCTS_URL``
+    (``svomflow serve-products``; set by the flow commands): ``file://`` links do not open
+    from the Prefect UI. A file outside the root has no address.
+    """
+    base = os.environ.get("SVOMFLOW_PRODUCTS_URL")
+    if not base:
+        return None
+    root = default_output_root().expanduser().resolve()
+    target = Path(path).resolve()
+    if root not in target.parents:
+        return None
+    rel = target.relative_to(root).as_posix()
+    return f"{base.rstrip('/')}/{urllib.parse.quote(rel)}"
+
+
+def preview_markdown(path: str | os.PathLike[str], max_bytes: int = PREVIEW_MAX_BYTES) -> str:
+    """Return a preview image for the artifact: embedded as a data URI when small enough.
+
+    Larger (or unreadable) images are linked through :func:`product_link`, else named.
+    """
+    import base64
+    import mimetypes
+
+    p = Path(path)
+    kind = mimetypes.guess_type(p.name)[0] or "image/png"
+    try:
+        if p.stat().st_size <= max_bytes:
+            data = base64.b64encode(p.read_bytes()).decode("ascii")
+            return f"![{p.name}](data:{kind};base64,{data})"
+    except OSError:
+        return f"{p.name} (missing)"
+    link = product_link(p)
+    return f"![{p.name}]({link})" if link else f"{p.name} (too large to embed: {p})"
+
+
 def products_table_markdown(refs: Sequence[ProductRef]) -> str:
-    """Return a markdown table of products with file links."""
+    """Return a markdown table of products, each linked over HTTP when served."""
     lines = ["| product | instrument | version | file |", "|---|---|---|---|"]
     for r in refs:
-        lines.append(
-            f"| {r.type_code} | {r.instrument} | v{r.version} | [{Path(r.path).name}](file://{r.path}) |"
-        )
+        name = Path(r.path).name
+        link = product_link(r.path)
+        cell = f"[{name}]({link})" if link else f"`{r.path}`"
+        lines.append(f"| {r.type_code} | {r.instrument} | v{r.version} | {cell} |")
     return "\n".join(lines)
 
 
@@ -147,8 +196,9 @@ def publish_summary(
 ) -> str:
     """Attach a markdown summary artifact (key numbers, product table, previews) to the run.
 
-    Returns the markdown text (also useful outside Prefect). Preview PNGs are linked by
-    ``file://`` URL: Prefect image artifacts take URLs, not bytes.
+    Returns the markdown text (also useful outside Prefect). Previews are embedded as data
+    URIs (bounded by :data:`PREVIEW_MAX_BYTES`) and products linked over HTTP
+    (:func:`product_link`), so both work in the Prefect UI.
     """
     parts = [f"# {title}", ""]
     if numbers:
@@ -156,8 +206,9 @@ def publish_summary(
         parts += [f"| {k} | {v} |" for k, v in numbers.items()]
         parts.append("")
     parts += ["## Products", "", products_table_markdown(refs), ""]
-    for p in previews:
-        parts.append(f"![{Path(p).name}](file://{p})")
+    if previews:
+        parts += ["## Previews", ""]
+        parts += [preview_markdown(p) + "\n" for p in previews]
     text = "\n".join(parts)
     try:
         from prefect.artifacts import create_markdown_artifact
@@ -432,6 +483,43 @@ def run_pipeline(
     return PipelineRun(outcome, list(runner.refs), cal, list(runner.warnings))
 
 
+@dataclass(frozen=True)
+class _FlowStage:
+    """The publisher's view of flow-level work (no step, no calibration of its own)."""
+
+    name: str
+    calibration: tuple[str, ...] = ()
+
+
+def publish_flow_products(
+    ctx: FlowContext,
+    config: BaseModel | Mapping[str, Any] | None,
+    products: Sequence[Product],
+    *,
+    name: str,
+    inputs: Sequence[str] = (),
+) -> list[ProductRef]:
+    """Publish products a flow makes from its steps' results (a summary page) via the catalogue.
+
+    Parameters
+    ----------
+    ctx
+        The run's output root, database and key.
+    config
+        The run's merged configuration (recorded in provenance).
+    products
+        Catalogue products (checked against their declarations).
+    name
+        What made them (recorded as the publishing stage's name).
+    inputs
+        The run's input files (checksummed into provenance).
+    """
+    publisher = CataloguePublisher(
+        ctx.store(), obs_id=ctx.key, flow_name=ctx.flow_name, config=config, inputs=list(inputs)
+    )
+    return publisher.publish(_FlowStage(name), list(products))
+
+
 def run_pipeline_plain(
     pipeline: Pipeline[RequestT, Any, ConfigT, OutcomeT],
     request: RequestT,
@@ -445,8 +533,9 @@ def run_pipeline_plain(
 
     The same calibration resolution, reading, plan and catalogue publication, with the
     plain runner: what ``--no-prefect`` commands and the GP1 watcher's plain mode use. The
-    processing status is set to running here, and to failed (with the reason) on a user
-    error, as a flow's failure hook would.
+    processing status is set to running here (a lease this process renews: a killed run
+    reads ``failed: abandoned``), and to failed (with the reason) on an error, as a flow's
+    failure hook would.
     """
     ctx.status("running")
     try:
@@ -462,5 +551,9 @@ def run_pipeline_plain(
         outcome, runner = run_plain(pipeline, request, config, calibration=cal, publisher=publisher)
     except SvomflowError as exc:
         ctx.status("failed", str(exc)[:2000])
+        raise
+    except BaseException as exc:
+        # not left "running" (its lease renewed for ever) in a process that goes on
+        ctx.status("failed", f"{type(exc).__name__}: {exc}"[:2000])
         raise
     return PipelineRun(outcome, list(publisher.refs), cal, list(runner.warnings))

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from prefect import flow, get_run_logger
 from svomflow.config import deep_merge
 from svomflow.flows._params import config_overrides
@@ -27,7 +28,7 @@ from svomflow.flows.adapter import (
 from svomflow.tasks.gp1.config import GP1Config, load_gp1_config
 from svomflow.tasks.gp1.pipeline import GP1_PIPELINE, GP1Request, gp1_result
 
-__all__ = ["gp1_reduction", "process_images", "resolve_config"]
+__all__ = ["gp1_key_numbers", "gp1_reduction", "process_images", "resolve_config"]
 
 
 def resolve_config(
@@ -55,6 +56,52 @@ def _run_name() -> str:
     images = params.get("images") or []
     first = Path(images[0]).stem if images else "none"
     return f"gp1-{first}" + (f"-n{len(images)}" if len(images) > 1 else "")
+
+
+def _mag(value: float | None, err: float | None = None) -> str:
+    if value is None or not np.isfinite(value):
+        return "n/a"
+    if err is None or not np.isfinite(err):
+        return f"{value:.2f} mag"
+    nd = 3 if err < 0.01 else 2  # a bright transient's error must not print as 0.00
+    return f"{value:.{nd}f} ± {err:.{nd}f} mag"
+
+
+def gp1_key_numbers(result: Mapping[str, Any]) -> dict[str, str]:
+    """Return a run's key numbers as ``{quantity: value with error and unit}``.
+
+    Image counts, the median zero point and 5-sigma limiting magnitude of the reduced
+    images, then per sequence its transient (position and S/N on the stack difference, PSF
+    magnitude with its error), the stack's limiting magnitude and the decay index.
+    """
+    images = list(result["images"].values())
+    rows: dict[str, str] = {
+        "images processed": str(len(images)),
+        "failed": str(len(result["failed"])),
+        "calibration frames skipped": str(len(result.get("skipped", {}))),
+        "sequences": str(len(result["sequences"])),
+    }
+    zps = [i["zp"] for i in images if i.get("zp") is not None]
+    lims = [i["maglim"] for i in images if i.get("maglim") is not None]
+    if zps:
+        rows["zero point (median)"] = _mag(float(np.median(zps)))
+    if lims:
+        rows["limiting magnitude (median, per image)"] = _mag(float(np.median(lims)))
+    for seq, s in result["sequences"].items():
+        t = s.get("transient")
+        if t:
+            rows[f"{seq} transient (RA, Dec J2000)"] = (
+                f"{t['ALPHA_J2000']:.6f}°, {t['DELTA_J2000']:+.6f}°, S/N {t['SNR']:.1f}"
+            )
+            if "MAG_PSF" in t:
+                rows[f"{seq} transient magnitude"] = _mag(t["MAG_PSF"], t.get("MAGERR_PSF"))
+        else:
+            rows[f"{seq} transient"] = "none found"
+        rows[f"{seq} stack limiting magnitude"] = _mag(s.get("stack_maglim"))
+        decay = s.get("decay_index")
+        if decay:
+            rows[f"{seq} decay index"] = f"{decay[0]:.2f} ± {decay[1]:.2f}"
+    return rows
 
 
 @flow(
@@ -125,7 +172,7 @@ def gp1_reduction(
         title=f"GP1 {key}",
         key=key,
         refs=run.refs,
-        numbers={"images processed": done, "failed": failed, "sequences": seqs},
+        numbers=gp1_key_numbers(result),
         previews=[p for s in result["sequences"].values() for p in s["previews"]],
         artifact_key=f"gp1-{key}",
     )

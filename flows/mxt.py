@@ -19,6 +19,7 @@ from typing import Any
 
 from prefect import flow
 from svomflow.calibration.calibration_set import CalibrationSet
+from svomflow.config.instrument import load_instrument
 from svomflow.flows.adapter import (
     FlowContext,
     default_output_root,
@@ -38,7 +39,14 @@ from svomflow.tasks.xray.pipeline import (
     with_calibration_files,
 )
 
-__all__ = ["default_obs_id", "header_obs_id", "mxt_analysis", "mxt_result", "run_name"]
+__all__ = [
+    "default_obs_id",
+    "header_obs_id",
+    "mxt_analysis",
+    "mxt_key_numbers",
+    "mxt_result",
+    "run_name",
+]
 
 # per-source product families -> key of the result's "products" (one list per family)
 _SOURCE_KINDS = {"ARF": "arfs", "PHA": "spectra", "LC": "lightcurves"}
@@ -69,18 +77,19 @@ def default_obs_id(l1_files: list[str], tstart: float) -> str:
 def run_name(params: dict[str, Any]) -> str:
     """Return the flow run name ``mxt-<obs id>`` for the given flow parameters.
 
-    The id is the ``obs_id`` parameter, else the passes' ``OBS_ID``/``TRIGID`` header, else
-    the first pass's file name without extension (a name must never fail a run: any error
-    reading the headers falls through to the file name).
+    The id is the one the products are filed under: the ``obs_id`` parameter, else the
+    passes' ``OBS_ID``/``TRIGID`` header, else ``MXT<observation start>``. A name must never
+    fail a run: unreadable passes (which fail the run in its tasks) fall back to the first
+    pass's file name.
     """
     if params.get("obs_id"):
         return f"mxt-{params['obs_id']}"
     files = [str(f) for f in params.get("l1_files") or []]
     try:
-        key = header_obs_id(files)
-    except Exception:  # a bad header fails the run in its tasks, never in its name
-        key = None
-    if key is None:
+        key = header_obs_id(files) or default_obs_id(
+            files, observation_start(MXTRequest(tuple(files), "", "", None, None))
+        )
+    except Exception:  # a bad pass fails the run in its tasks, never in its name
         key = Path(files[0]).name.split(".")[0] if files else "none"
     return f"mxt-{key}"
 
@@ -147,6 +156,37 @@ def mxt_result(
     }
 
 
+def mxt_key_numbers(outcome: MXTOutcome) -> dict[str, str]:
+    """Return the run's key numbers as ``{quantity: value with error and unit}``.
+
+    The observation span in UTC and mission time, the event counts, then per source its
+    position with its 90% error radius, its counts and its count rate (with 1-sigma errors).
+    The MXT detection gives count rates, not fluxes (a flux needs the spectral fit).
+    """
+    from svomflow.tasks.xray.events import mission_time_to_utc
+
+    merge = outcome.merge
+    mjdref = float(load_instrument("mxt").get("time_reference.mjdref"))
+    rows: dict[str, str] = {
+        "mode": outcome.mode,
+        "start (UTC)": mission_time_to_utc(merge.tstart, mjdref)[:23],
+        "stop (UTC)": mission_time_to_utc(merge.tstop, mjdref)[:23],
+        "span (mission time)": f"{merge.tstart:.1f} to {merge.tstop:.1f} s",
+        "calibrated events": str(outcome.calibrate_counts.get("n_calibrated", "n/a")),
+        "duplicated rows dropped": str(merge.counts.get("n_duplicates", "n/a")),
+        "sources": str(len(outcome.sources)),
+    }
+    for i, s in enumerate(outcome.sources, start=1):
+        rows[f"S{i} (RA, Dec J2000; r90)"] = (
+            f'{s.ra_deg:.5f}°, {s.dec_deg:+.5f}°; {s.r90_arcsec:.1f}"'
+        )
+        rows[f"S{i} counts; rate; ML"] = (
+            f"{s.counts:.0f} ± {s.counts_err:.0f}; "
+            f"{s.rate:.3g} ± {s.rate_err:.2g} counts/s; {s.ml:.1f}"
+        )
+    return rows
+
+
 @flow(name=FLOW_NAME, flow_run_name=_run_name, on_failure=[record_failure])
 def mxt_analysis(
     l1_files: list[str],
@@ -209,17 +249,7 @@ def mxt_analysis(
         caldb_root=caldb_root,
     )  # fmt: skip
     result = mxt_result(run.outcome, run.refs, run.calibration, key)
-    numbers: dict[str, Any] = {
-        "mode": result["mode"],
-        "sources": len(result["sources"]),
-        "calibrated events": result["calibrate"]["counts"].get("n_calibrated"),
-        "duplicated rows dropped": result["merge"]["counts"].get("n_duplicates"),
-    }
-    for i, s in enumerate(result["sources"], start=1):
-        numbers[f"S{i}"] = (
-            f'RA {s["ra_deg"]:.5f} Dec {s["dec_deg"]:+.5f} r90 {s["r90_arcsec"]:.1f}" '
-            f"counts {s['counts']:.0f} ML {s['ml']:.1f}"
-        )
+    numbers = mxt_key_numbers(run.outcome)
     publish_summary(
         title="MXT analysis",
         key=key,

@@ -53,10 +53,18 @@ from svomflow.tasks.masters.pipeline import (
     NightlyRequest,
     refused_entry,
 )
+from svomflow.tasks.progress import report as report_progress
 
-__all__ = ["nightly_master_calibration", "register_candidate", "resolve_night", "run_name"]
+__all__ = [
+    "nightly_key_numbers",
+    "nightly_master_calibration",
+    "register_candidate",
+    "resolve_night",
+    "run_name",
+]
 
 KINDS = ("bias", "dark", "flat")
+_FLOW = "nightly_master_calibration"
 
 
 @task(name="scan-night", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
@@ -236,9 +244,7 @@ def nightly_master_calibration(
     camera = load_camera(instrument)
     cfg = load_config(NightlyCalibrationConfig, overrides=config_overrides(config)).resolved(camera)
     night = resolve_night(night, cfg.night_start_utc_hour)
-    ctx = FlowContext(
-        "nightly_master_calibration", night, str(out_dir or default_output_root()), database_url
-    )
+    ctx = FlowContext(_FLOW, night, str(out_dir or default_output_root()), database_url)
     ctx.status("running")
     out = Path(out_dir) if out_dir else data_home() / "calibration" / safe_component(camera.name)
     scan = _scan(raw_dir, night, camera, cfg)
@@ -271,10 +277,13 @@ def nightly_master_calibration(
         entries.append(refused_entry(g, night, why))
     refs: list[ProductRef] = []
     reports: list[str] = []
+    # progress in groups (refused ones are done already), the QC history as the last item
+    total, done = len(groups) + len(refused) + 1, len(refused)
     for kind in KINDS:
         these = tuple(g for g in groups if g.kind == kind)
         if not these:
             continue
+        report_progress(_FLOW, f"{kind} masters ({len(these)} groups)", done=done, total=total)
         run = run_pipeline(
             NIGHTLY_PIPELINE,
             _request(night, camera, these, cfg),
@@ -294,6 +303,8 @@ def nightly_master_calibration(
             reports.append(paths["QCJSON"])
             summary["groups"].append(_group_summary(cand, paths, entry, run.refs))
         entries += run.outcome.entries
+        done += len(these)
+    report_progress(_FLOW, "QC history", done=done, total=total)
     history = run_pipeline(
         NIGHTLY_PIPELINE,
         _request(
@@ -318,6 +329,7 @@ def nightly_master_calibration(
         "products": [r.path for r in history.refs],
     }
     summary["status"] = "done"
+    report_progress(_FLOW, "done", done=total, total=total)
     summary_path = out / "summaries" / f"nightly_{safe_component(night)}.json"
     atomic_write_bytes(summary_path, json.dumps(summary, indent=1, default=str).encode())
     summary["summary_file"] = str(summary_path)
@@ -326,11 +338,7 @@ def nightly_master_calibration(
         title=f"Nightly calibration {night} ({camera.instrument})",
         key=night,
         refs=refs,
-        numbers={
-            "candidates": len(summary["groups"]),
-            "promoted": len(summary["promoted"]),
-            "refused groups": len(summary["refused"]),
-        },
+        numbers=nightly_key_numbers(summary),
         previews=plots,
         artifact_key=f"nightly-products-{night}",
     )
@@ -348,6 +356,41 @@ def _request(
     return NightlyRequest(night, camera, groups, history, cfg.night_start_utc_hour)
 
 
+# units of the QC level and noise by master type (tasks/masters/qc.py qc_level_noise)
+_QC_UNITS = {"BIAS": ("adu", "adu"), "DARK": ("e-/s", "e-/s"), "FLAT": ("adu", "(relative)")}
+
+
+def nightly_key_numbers(summary: Mapping[str, Any]) -> dict[str, str]:
+    """Return a night's key numbers as ``{quantity: value with unit}``.
+
+    Masters built, promoted, rejected by QC and groups refused before building; then per
+    group its verdict with the QC figures: level and noise (units by master type) and the
+    fraction of pixels that differ from the current master (when there was one).
+    """
+    groups = summary["groups"]
+    rows: dict[str, str] = {
+        "night": str(summary["night"]),
+        "masters built": str(len(groups)),
+        "promoted": str(len(summary["promoted"])),
+        "rejected by QC": str(sum(not g["passed"] for g in groups)),
+        "groups refused": str(len(summary["refused"])),
+    }
+
+    def fmt(v: float | None, unit: str = "") -> str:
+        return "n/a" if v is None else f"{v:.4g} {unit}".rstrip()
+
+    for g in groups:
+        lu, nu = _QC_UNITS.get(str(g["type"]).upper(), ("", ""))
+        verdict = "promoted" if g["passed"] else "rejected: " + "; ".join(g["reasons"])
+        rows[f"{g['group']} ({g.get('n_frames', '?')} frames)"] = (
+            f"{verdict}; level {fmt(g['level'], lu)}, noise {fmt(g['noise'], nu)}, "
+            f"fraction of pixels off the current master {fmt(g['fraction'])}"
+        )
+    for r in summary["refused"]:
+        rows[str(r["group"])] = f"refused: {r['reason']}"
+    return rows
+
+
 def _group_summary(
     cand: ValidatedCandidate,
     paths: Mapping[str, str],
@@ -360,6 +403,7 @@ def _group_summary(
         "type": cand.group.kind,
         "filter": cand.group.filter,
         "passed": cand.passed,
+        "n_frames": rep.n_frames,
         "reasons": rep.reasons,
         "level": rep.level,
         "noise": rep.noise,

@@ -122,7 +122,7 @@ _SPECS = (
         description="Quick look at a burst from the VHF alert data (ECLAIRs + GRM)",
         key_parameter="obs_id",
         tags=("burst", "vhf"),
-        overrides_parameter="overrides",
+        config_parameter="config",
         inputs_parameter="event_files",
         pipeline="svomflow.tasks.vhf.pipeline:VHF_PIPELINE",
     ),

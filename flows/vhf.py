@@ -10,21 +10,27 @@ pipeline without Prefect (``svomflow vhf --no-prefect``) and returns the same ob
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from prefect import flow
 from svomflow.config import load_config
+from svomflow.config.loader import deep_merge, parse_set_overrides
 from svomflow.errors import SvomflowError
+from svomflow.flows._params import config_overrides
 from svomflow.flows.adapter import (
     FlowContext,
     default_output_root,
+    publish_flow_products,
     publish_summary,
     record_failure,
     run_pipeline,
     run_pipeline_plain,
 )
+from svomflow.flows.vhf_summary import key_numbers, summary_html, t0_utc
+from svomflow.paths import safe_join
 from svomflow.products.burst_events import peek_headers
+from svomflow.products.catalogue import Product, TextModel
 from svomflow.products.provenance import current_flow_run_id
 from svomflow.products.store import ProductRef
 from svomflow.tasks.vhf.config import VHFConfig
@@ -32,13 +38,19 @@ from svomflow.tasks.vhf.inputs import VHFRequest, instrument_names
 from svomflow.tasks.vhf.outcome import VHFOutcome, summary
 from svomflow.tasks.vhf.pipeline import FLOW_NAME, VHF_PIPELINE
 
-__all__ = ["FLOW_NAME", "load_vhf_config", "run_vhf_plain", "vhf_quick_analysis"]
+__all__ = [
+    "FLOW_NAME",
+    "load_vhf_config",
+    "load_vhf_config_for",
+    "run_vhf_plain",
+    "vhf_quick_analysis",
+]
 
 
 def load_vhf_config(
     instruments: Sequence[str],
     config_files: list[str] | None = None,
-    overrides: list[str] | None = None,
+    overrides: Sequence[str] | Mapping[str, Any] | None = None,
     band: tuple[float, float] | None = None,
 ) -> VHFConfig:
     """Merge code defaults, packaged defaults, instrument overrides, user files and ``--set``.
@@ -61,6 +73,25 @@ def load_vhf_config(
     return cfg
 
 
+def load_vhf_config_for(
+    event_files: Sequence[str],
+    config_files: list[str] | None = None,
+    overrides: list[str] | None = None,
+    band: tuple[float, float] | None = None,
+    config: VHFConfig | Mapping[str, Any] | None = None,
+) -> VHFConfig:
+    """Return the merged configuration of a run on ``event_files`` (instrument layers from headers).
+
+    ``config`` (the flow's typed parameter: the values a caller set, from the UI form or
+    ``svomflow reprocess``) is merged over ``--set`` overrides, which are merged over files.
+    """
+    names = instrument_names(peek_headers(list(event_files)))
+    layered: Mapping[str, Any] = deep_merge(
+        parse_set_overrides(overrides or []), config_overrides(config)
+    )
+    return load_vhf_config(names, config_files, layered, band)
+
+
 def _prepare(
     event_files: list[str],
     obs_id: str,
@@ -68,11 +99,11 @@ def _prepare(
     band: tuple[float, float] | None,
     config_files: list[str] | None,
     overrides: list[str] | None,
+    config: VHFConfig | Mapping[str, Any] | None = None,
 ) -> tuple[VHFRequest, VHFConfig]:
     """Build the run's request and merged configuration (instrument layers from headers)."""
     request = VHFRequest.of(event_files, obs_id, t0)
-    names = instrument_names(peek_headers(request.event_files))
-    return request, load_vhf_config(names, config_files, overrides, band)
+    return request, load_vhf_config_for(request.event_files, config_files, overrides, band, config)
 
 
 def _result(outcome: VHFOutcome, refs: Sequence[ProductRef], obs_id: str) -> dict[str, Any]:
@@ -83,34 +114,37 @@ def _result(outcome: VHFOutcome, refs: Sequence[ProductRef], obs_id: str) -> dic
     return out
 
 
-def _publish_summary(out: dict[str, Any], refs: Sequence[ProductRef], obs_id: str) -> None:
-    """Attach the run's markdown artifact: T0, T90, class, position and the products."""
-    band = out["t90_band_kev"]
-    numbers = {
-        "T0 (mission s)": f"{out['t0']:.3f}",
-        f"T90 ({out['t90_instrument']}, {band[0]:g}-{band[1]:g} keV)": (
-            "n/a"
-            if out["t90"] is None
-            else f"{out['t90']:.2f} ± {out['t90_err'] or float('nan'):.2f} s"
-        ),
-        "class": "n/a"
-        if out["classification"] is None
-        else f"{out['classification']['class']} (p_short {out['classification']['p_short']:.3f})",
-    }
-    if out["position"]:
-        p = out["position"]
-        numbers["position"] = (
-            f"RA {p['ra_deg']:.3f} Dec {p['dec_deg']:.3f} r90 {p['r90_arcmin']:.1f}' "
-            f"({p['instrument']})"
-        )
+def _publish_summary(
+    out: dict[str, Any],
+    refs: Sequence[ProductRef],
+    obs_id: str,
+    ctx: FlowContext,
+    cfg: VHFConfig,
+    inputs: Sequence[str],
+) -> list[ProductRef]:
+    """Write the HTML summary product (QSUM) and attach the run's markdown artifact.
+
+    Both show the key numbers with errors and units and T0 in UTC; the artifact embeds the
+    previews and links the products (the summary included). Returns the QSUM reference.
+    """
+    numbers = key_numbers(out, t0_utc(inputs, out["t0"]))
+    joint = next((r.instrument for r in refs if r.type_code == "CRCLASS"), None)
+    instrument = joint or (refs[0].instrument if refs else "VHF")
+    folder = safe_join(ctx.out_root, obs_id, instrument)
+    listed = [(f"{r.type_code}_{r.instrument}", r.path) for r in refs]
+    page = TextModel(summary_html(obs_id, numbers, listed, folder), "html")
+    summary_refs = publish_flow_products(
+        ctx, cfg, [Product("QSUM", instrument, page)], name="summary", inputs=inputs
+    )
     publish_summary(
         title=f"VHF quick analysis {obs_id}",
         key=obs_id,
-        refs=refs,
+        refs=[*summary_refs, *refs],
         numbers=numbers,
         previews=[r.path for r in refs if r.path.endswith(".png")],
         artifact_key=f"vhf-{obs_id}",
     )
+    return summary_refs
 
 
 @flow(name=FLOW_NAME, flow_run_name="vhf-{obs_id}", on_failure=[record_failure])
@@ -123,6 +157,7 @@ def vhf_quick_analysis(
     config_files: list[str] | None = None,
     overrides: list[str] | None = None,
     database_url: str | None = None,
+    config: VHFConfig | None = None,
 ) -> dict[str, Any]:
     """Quick analysis of a burst from its first event data (ECLAIRs, GRM, GBM-like files).
 
@@ -142,6 +177,9 @@ def vhf_quick_analysis(
         User configuration files and ``dotted.key=value`` overrides of :class:`VHFConfig`.
     database_url
         Products database (default SQLite under the data home).
+    config
+        Typed configuration (the form in the UI): the values set here win over
+        ``overrides``, files and the packaged/instrument layers.
 
     Returns
     -------
@@ -152,10 +190,11 @@ def vhf_quick_analysis(
     start = time.perf_counter()
     ctx = FlowContext(FLOW_NAME, obs_id, out_dir or str(default_output_root()), database_url)
     ctx.status("received")
-    request, cfg = _prepare(event_files, obs_id, t0, band, config_files, overrides)
+    request, cfg = _prepare(event_files, obs_id, t0, band, config_files, overrides, config)
     run = run_pipeline(VHF_PIPELINE, request, cfg, ctx, inputs=request.event_files)
     out = _result(run.outcome, run.refs, obs_id)
-    _publish_summary(out, run.refs, obs_id)
+    extra = _publish_summary(out, run.refs, obs_id, ctx, cfg, request.event_files)
+    out["products"] |= {f"{r.type_code}_{r.instrument}": r.path for r in extra}
     ctx.status("done")
     out["timing_s"] = run.outcome.stage_seconds | {"total_in_flow": time.perf_counter() - start}
     out["flow_run_id"] = current_flow_run_id()
@@ -189,7 +228,8 @@ def run_vhf_plain(
         raise
     run = run_pipeline_plain(VHF_PIPELINE, request, cfg, ctx, inputs=request.event_files)
     out = _result(run.outcome, run.refs, obs_id)
-    _publish_summary(out, run.refs, obs_id)
+    extra = _publish_summary(out, run.refs, obs_id, ctx, cfg, request.event_files)
+    out["products"] |= {f"{r.type_code}_{r.instrument}": r.path for r in extra}
     ctx.status("done")
     out["timing_s"] = run.outcome.stage_seconds | {"total_in_flow": time.perf_counter() - start}
     out["flow_run_id"] = None

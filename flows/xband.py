@@ -21,6 +21,7 @@ from svomflow.flows.adapter import (
     record_failure,
     run_pipeline,
 )
+from svomflow.flows.vhf_summary import t0_utc
 from svomflow.tasks.xband.config import XbandAnalysisConfig
 from svomflow.tasks.xband.inputs import XbandRequest
 from svomflow.tasks.xband.pipeline import FLOW_NAME, XBAND_PIPELINE
@@ -35,7 +36,7 @@ def _fmt(v: Any, digits: int = 4) -> str:
         return str(v)
 
 
-@flow(name=FLOW_NAME, on_failure=[record_failure])
+@flow(name=FLOW_NAME, flow_run_name="xband-{obs_id}", on_failure=[record_failure])
 def xband_analysis(
     events: list[str],
     obs_id: str,
@@ -71,7 +72,7 @@ def xband_analysis(
         title="X-band analysis",
         key=obs_id,
         refs=refs,
-        numbers=_numbers(res),
+        numbers={"T0 (UTC)": t0_utc(files, float(res["t0"])) or "n/a", **_numbers(res)},
         previews=[r.path for r in refs if r.path.endswith(".png")],
         artifact_key=f"xband-{obs_id}",
     )

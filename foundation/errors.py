@@ -9,6 +9,7 @@ __all__ = [
     "ConfigError",
     "InputDataError",
     "PathEscapeError",
+    "ServerUnavailableError",
     "SvomflowError",
 ]
 
@@ -31,3 +32,7 @@ class PathEscapeError(SvomflowError):
 
 class CalibrationNotFoundError(SvomflowError):
     """No calibration file satisfies a CALDB selection."""
+
+
+class ServerUnavailableError(SvomflowError):
+    """The Prefect server a command needs does not answer and cannot be started."""

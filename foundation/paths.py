@@ -8,18 +8,48 @@ from pathlib import Path
 
 from svomflow.errors import PathEscapeError
 
-__all__ = ["data_home", "safe_component", "safe_join"]
+__all__ = ["data_home", "home_with_reason", "safe_component", "safe_join"]
 
 # A path component built from a header value: letters, digits and a few separators.
 _COMPONENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+\-]*$")
 
 
-def data_home() -> Path:
-    """Return the svomflow data directory (``$SVOMFLOW_HOME``, default ``~/.svomflow``).
+def home_with_reason(cwd: str | os.PathLike[str] | None = None) -> tuple[Path, str]:
+    """Return the svomflow home and the rule that chose it, without creating anything.
 
-    The directory is created if it does not exist.
+    The one rule every entry point follows (CLI, Makefile, notebooks, deployments):
+
+    1. ``$SVOMFLOW_HOME`` when set;
+    2. else the nearest ``.svomflow`` folder in the current directory or one of its parents
+       (``make demo`` makes one at the project root);
+    3. else ``~/.svomflow``.
+
+    Parameters
+    ----------
+    cwd
+        Where the upward search starts (default: the current directory).
+
+    Returns
+    -------
+    tuple of (Path, str)
+        The home and a short reason (``"$SVOMFLOW_HOME"``, ``"nearest .svomflow"``,
+        ``"default ~/.svomflow"``).
     """
-    root = Path(os.environ.get("SVOMFLOW_HOME", Path.home() / ".svomflow")).expanduser()
+    env = os.environ.get("SVOMFLOW_HOME")
+    if env:
+        return Path(env).expanduser().resolve(), "$SVOMFLOW_HOME"
+    start = Path(cwd) if cwd is not None else Path.cwd()
+    user_default = (Path.home() / ".svomflow").resolve()
+    for folder in (start.resolve(), *start.resolve().parents):
+        candidate = folder / ".svomflow"
+        if candidate.is_dir() and candidate.resolve() != user_default:
+            return candidate.resolve(), "nearest .svomflow"
+    return user_default, "default ~/.svomflow"
+
+
+def data_home() -> Path:
+    """Return the svomflow home (see :func:`home_with_reason`), creating it if needed."""
+    root = home_with_reason()[0]
     root.mkdir(parents=True, exist_ok=True)
     return root
 

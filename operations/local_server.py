@@ -48,9 +48,14 @@ def launch_server(
 ) -> subprocess.Popen[bytes]:
     """Start ``prefect server start`` in its own session (stop it with :func:`stop_process`)."""
     cmd = [sys.executable, "-m", "prefect", "server", "start", "--host", host, "--port", str(port)]
+    environ = dict(env)
+    # The UI asks its API at PREFECT_UI_API_URL, which otherwise defaults to port 4200
+    # whatever --port says: on another port the UI would show another server's runs.
+    environ.setdefault("PREFECT_UI_API_URL", f"http://{host}:{port}/api")
+    environ.setdefault("PREFECT_SERVER_API_PORT", str(port))
     return subprocess.Popen(
         cmd,
-        env=dict(env),
+        env=environ,
         stdout=stdout,
         stderr=subprocess.STDOUT if stdout is not None else None,
         stdin=subprocess.DEVNULL,

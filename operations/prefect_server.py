@@ -6,21 +6,26 @@ it is left running for the UI unless asked to stop; :func:`stop_server` stops on
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
+import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-from svomflow.errors import SvomflowError
+from svomflow.errors import ServerUnavailableError, SvomflowError
 from svomflow.operations.local_server import launch_server, wait_healthy
 from svomflow.paths import data_home
 
-__all__ = ["ServerInfo", "ensure_server", "server_healthy", "stop_server"]
+__all__ = ["ServerInfo", "connect", "ensure_server", "server_healthy", "stop_server"]
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 4200
+# Handles of detached servers started here, kept so that Python does not warn at garbage
+# collection about a child that outlives this process by design.
+_DETACHED: list[subprocess.Popen[bytes]] = []
 
 
 @dataclass(frozen=True)
@@ -73,18 +78,34 @@ def ensure_server(
     configured = os.environ.get("PREFECT_API_URL")
     if configured:
         if not server_healthy(configured):
-            raise SvomflowError(f"PREFECT_API_URL={configured} does not answer /health")
+            raise ServerUnavailableError(
+                f"the Prefect server at {configured} (PREFECT_API_URL) does not answer /health"
+            )
         ui = configured.rstrip("/").removesuffix("/api")
         return ServerInfo(configured, ui, False, None, None)
     api = f"http://{host}:{port}/api"
     ui = f"http://{host}:{port}"
     if server_healthy(api):
         return ServerInfo(api, ui, False, _read_pid(), None)
-    log_path = _state_dir() / "server.log"
-    with open(log_path, "ab") as log:
-        proc = launch_server(host, port, _server_env(), log)
-    (_state_dir() / "server.pid").write_text(str(proc.pid))
-    wait_healthy(proc, api, timeout_s, str(log_path))
+    # One starter at a time: two commands launched together must not both start a server
+    # (the second would lose the port and fail).
+    with open(_state_dir() / "server.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if server_healthy(api):
+            return ServerInfo(api, ui, False, _read_pid(), None)
+        log_path = _state_dir() / "server.log"
+        with open(log_path, "ab") as log:
+            proc = launch_server(host, port, _server_env(), log)
+        _DETACHED.append(proc)
+        (_state_dir() / "server.pid").write_text(str(proc.pid))
+        try:
+            wait_healthy(proc, api, timeout_s, str(log_path))
+        except SvomflowError as exc:
+            if server_healthy(api):  # another home's server took the port meanwhile
+                return ServerInfo(api, ui, False, None, None)
+            raise ServerUnavailableError(
+                f"{exc}; start one with: svomflow server start (or set PREFECT_API_URL)"
+            ) from None
     return ServerInfo(api, ui, True, proc.pid, log_path)
 
 
@@ -117,3 +138,15 @@ def stop_server(timeout_s: float = 20.0) -> bool:
         os.killpg(pid, signal.SIGKILL)
     (_state_dir() / "server.pid").unlink(missing_ok=True)
     return True
+
+
+def connect() -> str:
+    """Point this process's flows at the one long-lived server; return its API URL.
+
+    For notebooks and scripts: call it before Prefect is first imported (Prefect reads its
+    settings at import). ``PREFECT_API_URL`` when set (it must answer), else the svomflow
+    local server, started on first use; never Prefect's temporary server.
+    """
+    info = ensure_server()
+    os.environ["PREFECT_API_URL"] = info.api_url
+    return info.api_url

@@ -76,7 +76,8 @@ def _current_rows(engine: Any, spec: FlowSpec, key: str) -> list[ProductRow]:
             ProductRow.superseded == False,  # noqa: E712 - SQL expression
             ProductRow.checksum != "pending",
         )
-        return list(s.exec(stmt))
+        # a version whose file is gone cannot be the base of a reprocessing
+        return [r for r in s.exec(stmt) if Path(r.path).is_file()]
 
 
 def keys_in_range(
@@ -92,6 +93,7 @@ def keys_in_range(
             ProductRow.superseded == False,  # noqa: E712 - SQL expression
             ProductRow.created >= t0,
             ProductRow.created <= t1,
+            ProductRow.checksum != "pending",
         )
         return sorted(set(s.exec(stmt)))
 

@@ -9,7 +9,42 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_with", "sha256_file"]
+__all__ = [
+    "TMP_PREFIX",
+    "AtomicBatch",
+    "atomic_path",
+    "atomic_write_bytes",
+    "atomic_write_with",
+    "fsync_dir",
+    "sha256_file",
+]
+
+TMP_PREFIX = ".tmp-"
+
+
+def fsync_dir(folder: str | os.PathLike[str]) -> None:
+    """Flush a directory's entries (a rename into it) to disk."""
+    dir_fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def _temp_beside(target: Path) -> Path:
+    """Return a free temporary name in ``target``'s directory (created, then removed)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f"{TMP_PREFIX}{target.name}.", dir=target.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    tmp.unlink()  # writers such as astropy refuse to overwrite; give them a free name
+    return tmp
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb+") as fh:
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
 @contextlib.contextmanager
@@ -22,25 +57,59 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     that no reader picks up).
     """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".tmp-{target.name}.", dir=target.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    tmp.unlink()  # writers such as astropy refuse to overwrite; give them a free name
+    tmp = _temp_beside(target)
     try:
         yield tmp
-        with open(tmp, "rb+") as fh:
-            fh.flush()
-            os.fsync(fh.fileno())
+        _fsync_file(tmp)
         os.replace(tmp, target)
-        dir_fd = os.open(target.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        fsync_dir(target.parent)
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+
+
+class AtomicBatch:
+    """Write several files atomically, with one directory fsync per directory.
+
+    Each file is written to a temporary file beside its target and fsynced
+    (:meth:`write`); :meth:`commit` renames them all over their targets and fsyncs each
+    directory once. Until then no target changes; :meth:`discard` (or leaving the ``with``
+    block by an exception) removes the temporary files.
+    """
+
+    def __init__(self) -> None:
+        self._moves: list[tuple[Path, Path]] = []
+
+    def __enter__(self) -> AtomicBatch:
+        return self
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        if exc_type is not None:
+            self.discard()
+
+    def write(self, target: str | os.PathLike[str], writer: Callable[[Path], None]) -> Path:
+        """Call ``writer(tmp)``, fsync the file and return its temporary path."""
+        target = Path(target)
+        tmp = _temp_beside(target)
+        self._moves.append((tmp, target))
+        writer(tmp)
+        _fsync_file(tmp)
+        return tmp
+
+    def commit(self) -> None:
+        """Rename every temporary file over its target, then fsync each directory once."""
+        for tmp, target in self._moves:
+            os.replace(tmp, target)
+        for folder in sorted({target.parent for _, target in self._moves}):
+            fsync_dir(folder)
+        self._moves.clear()
+
+    def discard(self) -> None:
+        """Remove the temporary files not renamed yet."""
+        for tmp, _ in self._moves:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+        self._moves.clear()
 
 
 def atomic_write_bytes(target: str | os.PathLike[str], data: bytes) -> Path:

@@ -32,7 +32,7 @@ from svomflow.instruments.dead_time import DeadTime
 from svomflow.instruments.eclairs_detector import EclairsResponse
 from svomflow.instruments.grm_response import GRMGeometry, GRMResponseModel
 from svomflow.instruments.pixels import PixelMap
-from svomflow.products.ogip import ebounds_hdu, primary_hdu, write_hdulist
+from svomflow.products.ogip import MALFORMED_FILE_ERRORS, ebounds_hdu, primary_hdu, write_hdulist
 
 __all__ = [
     "read_badpix",
@@ -60,9 +60,12 @@ def _primary(code: str, telescope: str, instrument: str) -> fits.PrimaryHDU:
 def _open(path: Path, extname: str) -> fits.HDUList:
     try:
         hdul = fits.open(path, memmap=False)
-    except OSError as exc:
-        raise InputDataError(f"{path}: not a readable FITS file ({exc})") from None
-    if extname not in hdul:
+        present = extname in hdul
+    except MALFORMED_FILE_ERRORS as exc:
+        raise InputDataError(
+            f"{path}: not a readable FITS file ({type(exc).__name__}: {exc})"
+        ) from None
+    if not present:
         hdul.close()
         raise InputDataError(f"{path}: no {extname} extension (not a {extname} calibration file)")
     return hdul

@@ -30,14 +30,17 @@ from astropy.io import fits
 from astropy.utils.exceptions import AstropyUserWarning
 from svomflow.errors import InputDataError
 from svomflow.instruments.ccd_camera import CameraModel
+from svomflow.products.ogip import check_fits_sizes
 
 __all__ = [
     "FRAME_PATTERNS",
     "READ_ERRORS",
     "FrameStack",
+    "HeaderFixWarning",
     "RawFrameInfo",
     "image_header",
     "image_index",
+    "observation_start",
     "open_image",
     "parse_date_obs",
     "read_frame_info",
@@ -95,6 +98,8 @@ _SCALING = {"BSCALE", "BZERO", "BLANK"}
 
 # Warnings astropy gives for a cut or damaged file before it fails (or reads garbage).
 _DAMAGE = ("File may have been truncated", "Error validating header")
+# astropy's complaint about each card it cannot parse: image_header says it once per header.
+_CARD_COMPLAINT = "The following header keyword is invalid"
 
 
 @contextmanager
@@ -103,6 +108,7 @@ def _damage_is_error() -> Iterator[None]:
     with warnings.catch_warnings():
         for msg in _DAMAGE:
             warnings.filterwarnings("error", message=msg, category=AstropyUserWarning)
+        warnings.filterwarnings("ignore", message=_CARD_COMPLAINT, category=AstropyUserWarning)
         yield
 
 
@@ -136,6 +142,24 @@ def image_header(hdul: fits.HDUList, index: int) -> fits.Header:
     for k in range(1, int(img["NAXIS"]) + 1):
         out[f"NAXIS{k}"] = img[f"NAXIS{k}"]
     sources = [hdul[0].header, img] if index > 0 else [img]
+    fixed: list[str] = []
+    with warnings.catch_warnings():
+        # astropy's own per-card complaint is replaced by one warning for the header
+        warnings.simplefilter("ignore", fits.verify.VerifyWarning)
+        warnings.filterwarnings("ignore", message=_CARD_COMPLAINT, category=AstropyUserWarning)
+        _copy_cards(sources, out, fixed)
+    if fixed:
+        warnings.warn(
+            f"{len(fixed)} header card(s) not valid FITS value cards kept as COMMENT "
+            f"({', '.join(sorted(set(fixed)))})",
+            HeaderFixWarning,
+            stacklevel=2,
+        )
+    return out
+
+
+def _copy_cards(sources: list[fits.Header], out: fits.Header, fixed: list[str]) -> None:
+    """Append the cards of ``sources`` to ``out`` (later ones win); list the fixed ones."""
     for src_i, src in enumerate(sources):
         last = src_i == len(sources) - 1
         for card in src.cards:
@@ -144,11 +168,39 @@ def image_header(hdul: fits.HDUList, index: int) -> fits.Header:
                 continue
             if key in _SCALING and not last:
                 continue
-            if key in ("COMMENT", "HISTORY", "") or key not in out:
-                out.append(fits.Card.fromstring(card.image))  # keeps HIERARCH, long strings
+            copy = _valid_copy(card)
+            if copy is None:
+                fixed.append(key)
+                out.append(("COMMENT", card.image.rstrip()))  # the text is kept, as a comment
+            elif key in ("COMMENT", "HISTORY", "") or key not in out:
+                out.append(copy)  # keeps HIERARCH, long strings
             else:
-                out[key] = (card.value, card.comment)
-    return out
+                out[key] = (copy.value, copy.comment)
+
+
+class HeaderFixWarning(UserWarning):
+    """A header card of an input file could not be copied as it was and was kept as text."""
+
+
+def _valid_copy(card: fits.Card) -> fits.Card | None:
+    """Return a copy of ``card`` whose value and comment parse, or None.
+
+    A keyword without ``= `` in columns 9-10 (legal FITS "commentary" text such as ESO's
+    ``ESO-LOG 03:04:08> ...``) or a value astropy cannot parse makes a card whose value
+    cannot be set or re-read; such cards are returned as None for the caller to keep as
+    COMMENT text.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            copy = fits.Card.fromstring(card.image)
+            _ = copy.value, copy.comment
+            if getattr(copy, "_invalid", False):  # astropy flags unparsable cards so
+                return None
+            copy.verify("exception")
+        except (ValueError, fits.VerifyError):
+            return None
+    return copy
 
 
 def open_image(
@@ -167,10 +219,17 @@ def open_image(
     p = Path(path)
     if not p.is_file():
         raise InputDataError(f"{p}: no such file")
+    check_fits_sizes(p)  # a negative NAXISn sends astropy round the same header for ever
     try:
         with _damage_is_error():
-            hdul = fits.open(p, memmap=memmap, do_not_scale_image_data=not scaled)
+            # astropy's warnings while it opens are raised only once the list exists, so
+            # that a damaged file is closed (an exception inside fits.open leaks its handle)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", AstropyUserWarning)
+                hdul = fits.open(p, memmap=memmap, do_not_scale_image_data=not scaled)
             try:
+                for w in caught:
+                    warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
                 index = image_index(hdul)
             except BaseException:
                 hdul.close()
@@ -218,14 +277,71 @@ def read_image(path: str | Path) -> tuple[np.ndarray, fits.Header]:
     return data, header
 
 
+# DATE-OBS as FITS wrote it before 1997 (FITS standard 4.0, section 9.1.1): DD/MM/YY, 19YY.
+_OLD_FITS_DATE = re.compile(r"^(\d{2})/(\d{2})/(\d{2})$")
+# Keywords that hold the start time of day when DATE-OBS holds the date only.
+TIME_KEYWORDS = ("TIME-OBS", "UTSTART", "UT-START", "UT")
+
+
 def parse_date_obs(value: object, *, path: str | Path = "") -> _dt.datetime:
-    """Parse a FITS DATE-OBS value (ISO, UTC assumed when no zone is given)."""
+    """Parse a FITS DATE-OBS value: ISO 8601, or the pre-1997 ``DD/MM/YY`` form (19YY).
+
+    UTC is assumed when no zone is given; a date without a time is midnight.
+
+    Raises
+    ------
+    InputDataError
+        When the value is neither form.
+    """
     text = str(value).strip()
+    old = _OLD_FITS_DATE.match(text)
+    if old:
+        day, month, year = (int(g) for g in old.groups())
+        text = f"{1900 + year:04d}-{month:02d}-{day:02d}"
     try:
         t = _dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise InputDataError(f"{path}: DATE-OBS {text!r} is not an ISO date-time") from None
+        raise InputDataError(
+            f"{path}: DATE-OBS {text!r} is not an ISO date-time (nor DD/MM/YY)"
+        ) from None
     return t.replace(tzinfo=_dt.UTC) if t.tzinfo is None else t.astimezone(_dt.UTC)
+
+
+def observation_start(header: fits.Header, keyword: str = "DATE-OBS") -> _dt.datetime | None:
+    """Return the start of the exposure from a header, or None when it does not say.
+
+    ``keyword`` in any form :func:`parse_date_obs` reads; when it holds a date only, the
+    time of day from ``TIME-OBS``, ``UTSTART``, ``UT-START`` or ``UT`` (``hh:mm:ss[.s]``);
+    without a usable ``keyword``, ``MJD-OBS``.
+    """
+    if keyword in header:
+        try:
+            t = parse_date_obs(header[keyword])
+        except InputDataError:
+            t = None
+        if t is not None and "T" not in str(header[keyword]):
+            for key in TIME_KEYWORDS:
+                clock = _clock(header.get(key))
+                if clock is not None:
+                    return t + clock
+        if t is not None:
+            return t
+    mjd = header.get("MJD-OBS")
+    if isinstance(mjd, int | float) and not isinstance(mjd, bool) and np.isfinite(mjd):
+        epoch = _dt.datetime(1858, 11, 17, tzinfo=_dt.UTC)
+        return epoch + _dt.timedelta(days=float(mjd))
+    return None
+
+
+def _clock(value: object) -> _dt.timedelta | None:
+    """Return ``hh:mm:ss[.s]`` as a time of day, or None when it is not one."""
+    m = re.match(r"^\s*(\d{1,2}):(\d{2}):(\d{2}(?:\.\d*)?)\s*$", str(value or ""))
+    if not m:
+        return None
+    h, mi, sec = int(m.group(1)), int(m.group(2)), float(m.group(3))
+    if h > 23 or mi > 59 or sec >= 61:
+        return None
+    return _dt.timedelta(hours=h, minutes=mi, seconds=sec)
 
 
 @dataclass(frozen=True)
@@ -275,6 +391,8 @@ def read_frame_info(path: str | Path, camera: CameraModel) -> RawFrameInfo:
         temp = float(val("temperature", np.nan))  # type: ignore[arg-type]
     except (TypeError, ValueError):
         raise InputDataError(f"{p}: exposure time or temperature is not a number") from None
+    if not np.isfinite(exptime) or exptime < 0:
+        raise InputDataError(f"{p}: exposure time must be finite and not negative (got {exptime})")
     bx = val("binning_x", 1)
     by = val("binning_y", 1)
     return RawFrameInfo(
@@ -305,6 +423,11 @@ def read_raw(path: str | Path, camera: CameraModel) -> tuple[np.ndarray, fits.He
         raise InputDataError(
             f"{p}: image of shape {data.shape} has no room for the "
             f"{camera.overscan_columns} overscan columns of {camera.name}"
+        )
+    if data.dtype.kind == "f" and not np.all(np.isfinite(data)):
+        bad = int(np.count_nonzero(~np.isfinite(data)))
+        raise InputDataError(
+            f"{p}: {bad} raw pixel(s) are NaN or infinite (a raw frame holds counts)"
         )
     return data, header
 

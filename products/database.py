@@ -3,21 +3,27 @@
 SQLite under ``$SVOMFLOW_HOME/products.db`` by default, any SQLAlchemy URL (PostgreSQL in
 operations) through ``SVOMFLOW_DATABASE_URL``. The schema carries a version number: a
 database written by a newer, incompatible svomflow is refused with a clear message instead
-of being corrupted, and an older compatible one is upgraded in place.
+of being corrupted, and an older one is upgraded in place by the steps of ``_MIGRATIONS``.
+
+Creating or migrating the schema is one step under a lock that holds across processes (an
+advisory lock on PostgreSQL, a file lock beside an SQLite file), so any number of runs may
+open a new database at the same moment.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import threading
-import time
 import uuid
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, Column, UniqueConstraint, event
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+from sqlalchemy import JSON, Column, UniqueConstraint, event, inspect, text
+from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Field, Session, SQLModel, create_engine, select
 from svomflow.errors import SvomflowError
 from svomflow.paths import data_home
@@ -32,8 +38,8 @@ __all__ = [
     "make_engine",
 ]
 
-# Bump when a change is not backwards compatible; list upgrade steps in _MIGRATIONS.
-SCHEMA_VERSION = 1
+# Bump with every schema change, and add the step from the previous version to _MIGRATIONS.
+SCHEMA_VERSION = 2
 
 
 class IncompatibleDatabaseError(SvomflowError):
@@ -78,6 +84,10 @@ class ProductRow(SQLModel, table=True):
     flow_run_id: str | None = Field(default=None, index=True)
     provenance: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
     created: datetime = Field(default_factory=_now)
+    owner: str | None = Field(
+        default=None, description="host:pid:start of the writer, while pending"
+    )
+    lease_until: datetime | None = None
 
 
 class ProcessingStatus(SQLModel, table=True):
@@ -93,6 +103,8 @@ class ProcessingStatus(SQLModel, table=True):
     reason: str | None = None
     flow_run_id: str | None = None
     updated: datetime = Field(default_factory=_now)
+    owner: str | None = Field(default=None, description="host:pid:start of the run, while running")
+    lease_until: datetime | None = None
 
 
 def database_url() -> str:
@@ -105,27 +117,31 @@ def database_url() -> str:
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cur = dbapi_connection.cursor()
-    # WAL lets readers and one writer work at once; busy_timeout waits instead of failing
-    # when two pipelines record products at the same moment.
-    cur.execute("PRAGMA journal_mode=WAL")
+    # busy_timeout first: switching a new file to WAL needs a lock another first user may
+    # hold. WAL lets readers and one writer work at once; busy_timeout waits instead of
+    # failing when two pipelines record products at the same moment.
     cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.close()
 
 
 _ENGINES: dict[str, Engine] = {}
 _ENGINE_LOCK = threading.Lock()
+# any 64-bit number of our own: the PostgreSQL advisory lock that serialises schema changes
+_PG_LOCK_KEY = 0x5F0D_F10E_5C4E_0001 - (1 << 63)
 
 
 def make_engine(url: str | None = None) -> Engine:
     """Return an engine for ``url`` (default :func:`database_url`) with the schema checked.
 
-    Creates the tables on a new database; refuses one whose schema version is newer than
-    this svomflow understands.
+    Creates the tables on a new database and migrates an older one, under a lock that holds
+    across processes; refuses one whose schema version is newer than this svomflow
+    understands.
     """
     url = url or database_url()
     # one engine per URL in a process: threads of one run (concurrent steps, the GP1
-    # watcher) must not create the schema side by side
+    # watcher) share it and the schema is checked once
     with _ENGINE_LOCK:
         if url in _ENGINES:
             return _ENGINES[url]
@@ -134,65 +150,107 @@ def make_engine(url: str | None = None) -> Engine:
             event.listen(engine, "connect", _sqlite_pragmas)
         else:
             engine = create_engine(url, pool_pre_ping=True)
-        _check_schema(engine)
+        with _schema_lock(engine) as conn:
+            _check_schema(conn)
         _ENGINES[url] = engine
         return engine
 
 
-def _create_tables(engine: Engine) -> None:
-    """Create the tables that are missing; another process may be creating them too."""
-    tables = [
-        SQLModel.metadata.tables[str(t.__tablename__)]
-        for t in (SchemaInfo, ProductRow, ProcessingStatus)
-    ]
-    for attempt in range(5):
+@contextlib.contextmanager
+def _schema_lock(engine: Engine) -> Iterator[Connection]:
+    """Yield a connection in a transaction that holds the schema lock of the database.
+
+    PostgreSQL: a transaction-scoped advisory lock (released at commit or when a killed
+    process's connection drops). SQLite: ``flock`` on ``<database>.lock`` (released when the
+    file is closed or the process dies); an in-memory database needs none.
+    """
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as conn:
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
+            yield conn
+        return
+    db = engine.url.database
+    if engine.dialect.name != "sqlite" or not db or db == ":memory:":
+        with engine.begin() as conn:
+            yield conn
+        return
+    lock_path = Path(db).with_name(Path(db).name + ".lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a+b") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
         try:
-            SQLModel.metadata.create_all(engine, tables=tables)
-            return
-        except (OperationalError, ProgrammingError, IntegrityError):
-            # "already exists": the other process won the race; the next pass sees its
-            # tables and creates only what is still missing
-            if attempt == 4:
-                raise
-            time.sleep(0.05 * (attempt + 1))
+            with engine.begin() as conn:
+                yield conn
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
-def _check_schema(engine: Engine) -> None:
-    from sqlalchemy import inspect
+def _add_column(conn: Connection, table: str, column: str) -> None:
+    """Add ``column`` of the current model of ``table`` to an existing table, unless it is there."""
+    # SQLite runs DDL outside the transaction: a migration killed half way is resumed
+    if column in {c["name"] for c in inspect(conn).get_columns(table)}:
+        return
+    col = SQLModel.metadata.tables[table].columns[column]
+    kind = col.type.compile(dialect=conn.dialect)
+    conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {column} {kind}"))
+
+
+def _to_v2(conn: Connection) -> None:
+    """Version 2: owner and lease of reserved products and running statuses."""
+    for table in (ProductRow.__tablename__, ProcessingStatus.__tablename__):
+        for column in ("owner", "lease_until"):
+            _add_column(conn, str(table), column)
+
+
+# step from version N-1 to N, for every N above 1 (a new database is created at the latest)
+_MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _to_v2}
+
+
+def _check_schema(conn: Connection) -> None:
+    """Create, migrate or refuse the schema (the caller holds the schema lock)."""
     from svomflow import __version__
 
-    existing = set(inspect(engine).get_table_names())
+    url = conn.engine.url.render_as_string(hide_password=True)
+    existing = set(inspect(conn).get_table_names())
+    found: int | None = None
     if SchemaInfo.__tablename__ in existing:
-        with Session(engine) as s:
-            info = s.get(SchemaInfo, 1)
-            found = info.version if info else None
-        if found is not None and found > SCHEMA_VERSION:
-            raise IncompatibleDatabaseError(
-                f"the products database at {engine.url.render_as_string(hide_password=True)} has "
-                f"schema version {found}, written by {info.written_by if info else '?'}; this "
-                f"svomflow understands up to version {SCHEMA_VERSION}: upgrade svomflow or point "
-                "SVOMFLOW_DATABASE_URL at another database"
-            )
+        row = conn.execute(
+            text(f"SELECT version, written_by FROM {SchemaInfo.__tablename__} WHERE id = 1")
+        ).first()
+        if row is not None:
+            found = int(row[0])
+            if found > SCHEMA_VERSION:
+                raise IncompatibleDatabaseError(
+                    f"the products database at {url} has schema version {found}, written by "
+                    f"{row[1]}; this svomflow understands up to version {SCHEMA_VERSION}: "
+                    "upgrade svomflow or point SVOMFLOW_DATABASE_URL at another database"
+                )
     elif existing & {ProductRow.__tablename__, ProcessingStatus.__tablename__}:
         raise IncompatibleDatabaseError(
-            f"the database at {engine.url.render_as_string(hide_password=True)} has svomflow "
-            "tables but no schema version: it was not made by svomflow; refusing to touch it"
+            f"the database at {url} has svomflow tables but no schema version: it was not made "
+            "by svomflow; refusing to touch it"
         )
-    _create_tables(engine)
-    with Session(engine) as s:
-        info = s.get(SchemaInfo, 1)
-        if info is None:
-            s.add(SchemaInfo(id=1, version=SCHEMA_VERSION, written_by=f"svomflow {__version__}"))
-            try:
-                s.commit()
-            except IntegrityError:  # another process created the row at the same moment
-                s.rollback()
-        elif info.version < SCHEMA_VERSION:
-            info.version = SCHEMA_VERSION
-            info.written_by = f"svomflow {__version__}"
-            info.updated = _now()
-            s.add(info)
-            s.commit()
+    if found == SCHEMA_VERSION:
+        return
+    if found is None:  # a new database: the latest schema at once
+        SQLModel.metadata.create_all(
+            conn,
+            tables=[
+                SQLModel.metadata.tables[str(t.__tablename__)]
+                for t in (SchemaInfo, ProductRow, ProcessingStatus)
+            ],
+        )
+    else:
+        for version in range(found + 1, SCHEMA_VERSION + 1):
+            _MIGRATIONS[version](conn)
+    conn.execute(text(f"DELETE FROM {SchemaInfo.__tablename__}"))
+    conn.execute(
+        text(
+            f"INSERT INTO {SchemaInfo.__tablename__} (id, version, written_by, updated) "
+            "VALUES (1, :v, :w, :u)"
+        ),
+        {"v": SCHEMA_VERSION, "w": f"svomflow {__version__}", "u": _now()},
+    )
 
 
 def dispose_engines() -> None:
@@ -209,8 +267,13 @@ def select_products(
     type_code: str | None = None,
     instrument: str | None = None,
     include_superseded: bool = False,
+    require_file: bool = True,
 ) -> list[ProductRow]:
-    """Return products matching the filters, newest version first."""
+    """Return products matching the filters, newest version first.
+
+    Rows still being written (checksum ``pending``) are never returned, nor, unless
+    ``require_file`` is false, versions whose file is not on disk.
+    """
     stmt = select(ProductRow)
     if obs_id:
         stmt = stmt.where(ProductRow.obs_id == obs_id)
@@ -223,4 +286,5 @@ def select_products(
     # rows whose file is still being written are not products yet
     stmt = stmt.where(ProductRow.checksum != "pending")
     stmt = stmt.order_by(ProductRow.obs_id, ProductRow.type_code, ProductRow.version.desc())  # type: ignore[attr-defined]
-    return list(session.exec(stmt))
+    rows = list(session.exec(stmt))
+    return [r for r in rows if Path(r.path).is_file()] if require_file else rows

@@ -18,7 +18,14 @@ from svomflow.config import InstrumentDefinition, load_instrument
 from svomflow.errors import InputDataError
 from svomflow.instruments.attitude import Attitude
 from svomflow.instruments.eclairs_detector import EclairsResponse
-from svomflow.products.ogip import TimeReference, ebounds_hdu, gti_hdu, primary_hdu, write_hdulist
+from svomflow.products.ogip import (
+    MALFORMED_FILE_ERRORS,
+    TimeReference,
+    ebounds_hdu,
+    gti_hdu,
+    primary_hdu,
+    write_hdulist,
+)
 
 __all__ = ["EclairsEvents", "RateTrigger", "read_eclairs_l1", "write_eclairs_l1"]
 
@@ -168,6 +175,34 @@ def write_eclairs_l1(
     return write_hdulist([prim, ev, eb, gt, att_hdu, bad, origins], path)
 
 
+#: Events may precede TSTART or follow TSTOP by at most this much (s) before the file is refused.
+_TIME_SLACK_S = 86400.0
+
+
+def _check_times(
+    path: Path, time: np.ndarray, gti: np.ndarray, att: Attitude, t_start: float, t_stop: float
+) -> None:
+    """Refuse an L1 file whose times, intervals or attitude cannot be right."""
+    if not (
+        np.all(np.isfinite(time))
+        and np.all(np.isfinite(gti))
+        and np.isfinite(t_start)
+        and np.isfinite(t_stop)
+    ):
+        raise InputDataError(f"{path}: NaN or infinite times in EVENTS, GTI or TSTART/TSTOP")
+    if t_stop < t_start or (gti.size and np.any(gti[:, 1] < gti[:, 0])):
+        raise InputDataError(
+            f"{path}: an interval ends before it starts (TSTOP < TSTART or GTI STOP < START)"
+        )
+    if time.size and (time.min() < t_start - _TIME_SLACK_S or time.max() > t_stop + _TIME_SLACK_S):
+        raise InputDataError(
+            f"{path}: event times {time.min():.6g}..{time.max():.6g} s lie far outside "
+            f"TSTART..TSTOP = {t_start:.6g}..{t_stop:.6g} s"
+        )
+    if not np.all(np.isfinite([att.ra_deg, att.dec_deg, att.roll_deg])):
+        raise InputDataError(f"{path}: the ATTITUDE table holds NaN or infinite angles")
+
+
 def read_eclairs_l1(
     path: str | Path, *, instrument: InstrumentDefinition | None = None
 ) -> EclairsEvents:
@@ -206,6 +241,7 @@ def read_eclairs_l1(
             gti = np.column_stack([np.asarray(g["START"], float), np.asarray(g["STOP"], float)])
             a = hdul["ATTITUDE"].data
             att = Attitude(float(a["RA"][0]), float(a["DEC"][0]), float(a["ROLL"][0]))
+            att_time = np.asarray(a["TIME"], float) if "TIME" in a.columns.names else np.zeros(0)
             ny = int(h.get("TLMAX2", 79)) + 1
             nz = int(h.get("TLMAX3", 79)) + 1
             dead = np.zeros((ny, nz), dtype=bool)
@@ -227,12 +263,19 @@ def read_eclairs_l1(
                 )
             t_start = float(h.get("TSTART", gti[:, 0].min() if gti.size else time.min()))
             t_stop = float(h.get("TSTOP", gti[:, 1].max() if gti.size else time.max()))
-    except OSError as exc:
-        raise InputDataError(f"{path}: cannot read FITS file ({exc})") from exc
     except KeyError as exc:
         raise InputDataError(f"{path}: missing column or keyword {exc}") from exc
+    except MALFORMED_FILE_ERRORS as exc:
+        raise InputDataError(
+            f"{path}: cannot read FITS file ({type(exc).__name__}: {exc})"
+        ) from exc
     if time.size > 1 and np.any(np.diff(time) < 0):
         raise InputDataError(f"{path}: EVENTS times are not sorted")
+    _check_times(Path(path), time, gti, att, t_start, t_stop)
+    if att_time.size and not np.all(
+        np.abs(att_time - 0.5 * (t_start + t_stop)) < _TIME_SLACK_S + (t_stop - t_start)
+    ):
+        raise InputDataError(f"{path}: ATTITUDE times lie far from the observation (TSTART..TSTOP)")
     return EclairsEvents(
         time=time,
         y=y,

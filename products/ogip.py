@@ -8,7 +8,9 @@ CAL/GEN/92-002 (EBOUNDS) and the time keywords ``MJDREFI``/``MJDREFF``, ``TIMESY
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import zlib
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,8 +23,10 @@ from svomflow.errors import InputDataError
 from svomflow.products.atomic import atomic_path
 
 __all__ = [
+    "MALFORMED_FILE_ERRORS",
     "LightCurve",
     "TimeReference",
+    "check_fits_sizes",
     "ebounds_hdu",
     "gti_hdu",
     "lightcurve_hdu",
@@ -31,10 +35,132 @@ __all__ = [
     "primary_hdu",
     "read_gti",
     "read_lightcurve",
+    "reading_file",
     "rsp_hdus",
     "write_hdulist",
     "write_rsp",
 ]
+
+
+#: What astropy, numpy and gzip raise on a truncated, corrupt or mistyped file.
+MALFORMED_FILE_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    EOFError,
+    zlib.error,
+    ValueError,
+    KeyError,
+    IndexError,
+    TypeError,
+)
+
+
+_BLOCK = 2880
+#: Headers longer than this many blocks are refused (a flipped END card would scan the file).
+_MAX_HEADER_BLOCKS = 2000
+
+
+def _card_int(card: bytes) -> int | None:
+    """Return the integer value of a header card, or None when it is not an integer."""
+    text = card[10:80].split(b"/", 1)[0].strip()
+    try:
+        return int(text)
+    except ValueError:
+        return None
+
+
+def check_fits_sizes(path: str | Path) -> None:
+    """Refuse a plain FITS file whose headers declare negative or impossible sizes.
+
+    astropy trusts NAXISn, PCOUNT and GCOUNT to find the next HDU: a negative NAXIS2 makes it
+    step back and read the same header for ever. This walks the headers first (compressed
+    files are skipped: their sizes are checked by the decompressor).
+
+    Parameters
+    ----------
+    path : str or Path
+        The file to check.
+
+    Raises
+    ------
+    InputDataError
+        When a size keyword is negative, not an integer, or points past the end of the file.
+    """
+    p = Path(path)
+    size = p.stat().st_size
+    with p.open("rb") as fh:
+        if fh.read(6) != b"SIMPLE":
+            return  # not plain FITS (gzip, text...): the reader's own checks apply
+        offset = 0
+        while offset < size:
+            fh.seek(offset)
+            keys: dict[bytes, int | None] = {}
+            blocks = 0
+            while blocks < _MAX_HEADER_BLOCKS:
+                blocks += 1
+                chunk = fh.read(_BLOCK)
+                if len(chunk) < _BLOCK:
+                    return  # truncated header: astropy reports it
+                cards = [chunk[i : i + 80] for i in range(0, _BLOCK, 80)]
+                for card in cards:
+                    name = card[:8].rstrip()
+                    if name in (b"BITPIX", b"NAXIS", b"PCOUNT", b"GCOUNT") or (
+                        name.startswith(b"NAXIS") and name[5:].isdigit()
+                    ):
+                        keys.setdefault(name, _card_int(card))
+                if any(card[:8] == b"END     " for card in cards):
+                    break
+            else:  # while without break: no END card
+                raise InputDataError(
+                    f"{p}: a header has no END card within {_MAX_HEADER_BLOCKS} blocks"
+                )
+            offset += blocks * _BLOCK + _data_size(p, keys)
+
+
+def _data_size(p: Path, keys: dict[bytes, int | None]) -> int:
+    """Return the padded data size of one HDU from its size keywords (checked)."""
+    naxis = keys.get(b"NAXIS", 0)
+    bitpix = keys.get(b"BITPIX", 8)
+    values = [keys.get(b"NAXIS%d" % i, 0) for i in range(1, (naxis or 0) + 1)]
+    pcount, gcount = keys.get(b"PCOUNT", 0), keys.get(b"GCOUNT", 1)
+    if any(v is None or v < 0 for v in (naxis, bitpix and abs(bitpix), pcount, gcount, *values)):
+        raise InputDataError(
+            f"{p}: a header declares a negative or non-integer size (NAXIS/PCOUNT/GCOUNT)"
+        )
+    if not values:
+        return 0
+    pixels = 1
+    for v in values:
+        pixels *= v or 0  # Python ints: no overflow on absurd sizes
+    n = abs(bitpix or 8) // 8 * (gcount or 1) * ((pcount or 0) + pixels)
+    return -(-n // _BLOCK) * _BLOCK
+
+
+@contextmanager
+def reading_file(path: str | Path) -> Iterator[None]:
+    """Turn the errors of a corrupt or malformed input file into one :class:`InputDataError`.
+
+    Wrap only the code that opens and parses the user's file, so a genuine bug elsewhere
+    keeps its traceback.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file being read; the message names it.
+
+    Raises
+    ------
+    InputDataError
+        When reading raised one of :data:`MALFORMED_FILE_ERRORS`.
+    """
+    try:
+        yield
+    except MALFORMED_FILE_ERRORS as exc:
+        if isinstance(exc, FileNotFoundError) and exc.filename not in (None, str(path)):
+            raise
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputDataError(
+            f"{path}: unreadable or malformed file ({type(exc).__name__}: {reason})"
+        ) from exc
 
 
 @dataclass(frozen=True)
@@ -207,6 +333,10 @@ def lightcurve_hdu(
     if n:
         h["TSTART"] = (float(lc.time[0]), "start of the first bin")
         h["TSTOP"] = (float(lc.time[-1] + lc.timedel[-1]), "end of the last bin")
+        dt = np.asarray(lc.timedel, dtype=np.float64)
+        if np.allclose(dt, dt[0], rtol=1e-9, atol=0.0):
+            # OGIP/93-003 gives the bin size as a keyword when uniform (stingray reads it there)
+            h["TIMEDEL"] = (float(dt[0]), "[s] bin size")
     if lc.band_kev is not None:
         h["E_MIN"] = (float(lc.band_kev[0]), "[keV] lower energy of the band")
         h["E_MAX"] = (float(lc.band_kev[1]), "[keV] upper energy of the band")

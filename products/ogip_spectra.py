@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 from astropy.io import fits
 from svomflow.errors import InputDataError
+from svomflow.products.ogip import reading_file
 
 __all__ = [
     "AncillaryResponse",
@@ -123,6 +124,16 @@ class PhaSpectrum:
         return f"{self.path}{{{self.row}}}" if self.row is not None else str(self.path)
 
     @property
+    def integer_counts(self) -> bool:
+        """Whether every channel holds a whole number of counts (RATE x EXPOSURE within rounding).
+
+        A spectrum of integer counts is Poisson whatever its ``STAT_ERR``/``POISSERR`` say
+        (CIAO and many tools write both); a mask-weighted one is not.
+        """
+        c = np.asarray(self.counts, dtype=float)
+        return bool(np.all(np.abs(c - np.round(c)) <= 1e-6 * np.maximum(1.0, np.abs(c))))
+
+    @property
     def telapse(self) -> float | None:
         """Elapsed time of the accumulation (``tstop - tstart``) when known."""
         if self.tstart is None or self.tstop is None:
@@ -184,7 +195,7 @@ def read_pha(path: str | Path, row: int | None = None) -> PhaSpectrum:  # noqa: 
         hdul = fits.open(p, memmap=False)
     except OSError as exc:
         raise InputDataError(f"{p}: cannot read as FITS ({exc})") from exc
-    with hdul:
+    with reading_file(p), hdul:
         hdu = _spectrum_hdu(hdul, p)
         hdr = hdu.header
         data = hdu.data
@@ -220,6 +231,9 @@ def read_pha(path: str | Path, row: int | None = None) -> PhaSpectrum:  # noqa: 
             values = np.asarray(data[col], dtype=float)
             src = None  # per-channel columns are read whole below
         n = values.size
+        if not np.all(np.isfinite(values)):
+            bad = int(np.count_nonzero(~np.isfinite(values)))
+            raise InputDataError(f"{p}: {col} holds {bad} NaN or infinite value(s)")
         if n == 0:
             raise InputDataError(f"{p}: empty spectrum (no channels)")
 
@@ -434,6 +448,20 @@ def _read_matrix(hdul: fits.HDUList, hdu: fits.BinTableHDU, path: Path) -> Respo
     if n_chan != e_min.size:
         raise InputDataError(f"{path}: DETCHANS={n_chan} but EBOUNDS has {e_min.size} channels")
     matrix, first = _fill_matrix(hdu, n_chan, path)
+    energies = np.concatenate(
+        [
+            e_min,
+            e_max,
+            np.asarray(hdu.data["ENERG_LO"], float),
+            np.asarray(hdu.data["ENERG_HI"], float),
+        ]
+    )
+    if not (np.all(np.isfinite(matrix)) and np.all(np.isfinite(energies))):
+        raise InputDataError(
+            f"{path}: the response matrix or its energy grid holds NaN or infinite values"
+        )
+    if matrix.size == 0 or np.any(matrix < 0):
+        raise InputDataError(f"{path}: the response matrix is empty or has negative entries")
     name = str(hdu.header.get("EXTNAME", "")).strip().upper()
     clas3 = str(hdu.header.get("HDUCLAS3", "")).strip().upper()
     has_area = name == "SPECRESP MATRIX" or clas3 == "FULL"
@@ -463,7 +491,7 @@ def read_response_set(path: str | Path) -> list[Response]:
         hdul = fits.open(p, memmap=False)
     except OSError as exc:
         raise InputDataError(f"{p}: cannot read as FITS ({exc})") from exc
-    with hdul:
+    with reading_file(p), hdul:
         hdus = _matrix_hdus(hdul)
         if not hdus:
             raise InputDataError(f"{p}: no MATRIX or SPECRESP MATRIX extension")
@@ -491,12 +519,28 @@ def read_response(path: str | Path, extension: int | None = None) -> Response:
     return responses[which - 1]
 
 
+def _check_arf(arf: AncillaryResponse) -> None:
+    """Refuse an ARF that is empty, not finite, negative or without increasing energies."""
+    p = arf.path
+    if arf.specresp.size == 0:
+        raise InputDataError(f"{p}: the SPECRESP extension has no rows (empty ARF)")
+    values = np.concatenate([arf.energ_lo, arf.energ_hi, arf.specresp])
+    if not np.all(np.isfinite(values)):
+        raise InputDataError(f"{p}: the ARF holds NaN or infinite values")
+    if (
+        np.any(arf.specresp < 0)
+        or np.any(arf.energ_hi <= arf.energ_lo)
+        or np.any(np.diff(arf.energ_lo) <= 0)
+    ):
+        raise InputDataError(f"{p}: the ARF has negative areas or energy bins that do not increase")
+
+
 def read_arf(path: str | Path) -> AncillaryResponse:
     """Read an ARF (``SPECRESP`` extension: ENERG_LO, ENERG_HI, SPECRESP in cm2)."""
     p = Path(split_row_spec(path)[0])
     if not p.is_file():
         raise InputDataError(f"ARF file not found: {p}")
-    with fits.open(p, memmap=False) as hdul:
+    with reading_file(p), fits.open(p, memmap=False) as hdul:
         for hdu in hdul[1:]:
             name = str(hdu.header.get("EXTNAME", "")).strip().upper()
             if name == "SPECRESP" or (
@@ -504,12 +548,14 @@ def read_arf(path: str | Path) -> AncillaryResponse:
                 and "SPECRESP" in hdu.columns.names
             ):
                 d = hdu.data
-                return AncillaryResponse(
+                arf = AncillaryResponse(
                     energ_lo=np.asarray(d["ENERG_LO"], dtype=float),
                     energ_hi=np.asarray(d["ENERG_HI"], dtype=float),
                     specresp=np.asarray(d["SPECRESP"], dtype=float),
                     path=p,
                 )
+                _check_arf(arf)
+                return arf
     raise InputDataError(f"{p}: no SPECRESP extension (not an ARF)")
 
 

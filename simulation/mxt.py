@@ -6,8 +6,8 @@ Chain (all vectorised, no loop over photons):
    background, thinned by the effective area ``A(E)`` (45 cm2 at 1 keV; energy shape from
    ``optics.effective_area_shape``, an assumption);
 2. positions: the attitude projects each source on the detector, the lobster-eye PSF
-   (:class:`svomflow.instruments.mxt_calibration.PSFModel`, the same model the fit uses)
-   scatters them;
+   (:class:`svomflow.instruments.mxt_calibration.PSFModel`, the same model the fit uses, or
+   with ``psf`` set a different one, :mod:`svomflow.simulation.mxt_psf`) scatters them;
 3. energies smeared with the CCD resolution (FWHM 80 eV at 1.5 keV, scaling as sqrt(E));
 4. times quantised to frames; the charge cloud (Gaussian, sigma ~ sqrt(E)) split over the
    2x2 pixels nearest the impact point, pixels below the split threshold lost, the event kept
@@ -56,6 +56,7 @@ from svomflow.instruments.mxt_calibration import (
 )
 from svomflow.instruments.mxt_response import effective_area, resolution_sigma_kev
 from svomflow.products.ogip import TimeReference, gti_hdu, primary_hdu, write_hdulist
+from svomflow.simulation.mxt_psf import psf_generator
 
 __all__ = [
     "MXTSimConfig",
@@ -125,6 +126,10 @@ class MXTSimConfig:
     e_max_kev: float = 10.0
     gain: NDArray[np.float64] | None = None
     offset: NDArray[np.float64] | None = None
+    #: photon generator of the sky's PSF (:func:`svomflow.simulation.mxt_psf.psf_generator`:
+    #: e.g. ``{"core_factor": 0.6, "arm_factor": 2.5}``); None draws from the CALDB model.
+    #: The CALDB file written is always the model: the analysis must cope with the mismatch.
+    psf: dict[str, Any] | None = None
 
 
 @dataclass
@@ -294,6 +299,8 @@ def simulate(
     scale = math.radians(float(inst.get("ccd.pixel_scale_arcsec")) / 3600.0)
     frame_time = float(inst.get("ccd.frame_time_s"))
     psf = PSFModel.from_instrument(inst)
+    pixel_arcsec = float(inst.get("ccd.pixel_scale_arcsec"))
+    sky_psf = psf_generator(cfg.psf, psf, pixel_arcsec)
     att = Attitude(cfg.ra_deg, cfg.dec_deg, cfg.roll_deg)
     t0, t1 = cfg.tstart, cfg.tstart + cfg.duration_s
     saa, earth, tele = _default_gaps(cfg, rng)
@@ -325,7 +332,10 @@ def simulate(
         ty, tz = att.to_projected(src.ra_deg, src.dec_deg)
         cx = nx / 2.0 + float(ty) / scale
         cy = ny / 2.0 + float(tz) / scale
-        dx, dy = psf.sample(t.size, rng)
+        if sky_psf is None:
+            dx, dy = psf.sample(t.size, rng)
+        else:
+            dx, dy = sky_psf.sample(t.size, rng, pixel_arcsec)
         xs.append(cx + dx)
         ys.append(cy + dy)
         es.append(e)
@@ -475,6 +485,11 @@ def simulate(
         },
         "cti": cti,
         "cti_energy_index": cti_k,
+        "psf": {
+            "generator": "caldb-model" if sky_psf is None else sky_psf.kind,
+            "sky": psf.to_arcmin(pixel_arcsec) if sky_psf is None else sky_psf.as_dict(),
+            "caldb_model": psf.to_arcmin(pixel_arcsec),
+        },
     }
     photons = {
         "time": t0 + (frame + 0.5) * frame_time,

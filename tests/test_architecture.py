@@ -4,7 +4,7 @@ Layers, lowest first: the package root (version, errors, paths, numba policy) ->
 instrument models -> products -> calibration -> tasks (steps) -> flows -> command line and
 operations. A module may import its own layer and the layers below, never above; nothing
 imports ``svomflow.simulation`` but the simulator itself and the commands that run it
-(``simulate``, ``bench``, ``demo``); there are no import cycles between modules.
+(``simulate``, ``bench``, ``demo``, ``warm``); there are no import cycles between modules.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ SIMULATION_USERS = (
     "svomflow.cli.simulate_cmd",
     "svomflow.cli.bench_cmd",
     "svomflow.cli.demo_cmd",
+    "svomflow.cli.warm_cmd",  # simulates a burst to compile the VHF kernels
 )
 
 

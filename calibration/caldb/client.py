@@ -6,7 +6,9 @@ object store. Transient failures (connection errors, timeouts, HTTP 5xx and 429)
 with exponential backoff and jitter, honouring ``Retry-After``; other 4xx errors are not
 retried. A bearer token is read from ``$SVOMFLOW_CALDB_TOKEN_FILE`` (a runtime file, re-read at
 every request so a rotated token works) or ``$SVOMFLOW_CALDB_TOKEN``; it is never logged,
-stored on the client, or shown in errors. Downloads go to a local cache (by checksum when it
+stored on the client, or shown in errors. Credentials written in the URL
+(``https://user:TOKEN@host/``) are masked in every log line, error and ``repr``; credentials
+of either kind are sent over https only, or over plain http to loopback (a local mirror). Downloads go to a local cache (by checksum when it
 is known, else by URL), are verified against their SHA-256 and are written atomically.
 """
 
@@ -25,6 +27,14 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 from svomflow.calibration.caldb.entry import CaldbEntry
+from svomflow.calibration.caldb.redact import (
+    check_transport,
+    install_log_filter,
+    redact,
+    redact_url,
+    split_credentials,
+    url_secrets,
+)
 from svomflow.calibration.caldb.selection import choose_entry, filter_entries
 from svomflow.errors import CalibrationNotFoundError, SvomflowError
 from svomflow.products.atomic import atomic_path, atomic_write_bytes, sha256_file
@@ -40,6 +50,7 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+install_log_filter()  # httpx logs each request's full URL at INFO
 
 TOKEN_ENV = "SVOMFLOW_CALDB_TOKEN"
 TOKEN_FILE_ENV = "SVOMFLOW_CALDB_TOKEN_FILE"
@@ -88,10 +99,6 @@ def read_token() -> str | None:
     return token
 
 
-def _redact(text: str, token: str | None) -> str:
-    return text.replace(token, "***") if token else text
-
-
 def _retry_after(resp: httpx.Response) -> float | None:
     value = resp.headers.get("Retry-After")
     try:
@@ -131,7 +138,9 @@ class CaldbClient:
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         if not base_url.startswith(("http://", "https://")):
-            raise ValueError(f"remote CALDB URL must start with http:// or https://: {base_url!r}")
+            raise ValueError(
+                f"remote CALDB URL must start with http:// or https://: {redact(base_url)!r}"
+            )
         if attempts < 1:
             raise ValueError("attempts must be at least 1")
         self.base_url = base_url.rstrip("/") + "/"
@@ -147,7 +156,8 @@ class CaldbClient:
         self._transport = transport
 
     def __repr__(self) -> str:
-        return f"CaldbClient(base_url={self.base_url!r}, cache_dir={str(self.cache_dir)!r})"
+        shown = redact_url(self.base_url)
+        return f"CaldbClient(base_url={shown!r}, cache_dir={str(self.cache_dir)!r})"
 
     def url_for(self, url_or_relpath: str) -> str:
         """Return an absolute URL (relative paths are taken under ``base_url``)."""
@@ -171,8 +181,17 @@ class CaldbClient:
     def _request(self, url: str, sink: Any) -> None:
         """GET ``url`` with retries; ``sink(response)`` consumes a 2xx response body."""
         last = ""
+        in_url = url_secrets(url)
+        shown = redact(url)
+        # user information goes as basic auth, not in the URL (that httpx would log)
+        bare_url, basic = split_credentials(url)
+        if in_url and (why := check_transport(url, "the credentials in the CALDB URL")):
+            raise CaldbFetchError(why)
         for attempt in range(1, self.attempts + 1):
             token = read_token()  # re-read at every attempt: the token may have been rotated
+            if token and (why := check_transport(url, "the CALDB bearer token")):
+                raise CaldbFetchError(why)
+            secrets = [*in_url, token]
             headers = {"Authorization": f"Bearer {token}"} if token else {}
             try:
                 # One short-lived connection per request: nothing (sockets, token) outlives it.
@@ -180,21 +199,22 @@ class CaldbClient:
                     httpx.Client(
                         timeout=self.timeout_s, follow_redirects=True, transport=self._transport
                     ) as http,
-                    http.stream("GET", url, headers=headers) as resp,
+                    http.stream("GET", bare_url, headers=headers, auth=basic) as resp,
                 ):
                     if resp.status_code in _RETRY_STATUS:
                         raise _Transient(f"HTTP {resp.status_code}", _retry_after(resp))
                     if resp.status_code >= 400:
                         hint = " (check the CALDB token)" if resp.status_code in (401, 403) else ""
                         raise CaldbFetchError(
-                            f"GET {url} failed: HTTP {resp.status_code} {resp.reason_phrase}{hint}"
+                            f"GET {shown} failed: HTTP {resp.status_code} "
+                            f"{resp.reason_phrase}{hint}"
                         )
                     sink(resp)
                     return
             except _Transient as exc:
                 last, wait = str(exc), exc.retry_after
             except httpx.TransportError as exc:
-                last, wait = _redact(f"{type(exc).__name__}: {exc}", token), None
+                last, wait = redact(f"{type(exc).__name__}: {exc}", secrets), None
             if attempt == self.attempts:
                 break
             delay = min(self.max_backoff_s, self.backoff_s * 2 ** (attempt - 1))
@@ -203,14 +223,14 @@ class CaldbClient:
                 delay = min(self.max_backoff_s, max(delay, wait))
             log.warning(
                 "CALDB fetch %s: %s (attempt %d/%d); retrying in %.2f s",
-                url,
+                shown,
                 last,
                 attempt,
                 self.attempts,
                 delay,
             )
             _time.sleep(delay)
-        raise CaldbFetchError(f"GET {url} failed after {self.attempts} attempt(s): {last}")
+        raise CaldbFetchError(f"GET {shown} failed after {self.attempts} attempt(s): {last}")
 
     def get_bytes(self, url_or_relpath: str) -> bytes:
         """Fetch a (small) resource into memory, uncached."""
@@ -230,7 +250,7 @@ class CaldbClient:
         try:
             return json.loads(self.get_bytes(url))
         except ValueError:
-            raise CaldbFetchError(f"GET {url}: the response is not valid JSON") from None
+            raise CaldbFetchError(f"GET {redact(url)}: the response is not valid JSON") from None
 
     def fetch(
         self, url_or_relpath: str, *, sha256: str | None = None, refresh: bool = False
@@ -266,7 +286,7 @@ class CaldbClient:
                 got = h.hexdigest()
                 if sha256 is not None and got != sha256.lower():
                     raise ChecksumMismatchError(
-                        f"GET {url}: checksum mismatch (got sha256 {got[:16]}..., index says "
+                        f"GET {redact(url)}: checksum mismatch (got sha256 {got[:16]}..., index says "
                         f"{sha256[:16]}...); the download was discarded"
                     )
 
@@ -295,7 +315,7 @@ class RemoteCaldb:
         self._latest: dict[str, Any] | None = None
 
     def __repr__(self) -> str:
-        return f"RemoteCaldb(base_url={self.client.base_url!r})"
+        return f"RemoteCaldb(base_url={redact_url(self.client.base_url)!r})"
 
     def snapshot(self, index_version: int | None = None, *, refresh: bool = False) -> dict:
         """Return the index snapshot of a version (the newest one if ``None``)."""

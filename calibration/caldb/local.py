@@ -317,14 +317,16 @@ class Caldb:
 
         The file is checksummed and copied (``copy=True``) or hard-linked (``copy=False``;
         falls back to a copy across file systems) into
-        ``data/<telescope>/<instrument>/<class>/`` and made read-only. A file already inside
-        that tree is registered in place. If the target name is taken by a different file,
-        the new one gets the first 12 hex digits of its checksum appended to its name.
+        ``data/<telescope>/<instrument>/<class>/`` under a name of its own,
+        ``<stem>_<valid-from date>_v<index version><suffix>``
+        (``candidate_bias_DDRAGOmB_1x1_20261123_v7.fits``), and made read-only: no later
+        registration can reuse the path, so an old index version always resolves to the
+        same bytes. A file already inside that tree is registered in place.
 
         Raises
         ------
         InputDataError
-            If the file does not exist.
+            If the file does not exist, or its target path holds other bytes.
         ValueError
             On an invalid name, boundary, quality or time.
         """
@@ -357,11 +359,18 @@ class Caldb:
             cls.lower(),
         )
         dest_dir.mkdir(parents=True, exist_ok=True)
-        rel = self._place(src.resolve(), dest_dir, sha, copy=copy)
         now = _dt.datetime.now(UTC)
 
-        with self._write() as con:
+        with self._stage(src.resolve(), dest_dir, copy=copy) as place, self._write() as con:
             version = self._new_version(con, "register", None)
+            rel = place(f"{start:%Y%m%d}_v{version}", sha)
+            if con.execute(
+                "SELECT 1 FROM entries WHERE relpath = ? AND sha256 != ?", (rel, sha)
+            ).fetchone():
+                raise InputDataError(
+                    f"refusing to register {src.name}: {rel} is registered with other bytes"
+                    " (registered files are immutable)"
+                )
             cur = con.execute(
                 "INSERT INTO entries (registered_version, telescope, instrument, detector, filter,"
                 " codename, cal_class, boundaries, valid_from, relpath, sha256, size, extension,"
@@ -393,46 +402,65 @@ class Caldb:
             _, found = self._entries_at(con, version, "AND e.id = ?", (entry_id,))
         return found[0]
 
-    def _place(self, src: Path, dest_dir: Path, sha: str, *, copy: bool) -> str:
-        """Put ``src`` into ``dest_dir`` without ever overwriting; return its relative path."""
+    @contextlib.contextmanager
+    def _stage(self, src: Path, dest_dir: Path, *, copy: bool) -> Iterator[Any]:
+        """Stage ``src`` beside its destination; yield ``place(tag, sha) -> relpath``.
+
+        ``place`` links the staged copy to ``<stem>_<tag><suffix>`` (``os.link`` fails if the
+        name exists: an atomic "create, never overwrite"); a name that holds other bytes is
+        refused. If the block fails after placing, the new name is removed again, so a
+        rolled-back registration leaves no file behind.
+        """
         data_root = self.root / "data"
-        if data_root in src.parents:
-            return src.relative_to(self.root).as_posix()
+        if data_root in src.parents:  # already in the tree: registered where it is
+            yield lambda tag, sha: src.relative_to(self.root).as_posix()
+            return
         name = safe_component(src.name, what="calibration file name")
         stem, suffix = _split_name(name)
-        candidates = [name, f"{stem}_{sha[:12]}{suffix}"]
         fd, tmp_name = tempfile.mkstemp(prefix=f".tmp-{name}.", dir=dest_dir)
         os.close(fd)
         tmp = Path(tmp_name)
+        created: list[Path] = []
+
+        def place(tag: str, sha: str) -> str:
+            final = dest_dir / f"{stem}_{tag}{suffix}"
+            try:
+                os.link(tmp, final)
+                created.append(final)
+            except FileExistsError:
+                if sha256_file(final) != sha:
+                    raise InputDataError(
+                        f"refusing to register {src.name}: {final.relative_to(self.root)} "
+                        "already holds a different file (registered files are immutable)"
+                    ) from None
+            return final.relative_to(self.root).as_posix()
+
         try:
-            linked = False
-            if not copy:
-                tmp.unlink()
-                try:
-                    os.link(src, tmp)
-                    linked = True
-                except OSError:
-                    pass
-            if not linked:
-                shutil.copyfile(src, tmp)
-                with open(tmp, "rb") as fh:
-                    os.fsync(fh.fileno())
-                os.chmod(tmp, 0o444)
-            for cand in candidates:
-                final = dest_dir / cand
-                try:
-                    # os.link fails if the name exists: an atomic "create, never overwrite".
-                    os.link(tmp, final)
-                    return final.relative_to(self.root).as_posix()
-                except FileExistsError:
-                    if sha256_file(final) == sha:
-                        return final.relative_to(self.root).as_posix()
-            raise InputDataError(
-                f"cannot place {src.name} in {dest_dir}: names {candidates} hold other files"
-            )
+            self._copy_into(src, tmp, copy=copy)
+            yield place
+        except BaseException:
+            for f in created:
+                with contextlib.suppress(FileNotFoundError):
+                    f.unlink()
+            raise
         finally:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
+
+    @staticmethod
+    def _copy_into(src: Path, tmp: Path, *, copy: bool) -> None:
+        """Make ``tmp`` a read-only copy of ``src`` (or a hard link when ``copy`` is False)."""
+        if not copy:
+            tmp.unlink()
+            try:
+                os.link(src, tmp)
+                return
+            except OSError:
+                pass
+        shutil.copyfile(src, tmp)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o444)
 
     def set_quality(self, entry: CaldbEntry | int, quality: int) -> CaldbEntry:
         """Record a new quality for an entry (a new index version); return the updated entry."""

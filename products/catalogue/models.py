@@ -76,6 +76,8 @@ def _apply_cards(header: fits.Header, cards: Iterable[Card]) -> None:
             header.add_comment(str(value)) if key == "COMMENT" else header.add_history(str(value))
         elif value is None:
             continue
+        elif len(key) > 8 or " " in key:  # a HIERARCH card of the input (ESO...): said so,
+            header[f"HIERARCH {key}"] = (value, comment)  # astropy warns otherwise
         else:
             header[key] = (value, comment)
 

@@ -60,6 +60,10 @@ declare(
         Keyword("EXPOSURE", "[s] GTI exposure", hdu="SRCLIST"),
         Keyword("MLTHRESH", "detection likelihood threshold", hdu="SRCLIST"),
         Keyword("NCAND", "stage-1 candidates", hdu="SRCLIST"),
+        Keyword("PSFCALIB", "PSF shape fitted on the field's bright sources", hdu="SRCLIST"),
+        Keyword("PSFCFWHM", "[arcmin] core FWHM of the PSF used", hdu="SRCLIST"),
+        Keyword("PSFARMLN", "[arcmin] arm length of the PSF used", hdu="SRCLIST"),
+        Keyword("NARMSRC", "sources explained by a brighter source's arm", hdu="SRCLIST"),
     ),
     extensions=("SRCLIST",),
 )

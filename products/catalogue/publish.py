@@ -17,12 +17,12 @@ from typing import Any, Protocol
 from pydantic import BaseModel
 from svomflow.paths import safe_join
 from svomflow.products.catalogue.instrument_codes import instrument_code
-from svomflow.products.catalogue.models import FigureModel, FitsModel
+from svomflow.products.catalogue.models import FitsModel
 from svomflow.products.catalogue.registry import product_type
 from svomflow.products.catalogue.types import PREVIEW_SUFFIX, Product, link_name
 from svomflow.products.content import relink_ogip
 from svomflow.products.provenance import CalibrationRef, FileRef, Provenance
-from svomflow.products.store import ProductRef, ProductStore
+from svomflow.products.store import LazyHDUs, ProductRef, ProductStore, PublishRequest
 
 __all__ = ["CataloguePublisher", "ProductCheckError"]
 
@@ -117,15 +117,16 @@ class CataloguePublisher:
         return instrument_code(ref.name.split(":", 1)[0]) in product.instrument.upper()
 
     def publish(self, step: _StepLike, products: Sequence[Product]) -> list[ProductRef]:
-        """Publish a step's products in order, then their previews; return the references.
+        """Publish a step's products as one batch, then their previews as another.
+
+        The science products are safe on disk and recorded before any preview is drawn.
 
         Raises
         ------
         ProductCheckError
             When a product does not conform to its catalogue declaration.
         """
-        refs: list[ProductRef] = []
-        previews: list[tuple[Product, FigureModel]] = []
+        previews: list[Product] = []
         for p in products:
             ptype = product_type(p.type_code)
             problems = ptype.check(p)
@@ -134,33 +135,45 @@ class CataloguePublisher:
                     f"step {step.name!r} made a {p.type_code} ({p.instrument}) that does not "
                     f"conform to the catalogue: {'; '.join(problems)}"
                 )
-            refs.append(self._write(p, step))
             if ptype.preview is not None:
-                previews.append((p, ptype.preview(p.model)))
-        for p, fig in previews:
-            preview = Product(
-                p.type_code + PREVIEW_SUFFIX,
-                p.instrument,
-                fig,
-                obs_id=p.obs_id,
-                inputs=p.inputs,
-                calibration=p.calibration,
-                content=p.content,
-            )
-            refs.append(self._write(preview, step))
+                fig = ptype.preview(p.model)
+                previews.append(
+                    Product(
+                        p.type_code + PREVIEW_SUFFIX,
+                        p.instrument,
+                        fig,
+                        obs_id=p.obs_id,
+                        inputs=p.inputs,
+                        calibration=p.calibration,
+                        content=p.content,
+                    )
+                )
+        refs = self._write_batch(list(products), step)
+        return refs + self._write_batch(previews, step)
+
+    def _write_batch(self, products: list[Product], step: _StepLike) -> list[ProductRef]:
+        if not products:
+            return []
+        requests = [self._request(p, step) for p in products]
+
+        def remember(paths: Sequence[Path]) -> None:
+            # the batch's own names are known once its versions are reserved: products
+            # written after them in the batch link to them
+            with self._lock:
+                for p, path in zip(products, paths, strict=True):
+                    self._names[link_name(p.type_code, p.instrument)] = str(path.resolve())
+
+        refs = self.store.publish_many(requests, before_write=remember)
+        with self._lock:
+            self.refs.extend(refs)
         return refs
 
-    def _write(self, p: Product, step: _StepLike) -> ProductRef:
+    def _request(self, p: Product, step: _StepLike) -> PublishRequest:
         model = p.model
         content: Any
         if isinstance(model, FitsModel):
-            with self._lock:
-                targets = dict(self._names)
-            # a link names the file relative to this product's folder (XSPEC and our loader
-            # resolve it from the spectrum's folder): a bare name when they share a folder
             folder = safe_join(self.store.out_root, p.obs_id or self.obs_id, p.instrument)
-            names = {k: os.path.relpath(v, folder) for k, v in targets.items()}
-            content = relink_ogip(list(model.to_fits()), names) if names else list(model.to_fits())
+            content = LazyHDUs(lambda: self._linked_hdus(model, folder))
         else:
             content = model.write
         prov = Provenance.start(
@@ -170,7 +183,7 @@ class CataloguePublisher:
             flow_name=self.flow_name,
         )
         prov.content = dict(p.content)
-        ref = self.store.publish(
+        return PublishRequest(
             content,
             type_code=p.type_code,
             instrument=p.instrument,
@@ -178,7 +191,13 @@ class CataloguePublisher:
             provenance=prov,
             ext=product_type(p.type_code).ext or model.file_ext(),
         )
+
+    def _linked_hdus(self, model: FitsModel, folder: Path) -> list[Any]:
+        """Return a FITS model's HDUs with their OGIP links naming the published files."""
         with self._lock:
-            self._names[link_name(p.type_code, p.instrument)] = str(Path(ref.path).resolve())
-            self.refs.append(ref)
-        return ref
+            targets = dict(self._names)
+        # a link names the file relative to this product's folder (XSPEC and our loader
+        # resolve it from the spectrum's folder): a bare name when they share a folder
+        names = {k: os.path.relpath(v, folder) for k, v in targets.items()}
+        hdus = list(model.to_fits())
+        return relink_ogip(hdus, names) if names else hdus

@@ -5,7 +5,8 @@ the on-board-like and quick light curves (OBLC, QLC), the peak flux (QPF), T90/T
 and the hardness ratio (QHR); for an instrument with a response model, the response of each
 detector for the burst direction (RSP, declared in ``common.py``: the X-band analysis makes it
 too) and the quick spectrum (QSP); for the burst, the
-cross-instrument hardness ratio (QHR with the joint code) and the crude class (CRCLASS).
+cross-instrument hardness ratio (QHR with the joint code), the crude class (CRCLASS) and an
+HTML summary of all of it (QSUM).
 The two figures keep their own type codes: QLCPLOT marks T90, T50 and the peak window
 (numbers of QT90 and QPF) on the light curves of QLC, and QPOPLOT images the events of the
 burst interval around the position of QPO, so neither is drawn from one product's data.
@@ -17,7 +18,7 @@ is named by its ``INSTRUME`` value, hence the ``*`` patterns.
 
 from __future__ import annotations
 
-from svomflow.products.catalogue.models import FigureModel, FitsModel
+from svomflow.products.catalogue.models import FigureModel, FitsModel, TextModel
 from svomflow.products.catalogue.registry import declare
 from svomflow.products.catalogue.types import Keyword
 
@@ -170,4 +171,13 @@ declare(
     "Preview: sky image (S/N) of the burst interval with the position and its 90 % circle",
     instruments=("ECL",),
     model=FigureModel,
+)
+
+declare(
+    "QSUM",
+    "HTML summary of the quick analysis for the burst advocate: T0 in UTC and mission time, "
+    "T90, peak flux, Epeak, fluence, hardness, class and positions with errors and units, "
+    "the previews and the list of products (written by the flow after its steps)",
+    instruments=("*",),
+    model=TextModel,
 )

@@ -2,7 +2,9 @@
 
 The method is the invariant-triangle one (Groth 1986; Valdes et al. 1995; astroalign):
 each star and its nearest neighbours form triangles whose side ratios do not change under
-translation, rotation and scale. Triangles of the two lists with close invariants propose a
+translation, rotation and scale. Before it, two cheap hypotheses are tried on every star:
+the lists already aligned (identity) and pure shifts voted by the offsets of all pairs; the
+triangle search runs when neither gathers a good share of the stars. Triangles of the two lists with close invariants propose a
 similarity transform; the proposal that brings the most stars within ``tolerance`` pixels
 wins (RANSAC-like) and is refined by least squares on all its inliers. It is robust to offsets
 of any size, rotations of any angle and moderate scale errors, and does not need the two
@@ -11,6 +13,7 @@ lists to hold the same stars.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import combinations
 
@@ -125,6 +128,76 @@ def nearest_pairs(
     return i1[keep], i2[keep], d[keep]
 
 
+# A transform that matches this fraction of the shorter list needs no further search.
+_CONFIDENT_FRACTION = 0.3
+# The triangle search widens to at most this many stars of each list.
+_MAX_TRIANGLE_STARS = 320
+
+
+def _shift_proposals(
+    xy1: np.ndarray, xy2: np.ndarray, tolerance: float, *, n_use: int = 300, n_peaks: int = 3
+) -> list[SimilarityTransform]:
+    """Return pure translations voted by the offsets between the two lists' points.
+
+    Every pair of the first ``n_use`` points of each list votes for its offset in a 2-D
+    histogram of bin ``tolerance``; the most voted bins (and their mean offsets) are the
+    proposals. A true shift gathers one vote per common star, chance offsets spread out.
+    """
+    a, b = xy1[:n_use], xy2[:n_use]
+    d = (b[None, :, :] - a[:, None, :]).reshape(-1, 2)
+    lo, hi = d.min(axis=0), d.max(axis=0)
+    nbin = np.maximum(np.ceil((hi - lo) / tolerance).astype(int), 1)
+    if int(nbin[0]) * int(nbin[1]) > 4_000_000:  # a huge field: coarser bins
+        nbin = np.minimum(nbin, 2000)
+    hist, ex, ey = np.histogram2d(d[:, 0], d[:, 1], bins=(int(nbin[0]), int(nbin[1])))
+    out = []
+    for flat in np.argsort(hist, axis=None)[::-1][:n_peaks]:
+        i, j = np.unravel_index(flat, hist.shape)
+        if hist[i, j] < 3:
+            break
+        sel = (
+            (d[:, 0] >= ex[i])
+            & (d[:, 0] <= ex[i + 1])
+            & (d[:, 1] >= ey[j])
+            & (d[:, 1] <= ey[j + 1])
+        )
+        dx, dy = np.median(d[sel], axis=0)
+        out.append(SimilarityTransform(1.0 + 0j, complex(dx, dy)))
+    return out
+
+
+def _triangle_search(
+    b1: np.ndarray,
+    b2: np.ndarray,
+    inliers: Callable[[SimilarityTransform], int],
+    *,
+    n_neighbours: int,
+    invariant_radius: float,
+    max_trials: int,
+    scale_range: tuple[float, float],
+    rng: np.random.Generator,
+) -> tuple[SimilarityTransform | None, int]:
+    """Return the triangle-proposed transform with the most inliers (None, 0 when none)."""
+    inv1, v1 = _triangles(b1, n_neighbours)
+    inv2, v2 = _triangles(b2, n_neighbours)
+    if len(inv1) == 0 or len(inv2) == 0:
+        return None, 0
+    cands = cKDTree(inv2).query_ball_point(inv1, invariant_radius)
+    pairs = [(i, j) for i, js in enumerate(cands) for j in js]
+    if len(pairs) > max_trials:
+        pick = rng.choice(len(pairs), max_trials, replace=False)
+        pairs = [pairs[k] for k in pick]
+    best_n, best_t = 0, None
+    for i, j in pairs:
+        t = SimilarityTransform.fit(b1[v1[i]], b2[v2[j]])
+        if not scale_range[0] <= t.scale <= scale_range[1]:
+            continue
+        n = inliers(t)
+        if n > best_n:
+            best_n, best_t = n, t
+    return best_t, best_n
+
+
 def match_points(
     xy1: np.ndarray,
     xy2: np.ndarray,
@@ -166,32 +239,41 @@ def match_points(
         raise InputDataError(
             f"too few points to match ({len(xy1)} and {len(xy2)}; at least 3 each)"
         )
-    b1 = xy1[:n_brightest]
-    b2 = xy2[:n_brightest]
-    inv1, v1 = _triangles(b1, n_neighbours)
-    inv2, v2 = _triangles(b2, n_neighbours)
-    if len(inv1) == 0 or len(inv2) == 0:
-        raise InputDataError("no usable triangles (points collinear or coincident)")
-    tree = cKDTree(inv2)
-    cands = tree.query_ball_point(inv1, invariant_radius)
-    pairs = [(i, j) for i, js in enumerate(cands) for j in js]
-    if not pairs:
-        raise InputDataError("no similar triangles between the two point lists")
-    rng = rng or np.random.default_rng(0)
-    if len(pairs) > max_trials:
-        pick = rng.choice(len(pairs), max_trials, replace=False)
-        pairs = [pairs[k] for k in pick]
     tree2 = cKDTree(xy2)
-    best_n, best_t = 0, None
-    for i, j in pairs:
-        t = SimilarityTransform.fit(b1[v1[i]], b2[v2[j]])
-        if not scale_range[0] <= t.scale <= scale_range[1]:
-            continue
+
+    def inliers(t: SimilarityTransform) -> int:
         x, y = t.apply(xy1[:, 0], xy1[:, 1])
         d, _ = tree2.query(np.column_stack([x, y]), distance_upper_bound=tolerance)
-        n = int(np.isfinite(d).sum())
+        return int(np.isfinite(d).sum())
+
+    # Cheap hypotheses first: the lists already aligned (a good WCS guess, an image taken
+    # at the reference's pointing) or shifted; they hold for every star, not only the
+    # brightest, so they survive fields where the brightest stars differ between lists.
+    best_t: SimilarityTransform | None = None
+    best_n = 0
+    for t in (SimilarityTransform(1.0 + 0j, 0j), *_shift_proposals(xy1, xy2, tolerance)):
+        n = inliers(t)
         if n > best_n:
             best_n, best_t = n, t
+    # Triangles of the brightest stars, then of more stars when the brightest of the two
+    # lists differ too much (other depths, bands or saturation) to share triangles.
+    n_use = n_brightest
+    while best_n < max(min_matches, _CONFIDENT_FRACTION * min(len(xy1), len(xy2))):
+        found, n = _triangle_search(
+            xy1[:n_use],
+            xy2[:n_use],
+            inliers,
+            n_neighbours=n_neighbours,
+            invariant_radius=invariant_radius,
+            max_trials=max_trials,
+            scale_range=scale_range,
+            rng=rng or np.random.default_rng(0),
+        )
+        if found is not None and n > best_n:
+            best_n, best_t = n, found
+        if n_use >= min(max(len(xy1), len(xy2)), _MAX_TRIANGLE_STARS):
+            break
+        n_use *= 2
     if best_t is None or best_n < min_matches:
         raise InputDataError(
             f"point lists do not match: best transform gathers {best_n} stars "

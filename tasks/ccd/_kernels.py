@@ -13,6 +13,7 @@ __all__ = [
     "SCALE_MODEL",
     "SCALE_STD",
     "clipped_combine",
+    "lacosmic_candidates",
 ]
 
 CENTER_MEAN = 0
@@ -187,3 +188,106 @@ def clipped_combine(
             )
             out[r, c] = value
             count[r, c] = k
+
+
+@kernel
+def _median_small(buf: np.ndarray, n: int) -> float:
+    """Median of the first ``n`` values of ``buf`` (sorted in place; ``n`` odd, up to 9)."""
+    _sort_inplace(buf, n)
+    return buf[n // 2]
+
+
+@parallel_kernel
+def separable_median(img: np.ndarray, half: int) -> np.ndarray:
+    """Separable median of side ``2 half + 1``: along rows, then along columns (astroscrappy).
+
+    As astroscrappy's ``sepmedfilt``: pixels within ``half`` of the left/right edge keep
+    their value in the row pass, those within ``half`` of the top/bottom edge keep the row
+    median.
+    """
+    ny, nx = img.shape
+    w = 2 * half + 1
+    rows = np.empty((ny, nx), dtype=np.float64)
+    out = np.empty((ny, nx), dtype=np.float64)
+    for j in numba.prange(ny):
+        buf = np.empty(w)
+        for i in range(nx):
+            if half <= i < nx - half:
+                for d in range(w):
+                    buf[d] = img[j, i - half + d]
+                rows[j, i] = _median_small(buf, w)
+            else:
+                rows[j, i] = img[j, i]
+    for j in numba.prange(ny):
+        buf = np.empty(w)
+        for i in range(nx):
+            if half <= j < ny - half:
+                for d in range(w):
+                    buf[d] = rows[j - half + d, i]
+                out[j, i] = _median_small(buf, w)
+            else:
+                out[j, i] = rows[j, i]
+    return out
+
+
+@parallel_kernel
+def _laplacian_plus(img: np.ndarray) -> np.ndarray:
+    """L.A.Cosmic's ``L+``: Laplacian of the 2x subsampled image, clipped at 0, rebinned.
+
+    Per pixel: the mean over its 4 sub-pixels of ``max(0, 2 v - v_row - v_col)`` with the
+    row and column neighbours on that sub-pixel's side (0 beyond the frame edge).
+    """
+    ny, nx = img.shape
+    out = np.empty((ny, nx), dtype=np.float64)
+    for j in numba.prange(ny):
+        for i in range(nx):
+            v = 2.0 * img[j, i]
+            up = img[j - 1, i] if j > 0 else 0.0
+            down = img[j + 1, i] if j + 1 < ny else 0.0
+            left = img[j, i - 1] if i > 0 else 0.0
+            right = img[j, i + 1] if i + 1 < nx else 0.0
+            lap = max(0.0, v - up - left) + max(0.0, v - up - right)
+            lap += max(0.0, v - down - left) + max(0.0, v - down - right)
+            out[j, i] = 0.25 * lap
+    return out
+
+
+def lacosmic_candidates(
+    img: np.ndarray, var_offset: float, sigclip: float, objlim: float
+) -> np.ndarray:
+    """Flag the pixels L.A.Cosmic's first iteration detects (astroscrappy, sepmed, gain 1).
+
+    The same arithmetic as astroscrappy's detection, in float64 instead of float32:
+    ``S = L+ / (2 noise)`` with ``noise = sqrt(sepmed7(img + var_offset))`` (floor 1e-5),
+    ``S' = S - sepmed7(S)``, the fine structure ``F = (sepmed5(img) - sepmed9(sepmed5(img)))
+    / noise`` (floor 0.01), detection where ``S' > sigclip`` and ``S' / F > objlim``. Pass
+    thresholds slightly below astroscrappy's so that rounding cannot drop a detection; the
+    growth of detections to their neighbours is left to the caller (a few pixels). Within 5
+    pixels of the frame edge, where the filters differ, every pixel with ``S' > sigclip`` is
+    flagged.
+
+    Returns
+    -------
+    numpy.ndarray
+        Boolean flags.
+    """
+    img = np.ascontiguousarray(img, dtype=np.float64)
+    med7 = separable_median(img, 3)
+    # a median commutes with adding a constant: sepmed7(img + c) = sepmed7(img) + c
+    noise = np.sqrt(np.maximum(med7 + var_offset, 1e-5))
+    s = _laplacian_plus(img) / (2.0 * noise)
+    sp = s - separable_median(s, 3)
+    f = separable_median(img, 2)
+    f = np.maximum((f - separable_median(f, 4)) / noise, 0.01)
+    cand = (sp > sigclip) & (sp / f > objlim)
+    # within 5 pixels of the frame edge astroscrappy's filters (and its Laplacian) treat the
+    # missing neighbours their own way: there, skip the fine-structure (star) test
+    edge = 5
+    for rows, cols in (
+        (slice(0, edge), slice(None)),
+        (slice(-edge, None), slice(None)),
+        (slice(None), slice(0, edge)),
+        (slice(None), slice(-edge, None)),
+    ):
+        cand[rows, cols] |= sp[rows, cols] > sigclip
+    return cand  # type: ignore[no-any-return]

@@ -1,15 +1,71 @@
-"""Overscan correction and trimming of raw CCD frames."""
+"""Overscan correction and trimming of raw CCD frames.
+
+The geometry comes from the camera definition, or from a frame's own ``BIASSEC`` and
+``TRIMSEC`` keywords (IRAF's convention, as foreign cameras write them):
+:func:`header_sections`.
+"""
 
 from __future__ import annotations
 
-from typing import Literal
+import re
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import Field
 from svomflow.config import StepConfig
 from svomflow.instruments.ccd_camera import CameraModel
 
-__all__ = ["OverscanConfig", "overscan_vector", "subtract_overscan"]
+__all__ = [
+    "OverscanConfig",
+    "Sections",
+    "header_sections",
+    "overscan_vector",
+    "subtract_overscan",
+]
+
+# An IRAF image section, 1-based and inclusive: [x1:x2,y1:y2].
+_SECTION = re.compile(r"^\[\s*(\d+)\s*:\s*(\d+)\s*,\s*(\d+)\s*:\s*(\d+)\s*\]$")
+
+
+@dataclass(frozen=True)
+class Sections:
+    """Where a raw frame's overscan strip and light-sensitive area are (NumPy slices)."""
+
+    overscan: tuple[slice, slice]
+    image: tuple[slice, slice]
+
+    @classmethod
+    def of_camera(cls, camera: CameraModel) -> Sections:
+        """Return the camera definition's geometry."""
+        return cls(camera.overscan_slice(), camera.image_slice())
+
+
+def _section(value: Any, shape: tuple[int, int]) -> tuple[slice, slice] | None:
+    m = _SECTION.match(str(value).strip())
+    if not m:
+        return None
+    x1, x2, y1, y2 = (int(g) for g in m.groups())
+    if not (1 <= x1 <= x2 <= shape[1] and 1 <= y1 <= y2 <= shape[0]):
+        return None  # flipped or outside the frame: not a section we can use
+    return slice(y1 - 1, y2), slice(x1 - 1, x2)
+
+
+def header_sections(header: Any, shape: tuple[int, int]) -> Sections | None:
+    """Return the geometry a frame's ``BIASSEC`` and ``TRIMSEC`` give, or None.
+
+    None when either keyword is missing, not an IRAF section ``[x1:x2,y1:y2]``, flipped,
+    outside the frame, or when the two do not cover the same rows (the per-row overscan
+    level must exist for every image row).
+    """
+    bias = _section(header.get("BIASSEC", ""), shape)
+    trim = _section(header.get("TRIMSEC", ""), shape)
+    if bias is None or trim is None:
+        return None
+    (brow, _), (trow, _) = bias, trim
+    if not (brow.start <= trow.start and trow.stop <= brow.stop):
+        return None
+    return Sections(bias, trim)
 
 
 class OverscanConfig(StepConfig):
@@ -65,22 +121,42 @@ def overscan_vector(strip: np.ndarray, config: OverscanConfig | None = None) -> 
 
 
 def subtract_overscan(
-    raw: np.ndarray, camera: CameraModel, config: OverscanConfig | None = None
+    raw: np.ndarray,
+    camera: CameraModel,
+    config: OverscanConfig | None = None,
+    sections: Sections | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Subtract the per-row overscan level and trim to the light-sensitive area.
+
+    Parameters
+    ----------
+    raw
+        The raw frame.
+    camera
+        Camera definition (its geometry unless ``sections`` is given).
+    config
+        How the per-row level is estimated.
+    sections
+        The frame's own geometry (:func:`header_sections`), instead of the camera's.
 
     Returns
     -------
     image, vector
-        The trimmed, overscan-subtracted image (float32, ADU) and the per-row level.
+        The trimmed, overscan-subtracted image (float32, ADU) and the per-row level of
+        the image rows.
     """
     raw = np.asarray(raw)
-    expected = camera.overscan_columns
-    if raw.ndim != 2 or raw.shape[1] <= expected:
-        raise ValueError(
-            f"raw frame of shape {raw.shape} has no room for {expected} overscan columns"
-        )
-    vec = overscan_vector(raw[camera.overscan_slice()], config)
-    img = raw[camera.image_slice()].astype(np.float32)
+    if sections is None:
+        expected = camera.overscan_columns
+        if raw.ndim != 2 or raw.shape[1] <= expected:
+            raise ValueError(
+                f"raw frame of shape {raw.shape} has no room for {expected} overscan columns"
+            )
+        sections = Sections.of_camera(camera)
+    vec = overscan_vector(raw[sections.overscan], config)
+    rows = sections.image[0]
+    first = (rows.start or 0) - (sections.overscan[0].start or 0)
+    vec = vec[first : first + len(range(*rows.indices(raw.shape[0])))]
+    img = raw[sections.image].astype(np.float32)
     img -= vec[:, None].astype(np.float32)
     return img, vec

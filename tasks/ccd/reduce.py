@@ -24,6 +24,7 @@ from svomflow.errors import InputDataError
 from svomflow.instruments.ccd_camera import CameraModel
 from svomflow.products.ccd_frames import parse_date_obs
 from svomflow.products.ccd_masters import MasterFrame, set_card
+from svomflow.tasks.ccd._kernels import lacosmic_candidates
 from svomflow.tasks.ccd.master_selection import MasterSelection, master_selection, pick_master
 from svomflow.tasks.ccd.overscan import OverscanConfig, subtract_overscan
 
@@ -32,6 +33,7 @@ __all__ = [
     "MasterSet",
     "ReducedFrame",
     "ReductionConfig",
+    "cosmic_ray_boxes",
     "frame_master_selections",
     "l1a_hdus",
     "masters_for_frame",
@@ -59,6 +61,35 @@ class ReductionConfig(StepConfig):
     cr_sigclip: float = Field(5.0, gt=0, description="L.A.Cosmic detection limit (sigma)")
     cr_objlim: float = Field(5.0, gt=0, description="L.A.Cosmic contrast limit against stars")
     cr_niter: int = Field(3, ge=1, description="L.A.Cosmic iterations")
+    cr_prescreen: bool = Field(
+        True,
+        description="Run L.A.Cosmic only on tiles around pixels a fast pre-screen flags as "
+        "possible detections (same mask there as on the whole frame); False: whole frame",
+    )
+    cr_tile_px: int = Field(
+        16, ge=4, description="[pixel] side of the tiles the cleaned regions are made of"
+    )
+    cr_reach_px: int = Field(
+        24,
+        ge=0,
+        description="[pixel] distance from a pre-screen detection within which L.A.Cosmic "
+        "can still flag pixels (growth and later iterations: 11 pixels per iteration after "
+        "the first)",
+    )
+    cr_margin_px: int = Field(
+        32,
+        ge=0,
+        description="[pixel] context around each region so that L.A.Cosmic's filters see the "
+        "same pixels as on the whole frame (9 pixels for one iteration, 11 more per extra "
+        "iteration)",
+    )
+    cr_full_frame_fraction: float = Field(
+        0.6,
+        gt=0,
+        le=1,
+        description="Clean the whole frame at once when the tiles to clean (with their "
+        "context) cover more than this fraction of it",
+    )
 
 
 @dataclass
@@ -218,12 +249,32 @@ def reduce_frame(
 def _cosmic_rays(
     sci: np.ndarray, dq: np.ndarray, rn_e: float, config: ReductionConfig
 ) -> np.ndarray:
+    """Return the COSMIC_RAY bits: L.A.Cosmic on the tiles that can hold a detection."""
+    data = np.nan_to_num(sci, nan=0.0).astype(np.float32)
+    inmask = (dq & (DQ_BITS["SATURATED"] | DQ_BITS["NONFINITE"])) > 0
+    if config.cr_prescreen:
+        boxes = cosmic_ray_boxes(data, rn_e, config)
+    else:
+        boxes = [(0, data.shape[0], 0, data.shape[1], 0, data.shape[0], 0, data.shape[1])]
+    mask = np.zeros(data.shape, dtype=bool)
+    from threadpoolctl import threadpool_limits
+
+    for y0, y1, x0, x1, cy0, cy1, cx0, cx1 in boxes:
+        # astroscrappy's OpenMP threads cost more than they save on a small region (and
+        # spin when the cores are busy)
+        small = (y1 - y0) * (x1 - x0) < 512 * 512
+        with threadpool_limits(1 if small else None, user_api="openmp"):
+            sub = _lacosmic(data[y0:y1, x0:x1], inmask[y0:y1, x0:x1], rn_e, config)
+        mask[cy0:cy1, cx0:cx1] = sub[cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0]
+    return np.where(mask, DQ_BITS["COSMIC_RAY"], 0).astype(np.uint16)
+
+
+def _lacosmic(data: np.ndarray, inmask: np.ndarray, rn_e: float, config: ReductionConfig) -> Any:
     import astroscrappy
 
-    data = np.nan_to_num(sci, nan=0.0).astype(np.float32)
     mask, _ = astroscrappy.detect_cosmics(
-        data,
-        inmask=(dq & (DQ_BITS["SATURATED"] | DQ_BITS["NONFINITE"])) > 0,
+        np.ascontiguousarray(data),
+        inmask=np.ascontiguousarray(inmask),
         gain=1.0,
         readnoise=rn_e,
         satlevel=np.inf,
@@ -233,7 +284,57 @@ def _cosmic_rays(
         sepmed=True,
         cleantype="meanmask",
     )
-    return np.where(mask, DQ_BITS["COSMIC_RAY"], 0).astype(np.uint16)
+    return mask
+
+
+def cosmic_ray_boxes(
+    data: np.ndarray, rn_e: float, config: ReductionConfig
+) -> list[tuple[int, int, int, int, int, int, int, int]]:
+    """Return the regions L.A.Cosmic must run on: ``(y0, y1, x0, x1)`` and their kept cores.
+
+    The pre-screen (:func:`~svomflow.tasks.ccd._kernels.lacosmic_candidates`) flags every
+    pixel L.A.Cosmic detects in its first iteration (its own arithmetic in float64, with
+    thresholds 0.1 % lower). Growth and later iterations only flag pixels within
+    ``cr_reach_px`` of those, so the tiles of ``cr_tile_px`` within that distance form the
+    cores; each connected group of tiles is run with ``cr_margin_px`` of context on every
+    side (the reach of the filters over the iterations), so its core gets the mask that
+    L.A.Cosmic gives on the whole frame. One exception, rare: a pixel whose 5x5
+    neighbourhood is all flagged is cleaned with the median of the region instead of the
+    frame's. Falls back to one box, the whole frame, when the boxes would cover more than
+    ``cr_full_frame_fraction`` of it.
+
+    Returns
+    -------
+    list of tuple
+        ``(y0, y1, x0, x1, cy0, cy1, cx0, cx1)``: the box run on and the core kept.
+    """
+    from scipy import ndimage
+
+    ny, nx = data.shape
+    whole = [(0, ny, 0, nx, 0, ny, 0, nx)]
+    t, m = config.cr_tile_px, config.cr_margin_px
+    # thresholds 0.1 % low: the pre-screen runs in float64, astroscrappy in float32
+    cand = lacosmic_candidates(
+        data, rn_e**2, config.cr_sigclip * (1 - 1e-3), config.cr_objlim * (1 - 1e-3)
+    )
+    ys, xs = np.nonzero(cand)
+    tiles = np.zeros((-(-ny // t), -(-nx // t)), dtype=bool)
+    tiles[ys // t, xs // t] = True
+    k = -(-config.cr_reach_px // t)
+    if k > 0 and ys.size:
+        tiles = ndimage.binary_dilation(tiles, structure=np.ones((2 * k + 1, 2 * k + 1), bool))
+    labels, _ = ndimage.label(tiles)
+    boxes = []
+    area = 0
+    for sl in ndimage.find_objects(labels):
+        cy0, cy1 = sl[0].start * t, min(ny, sl[0].stop * t)
+        cx0, cx1 = sl[1].start * t, min(nx, sl[1].stop * t)
+        y0, y1, x0, x1 = max(0, cy0 - m), min(ny, cy1 + m), max(0, cx0 - m), min(nx, cx1 + m)
+        boxes.append((y0, y1, x0, x1, cy0, cy1, cx0, cx1))
+        area += (y1 - y0) * (x1 - x0)
+    if area > config.cr_full_frame_fraction * ny * nx:
+        return whole
+    return boxes
 
 
 def l1a_hdus(frame: ReducedFrame, masters: MasterSet | None = None) -> list[Any]:

@@ -70,6 +70,7 @@ __all__ = [
     "default_templates",
     "event_weights",
     "mask_weights",
+    "weighted_lightcurve",
     "weighted_spectrum",
 ]
 
@@ -250,3 +251,27 @@ def weighted_spectrum(
     counts = np.bincount(ch, weights=w, minlength=n_channels).astype(np.float64)
     var = np.bincount(ch, weights=w * w, minlength=n_channels).astype(np.float64)
     return counts, var
+
+
+def weighted_lightcurve(
+    times: ArrayLike, weights: ArrayLike, lo: ArrayLike, hi: ArrayLike
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Return the mask-weighted counts per time bin ``[lo, hi)`` and their variance (sum of w^2).
+
+    The weighted counts are background-subtracted by construction (the balanced weights
+    cancel a flat and a CXB-shaped background) and may be negative; with their variance
+    they are the Gaussian measurements of a BAT-like mask-weighted light curve
+    (``batmaskwtevt`` + ``batbinevt``). ``times`` must be sorted; bins must not overlap.
+    """
+    t = np.asarray(times, dtype=np.float64)
+    w = np.asarray(weights, dtype=np.float64)
+    if t.shape != w.shape:
+        raise InputDataError("weighted light curve: times and weights must have the same length")
+    if t.size > 1 and np.any(np.diff(t) < 0):
+        raise InputDataError("weighted light curve: times must be sorted")
+    # cumulative sums at the bin edges: exact, one pass, any bin widths
+    cw = np.concatenate([[0.0], np.cumsum(w)])
+    cw2 = np.concatenate([[0.0], np.cumsum(w * w)])
+    i0 = np.searchsorted(t, np.asarray(lo, dtype=np.float64), side="left")
+    i1 = np.searchsorted(t, np.asarray(hi, dtype=np.float64), side="left")
+    return cw[i1] - cw[i0], cw2[i1] - cw2[i0]

@@ -93,6 +93,10 @@ class FieldReferences:
         file; ``catalog_error`` says why there is none when one was configured.
     astrometry_image, subtraction_image
         Reference images configured for the alignment and for the subtraction.
+    extract, extract_source, extract_error
+        Extraction settings from a SExtractor configuration file found for the image (and
+        that file), used instead of the configuration's; None when there is none;
+        ``extract_error`` says why a file found could not be used.
     """
 
     catalog: Table | None = None
@@ -100,6 +104,9 @@ class FieldReferences:
     catalog_error: str | None = None
     astrometry_image: ReferenceImage | None = None
     subtraction_image: ReferenceImage | None = None
+    extract: ExtractConfig | None = None
+    extract_source: str | None = None
+    extract_error: str | None = None
 
     def reference_catalog(self) -> Table | None:
         """Return the field's catalogue (``None`` when none is configured).
@@ -172,7 +179,11 @@ def solve_image(
     cat = result.catalog.copy()
     guess = celestial_wcs(img.header)
     if guess is None:
-        raise InputDataError(f"{result.summary.raw}: no WCS in the header to start from")
+        raise InputDataError(
+            f"{result.summary.raw}: no celestial WCS in the header to start the astrometry "
+            "from; solve the frame first (e.g. astrometry.net's solve-field) or switch the "
+            "astrometry module off"
+        )
     s = result.summary
     ref_path = s.reference_catalog
     if config.reference_image:

@@ -82,10 +82,16 @@ class ReductionModule(StepConfig):
 
 
 class FindStarsModule(StepConfig):
-    """Source extraction (sep)."""
+    """Source extraction (sep), with SExtractor's defaults and its configuration file."""
 
     enabled: bool = True
     extract: ExtractConfig = Field(default_factory=ExtractConfig)
+    sextractor_config: str | None = Field(
+        "default.sex",
+        description="SExtractor configuration applied over `extract`: a file name looked up "
+        "next to each image (as SExtractor reads default.sex from where it runs), or a path; "
+        "null to ignore any.",
+    )
 
 
 class AstrometryModule(StepConfig):
@@ -169,6 +175,11 @@ class GP1Config(StepConfig):
     )
     alert_keyword: str = Field(
         "TRIGID", description="Images with this keyword set are alert images (full analysis)."
+    )
+    analyse_all: bool = Field(
+        False,
+        description="Analyse every image (sources, astrometry...), not only alert images "
+        "(``gp1 module`` sets it: a module is asked for on the images given).",
     )
     trigger_time: str | None = Field(
         None, description="Trigger time (ISO UTC) for T-T0 in the light curves."

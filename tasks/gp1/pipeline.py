@@ -10,6 +10,8 @@ mode, notebooks and benchmarks, through :func:`~svomflow.flows.adapter.run_pipel
   missing master is never an error of the run: the image is reduced with the overscan only
   and flagged, or, with ``require_masters``, fails before any step naming every missing
   master, and the other images go on.
+* Calibration frames (bias, dark, flat by their exposure type, ``IMAGETYP`` or
+  ``OBSTYPE``) are skipped with their reason: they belong to the nightly masters flow.
 * Each image: reduction; for alert images (``TRIGID`` set) sources, astrometry,
   photometry and subtraction, each if switched on and if what it needs ran; then its
   products. A bad image fails alone.
@@ -30,6 +32,7 @@ from svomflow.calibration.calibration_set import CalibrationSet
 from svomflow.errors import InputDataError, SvomflowError
 from svomflow.instruments.ccd_camera import CameraModel, load_camera
 from svomflow.products.ccd_frames import read_image_header
+from svomflow.tasks import progress
 from svomflow.tasks.ccd.master_selection import MasterSelection
 from svomflow.tasks.ccd.reduce import frame_master_selections
 from svomflow.tasks.gp1.analysis import (
@@ -43,6 +46,8 @@ from svomflow.tasks.gp1.config import GP1Config
 from svomflow.tasks.gp1.image_products import image_obs_id, image_products
 from svomflow.tasks.gp1.images import ImageResult, ImageSummary, RawImage
 from svomflow.tasks.gp1.inputs import (
+    calibration_kind,
+    normalise_header,
     read_earlier_images,
     read_image_file,
     read_references,
@@ -99,6 +104,7 @@ class GP1Inputs:
     camera: CameraModel
     images: list[RawImage]
     failed: dict[str, str]
+    skipped: dict[str, str]
     references: dict[str, FieldReferences]
     earlier: dict[str, list[ImageResult]]
     sequence_products: bool
@@ -106,10 +112,11 @@ class GP1Inputs:
 
 @dataclass
 class GP1Outcome:
-    """Each image's figures, the failed images (path -> reason) and the sequences made."""
+    """Each image's figures, the failed and skipped images (path -> reason), the sequences."""
 
     images: dict[str, ImageSummary] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
     sequences: dict[str, SequenceResult] = field(default_factory=dict)
 
 
@@ -120,7 +127,7 @@ def _observe(request: GP1Request) -> Observation:
     times = []
     for path in request.images:
         try:
-            header = read_image_header(path)
+            header = normalise_header(read_image_header(path), camera)
             if "REDLEVEL" in header:
                 continue  # already reduced: no master needed
             masters = frame_master_selections(header, camera)
@@ -150,9 +157,15 @@ def _read(request: GP1Request, calibration: CalibrationSet) -> GP1Inputs:
     camera = load_camera(config.instrument)
     images: list[RawImage] = []
     failed: dict[str, str] = {}
+    skipped: dict[str, str] = {}
     red = config.steps.reduction
     for path in request.images:
         try:
+            kind = calibration_kind(read_image_header(path), camera)
+            if kind is not None:
+                skipped[path] = f"{kind} frame: calibration frames go to `svomflow calib nightly`"
+                progress.report("gp1", "skipped", item=path)
+                continue
             image = read_image_file(path, camera)
             if red.enabled and red.require_masters and not image.reduced:
                 _, missing = image_masters(image, camera, calibration)
@@ -160,6 +173,7 @@ def _read(request: GP1Request, calibration: CalibrationSet) -> GP1Inputs:
                     raise InputDataError(f"{image.path}: no calibration file {', '.join(missing)}")
         except SvomflowError as exc:
             failed[path] = str(exc)
+            progress.report("gp1", "failed", item=path)
             continue
         images.append(image)
     sequences = {
@@ -177,6 +191,7 @@ def _read(request: GP1Request, calibration: CalibrationSet) -> GP1Inputs:
         camera,
         images,
         failed,
+        skipped,
         read_references(images, config, camera),
         earlier,
         request.sequence_products,
@@ -200,6 +215,23 @@ def _analyse(
     if steps.subtraction.enabled and "photometry" in result.done:
         result = runner.run(subtract_reference, result, refs, extract, config=steps.subtraction)
     return result
+
+
+def _image_config(cfg: GP1Config, refs: FieldReferences) -> GP1Config:
+    """Return the configuration for one image: a SExtractor file found for it applied.
+
+    Raises
+    ------
+    InputDataError
+        When the image's SExtractor file could not be used.
+    """
+    if refs.extract_error is not None:
+        raise InputDataError(refs.extract_error)
+    if refs.extract is None:
+        return cfg
+    out = cfg.model_copy(deep=True)
+    out.steps.findstars.extract = refs.extract
+    return out
 
 
 def _sequence(
@@ -236,7 +268,7 @@ def _sequence(
 def _plan(
     runner: Runner, inputs: GP1Inputs, cfg: GP1Config, calibration: CalibrationSet
 ) -> GP1Outcome:
-    out = GP1Outcome(failed=dict(inputs.failed))
+    out = GP1Outcome(failed=dict(inputs.failed), skipped=dict(inputs.skipped))
     camera = inputs.camera
     fresh: dict[str, list[ImageResult]] = {}
     field_refs: dict[str, FieldReferences] = {}
@@ -252,14 +284,16 @@ def _plan(
                 config=cfg.steps.reduction,
                 calibration=calibration,
             )
-            if res.summary.alert:
-                res = _analyse(r, res, refs, cfg, camera)
+            if res.summary.alert or cfg.analyse_all:
+                res = _analyse(r, res, refs, _image_config(cfg, refs), camera)
             r.run(image_products, res, config=cfg)
         except SvomflowError as exc:
             runner.warn(f"{Path(image.path).name}: {exc}")
             out.failed[image.path] = str(exc)
+            progress.report("gp1", "failed", item=image.path)
             continue
         out.images[image.path] = res.summary
+        progress.report("gp1", "done", item=image.path)
         if res.summary.alert and "subtraction" in res.done:
             fresh.setdefault(res.summary.sequence, []).append(res)
             field_refs.setdefault(res.summary.sequence, refs)
@@ -319,7 +353,7 @@ def gp1_result(outcome: GP1Outcome, refs: Sequence[Any]) -> dict[str, Any]:
     -------
     dict
         ``images`` (path -> figures and product paths), ``failed`` (path or sequence ->
-        reason) and ``sequences`` (sequence -> transient, decay index and products).
+        reason), ``skipped`` (calibration frames -> why) and ``sequences`` (sequence -> transient, decay index and products).
     """
     by_obs: dict[str, list[Any]] = {}
     for r in refs:
@@ -354,4 +388,9 @@ def gp1_result(outcome: GP1Outcome, refs: Sequence[Any]) -> dict[str, Any]:
             },
             "previews": [r.path for r in mine if r.type_code not in SEQUENCE_PRODUCTS],
         }
-    return {"images": images, "failed": dict(outcome.failed), "sequences": sequences}
+    return {
+        "images": images,
+        "failed": dict(outcome.failed),
+        "skipped": dict(outcome.skipped),
+        "sequences": sequences,
+    }

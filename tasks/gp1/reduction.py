@@ -21,9 +21,9 @@ from astropy.io import fits
 from svomflow.calibration.calibration_set import CalibrationSet
 from svomflow.errors import CalibrationNotFoundError, InputDataError
 from svomflow.instruments.ccd_camera import CameraModel
-from svomflow.paths import safe_component
+from svomflow.products.naming import header_component
 from svomflow.tasks.ccd import reduce as ccd
-from svomflow.tasks.ccd.overscan import subtract_overscan
+from svomflow.tasks.ccd.overscan import Sections, header_sections, subtract_overscan
 from svomflow.tasks.gp1.config import ReductionModule
 from svomflow.tasks.gp1.images import (
     ImageResult,
@@ -70,7 +70,7 @@ def reduce_pixels(
         return ReducedImage(raw, mask | ~np.isfinite(raw), header)
     if raw.dtype.kind == "f" and not np.isfinite(raw).any():
         raise InputDataError(f"{image.path}: the frame has no finite pixel (all NaN)")
-    for logical in ("exposure_time", "date_obs", "filter", "camera"):
+    for logical in ("exposure_time", "date_obs"):
         camera.header_value(header, logical)  # a clear error naming the missing keyword
     if not config.enabled:
         data = raw.astype(np.float32)
@@ -107,8 +107,9 @@ def reduce_image(
     Raises
     ------
     PathEscapeError
-        When a header value naming the sequence (trigger, camera, filter) is not a plain
-        name (``../..``, ``/``...): it would name files outside the output directory.
+        When a header value naming the sequence (trigger, camera, filter) cannot be made a
+        safe path component (``../..``, an absolute path, nothing but separators); other
+        values are made safe (``Apogee USB/Net`` -> ``Apogee_USB_Net``).
     InputDataError
         As :func:`reduce_pixels`, or a non-positive exposure time.
     """
@@ -116,10 +117,10 @@ def reduce_image(
     h = red.header
     trig = h.get(alert_keyword)
     trigger = str(trig).strip() if trig not in (None, "") else "no_trigger"
-    instrument = str(camera.header_value(h, "camera")).strip()
-    band = str(camera.header_value(h, "filter")).strip()
-    for value, what in ((trigger, "trigger id"), (instrument, "camera"), (band, "filter")):
-        safe_component(value, what=what)
+    # names in product paths: header values made safe (the header keeps the originals)
+    trigger = header_component(trigger, what="trigger id")
+    instrument = header_component(camera.header_value(h, "camera", "unknown"), what="camera")
+    band = header_component(camera.header_value(h, "filter", "NONE"), what="filter")
     exptime = float(camera.header_value(h, "exposure_time"))
     if not exptime > 0:
         raise InputDataError(f"{image.path}: exposure time must be positive, got {exptime}")
@@ -159,13 +160,15 @@ def _overscan_only(
     raw: np.ndarray, header: fits.Header, camera: CameraModel, path: str, *, reason: str
 ) -> ReducedImage:
     rawf = raw.astype(np.float64)
-    img, _ = subtract_overscan(rawf, camera)
-    sat = (rawf >= camera.saturation_adu)[camera.image_slice()]
+    # a foreign frame's own BIASSEC/TRIMSEC, else the camera definition's geometry
+    sections = header_sections(header, rawf.shape) or Sections.of_camera(camera)
+    img, _ = subtract_overscan(rawf, camera, sections=sections)
+    sat = (rawf >= camera.saturation_adu)[sections.image]
     data = np.asarray(img, dtype=np.float32)
     header["REDLEVEL"] = ("overscan", "GP1 reduction level (no master available)")
     header["REDNOTE"] = reason[:68].replace("\n", " ")
     # The overscan level was removed, so saturation sits that much lower in the image.
-    offset = float(np.median(rawf[camera.overscan_slice()]))
+    offset = float(np.median(rawf[sections.overscan]))
     header["SATURATE"] = (float(camera.saturation_adu - offset), "[adu] saturation in image")
     if "GAIN" not in header:
         header["GAIN"] = (camera.gain, "[e-/adu] gain")

@@ -47,32 +47,56 @@ _MAG_BAD = 99.0
 
 
 class ExtractConfig(StepConfig):
-    """Background and detection settings (defaults are SExtractor's)."""
+    """Background and detection settings (defaults are SExtractor's, option by option).
+
+    Each field names the SExtractor option it mirrors; the defaults are SExtractor's own
+    (``sex -dd``), so that an image analysed with them gives SExtractor's catalogue. A
+    SExtractor configuration file can be applied over them
+    (:func:`~svomflow.tasks.photometry.sextractor_config.extract_config_from_sextractor`).
+    """
 
     back_size: int = Field(64, ge=8, description="Background mesh size (pixel), BACK_SIZE.")
-    back_filtersize: int = Field(3, ge=1, description="Background median filter (meshes).")
-    detect_thresh: float = Field(1.5, gt=0, description="Detection threshold (sigma).")
-    detect_minarea: int = Field(5, ge=1, description="Minimum pixels above threshold.")
-    filter: bool = Field(True, description="Convolve with the default.conv kernel.")
-    deblend_nthresh: int = Field(32, ge=1, description="Deblending sub-thresholds.")
-    deblend_mincont: float = Field(
-        0.005, ge=0, le=1, description="Deblending minimum contrast (1 disables deblending)."
+    back_filtersize: int = Field(
+        3, ge=1, description="Background median filter (meshes), BACK_FILTERSIZE."
     )
-    clean: bool = Field(True, description="Clean spurious detections near bright objects.")
-    clean_param: float = Field(1.0, gt=0, description="Cleaning efficiency.")
+    detect_thresh: float = Field(
+        1.5, gt=0, description="Detection threshold (sigma), DETECT_THRESH."
+    )
+    detect_minarea: int = Field(
+        5, ge=1, description="Minimum pixels above threshold, DETECT_MINAREA."
+    )
+    filter: bool = Field(True, description="Filter before detection (FILTER).")
+    filter_kernel: list[list[float]] | None = Field(
+        None,
+        description="Detection filter (FILTER_NAME); None: default.conv, the 3x3 "
+        "'all-ground' kernel of FWHM 2 pixels.",
+    )
+    deblend_nthresh: int = Field(
+        32, ge=1, description="Deblending sub-thresholds, DEBLEND_NTHRESH."
+    )
+    deblend_mincont: float = Field(
+        0.005,
+        ge=0,
+        le=1,
+        description="Deblending minimum contrast, DEBLEND_MINCONT (1 disables deblending).",
+    )
+    clean: bool = Field(True, description="Clean spurious detections near bright objects, CLEAN.")
+    clean_param: float = Field(1.0, gt=0, description="Cleaning efficiency, CLEAN_PARAM.")
     global_rms: bool = Field(
-        False,
-        description="Threshold on the global background rms instead of the local rms map "
-        "(SExtractor's catalog in sep's test matches the global one).",
+        True,
+        description="Threshold on the global background rms, as SExtractor does without a "
+        "weight map (WEIGHT_TYPE NONE); False: on the local rms map (WEIGHT_TYPE BACKGROUND).",
     )
     phot_apertures: list[float] = Field(
-        default_factory=lambda: [10.0], description="FLUX_APER diameters (pixel)."
+        default_factory=lambda: [10.0], description="FLUX_APER diameters (pixel), PHOT_APERTURES."
     )
     kron_factor: float = Field(2.5, gt=0, description="PHOT_AUTOPARAMS Kron factor.")
     kron_min_radius: float = Field(
         3.5, ge=0, description="PHOT_AUTOPARAMS minimum Kron radius (units of A, B)."
     )
-    mag_zeropoint: float = Field(0.0, description="Zero point of MAG_* columns (mag).")
+    mag_zeropoint: float = Field(
+        0.0, description="Zero point of MAG_* columns (mag), MAG_ZEROPOINT."
+    )
     max_objects: int = Field(100_000, ge=1, description="Refuse frames with more sources.")
 
 
@@ -165,7 +189,9 @@ def extract_sources(
     rms = bkg.rms()
     sub = data - back
     err_det = bkg.globalrms if cfg.global_rms else rms
-    kernel = DEFAULT_CONV if cfg.filter else None
+    kernel = None
+    if cfg.filter:
+        kernel = DEFAULT_CONV if cfg.filter_kernel is None else np.asarray(cfg.filter_kernel)
     try:
         objs = sep.extract(
             sub,

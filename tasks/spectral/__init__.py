@@ -4,7 +4,8 @@ Notebook API::
 
     from svomflow.tasks import spectral as sp
     n6 = sp.load("bn090217206_n6_srcspectra.pha")          # BACKFILE/RESPFILE from the header
-    n6.select_energy("8-30,40-900")
+    sp.apply_selection(n6)                                 # GBM NaI default: 8-900 keV
+    n6.select_energy("8-30,40-900")                        # or the user's ranges
     res = sp.fit([n6, n9, b1], "band", stat="pgstat")
     sp.errors(res)                                         # delta-stat = 1 profile errors
     sp.flux(res, (8, 1000), kind="fluence")
@@ -32,10 +33,18 @@ from svomflow.tasks.spectral.quick_spectrum import (
     detector_energy_ranges,
     quick_spectrum,
 )
+from svomflow.tasks.spectral.selection import (
+    ChannelSelection,
+    apply_selection,
+    default_cross_norm,
+    default_statistic,
+    instrument_of,
+)
 
 __all__ = [
     "Band",
     "Blackbody",
+    "ChannelSelection",
     "CutoffPowerLaw",
     "DetectorTypeRanges",
     "FitResult",
@@ -49,11 +58,15 @@ __all__ = [
     "SpectralModel",
     "SpectrumDataset",
     "SumModel",
+    "apply_selection",
     "compare",
+    "default_cross_norm",
+    "default_statistic",
     "detector_energy_ranges",
     "errors",
     "fit",
     "flux",
+    "instrument_of",
     "load",
     "make_model",
     "parse_ranges",

@@ -84,7 +84,7 @@ class FitProblem:
         model: SpectralModel,
         stat: str | Sequence[str],
         *,
-        cross_norm: bool = True,
+        cross_norm: bool | Sequence[bool] = True,
         n_sub: int = 1,
     ) -> None:
         if not datasets:
@@ -110,9 +110,15 @@ class FitProblem:
         ]
         self.n_model = len(self.params)
         self.norm_names: list[str | None] = [None]
-        for d in self.datasets[1:]:
+        n_norm = len(self.datasets) - 1
+        free_norm = [cross_norm] * n_norm if isinstance(cross_norm, bool) else list(cross_norm)
+        if len(free_norm) != n_norm:
+            raise InputDataError(
+                f"cross_norm gives {len(free_norm)} flags for {n_norm} datasets after the first"
+            )
+        for d, free in zip(self.datasets[1:], free_norm, strict=True):
             pname = f"norm_{d.name}"
-            self.params.append(FitParameter(pname, 1.0, 0.01, 100.0, frozen=not cross_norm))
+            self.params.append(FitParameter(pname, 1.0, 0.01, 100.0, frozen=not free))
             self.norm_names.append(pname)
         self.index = {p.name: i for i, p in enumerate(self.params)}
         # Several datasets can share one response grid (same file): integrate once per grid.
@@ -429,7 +435,7 @@ def fit(
     start: Mapping[str, float] | None = None,
     bounds: Mapping[str, tuple[float, float]] | None = None,
     link: Mapping[str, str] | None = None,
-    cross_norm: bool = True,
+    cross_norm: bool | Sequence[bool] = True,
     n_sub: int = 1,
     edm_tol: float = 1e-6,
     compute_errors: bool = False,
@@ -440,7 +446,9 @@ def fit(
     Parameters
     ----------
     datasets : one dataset or a list (a joint fit shares the model; datasets after the first
-        get a free cross-normalisation ``norm_<name>`` unless ``cross_norm=False``).
+        get a cross-normalisation ``norm_<name>``, free unless ``cross_norm=False``; a
+        sequence of one flag per dataset after the first frees some only, see
+        :func:`~svomflow.tasks.spectral.selection.default_cross_norm`).
     model : name (``pl``, ``cpl``, ``band``, ``sbpl``, ``bb``, sums like ``cpl+bb``) or model.
     stat : ``chi2``, ``chi2-gehrels``, ``cstat``, ``wstat``, ``pgstat`` (XSPEC conventions);
         one name for all datasets or a sequence of one per dataset (e.g. chi2 for a

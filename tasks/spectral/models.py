@@ -17,12 +17,14 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
+from svomflow.errors import InputDataError
 from svomflow.tasks.spectral import _kernels as kern
 
 #: Parameter values of a model: by name, or a vector in the model's parameter order.
 ParamValues = Mapping[str, float] | Sequence[float] | NDArray[np.float64]
 
 __all__ = [
+    "MODEL_ALIASES",
     "MODEL_NAMES",
     "Band",
     "Blackbody",
@@ -34,6 +36,7 @@ __all__ = [
     "SmoothlyBrokenPowerLaw",
     "SpectralModel",
     "SumModel",
+    "canonical_model_name",
     "make_model",
 ]
 
@@ -311,13 +314,54 @@ MODEL_NAMES: dict[str, Callable[..., SpectralModel]] = {
 }
 
 
+#: Names people type for our models: XSPEC's and the GBM spectral catalog's. Same shapes,
+#: our parametrisation (docs/spectral.md): XSPEC's ``cutoffpl`` HighECut is ``epeak /
+#: (2 + index)``, ``grbm``'s tem is ``epeak / (2 + alpha)``, photon indices are signed
+#: exponents (``PhoIndex`` = ``-index``) and ``bbody``/``bbodyrad`` norms become ``K`` at the
+#: pivot.
+MODEL_ALIASES: dict[str, str] = {
+    "powerlaw": "pl",
+    "po": "pl",
+    "pow": "pl",
+    "plaw": "pl",
+    "cutoffpl": "cpl",
+    "comp": "cpl",
+    "compt": "cpl",
+    "comptonized": "cpl",
+    "grbm": "band",
+    "bbody": "bb",
+    "bbodyrad": "bb",
+    "bbrad": "bb",
+    "blackbody": "bb",
+}
+
+
+def canonical_model_name(name: str) -> str:
+    """Return our model name for ``name`` (ours, or an XSPEC/GBM-catalog alias).
+
+    Raises
+    ------
+    InputDataError
+        An unknown name (the message lists names and aliases).
+    """
+    key = name.strip().lower()
+    key = MODEL_ALIASES.get(key, key)
+    if key not in MODEL_NAMES:
+        raise InputDataError(
+            f"unknown model {name.strip()!r}; choose from {', '.join(MODEL_NAMES)} "
+            f"or the aliases {', '.join(MODEL_ALIASES)}"
+        )
+    return key
+
+
 def make_model(spec: str | SpectralModel, pivot: float = 100.0) -> SpectralModel:
-    """Build a model from a name (``band``, ``cpl``, ``pl``, ``sbpl``, ``bb``) or ``cpl+bb``."""
+    """Build a model from a name or a sum of names (``band``, ``po``, ``cutoffpl+bbody``).
+
+    Names are ours (``pl``, ``cpl``, ``band``, ``sbpl``, ``bb``) or the XSPEC and GBM-catalog
+    names of :data:`MODEL_ALIASES`.
+    """
     if isinstance(spec, SpectralModel):
         return spec
-    parts = [s.strip().lower() for s in str(spec).split("+")]
-    unknown = [s for s in parts if s not in MODEL_NAMES]
-    if unknown:
-        raise ValueError(f"unknown model {unknown[0]!r}; choose from {', '.join(MODEL_NAMES)}")
+    parts = [canonical_model_name(s) for s in str(spec).split("+")]
     comps = [MODEL_NAMES[s](pivot=pivot) for s in parts]
     return comps[0] if len(comps) == 1 else SumModel(comps)

@@ -5,9 +5,11 @@ Names: ``chi2`` (data variance, as XSPEC's ``weight standard``), ``chi2-gehrels`
 (Cash with XSPEC's data term), ``wstat`` (Poisson background profiled out), ``pgstat``
 (Gaussian background profiled out). As in XSPEC, ``cstat`` with a background becomes
 ``wstat`` when the background is Poisson and ``pgstat`` when it carries Gaussian errors;
-``wstat``/``pgstat`` without a background are ``cstat``. A spectrum with Gaussian errors
-(``STAT_ERR`` and ``POISSERR = F``, e.g. mask-weighted) only takes ``chi2``/``chi2-gehrels``;
-its variance is the file's ``STAT_ERR`` squared.
+``wstat``/``pgstat`` without a background are ``cstat``. A spectrum of non-integer counts
+with Gaussian errors (``STAT_ERR`` and ``POISSERR = F``, e.g. mask-weighted) only takes
+``chi2``/``chi2-gehrels``, its variance being the file's ``STAT_ERR`` squared; integer
+counts with ``STAT_ERR`` and ``POISSERR = F`` (as CIAO writes them) take the Poisson
+statistics too, their ``STAT_ERR`` being ignored there as XSPEC and sherpa do.
 """
 
 from __future__ import annotations
@@ -54,6 +56,11 @@ class StatisticEvaluator:
         return self.func(mu, grad, curv)
 
 
+def _integer(counts: np.ndarray) -> bool:
+    """Whether every bin holds a whole number of counts (within rounding of RATE x EXPOSURE)."""
+    return bool(np.all(np.abs(counts - np.round(counts)) <= 1e-6 * np.maximum(1.0, np.abs(counts))))
+
+
 def _gehrels(n: np.ndarray) -> np.ndarray:
     return (1.0 + np.sqrt(n + 0.75)) ** 2
 
@@ -63,12 +70,14 @@ def make_evaluator(name: str, prep: PreparedSpectrum, label: str = "") -> Statis
     stat = effective_statistic(name, prep)
     s = np.ascontiguousarray(prep.counts, dtype=float)
     where = label or prep.name
-    if stat in {"cstat", "wstat", "pgstat"} and prep.src_var is not None:
-        # STAT_ERR with POISSERR = F: the counts are not Poisson (e.g. a mask-weighted,
-        # background-subtracted spectrum); a Poisson likelihood of them is meaningless
+    if stat in {"cstat", "wstat", "pgstat"} and prep.src_var is not None and not _integer(s):
+        # Non-integer counts with STAT_ERR (e.g. a mask-weighted, background-subtracted
+        # spectrum) are not Poisson: a Poisson likelihood of them is meaningless. Integer
+        # counts with STAT_ERR and POISSERR = F (CIAO writes these) are Poisson: XSPEC and
+        # sherpa ignore STAT_ERR for C-stat, and so do we.
         raise InputDataError(
-            f"{where}: the spectrum carries Gaussian errors (STAT_ERR, POISSERR = F; e.g. a "
-            f"mask-weighted spectrum): fit it with chi2, not {stat}"
+            f"{where}: the spectrum has non-integer counts with Gaussian errors (STAT_ERR, "
+            f"POISSERR = F; e.g. a mask-weighted spectrum): fit it with chi2, not {stat}"
         )
     if stat in {"cstat", "wstat", "pgstat"} and np.any(s < 0):
         raise InputDataError(f"{where}: negative counts cannot use a Poisson statistic")

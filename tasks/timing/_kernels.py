@@ -3,7 +3,7 @@
 Bayesian blocks (Scargle et al. 2013) is a dynamic programme over the cells ``0..N-1``: for
 each end cell ``R`` the best partition of cells ``0..R`` ends with a block starting at some
 ``k``, chosen as ``argmax_k [fitness(k..R) - ncp_prior + best[k-1]]``. The scan over ``k`` is
-O(N) per ``R`` and the whole programme O(N^2). Three things make it fast here:
+O(N) per ``R`` and the whole programme O(N^2). Four things make it fast here:
 
 * The block sums (counts, ``sum 1/sigma^2``, ``sum x/sigma^2``) are differences of prefix sums,
   so one cell costs a few flops and no reversed cumulative sums are built (astropy rebuilds
@@ -17,12 +17,15 @@ O(N) per ``R`` and the whole programme O(N^2). Three things make it fast here:
   (PELT rule, Killick et al. 2012, applied to the dead prefix so rows stay contiguous),
   with a margin that keeps exact ties, so the result is unchanged; the work then scales
   with the length of the last block rather than with N (signal-free data: no gain).
-* For the measures fitness (no transcendental call) the values of a row are written to a
-  short buffer in a branch-free loop that the compiler vectorises, then scanned for the
-  first maximum (``np.argmax`` tie rule); the events fitness needs one ``log`` per cell pair
-  (a scalar libm call), so its loop is fused instead, and a cheap upper bound (the tangent
-  of ``log`` at the row's mean rate) skips the ``log`` for candidates that cannot beat the
-  current best: exact, since a skipped value is provably below the running maximum.
+* Each row first gets a cheap upper bound of every candidate's objective in a branch-free
+  loop over a short buffer that the compiler vectorises (``error_model="numpy"``: numba's
+  default adds a zero-division branch that stops vectorisation), then evaluates exactly,
+  in order, only the candidates whose bound reaches a value already achieved (the previous
+  end's last-block start is evaluated first, as a threshold). Events: ``log(1 + u) <= u -
+  u^2/2 + max(u, 0)^3/3`` around the row's mean rate, exact to O(u^3), so on signal-free
+  rows almost every ``log`` is skipped; measures: ``v >= T`` tested as ``b^2 >= 4a(T + ncp
+  - best)``, without the division. Exact, with a rounding margin: a skipped value is
+  provably below a value already achieved, so the first maximum is unchanged.
 
 The arithmetic of each fitness follows astropy's expression order (``N * log(N / T)``,
 ``T = block_length[k] - block_length[R + 1]``, ``(f - ncp_prior) + best[k - 1]``) so that
@@ -47,6 +50,19 @@ _CHUNK = 256  # length of the per-row value buffer (fits in L1 with room to spar
 
 
 @kernel
+def _events_value(
+    block_length: np.ndarray, cum: np.ndarray, bestpad: np.ndarray, ncp_prior: float, r: int, k: int
+) -> float:
+    """Exact events objective of the block ``k..r`` (astropy's expression order)."""
+    n = cum[r + 1] - cum[k]
+    f = n * np.log(n / (block_length[k] - block_length[r + 1])) if n > 0.0 else 0.0
+    return (f - ncp_prior) + bestpad[k]
+
+
+# error_model="numpy": a division by zero gives inf instead of raising, which lets LLVM
+# vectorise the bound loops (the python model adds a branch per division); no division by
+# zero can happen here (blocks have positive length and weight)
+@kernel(error_model="numpy")
 def _events_row(
     block_length: np.ndarray,
     cum: np.ndarray,
@@ -55,48 +71,65 @@ def _events_row(
     r: int,
     k0: int,
     k1: int,
+    hint: int,
+    thr0: float,
+    buf: np.ndarray,
 ) -> tuple[float, int]:
     """Best value and first argmax of the events objective for end ``r`` over ``k0 <= k < k1``.
 
-    One fused loop: the log is a scalar libm call that does not vectorise, so a value buffer
-    only adds stores (measured 25 % slower than this form).
+    ``hint`` is a likely winner (its exact value is a threshold every other candidate must
+    reach) and ``thr0`` a value already achieved by a candidate before ``k0`` (which wins
+    ties). Each chunk of candidates first gets an upper bound of its objective in a
+    branch-free loop the compiler vectorises (no ``log``):
+    ``log(1 + u) <= u - u^2/2 + max(u, 0)^3/3`` with ``u = x / lam - 1`` around the row's
+    mean rate ``lam`` (exact to O(u^3), so tight where signal-free rows have all their
+    candidates), plus a rounding margin. Only candidates whose bound reaches the threshold
+    are evaluated exactly, in order, so the first maximum (``np.argmax`` rule) is kept.
     """
     bl_end = block_length[r + 1]
     c_end = cum[r + 1]
-    bv = -np.inf
-    bi = -1
-    # log is concave, so its tangent at the row's mean rate lam bounds it from above:
-    # n*log(x) <= n*(log(lam) + (x - lam)/lam). A candidate whose bound cannot beat the
-    # current best skips the log; the bound is tight for rates near lam, which is where
-    # signal-free data spend their time (the slow case for the exact programme).
+    thr = thr0
+    if k0 <= hint < k1:
+        thr = max(thr, _events_value(block_length, cum, bestpad, ncp_prior, r, hint))
     n_all = c_end - cum[k0]
     t_all = block_length[k0] - bl_end
-    use_bound = n_all > 0.0 and t_all > 0.0
-    lam = n_all / t_all if use_bound else 1.0
+    lam = n_all / t_all if n_all > 0.0 and t_all > 0.0 else 1.0
     loglam = np.log(lam)
     invlam = 1.0 / lam
-    for k in range(k0, k1):
-        n = c_end - cum[k]
-        if n > 0.0:
-            x = n / (block_length[k] - bl_end)
-            if use_bound and bi >= 0:
-                a = n * loglam
-                b = n * ((x - lam) * invlam)
-                ub = (a + b - ncp_prior) + bestpad[k]
-                # margin for the rounding of the bound and of the exact value
-                if ub + 1e-9 * (abs(a) + abs(b) + abs(ub) + abs(bv) + 1.0) < bv:
-                    continue
-            f = n * np.log(x)
-        else:
-            f = 0.0
-        v = (f - ncp_prior) + bestpad[k]
-        if v > bv:
-            bv = v
-            bi = k
+    bv = -np.inf
+    bi = -1
+    for kc in range(k0, k1, _CHUNK):
+        m = min(_CHUNK, k1 - kc)
+        cs = cum[kc : kc + m]
+        bs = block_length[kc : kc + m]
+        ps = bestpad[kc : kc + m]
+        alive = 0
+        for i in range(m):
+            n = c_end - cs[i]
+            u = (n / (bs[i] - bl_end)) * invlam - 1.0
+            c = u if u > 0.0 else 0.0
+            g = u - 0.5 * u * u + c * c * c * (1.0 / 3.0)
+            g = g if g < u else u
+            a = n * loglam
+            b = n * g
+            ub = (a + b - ncp_prior) + ps[i]
+            # margin for the rounding of the bound and of the exact value
+            buf[i] = ub + 1e-9 * (abs(a) + abs(b) + n + abs(ub) + 1.0)
+            alive += buf[i] >= thr
+        if alive == 0:
+            continue  # no candidate of the chunk reaches the threshold
+        for i in range(m):
+            if buf[i] < thr or buf[i] < bv:
+                continue  # provably below a value already achieved: cannot be the first max
+            k = kc + i
+            v = _events_value(block_length, cum, bestpad, ncp_prior, r, k)
+            if v > bv:
+                bv = v
+                bi = k
     return bv, bi
 
 
-@kernel
+@kernel(error_model="numpy")
 def _measures_row(
     a_cum: np.ndarray,
     b_cum: np.ndarray,
@@ -105,24 +138,53 @@ def _measures_row(
     r: int,
     k0: int,
     k1: int,
+    hint: int,
+    thr0: float,
     buf: np.ndarray,
 ) -> tuple[float, int]:
-    """Best value and first argmax of the measures objective for end ``r`` over ``k0<=k<k1``."""
+    """Best value and first argmax of the measures objective for end ``r`` over ``k0<=k<k1``.
+
+    ``hint`` and ``thr0`` as in :func:`_events_row`. The objective ``b^2/(4a) - ncp + best``
+    reaches a threshold ``T`` only if ``b^2 >= 4a (T + ncp - best)`` (``a > 0``): that test
+    needs no division and runs in a vectorised loop; the exact value (one division) is
+    computed only for the candidates that pass it.
+    """
     a_end = a_cum[r + 1]
     b_end = b_cum[r + 1]
+    thr = thr0
+    if k0 <= hint < k1:
+        ah = 0.5 * (a_end - a_cum[hint])
+        bh = -(b_end - b_cum[hint])
+        thr = max(thr, ((bh * bh) / (4.0 * ah) - ncp_prior) + bestpad[hint])
+    # without a threshold every candidate is evaluated
+    lim = thr + ncp_prior if thr > -np.inf else -1e300
     bv = -np.inf
     bi = -1
     for kc in range(k0, k1, _CHUNK):
         m = min(_CHUNK, k1 - kc)
+        alive = 0
+        as_ = a_cum[kc : kc + m]
+        bs = b_cum[kc : kc + m]
+        ps = bestpad[kc : kc + m]
         for i in range(m):
+            a4 = 2.0 * (a_end - as_[i])
+            b = b_end - bs[i]
+            lhs = b * b
+            rhs = a4 * (lim - ps[i])
+            buf[i] = (lhs - rhs) + 1e-9 * (lhs + abs(rhs) + a4 * abs(ps[i]) + 1e-300)
+            alive += buf[i] >= 0.0
+        if alive == 0:
+            continue  # no candidate of the chunk reaches the threshold
+        for i in range(m):
+            if buf[i] < 0.0:
+                continue  # provably below the threshold
             k = kc + i
             a = 0.5 * (a_end - a_cum[k])
             b = -(b_end - b_cum[k])
-            buf[i] = ((b * b) / (4.0 * a) - ncp_prior) + bestpad[k]
-        for i in range(m):
-            if buf[i] > bv:
-                bv = buf[i]
-                bi = kc + i
+            v = ((b * b) / (4.0 * a) - ncp_prior) + bestpad[k]
+            if v > bv:
+                bv = v
+                bi = k
     return bv, bi
 
 
@@ -173,22 +235,29 @@ def bb_dp(kind: int, p: np.ndarray, q: np.ndarray, ncp_prior: float, batch: int)
     bufs = np.empty((batch, _CHUNK))
     for r0 in range(0, n_cells, batch):
         r1 = min(n_cells, r0 + batch)
-        # starts before the batch: their best values are final, rows are independent
+        # starts before the batch: their best values are final, rows are independent; the
+        # start of the last block of the previous end is the likely winner
+        hint = last[r0 - 1] if r0 > 0 else 0
         for j in prange(r1 - r0):
             if kind == 0:
-                v, i = _events_row(p, q, bestpad, ncp_prior, r0 + j, lo, r0)
+                v, i = _events_row(p, q, bestpad, ncp_prior, r0 + j, lo, r0, hint, -np.inf, bufs[j])
             else:
-                v, i = _measures_row(p, q, bestpad, ncp_prior, r0 + j, lo, r0, bufs[j])
+                v, i = _measures_row(
+                    p, q, bestpad, ncp_prior, r0 + j, lo, r0, hint, -np.inf, bufs[j]
+                )
             pv[j] = v
             pi[j] = i
         # starts inside the batch, in order (each needs the rows before it)
         for j in range(r1 - r0):
             r = r0 + j
+            before = lo < r0
+            thr0 = pv[j] if before else -np.inf
+            hint = last[r - 1] if r > r0 and last[r - 1] >= r0 else r
             if kind == 0:
-                v, i = _events_row(p, q, bestpad, ncp_prior, r, r0, r + 1)
+                v, i = _events_row(p, q, bestpad, ncp_prior, r, r0, r + 1, hint, thr0, bufs[0])
             else:
-                v, i = _measures_row(p, q, bestpad, ncp_prior, r, r0, r + 1, bufs[0])
-            if lo < r0 and pv[j] >= v:  # ties go to the smaller k, as np.argmax does
+                v, i = _measures_row(p, q, bestpad, ncp_prior, r, r0, r + 1, hint, thr0, bufs[0])
+            if before and pv[j] >= v:  # ties go to the smaller k, as np.argmax does
                 v = pv[j]
                 i = pi[j]
             last[r] = i

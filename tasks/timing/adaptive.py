@@ -102,7 +102,9 @@ def adaptive_curve(
     if dt <= fine * (1 + 1e-9):
         return AdaptiveCurve(fine_bins, first, fine, extent)
     bins = uniform_bins(times, dt, g)
-    return AdaptiveCurve(bins, fit_background(bins, background), dt, extent)
+    # seeded with the extent found on the fine bins: a fresh search on the coarser clock
+    # could lock onto another excess (a drift, a noise bin) and lose the burst
+    return AdaptiveCurve(bins, fit_background(bins, background, seed=extent), dt, extent)
 
 
 def choose_bin_width(extent_s: float, config: AdaptiveBinningConfig | None = None) -> float:

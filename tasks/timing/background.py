@@ -13,9 +13,20 @@ The off-source intervals are found automatically or given by the user (``interva
 * ``sigma_clip``: iterative clipping of the excess on ``clip_timescale_s`` bins;
 * ``blocks``: the first and last Bayesian blocks are the background, as battblocks does.
 
-The margin around the source is ``max(pad_s, pad_fraction * length)``, at most half of
-the data left on that side, so that a background interval always remains. The polynomial order is chosen by a likelihood-ratio
-test on the Poisson likelihood (not least squares, which is biased at low counts): order
+A light curve given with errors (``BinnedCounts.variance``: background-subtracted or
+mask-weighted rates read from a file) is fitted by weighted least squares (chi-square,
+the order test on its difference) and its source found by ``sigma_clip`` (the Bayesian
+blocks here are Poisson); nothing is rounded to counts.
+
+The background is fitted on a pre-burst and a post-burst interval separated from the
+emission by a gap ``max(gap_s, gap_fraction * length)`` (at most half of the data left on
+that side, so that a background interval always remains), as a GBM or BAT analyst picks
+them by eye: a faint tail below the detection threshold then stays out of the fit instead
+of tilting a drifting polynomial, and :func:`svomflow.tasks.timing.duration.durations`
+starts its post-burst plateau there. While ``auto`` searches the source it uses the
+narrower ``search_gap_fraction`` and never lowers the order the first (widest) intervals
+asked for, so that a drift cannot feed a runaway source. The polynomial order is chosen
+by a likelihood-ratio test on the Poisson likelihood (not least squares, which is biased at low counts): order
 ``k`` is kept over ``k - 1`` when ``2 (lnL_k - lnL_{k-1})`` exceeds the chi2(1) quantile
 ``1 - lrt_alpha``; a fit that does not converge or predicts a non-positive rate is dropped
 and the lower order kept. The result carries the coefficient covariance (inverse Fisher
@@ -38,6 +49,7 @@ __all__ = [
     "BackgroundConfig",
     "BackgroundModel",
     "fit_background",
+    "fit_gaussian_polynomial",
     "fit_poisson_polynomial",
     "source_interval_auto",
     "source_interval_sigma_clip",
@@ -54,6 +66,12 @@ class BackgroundConfig(StepConfig):
         None, description="user off-source intervals (s since t0); implies method='manual'"
     )
     max_order: int = Field(3, ge=0, le=6, description="highest polynomial order tried")
+    balance_sigma: float = Field(
+        3.0,
+        gt=0,
+        description="an order is raised while the model misses the counts of one "
+        "background interval (pre- or post-burst) by more than this (sigma)",
+    )
     lrt_alpha: float = Field(
         0.01, gt=0, lt=1, description="false-acceptance probability of the order LRT"
     )
@@ -61,10 +79,32 @@ class BackgroundConfig(StepConfig):
     clip_timescale_s: float = Field(
         1.0, gt=0, description="rebinning used to look for the excess (s)"
     )
-    pad_fraction: float = Field(
-        0.3, ge=0, description="margin around the excess, as a fraction of its length"
+    gap_fraction: float = Field(
+        1.0,
+        ge=0,
+        description="gap between the emission and the pre-/post-burst background intervals, "
+        "as a fraction of the emission's length (dimensionless)",
     )
-    pad_s: float = Field(0.0, ge=0, description="minimum margin around the excess (s)")
+    gap_before_fraction: float = Field(
+        0.3,
+        ge=0,
+        description="the same gap before the emission: bursts rise fast and their faint "
+        "tails come after, and the pre-burst data are often short (dimensionless)",
+    )
+    search_gap_fraction: float = Field(
+        0.3,
+        ge=0,
+        description="'auto': the narrower gap used while the source interval is searched, "
+        "so that a drift stays constrained on both sides (dimensionless)",
+    )
+    gap_s: float = Field(
+        0.0, ge=0, description="minimum gap between the emission and the background intervals (s)"
+    )
+    bridge_bins: int = Field(
+        2,
+        ge=0,
+        description="sigma_clip: non-significant bins bridged inside one excess run (bins)",
+    )
     ncp_prior: float = Field(
         8.0,
         gt=0,
@@ -173,18 +213,48 @@ def fit_poisson_polynomial(
     return c, cov, lnl
 
 
+def fit_gaussian_polynomial(
+    counts: np.ndarray, design: np.ndarray, exposure: np.ndarray, variance: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, float] | None:
+    """Weighted least-squares fit of ``counts ~ Normal(exposure * design @ c, variance)``.
+
+    For binned curves given with errors (background-subtracted or mask-weighted counts,
+    possibly negative). Returns ``(coeffs, covariance, lnL)`` with ``lnL = -chi2 / 2``, so
+    that the order test's ``2 dlnL`` is the chi-square difference; ``None`` when singular.
+    """
+    a = design * exposure[:, None]
+    w = 1.0 / np.asarray(variance, dtype=float)
+    y = np.asarray(counts, dtype=float)
+    try:
+        fisher = a.T @ (a * w[:, None])
+        c = np.linalg.solve(fisher, a.T @ (w * y))
+        cov = np.linalg.inv(fisher)
+    except np.linalg.LinAlgError:
+        return None
+    return c, cov, float(-0.5 * np.sum(w * (y - a @ c) ** 2))
+
+
+def _fit(
+    y: np.ndarray, d: np.ndarray, e: np.ndarray, var: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, float] | None:
+    """Poisson fit, or the Gaussian one when the counts carry a variance."""
+    if var is None:
+        return fit_poisson_polynomial(y, d, e)
+    return fit_gaussian_polynomial(y, d, e, var)
+
+
 def source_interval_sigma_clip(
     bins: BinnedCounts, config: BackgroundConfig | None = None
 ) -> tuple[float, float]:
-    """Find the burst interval as the span of significant excess over a clipped linear background.
+    """Find the burst interval as the run of significant excess over a clipped linear background.
 
     The light curve is rebinned to ``clip_timescale_s``; a first-order Poisson fit is made
-    to the bins not yet flagged, bins above ``clip_sigma`` (Poisson significance of the
-    counts over the model) are flagged, and the span from the first to the last flagged bin
-    is excluded; this repeats until the span is stable.
+    to the bins not yet flagged, bins above ``clip_sigma`` (significance of the counts over
+    the model) are flagged, and the run of flagged bins around the most significant one
+    (bridging ``bridge_bins`` quiet bins) is excluded; this repeats until the run is stable.
     """
     cfg = config or BackgroundConfig()
-    lo, hi, c, e = _rebin(bins, cfg.clip_timescale_s)
+    lo, hi, c, e, v = _rebin(bins, cfg.clip_timescale_s)
     if lo.size < 4:
         raise InputDataError("light curve too short to separate burst and background")
     t_ref = 0.5 * (lo[0] + hi[-1])
@@ -193,19 +263,19 @@ def source_interval_sigma_clip(
     use = np.ones(lo.size, dtype=bool)
     span: tuple[int, int] | None = None
     for _ in range(20):
-        fit = fit_poisson_polynomial(c[use], d[use], e[use])
+        vu = None if v is None else v[use]
+        fit = _fit(c[use], d[use], e[use], vu)
         if fit is None:
-            fit = fit_poisson_polynomial(c[use], d[use][:, :1], e[use])
+            fit = _fit(c[use], d[use][:, :1], e[use], vu)
             if fit is None:
                 raise InputDataError("background fit failed on the whole light curve")
             mu = (d[:, :1] * e[:, None]) @ fit[0]
         else:
             mu = (d * e[:, None]) @ fit[0]
-        sig = (c - mu) / np.sqrt(np.maximum(mu, 1e-9))
-        hot = np.flatnonzero(sig > cfg.clip_sigma)
-        if hot.size == 0:
+        sig = (c - mu) / np.sqrt(np.maximum(mu if v is None else v, 1e-9))
+        new = _hot_run(sig, cfg.clip_sigma, cfg.bridge_bins)
+        if new is None:
             break
-        new = (int(hot[0]), int(hot[-1]))
         if new == span:
             break
         span = new
@@ -217,11 +287,82 @@ def source_interval_sigma_clip(
         raise InputDataError(
             f"no excess above {cfg.clip_sigma} sigma on {cfg.clip_timescale_s} s: no burst found"
         )
-    return float(lo[span[0]]), float(hi[span[1]])
+    return _extend_on_coarser_bins(bins, (float(lo[span[0]]), float(hi[span[1]])), cfg)
 
 
-def _rebin(bins: BinnedCounts, width: float) -> tuple[np.ndarray, ...]:
-    """Sum bins into groups of about ``width`` seconds (never across a gap)."""
+def _extend_on_coarser_bins(
+    bins: BinnedCounts, src: tuple[float, float], cfg: BackgroundConfig
+) -> tuple[float, float]:
+    """Extend the source over adjacent excess seen only on 4x, 16x, ... coarser bins.
+
+    A faint tail that no ``clip_timescale_s`` bin shows above ``clip_sigma`` is significant
+    on longer bins (the role Bayesian blocks play for Poisson counts): at each coarser
+    scale the background is refitted (order by the test) outside the source and its search
+    gap, and coarse bins above ``clip_sigma`` that touch the source join it.
+    """
+    width = cfg.clip_timescale_s * 4.0
+    span = float(bins.hi[-1] - bins.lo[0])
+    while width <= span / 8.0:
+        lo, hi, c, e, v = _rebin(bins, width)
+        t_ref = 0.5 * (lo[0] + hi[-1])
+        scale = max(0.5 * (hi[-1] - lo[0]), 1e-9)
+        iv = _padded_intervals(src, float(lo[0]), float(hi[-1]), cfg, cfg.search_gap_fraction)
+        sel = _in_intervals(lo, hi, iv)
+        if sel.sum() < 4:
+            break
+        vs = None if v is None else v[sel]
+        best, _, _ = _select_order(lo[sel], hi[sel], c[sel], e[sel], t_ref, scale, cfg, 0, vs)
+        if best is None:
+            break
+        mu = (_design(lo, hi, t_ref, scale, best[0].size - 1) * e[:, None]) @ best[0]
+        hot = (c - mu) / np.sqrt(np.maximum(mu if v is None else v, 1e-9)) > cfg.clip_sigma
+        # only coarse bins wholly outside the source can extend it (one that straddles an
+        # edge is hot because of the burst itself)
+        k = int(np.searchsorted(lo, src[1] - 1e-9))
+        new_hi = src[1]
+        while k < lo.size and hot[k]:
+            new_hi = float(hi[k])
+            k += 1
+        k = int(np.searchsorted(hi, src[0] + 1e-9, side="right")) - 1
+        new_lo = src[0]
+        while k >= 0 and hot[k]:
+            new_lo = float(lo[k])
+            k -= 1
+        src = (new_lo, new_hi)
+        width *= 4.0
+    return src
+
+
+def _hot_run(sig: np.ndarray, threshold: float, bridge: int) -> tuple[int, int] | None:
+    """Return the first and last index of the run of bins above ``threshold`` around the peak.
+
+    The run grows from the most significant bin over bins above the threshold, bridging at
+    most ``bridge`` non-significant bins in a row. Taking the span from the first to the
+    last significant bin anywhere instead lets one noise bin (or a background drift the
+    linear model misses) far from the burst stretch the source over most of the data.
+    """
+    hot = sig > threshold
+    if not np.any(hot):
+        return None
+    first = last = int(np.argmax(sig))
+    n = sig.size
+    while True:
+        ahead = np.flatnonzero(hot[last + 1 : min(n, last + 2 + bridge)])
+        if ahead.size == 0:
+            break
+        last += int(ahead[0]) + 1
+    while True:
+        back = np.flatnonzero(hot[max(0, first - 1 - bridge) : first][::-1])
+        if back.size == 0:
+            break
+        first -= int(back[0]) + 1
+    return first, last
+
+
+def _rebin(
+    bins: BinnedCounts, width: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """Sum bins into groups of about ``width`` seconds (never across a gap); variance summed too."""
     counts = np.asarray(bins.counts, dtype=float)
     key = np.floor((bins.lo - bins.lo[0]) / width).astype(np.int64)
     # a gap starts a new group even inside one clock interval
@@ -233,7 +374,8 @@ def _rebin(bins: BinnedCounts, width: float) -> tuple[np.ndarray, ...]:
     hi = np.append(bins.hi[start[1:] - 1], bins.hi[-1])
     c = np.add.reduceat(counts, start)
     e = np.add.reduceat(bins.exposure, start)
-    return lo, hi, c, e
+    v = None if bins.variance is None else np.add.reduceat(bins.variance, start)
+    return lo, hi, c, e, v
 
 
 def _poisson_z(n: np.ndarray, mu: np.ndarray) -> np.ndarray:
@@ -253,6 +395,24 @@ def _poisson_z(n: np.ndarray, mu: np.ndarray) -> np.ndarray:
     return out
 
 
+def _block_z(
+    n: np.ndarray, a: np.ndarray, idx: np.ndarray, fit: tuple[np.ndarray, np.ndarray, float]
+) -> np.ndarray:
+    """Significance of each block's counts ``n`` over the background model, its error included.
+
+    ``a`` is the design (times exposure) of the cells, ``idx`` the block boundaries in
+    cells. The Poisson tail alone treats the model as exact: a long block far from the
+    background intervals, where the polynomial is extrapolated, would be significant for a
+    1 % model error (a 100 s block of 40,000 counts is 4 sigma at 2 %). The smaller of the
+    Poisson significance and ``(n - mu) / sqrt(mu + var_model)`` is kept.
+    """
+    ab = np.add.reduceat(a, idx[:-1], axis=0)
+    mu = ab @ fit[0]
+    var = np.einsum("ij,jk,ik->i", ab, fit[1], ab)
+    z_gauss = (n - mu) / np.sqrt(np.maximum(mu + var, 1e-12))
+    return np.minimum(_poisson_z(n, mu), np.maximum(z_gauss, 0.0))
+
+
 def _select_order(
     lo: np.ndarray,
     hi: np.ndarray,
@@ -261,8 +421,19 @@ def _select_order(
     t_ref: float,
     scale: float,
     cfg: BackgroundConfig,
+    min_order: int = 0,
+    variance: np.ndarray | None = None,
 ) -> tuple[tuple[np.ndarray, np.ndarray, float] | None, dict[int, float], list[str]]:
-    """Fit orders 0, 1, ... and keep the last one the likelihood-ratio test accepts."""
+    """Fit orders 0, 1, ... and keep the last one the likelihood-ratio test accepts.
+
+    Orders up to ``min_order`` are kept whatever the test says (when they converge). An
+    order the test would stop at is still refused while it misfits one of the separate
+    background intervals (pre- and post-burst) by more than ``balance_sigma``
+    (:func:`_interval_misfit`): with a short pre-burst interval the test has little power
+    against a drift, but a constant that sits between the two intervals' levels makes the
+    plateaus of the cumulative curve slope and moves T90.
+    """
+    runs = np.cumsum(np.concatenate([[0], lo[1:] > hi[:-1] + 1e-9]))
     best = None
     tests: dict[int, float] = {}
     flags: list[str] = []
@@ -270,7 +441,7 @@ def _select_order(
     max_order = min(cfg.max_order, int(y.size) - 2)
     for order in range(max_order + 1):
         d = _design(lo, hi, t_ref, scale, order)
-        fit = fit_poisson_polynomial(y, d, exposure)
+        fit = _fit(y, d, exposure, variance)
         if fit is None:
             flags.append(f"order {order} fit failed; kept order {order - 1}")
             break
@@ -279,19 +450,51 @@ def _select_order(
             continue
         stat = 2.0 * (fit[2] - best[2])
         tests[order] = stat
-        if stat < threshold:
+        balanced = _interval_misfit(best, runs, y, lo, hi, exposure, t_ref, scale, variance)
+        if stat < threshold and order > min_order and balanced <= cfg.balance_sigma:
             break
         best = fit
     return best, tests, flags
 
 
+def _interval_misfit(
+    fit: tuple[np.ndarray, np.ndarray, float],
+    runs: np.ndarray,
+    y: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    exposure: np.ndarray,
+    t_ref: float,
+    scale: float,
+    variance: np.ndarray | None,
+) -> float:
+    """Return the largest |counts - model| / sigma summed over each contiguous run of bins."""
+    mu = (_design(lo, hi, t_ref, scale, fit[0].size - 1) * exposure[:, None]) @ fit[0]
+    var = mu if variance is None else variance
+    n_runs = int(runs[-1]) + 1 if runs.size else 0
+    if n_runs < 2:
+        return 0.0
+    d = np.bincount(runs, weights=y - mu, minlength=n_runs)
+    v = np.bincount(runs, weights=var, minlength=n_runs)
+    return float(np.max(np.abs(d) / np.sqrt(np.maximum(v, 1e-12))))
+
+
 def _padded_intervals(
-    src: tuple[float, float], t_lo: float, t_hi: float, cfg: BackgroundConfig
+    src: tuple[float, float],
+    t_lo: float,
+    t_hi: float,
+    cfg: BackgroundConfig,
+    fraction: float | None = None,
 ) -> np.ndarray:
-    """Off-source intervals around ``src`` with the margin, at most half the room per side."""
-    pad = max(cfg.pad_s, cfg.pad_fraction * (src[1] - src[0]))
-    pad_lo = min(pad, 0.5 * max(src[0] - t_lo, 0.0))
-    pad_hi = min(pad, 0.5 * max(t_hi - src[1], 0.0))
+    """Off-source intervals around ``src`` past the gap, the gap at most half the room per side.
+
+    ``fraction`` replaces ``cfg.gap_fraction`` (the source search uses a narrower gap).
+    """
+    frac = cfg.gap_fraction if fraction is None else fraction
+    frac_lo = cfg.gap_before_fraction if fraction is None else min(fraction, frac)
+    length = src[1] - src[0]
+    pad_lo = min(max(cfg.gap_s, frac_lo * length), 0.5 * max(src[0] - t_lo, 0.0))
+    pad_hi = min(max(cfg.gap_s, frac * length), 0.5 * max(t_hi - src[1], 0.0))
     iv = np.array([[t_lo, src[0] - pad_lo], [src[1] + pad_hi, t_hi]])
     return iv[iv[:, 1] > iv[:, 0]]
 
@@ -304,11 +507,15 @@ def _in_intervals(lo: np.ndarray, hi: np.ndarray, iv: np.ndarray) -> np.ndarray:
 
 
 def source_interval_auto(
-    bins: BinnedCounts, config: BackgroundConfig | None = None
+    bins: BinnedCounts,
+    config: BackgroundConfig | None = None,
+    *,
+    seed: tuple[float, float] | None = None,
 ) -> tuple[float, float]:
     """Find the burst interval as the connected Bayesian blocks significantly above the background.
 
-    1. Seed: the coarse excess span of :func:`source_interval_sigma_clip` (or, when it finds
+    1. Seed: ``seed`` when given (the extent found on other bins of the same data), else
+       the coarse excess run of :func:`source_interval_sigma_clip` (or, when it finds
        nothing, the span between the first and last Bayesian block).
     2. The light curve (neighbouring bins summed to at most ``max_block_cells`` cells,
        never across gaps) is cut into Bayesian blocks on its exposure axis.
@@ -330,7 +537,7 @@ def source_interval_auto(
     n_bins = bins.lo.size
     group = max(1, int(np.ceil(n_bins / cfg.max_block_cells)))
     if group > 1:
-        lo, hi, c, e = _rebin(bins, group * width)
+        lo, hi, c, e, _ = _rebin(bins, group * width)
     else:
         lo, hi = bins.lo, bins.hi
         c, e = np.asarray(bins.counts, dtype=float), bins.exposure
@@ -343,7 +550,7 @@ def source_interval_auto(
     idx = np.searchsorted(x, be)
     n_blk = idx.size - 1
     try:
-        src = source_interval_sigma_clip(bins, cfg)
+        src = seed if seed is not None else source_interval_sigma_clip(bins, cfg)
     except InputDataError:
         if n_blk < 3:
             raise InputDataError(
@@ -356,21 +563,25 @@ def source_interval_auto(
     b_lo = lo[idx[:-1]]
     b_hi = hi[idx[1:] - 1]
     b_n = np.add.reduceat(c, idx[:-1])
+    min_order = 0
     for _ in range(8):
-        sel = _in_intervals(lo, hi, _padded_intervals(src, t_lo, t_hi, cfg))
+        search_iv = _padded_intervals(src, t_lo, t_hi, cfg, cfg.search_gap_fraction)
+        sel = _in_intervals(lo, hi, search_iv)
         if sel.sum() < 3:
             break
-        best, _, _ = _select_order(lo[sel], hi[sel], c[sel], e[sel], t_ref, scale, cfg)
+        best, _, _ = _select_order(lo[sel], hi[sel], c[sel], e[sel], t_ref, scale, cfg, min_order)
         if best is None:
             break
-        mu = (_design(lo, hi, t_ref, scale, best[0].size - 1) * e[:, None]) @ best[0]
-        z = _poisson_z(b_n, np.add.reduceat(mu, idx[:-1]))
+        # never below the order the widest background intervals asked for: a source grown
+        # over a drift leaves less background, the test then keeps a lower order that
+        # misfits the drift, more blocks look significant and the source runs away
+        min_order = max(min_order, best[0].size - 1)
+        z = _block_z(b_n, _design(lo, hi, t_ref, scale, best[0].size - 1) * e[:, None], idx, best)
         hot = z > cfg.clip_sigma
         overlap = np.flatnonzero((b_hi > src[0]) & (b_lo < src[1]) & hot)
         if overlap.size == 0:
             break
-        seed = int(overlap[np.argmax(z[overlap])])
-        first = last = seed
+        first = last = int(overlap[np.argmax(z[overlap])])
         while first > 0 and (hot[first - 1] or (first > 1 and hot[first - 2])):
             first -= 1 if hot[first - 1] else 2
         while last < n_blk - 1 and (hot[last + 1] or (last < n_blk - 2 and hot[last + 2])):
@@ -382,7 +593,12 @@ def source_interval_auto(
     return src
 
 
-def fit_background(bins: BinnedCounts, config: BackgroundConfig | None = None) -> BackgroundModel:
+def fit_background(
+    bins: BinnedCounts,
+    config: BackgroundConfig | None = None,
+    *,
+    seed: tuple[float, float] | None = None,
+) -> BackgroundModel:
     """Fit the background of a one-band binned light curve.
 
     Parameters
@@ -390,6 +606,8 @@ def fit_background(bins: BinnedCounts, config: BackgroundConfig | None = None) -
     bins : BinnedCounts
         The light curve (1-D counts).
     config : BackgroundConfig, optional
+    seed : tuple of float, optional
+        ``auto``: a first guess of the source interval (s), e.g. found on finer bins.
 
     Returns
     -------
@@ -419,6 +637,11 @@ def fit_background(bins: BinnedCounts, config: BackgroundConfig | None = None) -
             src = (float(iv[g, 1]), float(iv[g + 1, 0]))
         else:
             src = (float(iv[0, 1]), t_hi) if iv[0, 0] <= t_lo else (t_lo, float(iv[0, 0]))
+    elif method == "blocks" and bins.gaussian:
+        raise InputDataError(
+            "the 'blocks' background method needs Poisson counts; this curve carries "
+            "Gaussian errors: use 'sigma_clip', 'auto' or background intervals"
+        )
     elif method == "blocks":
         from svomflow.tasks.timing.blocks import bayesian_blocks_binned
 
@@ -433,8 +656,8 @@ def fit_background(bins: BinnedCounts, config: BackgroundConfig | None = None) -
         iv = np.array([[t_lo, src[0]], [src[1], t_hi]])
         iv = iv[iv[:, 1] > iv[:, 0]]
     else:
-        if method == "auto":
-            src = source_interval_auto(bins, cfg)
+        if method == "auto" and not bins.gaussian:
+            src = source_interval_auto(bins, cfg, seed=seed)
         else:
             src = source_interval_sigma_clip(bins, cfg)
         iv = _padded_intervals(src, t_lo, t_hi, cfg)
@@ -444,8 +667,9 @@ def fit_background(bins: BinnedCounts, config: BackgroundConfig | None = None) -
         raise InputDataError("fewer than 3 off-source bins for the background fit")
     t_ref = 0.5 * (t_lo + t_hi)
     scale = max(0.5 * (t_hi - t_lo), 1e-9)
+    var = None if bins.variance is None else np.asarray(bins.variance, float)[sel]
     best, tests, flags = _select_order(
-        bins.lo[sel], bins.hi[sel], counts[sel], bins.exposure[sel], t_ref, scale, cfg
+        bins.lo[sel], bins.hi[sel], counts[sel], bins.exposure[sel], t_ref, scale, cfg, 0, var
     )
     if best is None:
         raise InputDataError("background fit failed at every polynomial order")

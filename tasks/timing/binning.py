@@ -19,6 +19,7 @@ from svomflow.products.ogip import LightCurve
 from svomflow.tasks.timing._kernels import grow_bins
 
 __all__ = [
+    "BadGTIError",
     "BinnedCounts",
     "BinningConfig",
     "constant_sn_bins",
@@ -46,13 +47,22 @@ class BinnedCounts:
     """Counts in bins ``[lo, hi)`` (s), with the exposure of each bin (s).
 
     ``counts`` is 1-D (one band) or 2-D ``(n_bands, n_bins)``. Bins are in time order and
-    contiguous except across gaps (``lo[i + 1] > hi[i]``).
+    contiguous except across gaps (``lo[i + 1] > hi[i]``). ``variance`` is None for
+    Poisson counts; otherwise the counts are Gaussian measurements with that variance per
+    bin (a binned curve given with errors: mask-weighted or background-subtracted counts
+    may be non-integer or negative) and the steps use Gaussian statistics.
     """
 
     lo: np.ndarray
     hi: np.ndarray
     counts: np.ndarray
     exposure: np.ndarray
+    variance: np.ndarray | None = None
+
+    @property
+    def gaussian(self) -> bool:
+        """Whether the counts carry Gaussian errors (``variance``) rather than Poisson ones."""
+        return self.variance is not None
 
     @property
     def width(self) -> np.ndarray:
@@ -72,11 +82,10 @@ class BinnedCounts:
 
     @property
     def rate_error(self) -> np.ndarray:
-        """Poisson error of the rate (counts/s), ``sqrt(max(n, 1)) / exposure``."""
+        """Error of the rate (counts/s): ``sqrt(variance)``, else Poisson ``sqrt(max(n, 1))``, over the exposure."""
+        var = self.variance if self.variance is not None else np.maximum(self.counts, 1.0)
         with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(
-                self.exposure > 0, np.sqrt(np.maximum(self.counts, 1.0)) / self.exposure, 0.0
-            )
+            return np.where(self.exposure > 0, np.sqrt(var) / self.exposure, 0.0)
 
     @property
     def contiguous(self) -> np.ndarray:
@@ -86,13 +95,19 @@ class BinnedCounts:
         return out
 
 
+class BadGTIError(InputDataError, ValueError):
+    """Good time intervals that are empty, not finite or reversed (a ValueError for old callers)."""
+
+
 def normalise_gti(gti: np.ndarray) -> np.ndarray:
     """Return GTIs as a sorted (N, 2) array with overlapping or touching intervals merged."""
     g = np.asarray(gti, dtype=float).reshape(-1, 2)
     if g.size == 0:
-        raise ValueError("no good time intervals")
+        raise BadGTIError("no good time intervals")
+    if not np.all(np.isfinite(g)):
+        raise BadGTIError("a GTI bound is NaN or infinite")
     if np.any(g[:, 1] < g[:, 0]):
-        raise ValueError("a GTI stops before it starts")
+        raise BadGTIError("a GTI stops before it starts")
     g = g[np.argsort(g[:, 0])]
     out = [list(g[0])]
     for a, b in g[1:]:
@@ -216,21 +231,47 @@ def constant_sn_bins(
     return BinnedCounts(lo=lo, hi=hi, counts=counts, exposure=hi - lo)
 
 
-def from_lightcurve(lc: LightCurve) -> BinnedCounts:
-    """Turn an OGIP light curve (:func:`svomflow.products.ogip.read_lightcurve`) into counts.
+def from_lightcurve(lc: LightCurve, *, statistic: str = "auto") -> BinnedCounts:
+    """Turn an OGIP light curve (:func:`svomflow.products.ogip.read_lightcurve`) into binned counts.
 
-    Counts are ``RATE * TIMEDEL * FRACEXP`` (exposure ``TIMEDEL * FRACEXP``); a file written
-    from COUNTS gives integers back. Rates that do not come from integer counts (background-
-    corrected curves) are rounded to the nearest count, so the Poisson steps treat them as
-    approximate counts. Negative rates (a background-subtracted curve) raise
-    ``InputDataError``: the steps need total counts.
+    Counts are ``RATE * TIMEDEL * FRACEXP`` (exposure ``TIMEDEL * FRACEXP``), never
+    rounded. With ``statistic="auto"``, a curve whose counts are integers (a file written
+    from COUNTS, or a RATE column that is counts over exposure) is Poisson; any other curve
+    (non-integer or negative counts: background-subtracted, mask-weighted) is Gaussian,
+    with the variance ``(ERROR * exposure)^2`` from the file's errors. ``"poisson"`` and
+    ``"gaussian"`` force the choice.
+
+    Raises
+    ------
+    InputDataError
+        ``poisson`` asked for counts that are not non-negative integers; ``gaussian`` (or a
+        non-integer curve) with errors that are not positive and finite; no bin with
+        exposure.
     """
     exposure = np.asarray(lc.timedel, float) * np.asarray(lc.fracexp, float)
     counts = np.asarray(lc.rate, float) * exposure
-    if np.any(counts < -0.5):
-        raise InputDataError(
-            "light curve has negative rates (background-subtracted?): need total counts"
-        )
+    err = np.asarray(lc.error, float) * exposure
     lo = np.asarray(lc.time, float)
     hi = lo + np.asarray(lc.timedel, float)
-    return BinnedCounts(lo=lo, hi=hi, counts=np.rint(np.maximum(counts, 0.0)), exposure=exposure)
+    keep = exposure > 0
+    if not np.any(keep):
+        raise InputDataError("light curve has no bin with exposure (FRACEXP or TIMEDEL zero)")
+    lo, hi, counts, err, exposure = lo[keep], hi[keep], counts[keep], err[keep], exposure[keep]
+    n = np.rint(counts)
+    integer = bool(np.all(counts > -1e-6) and np.allclose(counts, n, rtol=0, atol=1e-3))
+    if statistic == "poisson" or (statistic == "auto" and integer):
+        if not integer:
+            raise InputDataError(
+                "light curve counts (RATE x TIMEDEL x FRACEXP) are not non-negative integers: "
+                "Poisson statistics impossible (use Gaussian errors from the ERROR column)"
+            )
+        return BinnedCounts(lo=lo, hi=hi, counts=np.maximum(n, 0.0), exposure=exposure)
+    if statistic not in ("auto", "gaussian"):
+        raise ValueError(f"statistic must be auto, poisson or gaussian, not {statistic!r}")
+    if not np.all(np.isfinite(err) & (err > 0)):
+        bad = int(np.sum(~(np.isfinite(err) & (err > 0))))
+        raise InputDataError(
+            f"light curve with non-integer or negative counts needs positive ERROR values "
+            f"for Gaussian statistics; {bad} bins have none"
+        )
+    return BinnedCounts(lo=lo, hi=hi, counts=counts, exposure=exposure, variance=err**2)

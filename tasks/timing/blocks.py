@@ -4,7 +4,8 @@
 ``astropy.stats.bayesian_blocks`` for the ``events`` and ``measures`` fitness (tests check
 equality on seeded inputs with ties and weights). It runs the same O(N^2) dynamic programme
 in numba kernels (:mod:`svomflow.tasks.timing._kernels`) with the block sums taken from
-prefix sums and the scan over block starts parallelised in batches.
+prefix sums, candidates skipped on a vectorised upper bound, and the scan over block starts
+parallelised in batches when the size and the load make a second thread pay.
 
 :func:`bayesian_blocks_binned` segments counts in explicit bins (zero counts allowed) and
 :func:`bayesian_blocks_fast` bins an event list on a fine grid first; that is the path for
@@ -20,9 +21,13 @@ spurious change points on signal-free Poisson simulations.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import numba
 import numpy as np
 from pydantic import Field
 from svomflow.config import StepConfig
@@ -36,8 +41,13 @@ __all__ = [
     "bayesian_blocks_fast",
     "blocks_from_events",
     "calibrate_ncp_prior",
+    "dp_threads",
     "ncp_prior_from_p0",
 ]
+
+#: Below this many cells the programme runs on one thread: each batch ends in a barrier,
+#: and with the cores shared two threads were measured 1.5-3x slower than one.
+PARALLEL_MIN_CELLS = 20000
 
 
 def _batch(n: int) -> int:
@@ -47,6 +57,49 @@ def _batch(n: int) -> int:
     (each ends in a barrier, costly when the cores are shared), so the batch grows with n.
     """
     return int(min(256, max(32, n // 64)))
+
+
+def dp_threads(n_cells: int) -> int:
+    """Return how many numba threads the programme of ``n_cells`` cells should use.
+
+    One thread below :data:`PARALLEL_MIN_CELLS` or when the machine is busy: a second thread
+    only pays when a core is idle besides this process's own, judged from the cores this
+    process may run on (``os.sched_getaffinity``) and the one-minute load average (a
+    parallel region waits at its barrier for a thread that another process has displaced).
+    """
+    n_threads = numba.get_num_threads()
+    if n_threads <= 1 or n_cells < PARALLEL_MIN_CELLS:
+        return 1
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    try:
+        load = os.getloadavg()[0]
+    except OSError:
+        return 1
+    idle = int(np.floor(cores - load))  # cores left idle by the other processes and us
+    return max(1, min(n_threads, cores, idle + 1))
+
+
+@contextmanager
+def _numba_threads(n: int) -> Iterator[None]:
+    """Run the block with ``n`` numba threads (thread-local setting, restored after)."""
+    previous = numba.get_num_threads()
+    numba.set_num_threads(min(n, previous))
+    try:
+        yield
+    finally:
+        numba.set_num_threads(previous)
+
+
+def _dp(kind: int, p: np.ndarray, q: np.ndarray, ncp_prior: float) -> np.ndarray:
+    """Run the dynamic programme on the number of threads :func:`dp_threads` chooses."""
+    n_cells = p.size - 1
+    with _numba_threads(dp_threads(n_cells)):
+        if kind == 0:
+            return bb_events_dp(p, q, ncp_prior, _batch(n_cells))
+        return bb_measures_dp(p, q, ncp_prior, _batch(n_cells))
 
 
 class BayesianBlocksConfig(StepConfig):
@@ -180,9 +233,11 @@ def bayesian_blocks(
     One deliberate difference: when the optimum puts every cell in its own block, astropy
     (up to at least 8.0) drops the second edge (its change-point array has N slots for N+1
     edges); this function returns all N+1 edges. ``p0`` is not a calibrated false-alarm rate for event data; use
-    :func:`calibrate_ncp_prior`. On two cores 2e4 events take about 0.1 s for a burst
-    (most block starts are pruned) and 0.45 s for signal-free data (the full O(N^2) scan);
-    beyond a few 1e4 events use :func:`bayesian_blocks_fast`. Passing bin centres as
+    :func:`calibrate_ncp_prior`. On one core 2e4 events take about 0.06 s for a burst
+    (most block starts are pruned) and 0.25 s for signal-free data (the full O(N^2) scan),
+    13-50x astropy (``benchmarks/bench_bayesian_blocks.py``); beyond a few 1e4 events use
+    :func:`bayesian_blocks_fast`. The programme runs on one thread unless it is large and a
+    core is idle (:func:`dp_threads`). Passing bin centres as
     ``t`` with counts as ``x`` reproduces astropy issue 14017 (first and last cells half as
     wide, biased end blocks); :func:`bayesian_blocks_binned` takes the true bin edges.
     """
@@ -206,12 +261,12 @@ def bayesian_blocks(
     if fitness == "events":
         block_length = t[-1] - edges
         cum = np.concatenate([[0.0], np.cumsum(x)])
-        last = bb_events_dp(block_length, cum, ncp, _batch(n))
+        last = _dp(0, block_length, cum, ncp)
     else:
         w = np.ones_like(x) / np.asarray(sigma, dtype=float) ** 2
         a_cum = np.concatenate([[0.0], np.cumsum(w + np.zeros_like(x))])
         b_cum = np.concatenate([[0.0], np.cumsum(x * w)])
-        last = bb_measures_dp(a_cum, b_cum, ncp, _batch(n))
+        last = _dp(1, a_cum, b_cum, ncp)
     return edges[bb_peel(last)]
 
 
@@ -252,7 +307,7 @@ def bayesian_blocks_binned(
     ncp = ncp_prior if ncp_prior is not None else ncp_prior_from_p0(p0, counts.size)
     block_length = bin_edges[-1] - bin_edges
     cum = np.concatenate([[0.0], np.cumsum(counts)])
-    last = bb_events_dp(block_length, cum, float(ncp), _batch(counts.size))
+    last = _dp(0, block_length, cum, float(ncp))
     return bin_edges[bb_peel(last)]
 
 

@@ -4,8 +4,12 @@ Method, on one band of a binned light curve and its background model
 (:func:`svomflow.tasks.timing.background.fit_background`):
 
 1. Net counts per bin (counts minus the model's expected counts) are accumulated over a
-   window that adds a plateau on each side of the source interval and its margins (the
-   plateaus lie in the background-fit intervals); the cumulative curve
+   window that adds a plateau on each side of the source interval and its gaps: the
+   post-burst plateau starts where the background fit's post-burst interval starts (the
+   source end plus the gap of :class:`~svomflow.tasks.timing.background.BackgroundConfig`),
+   i.e. where the emission, faint tail included, is over and the plateau established; it
+   does not run further (``margin_fraction``, default 0), because every second of
+   accumulation past the burst adds background error to the 95 % level. The cumulative curve
    is linear within each bin (the counts of a bin are spread evenly over it), so crossing
    times are interpolated inside bins rather than quantised to them.
 2. The burst total ``F`` is the difference between the mean levels of the post-burst and
@@ -23,7 +27,26 @@ Method, on one band of a binned light curve and its background model
    and background coefficients refitted to the simulated counts of the fit intervals
    (``background_draws="refit"``, see :class:`_BackgroundRefit`; drawing them from the fit
    covariance independently counts the plateau noise twice), analysed in the same way;
-   the error is half the 16-84 % range of the simulated values.
+   the error is half the 16-84 % range of the simulated values. A curve given with
+   Gaussian errors (``BinnedCounts.variance``) gets Gaussian noise instead.
+5. Background-choice systematic (``background_systematic``): T90/T50 are measured again
+   (a) with the background refitted on a post-burst interval starting halfway between the
+   source end and the gap (half the change), and (b) with the other post-burst plateau
+   choice of ``post_plateau`` (two analyses a specialist could defend: the change beyond
+   the statistical error, :func:`_excess_change`); the larger is added to the errors in
+   quadrature. Real backgrounds drift by a per cent
+   over tens of seconds in ways no low-order polynomial over hundreds of seconds follows
+   (GRB 080916C, n3: 67 s with the plateau where the curve flattens, 82 s past the gap).
+
+Post-burst plateau (``post_plateau``): ``gap`` (default) starts it where the automatic
+background interval starts, the source end plus the gap of the background configuration,
+so that a faint tail below the detection threshold stays burst; ``established`` starts it
+where the cumulative curve is established flat after the emission (the net counts of every
+plateau-long window from there on within ``plateau_sigma`` of zero, for two plateau
+lengths, :func:`_plateau_start`) and refits the background from there (the GBM catalog
+analyst's choice: Koshut et al. 1996, von Kienlin et al. 2020), which leaves a slow
+background change after the burst out of it but, on simulated faint tails, accumulates
+less of the tail (docs/durations.md gives both biases).
 """
 
 from __future__ import annotations
@@ -58,11 +81,11 @@ class DurationConfig(StepConfig):
         0.25, ge=0, description="plateau length as a fraction of the source interval"
     )
     margin_fraction: float = Field(
-        1.0,
+        0.0,
         ge=0,
         description="the plateaus start at least this fraction of the source length "
-        "outside it (room permitting), so a tail below the detection threshold is "
-        "accumulated, not averaged into a plateau (dimensionless)",
+        "outside it, room permitting (the background gap already keeps a faint tail out "
+        "of the plateau; a longer window only adds background error) (dimensionless)",
     )
     plateau_min_bins: int = Field(
         4, ge=1, description="minimum length of each background plateau (bins)"
@@ -85,6 +108,24 @@ class DurationConfig(StepConfig):
         "is the simulation's own Poisson draw) or drawn from the fit covariance "
         "independently of the simulated counts (counts the noise of the plateaus twice)",
     )
+    background_systematic: bool = Field(
+        True,
+        description="add to the errors half the change of T90/T50 when the background is "
+        "refitted with the post-burst gap halved (real backgrounds are not polynomials "
+        "over hundreds of seconds; none: switch)",
+    )
+    post_plateau: Literal["gap", "established"] = Field(
+        "gap",
+        description="where the post-burst plateau starts: where the cumulative curve is "
+        "established flat after the emission (Koshut; the background is then refitted from "
+        "there) or where the automatic background interval starts (source end plus the gap)",
+    )
+    plateau_sigma: float = Field(
+        2.0,
+        gt=0,
+        description="the post-burst plateau is established once the net counts over one "
+        "plateau length stay within this many sigma of zero (sigma)",
+    )
     n_sims: int = Field(300, ge=0, description="simulations for the errors (count)")
     seed: int = Field(0, description="seed of the simulations")
 
@@ -95,6 +136,11 @@ class Durations:
 
     ``total_counts`` is the background-subtracted burst total ``F`` (counts);
     ``window`` the accumulation window; ``band_kev`` the band of the light curve.
+    ``t90_err`` and ``t50_err`` combine the simulated (statistical) error and the
+    background-interval systematic ``t90_sys``/``t50_sys`` in quadrature.
+    ``background_intervals`` are the intervals of the background fit that was subtracted
+    (s); ``post_plateau_start`` where the post-burst plateau starts (s), chosen as
+    ``post_plateau`` says (:class:`DurationConfig`).
     """
 
     t90: float
@@ -111,6 +157,11 @@ class Durations:
     band_kev: tuple[float, float] | None
     method: str = "Koshut plateaus; monotone-rearranged crossing; linear within bins"
     flags: tuple[str, ...] = field(default_factory=tuple)
+    t90_sys: float = 0.0
+    t50_sys: float = 0.0
+    background_intervals: tuple[tuple[float, float], ...] = ()
+    post_plateau_start: float = float("nan")
+    post_plateau: str = "gap"
 
 
 def _crossing(edges: np.ndarray, s: np.ndarray, level: float) -> float:
@@ -268,6 +319,200 @@ class _BackgroundRefit:
         return self._c + self._cov @ g
 
 
+def _plateau_start(
+    bins: BinnedCounts, background: BackgroundModel, t_from: float, length: float, z: float
+) -> float | None:
+    """Return the first time after ``t_from`` from which the cumulative curve stays flat.
+
+    Flat means: the net counts (counts minus the background model) over every window of
+    ``length`` seconds starting in the next ``length`` seconds (the curve flat over two
+    lengths) are at most ``z`` sigma above zero (Poisson variance of the model counts, or
+    the curve's own variance when it has errors, plus the model's per-bin variance summed,
+    its correlation neglected: it is small next to the Poisson term). This is where an analyst sees the cumulative curve reach its
+    post-burst plateau (Koshut et al. 1996). Searched in the contiguous data from
+    ``t_from``; None when no such time exists before a gap or the data end.
+    """
+    mu, var = background.counts(bins)
+    if bins.variance is not None:  # a curve with errors: their variance, not the model's
+        var = var + np.asarray(bins.variance, dtype=float) - mu
+    run = np.flatnonzero(~bins.contiguous[1:] & (bins.lo[1:] > t_from))
+    last = int(run[0]) if run.size else bins.lo.size - 1  # the contiguous run from t_from
+    first = int(np.searchsorted(bins.lo, t_from - 1e-9))
+    if first >= last:
+        return None
+    edges = np.concatenate([bins.lo[first : last + 1], bins.hi[last : last + 1]])
+    net = np.concatenate(
+        [[0.0], np.cumsum(np.asarray(bins.counts, float)[first : last + 1] - mu[first : last + 1])]
+    )
+    v = np.concatenate([[0.0], np.cumsum(mu[first : last + 1] + var[first : last + 1])])
+    j = np.searchsorted(edges, edges + length - 1e-9)
+    ok = j < edges.size
+    k = np.flatnonzero(ok)
+    if k.size == 0:
+        return None
+    hot = (net[j[k]] - net[k]) > z * np.sqrt(np.maximum(v[j[k]] - v[k], 1e-12))
+    # quiet for one more plateau length of starts: the curve stays flat over 2 lengths
+    span = max(int(j[0]), 1)
+    quiet = np.convolve(hot.astype(float), np.ones(span), mode="full")[span - 1 :] == 0
+    good = np.flatnonzero(quiet[: max(k.size - span + 1, 1)])
+    return float(edges[k[good[0]]]) if good.size else None
+
+
+def _established_background(
+    bins: BinnedCounts, background: BackgroundModel, plateau: float, z: float
+) -> tuple[BackgroundModel, float]:
+    """Return the background refitted from where the post-burst plateau is established, and that time.
+
+    The plateau start is searched (:func:`_plateau_start`) with the gap background, between
+    the source end and the start of its post-burst interval; the background is then refitted
+    on the pre-burst intervals and the data from there on (same order rules), and the search
+    repeated once with it. Unchanged when the plateau is only established at the gap.
+    """
+    from svomflow.tasks.timing.background import BackgroundConfig, fit_background
+
+    iv = np.asarray(background.intervals, dtype=float).reshape(-1, 2)
+    s1 = background.source[1]
+    after = iv[:, 0] >= s1 - 1e-9
+    pa = float(iv[after, 0].min())
+    model, start = background, pa
+    for _ in range(2):
+        t_p = _plateau_start(bins, model, s1, plateau, z)
+        if t_p is None or t_p >= start - 1e-9:
+            break
+        new_iv = [(float(a), float(b)) for a, b in iv[~after]]
+        new_iv.append((t_p, float(iv[after, 1].max())))
+        try:
+            model = fit_background(bins, BackgroundConfig(intervals=new_iv))
+        except InputDataError:
+            break
+        model = BackgroundModel(
+            coeffs=model.coeffs,
+            cov=model.cov,
+            t_ref=model.t_ref,
+            scale=model.scale,
+            intervals=model.intervals,
+            source=background.source,
+            order_tests=model.order_tests,
+            flags=background.flags + model.flags,
+        )
+        start = t_p
+    return model, start
+
+
+def _other_plateau(
+    bins: BinnedCounts, background: BackgroundModel, cfg: DurationConfig
+) -> tuple[float, float] | None:
+    """Return T90 and T50 measured with the other post-burst plateau choice (no errors).
+
+    ``gap`` and ``established`` are the two choices a specialist could defend: the
+    background from past a fixed gap (a faint tail below the detection stays burst) or from
+    where the cumulative curve flattens (a few per cent of slow background change stays
+    background). The full difference is a 1-sigma systematic; None when the other choice
+    finds no duration.
+    """
+    other = "gap" if cfg.post_plateau == "established" else "established"
+    alt = cfg.model_copy(
+        update={"post_plateau": other, "n_sims": 0, "background_systematic": False}
+    )
+    try:
+        d = durations(bins, background, alt)
+    except InputDataError:
+        return None
+    return d.t90, d.t50
+
+
+def _excess_change(change: float, stat: float) -> float:
+    """Return the part of a change between two analyses not explained by the statistical error.
+
+    ``sqrt(change^2 - stat^2)`` (0 when the change is within the error; the whole change when
+    the error is unknown): on a clean burst the two plateau choices differ by noise only, and
+    counting that noise again as a systematic makes the errors over-cover.
+    """
+    if not np.isfinite(stat):
+        return abs(change)
+    return float(np.sqrt(max(change * change - stat * stat, 0.0)))
+
+
+def _closer_background(bins: BinnedCounts, background: BackgroundModel) -> BackgroundModel | None:
+    """Return the background refitted with the post-burst interval starting halfway to the burst.
+
+    Same order-selection rules (defaults) on the same pre-burst interval; None when the fit
+    fails or there is no post-burst interval.
+    """
+    from svomflow.tasks.timing.background import BackgroundConfig, fit_background
+
+    iv = np.asarray(background.intervals, dtype=float).reshape(-1, 2).copy()
+    s1 = background.source[1]
+    after = np.flatnonzero(iv[:, 0] >= s1 - 1e-9)
+    if after.size == 0:
+        return None
+    k = int(after[np.argmin(iv[after, 0])])
+    iv[k, 0] = s1 + 0.5 * (iv[k, 0] - s1)
+    cfg = BackgroundConfig(intervals=[(float(a), float(b)) for a, b in iv])
+    try:
+        alt = fit_background(bins, cfg)
+    except InputDataError:
+        return None
+    return alt
+
+
+def _simulated_errors(
+    bins: BinnedCounts,
+    background: BackgroundModel,
+    idx: np.ndarray,
+    edges: np.ndarray,
+    plateaus: tuple[np.ndarray, np.ndarray],
+    a: np.ndarray,
+    cfg: DurationConfig,
+    flags: list[str],
+) -> dict[str, float]:
+    """Half the 16-84 % range of T90, T05, T50, T25 and F over simulated light curves (step 4).
+
+    Poisson counts are drawn around the template of ``error_model`` with the background
+    refitted or drawn (``background_draws``); a curve with Gaussian errors (``variance``)
+    gets Gaussian noise around the observed counts and coefficients drawn from the fit
+    covariance (no Poisson template exists for negative, mask-weighted counts).
+    """
+    pre, post = plateaus
+    rule = cfg.crossing
+    counts = np.asarray(bins.counts, dtype=float)[idx]
+    errs = dict.fromkeys(("t90", "t05", "t50", "t25", "f"), np.nan)
+    if cfg.n_sims <= 0:
+        return errs
+    gaussian = bins.variance is not None
+    rng = np.random.default_rng(cfg.seed)
+    template = np.maximum(counts, 0.0)
+    sigma = np.zeros(counts.size)
+    if gaussian:
+        template = counts
+        sigma = np.sqrt(np.asarray(bins.variance, dtype=float)[idx])
+    elif cfg.error_model == "blocks":
+        template = _blocks_template(edges, counts)
+    refit = None
+    if cfg.background_draws == "refit" and not gaussian:
+        refit = _BackgroundRefit(bins, background, idx, template)
+        outside = refit.outside_scores(rng, cfg.n_sims)
+    else:
+        coeffs = background.sample(rng, cfg.n_sims)
+    sims = np.empty((cfg.n_sims, 5))
+    for k in range(cfg.n_sims):
+        if gaussian:
+            c = template + sigma * rng.standard_normal(template.size)
+        else:
+            c = rng.poisson(template).astype(float)
+        ck = refit.coeffs(c, outside[k]) if refit is not None else coeffs[k]
+        r = _analyse(edges, c - a @ ck, pre, post, rule)
+        sims[k] = [r[2] - r[1], r[1], r[4] - r[3], r[3], r[0]]
+    ok = np.all(np.isfinite(sims), axis=1)
+    if ok.mean() < 0.9:
+        flags.append(f"{100 * (1 - ok.mean()):.0f}% of error simulations found no crossing")
+    if ok.sum() >= 10:
+        q = np.percentile(sims[ok], [16, 84], axis=0)
+        half = 0.5 * (q[1] - q[0])
+        errs = dict(zip(("t90", "t05", "t50", "t25", "f"), half, strict=True))
+    return errs
+
+
 def durations(
     bins: BinnedCounts,
     background: BackgroundModel,
@@ -316,6 +561,9 @@ def durations(
     plateau = max(cfg.plateau_s, cfg.plateau_fraction * (s1 - s0), cfg.plateau_min_bins * width)
     pb = float(before[:, 1].max())
     pa = float(after[:, 0].min())
+    gap_background = background
+    if cfg.post_plateau == "established":
+        background, pa = _established_background(bins, background, plateau, cfg.plateau_sigma)
     margin = cfg.margin_fraction * (s1 - s0)
     p0 = max(min(pb, s0 - margin), min(pb, float(bins.lo[0]) + plateau))
     p1 = min(max(pa, s1 + margin), max(pa, float(bins.hi[-1]) - plateau))
@@ -352,37 +600,35 @@ def durations(
         raise InputDataError("the cumulative curve never crosses the 5/25/75/95 % levels")
     t90 = t95 - t05
     t50 = t75 - t25
-    errs = dict.fromkeys(("t90", "t05", "t50", "t25", "f"), np.nan)
-    if cfg.n_sims > 0:
-        rng = np.random.default_rng(cfg.seed)
-        template = np.maximum(sub.counts, 0.0)
-        if cfg.error_model == "blocks":
-            template = _blocks_template(edges, sub.counts)
-        if cfg.background_draws == "refit":
-            refit = _BackgroundRefit(bins, background, idx, template)
-            outside = refit.outside_scores(rng, cfg.n_sims)
-        else:
-            coeffs = background.sample(rng, cfg.n_sims)
-        sims = np.empty((cfg.n_sims, 5))
-        for k in range(cfg.n_sims):
-            c = rng.poisson(template).astype(float)
-            ck = refit.coeffs(c, outside[k]) if cfg.background_draws == "refit" else coeffs[k]
-            r = _analyse(edges, c - a @ ck, pre, post, rule)
-            sims[k] = [r[2] - r[1], r[1], r[4] - r[3], r[3], r[0]]
-        ok = np.all(np.isfinite(sims), axis=1)
-        if ok.mean() < 0.9:
-            flags.append(f"{100 * (1 - ok.mean()):.0f}% of error simulations found no crossing")
-        if ok.sum() >= 10:
-            q = np.percentile(sims[ok], [16, 84], axis=0)
-            half = 0.5 * (q[1] - q[0])
-            errs = dict(zip(("t90", "t05", "t50", "t25", "f"), half, strict=True))
+    errs = _simulated_errors(bins, background, idx, edges, (pre, post), a, cfg, flags)
+    sys90 = sys50 = 0.0
+    if cfg.background_systematic:
+        closer = _closer_background(bins, background)
+        if closer is not None:
+            a_alt = closer.design(sub.lo, sub.hi) * sub.exposure[:, None]
+            r = _analyse(edges, sub.counts - a_alt @ closer.coeffs, pre, post, rule)
+            if np.all(np.isfinite(r)) and r[0] > 0:
+                sys90 = 0.5 * abs(r[2] - r[1] - t90)
+                sys50 = 0.5 * abs(r[4] - r[3] - t50)
+        other = _other_plateau(bins, gap_background, cfg)
+        if other is not None:
+            # beyond what the noise alone moves between two analyses of the same counts
+            sys90 = max(sys90, _excess_change(other[0] - t90, errs["t90"]))
+            sys50 = max(sys50, _excess_change(other[1] - t50, errs["t50"]))
+        if sys90 > errs["t90"]:
+            flags.append(
+                f"T90 depends on the background intervals: {sys90:.3g} s systematic "
+                "exceeds the statistical error"
+            )
     return Durations(
         t90=float(t90),
-        t90_err=float(errs["t90"]),
+        t90_err=float(np.hypot(errs["t90"], sys90)),
+        t90_sys=float(sys90),
+        t50_sys=float(sys50),
         t90_start=float(t05),
         t90_start_err=float(errs["t05"]),
         t50=float(t50),
-        t50_err=float(errs["t50"]),
+        t50_err=float(np.hypot(errs["t50"], sys50)),
         t50_start=float(t25),
         t50_start_err=float(errs["t25"]),
         total_counts=float(f),
@@ -391,4 +637,9 @@ def durations(
         band_kev=band_kev,
         flags=tuple(flags),
         method=_METHODS[rule],
+        background_intervals=tuple(
+            (float(lo), float(hi)) for lo, hi in np.reshape(background.intervals, (-1, 2))
+        ),
+        post_plateau_start=float(p1),
+        post_plateau=cfg.post_plateau,
     )

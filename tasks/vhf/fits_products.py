@@ -247,6 +247,9 @@ def t90_hdus(
         ("T50_ERR", d.t50_err if d else nan, "s", "1-sigma error"),
         ("T50_START", d.t50_start if d else nan, "s", "start of T50, from T0"),
         ("T50_START_ERR", d.t50_start_err if d else nan, "s", "1-sigma error"),
+        ("T90_SYS", d.t90_sys if d else nan, "s", "background-choice systematic in T90_ERR"),
+        ("T50_SYS", d.t50_sys if d else nan, "s", "background-choice systematic in T50_ERR"),
+        ("POSTPLAT", d.post_plateau_start if d else nan, "s", "post-burst plateau start, from T0"),
         ("NET_COUNTS", d.total_counts if d else nan, "count", "background-subtracted counts"),
         ("NET_COUNTS_ERR", d.total_counts_err if d else nan, "count", "1-sigma error"),
         ("WIN_START", d.window[0] if d else nan, "s", "accumulation window start, from T0"),
@@ -266,6 +269,9 @@ def t90_hdus(
     keys: list[tuple[str, Any, str]] = list(_band_keys(band))
     if d is not None:
         keys.append(("METHOD", d.method[:68], "T90 method"))
+        keys.append(("PLATMODE", d.post_plateau, "post-burst plateau: gap or established"))
+        bkg = ",".join(f"[{lo:.1f},{hi:.1f}]" for lo, hi in d.background_intervals)
+        keys.append(("BKGINT", bkg[:68], "[s] background fit intervals, from T0"))
     if dt_s is not None:
         keys.append(("TIMEDEL", float(dt_s), "[s] bin width of the T90 light curve"))
     return table_hdus(head, extname="T90", rows=[row], keywords=keys, flags=flags, quality=quality)

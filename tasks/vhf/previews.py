@@ -2,14 +2,19 @@
 
 Each preview is a :class:`~svomflow.products.catalogue.FigureModel`: the data to draw and a
 function that draws them on a :class:`matplotlib.figure.Figure` (no pyplot state, so several
-threads of one flow run can draw), rendered when the catalogue publishes it.
+threads of one flow run can draw), rendered when the catalogue publishes it. Drawing costs
+what the reader sees, not what the analysis used: curves are binned for display (about
+0.256 s, at most 800 bins) and each series is one artist (a step line, a one-sigma band,
+one collection of gaps), with fixed margins instead of a layout engine.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from matplotlib.collections import PolyCollection
 from matplotlib.patches import Circle
 from svomflow.instruments.coded_mask import MaskGeometry
 from svomflow.products.burst_events import InstrumentEvents
@@ -19,46 +24,136 @@ from svomflow.tasks.coded_mask.quick_position import QuickPosition
 from svomflow.tasks.timing import BinnedCounts
 from svomflow.tasks.vhf.curves import BandCurve, InstrumentTiming
 
-__all__ = ["lightcurve_figure", "sky_image_figure"]
+__all__ = ["DisplayBins", "display_bins", "lightcurve_figure", "sky_image_figure"]
 
 _DPI = 90
+#: Width of a displayed bin (s) and most bins drawn per curve: a 8-inch panel at 90 dpi is
+#: about 650 pixels wide, so finer bins add drawing time and no visible information.
+_DISPLAY_DT_S = 0.256
+_MAX_DISPLAY_BINS = 800
+# fixed margins (inches): constrained layout measured every tick label of every panel and
+# took more than half of the drawing time
+_LEFT_IN, _RIGHT_IN, _TOP_IN, _BOTTOM_IN = 0.75, 0.15, 0.35, 0.5
 
 
-def _rebin(b: BinnedCounts, factor: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Sum ``factor`` consecutive bins (display only; a gap ends a group)."""
-    n = b.lo.size // factor * factor
+@dataclass(frozen=True)
+class DisplayBins:
+    """Bins of a light curve as drawn: edges (s), rate and its 1-sigma error (counts/s).
+
+    ``rate``/``error`` are NaN where a bin has no exposure; ``gaps`` holds the
+    ``(start, stop)`` of each data gap between consecutive bins.
+    """
+
+    lo: np.ndarray
+    hi: np.ndarray
+    rate: np.ndarray
+    error: np.ndarray
+    gaps: np.ndarray
+
+
+def display_bins(b: BinnedCounts, dt_s: float = _DISPLAY_DT_S) -> DisplayBins:
+    """Sum consecutive bins to about ``dt_s`` (at most ``_MAX_DISPLAY_BINS``), never across a gap.
+
+    Parameters
+    ----------
+    b : BinnedCounts
+        The light curve (1-D counts).
+    dt_s : float
+        Wanted display bin width (s); the curve's own bins are kept when wider.
+
+    Returns
+    -------
+    DisplayBins
+        Display bins with the Poisson error ``sqrt(max(n, 1)) / exposure`` of each.
+    """
+    n = b.lo.size
+    counts = np.asarray(b.counts, dtype=float)
     if n == 0:
-        return b.lo, b.hi, b.counts, b.exposure
-    lo = b.lo[:n:factor]
-    hi = b.hi[factor - 1 : n : factor]
-    c = np.add.reduceat(np.asarray(b.counts[:n], float), np.arange(0, n, factor))
-    e = np.add.reduceat(b.exposure[:n], np.arange(0, n, factor))
-    return lo, hi, c, e
+        empty = np.zeros(0)
+        return DisplayBins(empty, empty, empty, empty, np.zeros((0, 2)))
+    dt = float(np.median(b.hi - b.lo))
+    span = float(b.hi[-1] - b.lo[0])
+    factor = max(1, round(dt_s / dt) if dt > 0 else 1, int(np.ceil(n / _MAX_DISPLAY_BINS)))
+    if span > 0 and dt > 0:
+        factor = max(factor, int(np.ceil(span / dt / _MAX_DISPLAY_BINS)))
+    cont = b.contiguous
+    # a group starts every ``factor`` bins of a contiguous run and at every gap
+    run_start = np.flatnonzero(~cont)
+    run_id = np.cumsum(~cont)
+    first_of_run = np.concatenate([[0], run_start])[run_id]
+    starts = np.flatnonzero(((np.arange(n) - first_of_run) % factor) == 0)
+    stops = np.concatenate([starts[1:], [n]]) - 1
+    c = np.add.reduceat(counts, starts)
+    e = np.add.reduceat(np.asarray(b.exposure, dtype=float), starts)
+    ok = e > 0
+    safe = np.where(ok, e, 1.0)
+    rate = np.where(ok, c / safe, np.nan)
+    err = np.where(ok, np.sqrt(np.maximum(c, 1.0)) / safe, np.nan)
+    gaps = np.column_stack([b.hi[run_start - 1], b.lo[run_start]]) if run_start.size else None
+    return DisplayBins(
+        lo=b.lo[starts],
+        hi=b.hi[stops],
+        rate=rate,
+        error=err,
+        gaps=gaps if gaps is not None else np.zeros((0, 2)),
+    )
 
 
-def _panel(ax: Any, c: BandCurve, factor: int, label: str) -> None:
-    lo, hi, cnt, exp = _rebin(c.bins, factor)
-    ok = exp > 0
-    rate = np.where(ok, cnt / np.where(ok, exp, 1), np.nan)
-    err = np.where(ok, np.sqrt(np.maximum(cnt, 1)) / np.where(ok, exp, 1), np.nan)
-    mid = 0.5 * (lo + hi)
-    ax.errorbar(mid, rate, yerr=err, fmt="none", ecolor="0.6", lw=0.6)
-    ax.step(lo, rate, where="post", color="k", lw=0.8, label=label)
+def _steps(d: DisplayBins) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return x, rate and error of the step outline (a NaN breaks the line at each gap)."""
+    x = np.column_stack([d.lo, d.hi]).ravel()
+    y = np.repeat(d.rate, 2)
+    e = np.repeat(d.error, 2)
+    brk = np.flatnonzero(d.lo[1:] > d.hi[:-1] + 1e-9) + 1
+    if brk.size:
+        at = 2 * brk
+        x = np.insert(x, at, np.nan)
+        y = np.insert(y, at, np.nan)
+        e = np.insert(e, at, np.nan)
+    return x, y, e
+
+
+def _panel(ax: Any, c: BandCurve, label: str) -> None:
+    """Draw one band: the rate as one step line, its error as one band, gaps, background."""
+    d = display_bins(c.bins)
+    x, y, e = _steps(d)
+    ax.fill_between(x, y - e, y + e, color="0.75", lw=0, label="1-sigma error")
+    ax.plot(x, y, color="k", lw=0.8, label=label)
     if c.background is not None:
         t = np.linspace(c.bins.lo[0], c.bins.hi[-1], 400)
         ax.plot(t, c.background.rate(t), color="tab:blue", lw=1.2, label="background model")
-    # data gaps shaded
-    gaps = np.flatnonzero(~c.bins.contiguous)
-    for g in gaps:
-        ax.axvspan(c.bins.hi[g - 1], c.bins.lo[g], color="0.85", label="data gap")
+    if d.gaps.size:
+        # every gap in one artist, full height of the axes
+        verts = [[(a, 0), (a, 1), (b, 1), (b, 0)] for a, b in d.gaps]
+        ax.add_collection(
+            PolyCollection(
+                verts, facecolors="0.85", edgecolors="none", transform=ax.get_xaxis_transform()
+            )
+        )
+        ax.plot([], [], color="0.85", lw=6, label="data gap")
     ax.set_ylabel("count/s")
 
 
+def _fixed_margins(fig: Any, *, right_in: float = _RIGHT_IN, hspace: float = 0.08) -> None:
+    """Place the axes with fixed margins in inches (no layout engine)."""
+    w, h = fig.get_size_inches()
+    fig.subplots_adjust(
+        left=_LEFT_IN / w,
+        right=1 - right_in / w,
+        top=1 - _TOP_IN / h,
+        bottom=_BOTTOM_IN / h,
+        hspace=hspace,
+    )
+
+
 def lightcurve_figure(timing: InstrumentTiming, *, title: str) -> FigureModel:
-    """Light curve of the T90 band with T90/T50, background and peak; other bands below."""
+    """Light curve of the T90 band with T90/T50, background and peak; other bands below.
+
+    Each band is binned for display to about 0.256 s (never finer than its own bins) and
+    drawn as one step line with a one-sigma error band, so the drawing time does not grow
+    with the number of analysis bins.
+    """
     curves = [timing.curve] + [c for c in timing.light_curves if c.band_kev != timing.band_kev]
-    dt = float(np.median(timing.curve.bins.hi - timing.curve.bins.lo))
-    factor = max(1, round(0.256 / dt))
     d = timing.durations
     # the peak window shown: 1.024 s, else the longest timescale measured
     peak = next(
@@ -67,10 +162,10 @@ def lightcurve_figure(timing: InstrumentTiming, *, title: str) -> FigureModel:
     )
 
     def draw(fig: Any) -> None:
-        fig.set_layout_engine("constrained")
+        _fixed_margins(fig)
         axes = fig.subplots(len(curves), 1, sharex=True, squeeze=False)[:, 0]
         for ax, c in zip(axes, curves, strict=True):
-            _panel(ax, c, factor, f"{c.band_kev[0]:g}-{c.band_kev[1]:g} keV")
+            _panel(ax, c, f"{c.band_kev[0]:g}-{c.band_kev[1]:g} keV")
             ax.legend(loc="upper right", fontsize=7)
         ax0 = axes[0]
         if d is not None:
@@ -131,7 +226,8 @@ def sky_image_figure(data: InstrumentEvents, qp: QuickPosition, *, title: str) -
     half = max(6 * r90_tan, 3 * abs(img.tan_y[1] - img.tan_y[0]))
 
     def draw(fig: Any) -> None:
-        fig.set_layout_engine("constrained")
+        _fixed_margins(fig, right_in=0.2)
+        fig.subplots_adjust(wspace=0.3)
         a1, a2 = fig.subplots(1, 2)
         m = a1.imshow(snr.T, origin="lower", extent=ext, cmap="magma", aspect="equal")
         fig.colorbar(m, ax=a1, label="S/N")

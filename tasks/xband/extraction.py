@@ -48,6 +48,7 @@ from svomflow.tasks.xband.selection import channel_bounds, per_instrument
 from svomflow.tasks.xband.spectra import (
     ExtractedSpectrum,
     detector_background,
+    ebounds_gti_hdus,
     extract_spectrum,
     spectra_hdus,
 )
@@ -186,7 +187,9 @@ def _weighted_product(
         respfile=respfile,
         extra_cards=cards,
     )
-    return Product("PHA", code, FitsModel.from_hdus([primary(ev.definition), hdu]))
+    # EBOUNDS and GTI as GBM's spectrum files carry them (gdt-core, XSPEC read them)
+    extra = ebounds_gti_hdus(ev, 0, [s.interval for s in spectra], t0=t0, timeref=_timeref(ev))
+    return Product("PHA", code, FitsModel.from_hdus([primary(ev.definition), hdu, *extra]))
 
 
 def _time_background_products(
@@ -196,6 +199,7 @@ def _time_background_products(
     respfile: str,
     labels: Sequence[str],
     t0: float,
+    detector_index: int = 0,
 ) -> list[Product]:
     assert ev.definition is not None
     src, bak = spectra_hdus(
@@ -208,10 +212,14 @@ def _time_background_products(
         backfile=link_name("BAK", code),
         extra_cards=[("INTNAMES", ",".join(labels)[:68], "")],
     )
+    # EBOUNDS and GTI as GBM's spectrum files carry them (gdt-core, XSPEC read them)
+    extra = ebounds_gti_hdus(
+        ev, detector_index, [s.interval for s in spectra], t0=t0, timeref=_timeref(ev)
+    )
     # the background first: the spectrum names its published file
     return [
-        Product("BAK", code, FitsModel.from_hdus([primary(ev.definition), bak])),
-        Product("PHA", code, FitsModel.from_hdus([primary(ev.definition), src])),
+        Product("BAK", code, FitsModel.from_hdus([primary(ev.definition), bak, *extra])),
+        Product("PHA", code, FitsModel.from_hdus([primary(ev.definition), src, *extra])),
     ]
 
 
@@ -317,7 +325,7 @@ def spectra(
             ]
             code = detector_code(name, det, len(detectors))
             out.products += _time_background_products(
-                ev, extracted, code, response.link[det], labels, t0
+                ev, extracted, code, response.link[det], labels, t0, detector_index=k
             )
             datasets = []
             for row, s in enumerate(extracted, start=1):

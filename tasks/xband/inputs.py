@@ -27,6 +27,7 @@ from svomflow.products.burst_events import (
     peek_headers,
     read_burst_events,
 )
+from svomflow.products.ogip import MALFORMED_FILE_ERRORS, reading_file
 from svomflow.tasks.step import Observation
 
 __all__ = [
@@ -92,8 +93,10 @@ def instrument_of_file(path: str | Path) -> str:
     try:
         with fits.open(p, memmap=False) as hdul:
             values = {str(h.header.get("INSTRUME", "")).strip().upper() for h in hdul}
-    except OSError as exc:
-        raise InputDataError(f"{p}: not a readable FITS file ({exc})") from None
+    except MALFORMED_FILE_ERRORS as exc:
+        raise InputDataError(
+            f"{p}: not a readable FITS file ({type(exc).__name__}: {exc})"
+        ) from None
     for name in KNOWN_INSTRUMENTS:
         if load_instrument(name).instrument.upper() in values:
             return name
@@ -139,7 +142,7 @@ def observe(request: XbandRequest) -> Observation:
             names.append(defn.name)
     t0 = choose_t0(headers, request.t0)
     if t0 is None:  # no trigger time anywhere: the start of the first file's events
-        with fits.open(headers[0].path, memmap=False) as hdul:
+        with reading_file(headers[0].path), fits.open(headers[0].path, memmap=False) as hdul:
             t0 = float(hdul["EVENTS"].data["TIME"].min())
     ordered = tuple(n for n in KNOWN_INSTRUMENTS if n in names)
     return Observation(instruments=ordered, time=_iso_utc(t0, ordered[0]))

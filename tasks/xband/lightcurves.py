@@ -16,6 +16,7 @@ import numpy as np
 from svomflow.products.burst_events import InstrumentEvents
 from svomflow.products.catalogue import FitsModel, Product
 from svomflow.products.catalogue.instrument_codes import instrument_code
+from svomflow.products.ogip import TimeReference, gti_hdu
 from svomflow.tasks.step import step
 from svomflow.tasks.timing import PeakFluxConfig, peak_flux, uniform_bins
 from svomflow.tasks.xband.config import LightCurveConfig
@@ -50,6 +51,9 @@ def lightcurves(
     """Make one instrument's light curve and peak fluxes in photon and energy flux units."""
     count_band, flux_band = factors.count_band, factors.flux_band
     gti = events.events.gti
+    # the OGIP time keywords and GTI extension the VHF light curves carry (timing tools
+    # such as stingray and gdt-core place the curve in time from them)
+    timeref = TimeReference(mjdref=events.events.mjdref, timesys=events.events.timesys)
     bkg = detector_background(events, None, intervals.off_source, count_band)
     t = times_in_band(events, count_band)
     bins = uniform_bins(t, config.bin_s, gti)
@@ -91,6 +95,9 @@ def lightcurves(
             ("HDUCLAS3", "RATE", ""),
             ("TIMEZERO", t0, "mission time of T0 (s)"),
             ("TIMEPIXR", 0.0, "bin start"),
+            *timeref.cards(),
+            ("TSTART", float(bins.lo[0]), "[s] start of the first bin, from TIMEZERO"),
+            ("TSTOP", float(bins.hi[-1]), "[s] end of the last bin, from TIMEZERO"),
             ("E_MIN", count_band[0], "[keV] counts band"),
             ("E_MAX", count_band[1], "[keV] counts band"),
             ("FLUX_LO", flux_band[0], "[keV] photon-flux band"),
@@ -152,9 +159,17 @@ def lightcurves(
             ("FLUX_HI", flux_band[1], "[keV]"),
         ],
     )
+    d = events.definition
+    gti_ext = gti_hdu(
+        np.asarray(gti, float)[:, 0] + t0,
+        np.asarray(gti, float)[:, 1] + t0,
+        timeref=timeref,
+        telescope=d.telescope if d is not None else "SVOM",
+        instrument=d.instrument if d is not None else name.upper(),
+    )
     # in flux units through the fits: the fits' calibration
     models = (
-        ("LC", FitsModel.from_hdus([primary(events.definition), tab])),
+        ("LC", FitsModel.from_hdus([primary(events.definition), tab, gti_ext])),
         ("LC-PREVIEW", preview),
         ("PF", FitsModel.from_hdus([primary(events.definition), ptab])),
     )

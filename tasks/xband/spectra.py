@@ -41,6 +41,8 @@ from svomflow.errors import InputDataError
 from svomflow.products.burst_events import InstrumentEvents
 from svomflow.products.ogip import (
     TimeReference,
+    ebounds_hdu,
+    gti_hdu,
     pha_type1_hdu,
     pha_type2_hdu,
 )
@@ -57,6 +59,7 @@ __all__ = [
     "DetectorBackground",
     "ExtractedSpectrum",
     "detector_background",
+    "ebounds_gti_hdus",
     "extract_spectrum",
     "group_channels",
     "interval_pha_hdu",
@@ -110,6 +113,38 @@ def _intersect(intervals: Sequence[Interval], gti: NDArray[np.float64]) -> list[
             if hi > lo:
                 out.append((float(lo), float(hi)))
     return out
+
+
+def ebounds_gti_hdus(
+    ev: InstrumentEvents,
+    detector_index: int,
+    intervals: Sequence[Interval],
+    *,
+    t0: float,
+    timeref: TimeReference,
+) -> list[fits.BinTableHDU]:
+    """Return the ``EBOUNDS`` and ``GTI`` extensions a spectrum file carries, as GBM's do.
+
+    ``EBOUNDS`` gives the detector's channel energies (so gdt-core, XSPEC and threeML read
+    the spectrum without its response); ``GTI`` the spectra's intervals (s from ``t0``)
+    inside the events' good time intervals, in mission seconds.
+    """
+    if ev.definition is None:
+        raise InputDataError(f"{source_file(ev)}: no instrument definition for the spectrum file")
+    e_min, e_max, first = channel_bounds(ev, detector_index)
+    kept = sorted(_intersect(intervals, ev.events.gti))
+    merged: list[list[float]] = []
+    for a, b in kept:
+        if merged and a <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], b)
+        else:
+            merged.append([a, b])
+    gti = np.array(merged, dtype=float).reshape(-1, 2) + t0
+    tel, ins = ev.definition.telescope, ev.definition.instrument
+    return [
+        ebounds_hdu(e_min, e_max, telescope=tel, instrument=ins, first_channel=first),
+        gti_hdu(gti[:, 0], gti[:, 1], timeref=timeref, telescope=tel, instrument=ins),
+    ]
 
 
 def detector_background(

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -33,12 +33,16 @@ from svomflow.tasks.xray.mlfit import (
     fit_group,
     fit_sources,
 )
+from svomflow.tasks.xray.psf_estimate import PSFEstimate, estimate_psf, on_cross
 
 __all__ = [
     "Candidate",
     "DetectConfig",
+    "Detection",
     "SourceRecord",
+    "arm_sources",
     "band_images",
+    "detect_field",
     "detect_sources",
     "find_candidates",
     "pixel_to_sky",
@@ -79,12 +83,51 @@ class DetectConfig(StepConfig):
     residual_sigma: float = Field(
         3.0, description="Matched-filter residual significance (sigma) of a trial source"
     )
+    residual_systematic: float = Field(
+        0.05,
+        ge=0,
+        description="PSF shape uncertainty: this fraction of the sources' filtered model "
+        "is added (in quadrature) to the noise of the residual significance",
+    )
     residual_radius_pix: float = Field(
         45.0, description="Trial sources are searched within this distance of fitted ones (pixels)"
     )
     min_separation_pix: float = Field(
         8.0,
         description="An added source must be further than this from every other source (pixels)",
+    )
+    psf_self_calibration: bool = Field(
+        True,
+        description="Fit the PSF shape (core width, arm length, core and arm fractions) on "
+        "the field's bright sources and use it instead of the CALDB's when the fit is "
+        "significantly better",
+    )
+    psf_min_counts: float = Field(
+        3000.0, gt=0, description="A source takes part in the PSF fit from this many counts"
+    )
+    psf_max_sources: int = Field(
+        3, ge=1, description="At most this many bright sources take part in the PSF fit"
+    )
+    psf_min_delta_c: float = Field(
+        25.0,
+        ge=0,
+        description="The fitted PSF replaces the CALDB's if it lowers C by at least this much",
+    )
+    arm_candidates: Literal["suppress", "flag", "keep"] = Field(
+        "suppress",
+        description="Sources on a brighter source's cross arms whose counts the arm's "
+        "residual can explain: dropped (suppress), kept with ARM_OF set (flag), or kept",
+    )
+    arm_residual_fraction: float = Field(
+        0.5,
+        ge=0,
+        description="An arm source is explained by the brighter source's arm if its counts "
+        "are at most this fraction of that source's counts in one arm",
+    )
+    arm_reach: float = Field(
+        4.0,
+        gt=0,
+        description="How far along the arms the rule applies, in fitted arm half-lengths",
     )
     override_psf: CalibrationOverride = Field(
         None,
@@ -121,6 +164,7 @@ class SourceRecord:
     rate: float
     rate_err: float
     group: int
+    arm_of: int = 0
 
 
 def band_images(
@@ -242,7 +286,9 @@ def residual_search(
     positions free. The trial source is kept if ``-ln P(chi2_{2+nb} >= C0 - C1)``, its own
     detection likelihood and the likelihoods of the group's previous sources all reach
     ``cfg.ml_threshold``, the fit converged, and no two sources of the group are closer
-    than ``cfg.min_separation_pix``; the accepted fit then replaces the group's. A rejected
+    than ``cfg.min_separation_pix``; the accepted fit then replaces the group's. With
+    ``cfg.arm_candidates == "suppress"`` a trial that :func:`arm_sources` would drop (on a
+    brighter source's cross, counts its arm explains) is rejected without fitting. A rejected
     position is not tried again. Stops when no peak exceeds ``cfg.residual_sigma`` or the
     limits on added and tried sources are reached.
     """
@@ -263,9 +309,16 @@ def residual_search(
         for g in fits:
             x0, x1, y0, y1 = g.window
             bkg_img[:, y0:y1, x0:x1] = g.background[:, None, None]
-        model = bkg_img + sum(m for ms in models for m in ms)
-        resid = signal.fftconvolve(total - model.sum(axis=0), kern, mode="same")
-        var = np.maximum(signal.fftconvolve(model.sum(axis=0), k2, mode="same"), 1e-12)
+        src_model = np.zeros(shape)
+        for m in (m for ms in models for m in ms):
+            src_model += m.sum(axis=0)
+        model = bkg_img.sum(axis=0) + src_model
+        resid = signal.fftconvolve(total - model, kern, mode="same")
+        # Poisson noise plus the PSF shape's systematic: near a bright source a fixed fraction
+        # of its model is unexplained whatever the counts, which is no evidence of a source
+        var = signal.fftconvolve(model, k2, mode="same")
+        var += (cfg.residual_systematic * signal.fftconvolve(src_model, kern, mode="same")) ** 2
+        var = np.maximum(var, 1e-12)
         signif = resid / np.sqrt(var)
         xy_all = np.array([(s.x, s.y) for g in fits for s in g.sources])
         # only detected sources (ML above threshold) anchor the search: the residual near a
@@ -297,6 +350,12 @@ def residual_search(
         band_frac = np.maximum(old_n.sum(axis=0), 1e-3)
         band_frac /= band_frac.sum()
         n_new = max(float(resid[j, i] / k2.sum()), cfg.min_counts) * band_frac
+        if cfg.arm_candidates == "suppress" and _explained_by_arm(
+            px, py, n_new.sum(), fits, psf, cfg
+        ):
+            # the arm rule would drop it anyway: spare the group refits
+            rejected.append((px, py))
+            continue
         window = _window(np.vstack([old_xy, [[px, py]]]), cfg.window_half_size_pix, shape)
         h0 = fit_group(
             images, psf, old_xy, old_n, window=window, fixed=fixed, bkg_init=grp.background,
@@ -340,6 +399,43 @@ def residual_search(
     return fits, added, tried
 
 
+def arm_sources(
+    xy: NDArray[np.float64], counts: NDArray[np.float64], psf: PSFModel, cfg: DetectConfig
+) -> NDArray[np.int64]:
+    """Return, per source, the index + 1 of the brighter source whose arm explains it (0: none).
+
+    A source is explained by a brighter source B's arm when it lies on B's cross (within
+    three arm sigmas of an axis through B, at most ``cfg.arm_reach`` arm half-lengths along
+    it; close to B's core too, where a core wider or steeper than the model's leaves its
+    residual along the axes) and its counts are at most ``cfg.arm_residual_fraction`` times B's counts in one half-arm
+    (``N_B f_arm / 4``): the counts a PSF whose arms are longer or brighter than the model's
+    leaves in the residual there. The brightest such B is named.
+    """
+    xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
+    counts = np.asarray(counts, dtype=np.float64).reshape(-1)
+    out = np.zeros(len(xy), dtype=np.int64)
+    reach = cfg.arm_reach * psf.arm_half
+    for i in range(len(xy)):
+        for b in np.argsort(-counts):
+            if counts[b] <= counts[i]:
+                break
+            dx, dy = xy[i] - xy[b]
+            explained = counts[i] <= cfg.arm_residual_fraction * counts[b] * psf.f_arm / 4.0
+            if explained and on_cross(float(dx), float(dy), psf, reach=reach):
+                out[i] = int(b) + 1
+                break
+    return out
+
+
+def _explained_by_arm(
+    px: float, py: float, counts: float, fits: list[GroupFit], psf: PSFModel, cfg: DetectConfig
+) -> bool:
+    """Return whether a trial source at (px, py) would be explained by a fitted source's arm."""
+    xy = [(px, py)] + [(s.x, s.y) for g in fits for s in g.sources]
+    cnt = [counts] + [s.total_counts for g in fits for s in g.sources]
+    return bool(arm_sources(np.array(xy), np.array(cnt), psf, cfg)[0] > 0)
+
+
 def pixel_to_sky(
     x: NDArray[np.float64],
     y: NDArray[np.float64],
@@ -365,7 +461,66 @@ def sky_to_pixel(
     return nx / 2.0 + np.asarray(ty) / scale, ny / 2.0 + np.asarray(tz) / scale
 
 
-def detect_sources(
+@dataclass
+class Detection:
+    """Everything the detection found: sources, candidates, fits, the PSF used, arm sources.
+
+    Attributes
+    ----------
+    sources
+        Sources above the ML threshold (arm sources dropped in ``suppress`` mode).
+    candidates
+        Stage-1 candidates (with the PSF used for the fits).
+    fits
+        The stage-2 group fits.
+    psf
+        The PSF self-calibration's outcome (its ``psf`` is the one the fits used).
+    n_arm
+        Sources explained by a brighter source's arm (dropped or flagged).
+    """
+
+    sources: list[SourceRecord]
+    candidates: list[Candidate]
+    fits: list[GroupFit]
+    psf: PSFEstimate
+    n_arm: int = 0
+
+
+def _records(
+    fits: list[GroupFit],
+    attitude: Attitude,
+    pixel_scale_arcsec: float,
+    exposure_s: float,
+    shape: tuple[int, int],
+    ml_threshold: float,
+) -> list[SourceRecord]:
+    """Return the source records of the fitted sources above ``ml_threshold``, brightest ML first."""
+    out = []
+    for g in fits:
+        for s in g.sources:
+            if not (s.ml >= ml_threshold):
+                continue
+            ra, dec = pixel_to_sky(
+                np.array(s.x), np.array(s.y), attitude, pixel_scale_arcsec, shape
+            )
+            tot = float(s.counts.sum())
+            err = float(np.sqrt(np.sum(s.counts_err**2)))
+            out.append(
+                SourceRecord(
+                    x=s.x, y=s.y, ra_deg=float(ra), dec_deg=float(dec),
+                    r90_arcsec=float(s.r90_pix * pixel_scale_arcsec), counts=tot,
+                    counts_err=err, band_counts=s.counts.copy(),
+                    band_counts_err=s.counts_err.copy(), ml=float(s.ml),
+                    rate=tot / exposure_s if exposure_s > 0 else float("nan"),
+                    rate_err=err / exposure_s if exposure_s > 0 else float("nan"),
+                    group=s.group,
+                )
+            )  # fmt: skip
+    out.sort(key=lambda r: -r.ml)
+    return out
+
+
+def detect_field(
     images: NDArray[np.float64],
     psf: PSFModel,
     attitude: Attitude,
@@ -374,8 +529,15 @@ def detect_sources(
     exposure_s: float,
     cfg: DetectConfig | None = None,
     prior_xy: tuple[float, float] | None = None,
-) -> tuple[list[SourceRecord], list[Candidate], list[GroupFit]]:
-    """Run both detection stages on band images; return sources above the ML threshold.
+) -> Detection:
+    """Run the detection on band images: PSF self-calibration, stages 1-3, the arm rule.
+
+    Stage 1 runs with the CALDB PSF; when ``cfg.psf_self_calibration`` is on and the field
+    has bright enough sources, the PSF shape is fitted on them
+    (:func:`~svomflow.tasks.xray.psf_estimate.estimate_psf`) and, if accepted, stage 1 is
+    run again with it and every later fit uses it. Sources on a brighter source's arm that
+    its residual explains (:func:`arm_sources`) are dropped or flagged as
+    ``cfg.arm_candidates`` says.
 
     ``prior_xy`` (burst mode: the ECLAIRs position projected on the detector) adds a
     candidate at that position when stage 1 found none within the fit window, so a faint
@@ -385,6 +547,16 @@ def detect_sources(
     _nb, ny, nx = images.shape
     total = images.sum(axis=0)
     cands = find_candidates(total, psf, cfg)
+    estimate = PSFEstimate(psf, False, 0, 0.0, 0.0, "PSF self-calibration off")
+    if cfg.psf_self_calibration and cands:
+        estimate = estimate_psf(
+            total, psf, [(c.x, c.y) for c in cands], [c.counts for c in cands],
+            min_counts=cfg.psf_min_counts, max_sources=cfg.psf_max_sources,
+            min_delta_c=cfg.psf_min_delta_c,
+        )  # fmt: skip
+        if estimate.accepted:
+            psf = estimate.psf
+            cands = find_candidates(total, psf, cfg)
     xy = [(c.x, c.y) for c in cands]
     cnt = [c.counts for c in cands]
     if prior_xy is not None and 0 <= prior_xy[0] < nx and 0 <= prior_xy[1] < ny:
@@ -394,7 +566,7 @@ def detect_sources(
             xy.append(prior_xy)
             cnt.append(5.0)
     if not xy:
-        return [], cands, []
+        return Detection([], cands, [], estimate)
     xy_a = np.array(xy, dtype=np.float64)
     band_frac = images.sum(axis=(1, 2)) / max(images.sum(), 1.0)
     init = np.array(cnt)[:, None] * band_frac[None, :]
@@ -405,32 +577,34 @@ def detect_sources(
         group_distance=cfg.group_distance_pix, bkg_per_pixel=bkg_pp,
     )  # fmt: skip
     fits, _added, _tried = residual_search(images, psf, fits, cfg, bkg_pp)
-    out = []
-    for g in fits:
-        for s in g.sources:
-            if not (s.ml >= cfg.ml_threshold):
-                continue
-            ra, dec = pixel_to_sky(
-                np.array(s.x), np.array(s.y), attitude, pixel_scale_arcsec, (ny, nx)
-            )
-            tot = float(s.counts.sum())
-            err = float(np.sqrt(np.sum(s.counts_err**2)))
-            out.append(
-                SourceRecord(
-                    x=s.x,
-                    y=s.y,
-                    ra_deg=float(ra),
-                    dec_deg=float(dec),
-                    r90_arcsec=float(s.r90_pix * pixel_scale_arcsec),
-                    counts=tot,
-                    counts_err=err,
-                    band_counts=s.counts.copy(),
-                    band_counts_err=s.counts_err.copy(),
-                    ml=float(s.ml),
-                    rate=tot / exposure_s if exposure_s > 0 else float("nan"),
-                    rate_err=err / exposure_s if exposure_s > 0 else float("nan"),
-                    group=s.group,
-                )
-            )
-    out.sort(key=lambda r: -r.ml)
-    return out, cands, fits
+    out = _records(fits, attitude, pixel_scale_arcsec, exposure_s, (ny, nx), cfg.ml_threshold)
+    n_arm = 0
+    if cfg.arm_candidates != "keep" and out:
+        arm_of = arm_sources(
+            np.array([(r.x, r.y) for r in out]), np.array([r.counts for r in out]), psf, cfg
+        )
+        n_arm = int((arm_of > 0).sum())
+        if cfg.arm_candidates == "suppress":
+            out = [r for r, a in zip(out, arm_of, strict=True) if a == 0]
+        else:
+            for r, a in zip(out, arm_of, strict=True):
+                r.arm_of = int(a)
+    return Detection(out, cands, fits, estimate, n_arm)
+
+
+def detect_sources(
+    images: NDArray[np.float64],
+    psf: PSFModel,
+    attitude: Attitude,
+    *,
+    pixel_scale_arcsec: float,
+    exposure_s: float,
+    cfg: DetectConfig | None = None,
+    prior_xy: tuple[float, float] | None = None,
+) -> tuple[list[SourceRecord], list[Candidate], list[GroupFit]]:
+    """Run the detection (:func:`detect_field`); return (sources, candidates, fits)."""
+    d = detect_field(
+        images, psf, attitude, pixel_scale_arcsec=pixel_scale_arcsec, exposure_s=exposure_s,
+        cfg=cfg, prior_xy=prior_xy,
+    )  # fmt: skip
+    return d.sources, d.candidates, d.fits

@@ -19,6 +19,7 @@ import numpy as np
 from astropy.io import fits
 from numpy.typing import NDArray
 from svomflow.errors import InputDataError
+from svomflow.products.ogip import reading_file
 
 __all__ = [
     "MergedEvents",
@@ -222,7 +223,7 @@ def mission_time_to_utc(t: float, mjdref: float) -> str:
 
 def read_attitude(path: str | Path) -> dict[str, NDArray[Any]]:
     """Read the attitude file (ATTITUDE: TIME, RA, DEC, ROLL, optional EARTH flag)."""
-    try:
+    with reading_file(path):
         with fits.open(path) as hdul:
             if "ATTITUDE" not in hdul:
                 raise InputDataError(f"{path}: no ATTITUDE extension")
@@ -237,20 +238,27 @@ def read_attitude(path: str | Path) -> dict[str, NDArray[Any]]:
             )
             step = float(h.get("TIMESTEP", np.median(np.diff(out["TIME"])) if len(d) > 1 else 1.0))
             out["TIMESTEP"] = np.array(step)
-    except (OSError, KeyError) as exc:
-        raise InputDataError(f"{path}: cannot read attitude ({exc})") from None
+    # a NaN attitude would point the sky transform anywhere without a word
+    for c in ("TIME", "RA", "DEC", "ROLL"):
+        if not np.all(np.isfinite(out[c])):
+            raise InputDataError(f"{path}: attitude column {c} has NaN or infinite values")
+    if not (np.isfinite(step) and step > 0):
+        raise InputDataError(f"{path}: attitude TIMESTEP must be a positive number (got {step})")
     order = np.argsort(out["TIME"])
     return {k: (v[order] if v.ndim else v) for k, v in out.items()}
 
 
 def read_saa(path: str | Path) -> NDArray[np.float64]:
     """Read the SAA intervals (extension SAA, START/STOP) of a weekly SAA file."""
-    try:
+    with reading_file(path):
         with fits.open(path) as hdul:
             d = hdul["SAA"].data
-            return np.column_stack([d["START"], d["STOP"]]).astype(np.float64).reshape(-1, 2)
-    except (OSError, KeyError) as exc:
-        raise InputDataError(f"{path}: cannot read SAA intervals ({exc})") from None
+            saa = np.column_stack([d["START"], d["STOP"]]).astype(np.float64).reshape(-1, 2)
+    if not np.all(np.isfinite(saa)):
+        raise InputDataError(f"{path}: SAA interval bounds must be finite")
+    if np.any(saa[:, 1] < saa[:, 0]):
+        raise InputDataError(f"{path}: an SAA interval has START after STOP")
+    return saa
 
 
 def attitude_gti(

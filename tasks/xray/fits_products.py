@@ -139,6 +139,8 @@ def srclist_model(
             "count",
         ),
         "GROUP": ("J", np.array([s.group for s in srcs], dtype=np.int32), None),
+        # 1-based row of the brighter source whose cross arm explains this one (0: none)
+        "ARM_OF": ("J", np.array([s.arm_of for s in srcs], dtype=np.int32), None),
     }
     hdu = _columns_hdu(cols, "SRCLIST")
     hdu.header["EXPOSURE"] = (exposure_s, "[s] GTI exposure")

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 from svomflow.config.instrument import InstrumentDefinition
+from svomflow.instruments.mxt_calibration import PSFModel
 from svomflow.products.catalogue import Product, TableBlock
 from svomflow.tasks.xray.calibrate import CalibratedEvents
 from svomflow.tasks.xray.detect import SourceRecord
@@ -106,12 +107,15 @@ class SourceList:
         Stage-1 candidates.
     products
         ``SRCLIST`` and the image preview ``QIMG``.
+    psf
+        The PSF the sources were fitted with (the field's self-calibrated one or the CALDB's).
     """
 
     sources: list[SourceRecord]
     table: TableBlock
     n_candidates: int
     products: list[Product] = field(default_factory=list)
+    psf: PSFModel | None = None
 
     def __len__(self) -> int:
         return len(self.sources)

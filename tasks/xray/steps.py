@@ -35,9 +35,16 @@ from svomflow.products.catalogue import Product, link_name
 from svomflow.products.catalogue.mxt import source_code
 from svomflow.tasks.step import step
 from svomflow.tasks.xray.calibrate import calibrate_events
-from svomflow.tasks.xray.detect import DetectConfig, band_images, detect_sources, sky_to_pixel
+from svomflow.tasks.xray.detect import (
+    DetectConfig,
+    Detection,
+    band_images,
+    detect_field,
+    sky_to_pixel,
+)
 from svomflow.tasks.xray.events import MergedEvents, merge_passes
 from svomflow.tasks.xray.fits_products import (
+    Card,
     arf_model,
     events_model,
     lightcurve_model,
@@ -196,6 +203,23 @@ def calibrate(
 # --------------------------------------------------------------------------- detect
 
 
+def _psf_cards(det: Detection, pixel_scale_arcsec: float, config: DetectConfig) -> list[Card]:
+    """Return the SRCLIST cards of the PSF self-calibration and of the arm rule."""
+    est = det.psf
+    p = est.psf.to_arcmin(pixel_scale_arcsec)
+    return [
+        ("PSFCALIB", est.accepted, "PSF shape fitted on the field's bright sources"),
+        ("PSFNSRC", est.n_sources, "bright sources in the PSF shape fit"),
+        ("PSFDELC", round(est.delta_c, 2), "C(CALDB shape) - C(fitted shape)"),
+        ("PSFCFWHM", round(p["core_fwhm_arcmin"], 4), "[arcmin] core FWHM of the PSF used"),
+        ("PSFARMLN", round(p["arm_length_arcmin"], 4), "[arcmin] arm length of the PSF used"),
+        ("PSFCFRAC", round(p["core_fraction"], 4), "core fraction of the PSF used"),
+        ("PSFAFRAC", round(p["arm_fraction"], 4), "arm fraction of the PSF used"),
+        ("ARMRULE", config.arm_candidates, "sources on a brighter source's arm"),
+        ("NARMSRC", det.n_arm, "sources explained by a brighter source's arm"),
+    ]
+
+
 @step(name="detect", config=DetectConfig, calibration=("PSF",), outputs=("SRCLIST", "QIMG"))
 def detect(
     observation: CalibratedObservation,
@@ -224,13 +248,15 @@ def detect(
     if prior_radec is not None:
         px, py = sky_to_pixel(prior_radec[0], prior_radec[1], attitude, scale, shape)
         prior_xy = (float(px), float(py))
-    found, candidates, _fits = detect_sources(
+    det = detect_field(
         images, psf, attitude, pixel_scale_arcsec=scale, exposure_s=exposure, cfg=config,
         prior_xy=prior_xy,
     )  # fmt: skip
+    found, candidates = det.sources, det.candidates
     have = {c[0]: c for c in merged.header_cards()}
     cards = [have[k] for k in _SRCLIST_CARDS]
     cards.append(("NINVPAT", ev.counts["n_invalid_pattern"], "events dropped: invalid pattern"))
+    cards.extend(_psf_cards(det, scale, config))
     model = srclist_model(
         found, inst, bands_kev=bands, exposure_s=exposure, n_candidates=len(candidates),
         ml_threshold=config.ml_threshold, prior=prior_radec is not None, cards=cards,
@@ -251,7 +277,7 @@ def detect(
         Product("QIMG", inst.instrument, image_preview(image, circles, pixel_scale_arcsec=scale),
                 calibration=SOURCE_CALIBRATION),
     ]  # fmt: skip
-    return SourceList(found, table, len(candidates), products)
+    return SourceList(found, table, len(candidates), products, psf=det.psf.psf)
 
 
 # --------------------------------------------------------------------------- products
@@ -296,7 +322,8 @@ def source_products(
     inst = observation.instrument
     ev = observation.events
     gti = observation.gti
-    psf: PSFModel = calibration.get(inst.name, "PSF")
+    # the PSF the positions were fitted with (self-calibrated, or the CALDB's)
+    psf: PSFModel = sources.psf or calibration.get(inst.name, "PSF")
     scale = observation.pixel_scale_arcsec
     ny, nx = observation.shape
     radius = config.extraction_radius_arcmin * 60.0 / scale

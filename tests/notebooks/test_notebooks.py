@@ -1,8 +1,10 @@
 """Smoke test: every notebook in notebooks/ executes top to bottom (nbclient).
 
-Notebooks run in a temporary directory (``SVOMFLOW_NOTEBOOK_OUT``) with their own
-``SVOMFLOW_HOME``, against a private ``prefect server start`` so that the deployment cell
-really serves and runs a deployment. Skipped with the reason when no Jupyter kernel can start.
+Notebooks run in a temporary directory (``SVOMFLOW_NOTEBOOK_OUT``) with a fresh
+``SVOMFLOW_HOME`` each (no CALDB, products or configuration of the developer's), with the
+public data of ``../shared/data`` when present (``SVOMFLOW_SHARED_DATA``), against a
+private ``prefect server start`` so that the deployment cell really serves and runs a
+deployment. Skipped with the reason when no Jupyter kernel can start.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ import pytest
 
 pytestmark = pytest.mark.integration
 
-NOTEBOOKS = sorted((Path(__file__).resolve().parents[2] / "notebooks").glob("*.ipynb"))
+REPO = Path(__file__).resolve().parents[2]
+NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
+SHARED_DATA = Path(os.environ.get("SVOMFLOW_SHARED_DATA") or REPO.parent / "shared" / "data")
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +55,13 @@ def test_notebook_runs(
     from jupyter_client.kernelspec import NoSuchKernel
 
     monkeypatch.setenv("SVOMFLOW_NOTEBOOK_OUT", str(tmp_path / "out"))
+    monkeypatch.setenv("SVOMFLOW_HOME", str(tmp_path / "home"))
+    for name in ("SVOMFLOW_CALDB", "SVOMFLOW_PRODUCTS", "SVOMFLOW_DATABASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    # one kernel cache for the notebooks of the session (a fresh home would compile each time)
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path.parent / "notebook_numba_cache"))
+    if SHARED_DATA.is_dir():
+        monkeypatch.setenv("SVOMFLOW_SHARED_DATA", str(SHARED_DATA))
     monkeypatch.setenv("PREFECT_API_URL", notebook_server)
     monkeypatch.setenv("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     monkeypatch.setenv("PREFECT_RUNNER_POLL_FREQUENCY", "1")

@@ -76,7 +76,7 @@ def test_register_select_list_supersede_export(tmp_path, make_file):
         "--caldb",
         db,
     )
-    assert r.exit_code == 0 and r.output.strip().endswith("g1.fits")
+    assert r.exit_code == 0 and r.output.strip().endswith("g1_20240101_v1.fits")
     r = run(
         "select",
         "GAIN",
@@ -89,7 +89,9 @@ def test_register_select_list_supersede_export(tmp_path, make_file):
         "--caldb",
         db,
     )
-    assert r.exit_code == 0 and r.output.strip().endswith("g2.fits")  # g2 has no ENERG bound
+    assert r.exit_code == 0 and r.output.strip().endswith(
+        "g2_20240601_v2.fits"
+    )  # g2 has no ENERG bound
 
     r = run("supersede", "2", "--caldb", db)
     assert r.exit_code == 0 and "quality 5 in index version 3" in r.output
@@ -109,7 +111,7 @@ def test_register_select_list_supersede_export(tmp_path, make_file):
         "--caldb",
         db,
     )
-    assert r.output.strip().endswith("g2.fits")
+    assert r.output.strip().endswith("g2_20240601_v2.fits")
 
     out = tmp_path / "caldb.indx"
     r = run("export", str(out), "--caldb", db)

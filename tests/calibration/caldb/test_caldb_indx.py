@@ -79,7 +79,12 @@ def test_export_columns(caldb, make_file):
             "data/svom/grm/cpf",
             "data/colibri/colibri_ddrago_b/bcf",
         ]
-        assert list(d["CAL_FILE"]) == ["eclairs_gain_20240101.fits", "grm_arf.fits", "bias.fits"]
+        # the registered names carry the valid-from date and the index version
+        assert list(d["CAL_FILE"]) == [
+            "eclairs_gain_20240101_20240101_v1.fits",
+            "grm_arf_20240302_v2.fits",
+            "bias_20250228_v3.fits",
+        ]
         assert list(d["CAL_CLAS"]) == ["BCF", "CPF", "BCF"]
         assert list(d["CAL_DTYP"]) == ["DATA"] * 3
         assert list(d["CAL_CNAM"]) == ["GAIN", "SPECRESP", "MASTER_BIAS"]
@@ -151,4 +156,4 @@ def test_heasoft_tree(caldb, make_file):
         assert (caldb.root / d["CAL_DIR"][0] / d["CAL_FILE"][0]).is_file()
     # read_indx finds the root from the standard location by itself.
     (e,) = read_indx(caldb.root / "data/svom/mxt/caldb.indx")
-    assert e.path == caldb.root / "data/svom/mxt/bcf/MXT.fits"
+    assert e.path == caldb.root / "data/svom/mxt/bcf/MXT_20240101_v2.fits"

@@ -24,7 +24,7 @@ def test_register_copies_checksums_and_versions(caldb, make_file):
     src = make_file("gain_v1.fits")
     e = reg(caldb, src, "2024-01-01", boundaries=["ENERG(4-150)keV"], description="first gain")
     assert e.id == 1 and e.index_version == 1 and e.registered_version == 1
-    assert e.path == caldb.root / "data/svom/eclairs/bcf/gain_v1.fits"
+    assert e.path == caldb.root / "data/svom/eclairs/bcf/gain_v1_20240101_v1.fits"
     assert e.path.read_bytes() == src.read_bytes()
     assert not os.access(e.path, os.W_OK) or os.geteuid() == 0  # read-only copy
     import hashlib
@@ -35,7 +35,7 @@ def test_register_copies_checksums_and_versions(caldb, make_file):
     # A different file under the same name does not overwrite the first one.
     src.write_text("another content\n")
     e2 = reg(caldb, src, "2024-06-01")
-    assert e2.path != e.path and e2.path.name.startswith("gain_v1_") and e.verify() is e
+    assert e2.path.name == "gain_v1_20240601_v2.fits" and e.verify() is e
     assert caldb.index_version == 2
 
 

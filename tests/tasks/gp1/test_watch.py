@@ -216,7 +216,7 @@ def test_bad_inputs_fail_clearly_and_the_watcher_goes_on(tmp_path):
     w.run(until_idle=0.5)
     status = {Path(r["path"]).name: (r["status"], r["reason"] or "") for r in w.ledger.rows()}
     assert status["a_nokey.fits"][0] == "failed" and "EXPTIME" in status["a_nokey.fits"][1]
-    assert status["b_nan.fits"][0] == "failed" and "no finite pixel" in status["b_nan.fits"][1]
+    assert status["b_nan.fits"][0] == "failed" and "NaN or infinite" in status["b_nan.fits"][1]
     assert status["c_sat.fits"][0] == "failed" and "saturated" in status["c_sat.fits"][1]
     assert status["d_good.fits"] == ("done", "")
     # No master for the date: overscan-only and flagged, or a clear error when required.

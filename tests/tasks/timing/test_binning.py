@@ -112,7 +112,10 @@ def test_from_ogip_lightcurve_roundtrip(tmp_path) -> None:  # type: ignore[no-un
     np.testing.assert_array_equal(b.counts, counts)
     np.testing.assert_allclose(b.exposure, 0.5)
     np.testing.assert_allclose(b.lo[1:], b.hi[:-1])
+    assert not b.gaussian  # integer counts: Poisson
     lc = read_lightcurve(p)
-    lc.rate[:] = -5.0
-    with pytest.raises(InputDataError, match="negative"):
-        from_lightcurve(lc)
+    lc.rate[:] = -5.0  # background-subtracted: kept as Gaussian measurements, never zeroed
+    g = from_lightcurve(lc)
+    assert g.gaussian and np.all(g.counts == -2.5)
+    with pytest.raises(InputDataError, match="not non-negative integers"):
+        from_lightcurve(lc, statistic="poisson")

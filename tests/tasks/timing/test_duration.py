@@ -105,10 +105,12 @@ def test_grb080916c_n3_t90(shared_data: Path) -> None:
     bins = uniform_bins(ev.time[sel], 0.064, ev.gti)
     d = durations(bins, fit_background(bins), DurationConfig(n_sims=200), band_kev=(50, 300))
     catalog, catalog_err = 62.977, 0.810  # GBM catalog T90 and its error (n3+n4 summed)
-    # single detector vs the catalog: agree within 3 combined sigma
+    # single detector vs the catalog: agree within 3 combined sigma (the error includes the
+    # background-interval systematic: this burst's background is not one polynomial)
     assert abs(d.t90 - catalog) < 3 * np.hypot(d.t90_err, catalog_err)
     assert 0.0 < d.t90_start < 5.0
-    assert 0.3 < d.t90_err < 5.0
+    # the statistical part: 6.4 s here, the background noise of a window to T0 + 190 s
+    assert 0.3 < np.sqrt(d.t90_err**2 - d.t90_sys**2) < 8.0
 
 
 def test_binned_counts_input_validation() -> None:

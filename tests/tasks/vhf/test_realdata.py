@@ -21,10 +21,13 @@ CATALOG_T90_080916C = 62.977  # GBM catalog (sum of triggered detectors, 50-300 
 
 
 def test_grb080916c_n3_t90_against_the_catalog(shared_data) -> None:
-    """n3 alone, 50-300 keV, 64 ms bins, Koshut plateaus: T90 within 2 sigma of the catalog.
+    """n3 alone, 50-300 keV, default options: T90 within 3 sigma of the catalog.
 
-    Measured here: 64.36 +- 1.73 s (the catalog value sums several detectors; single
-    detectors differ by up to tens of percent, so its own error is the yardstick).
+    Measured here: 81.9 +- 14.6 s, of which 14.0 s is the background-choice systematic
+    (67.3 s with the post-burst plateau where the cumulative curve flattens instead of past
+    the fixed gap: the n3 background sits 2 % higher at 100-170 s than at 170-300 s). The
+    catalog value sums several detectors with hand-picked background intervals; single
+    detectors differ by up to tens of percent, so the method's own error is the yardstick.
     """
     tte = shared_data / "gbm/bn080916009/glg_tte_n3_bn080916009_v01.fit.gz"
     cfg = VHFConfig(band_kev=(50.0, 300.0))
@@ -34,10 +37,23 @@ def test_grb080916c_n3_t90_against_the_catalog(shared_data) -> None:
     s = summary(outcome)
     assert s["instruments"] == ["GBM"] and s["position"] is None  # no imaging instrument
     assert s["t0"] == pytest.approx(243216766.613542)
-    assert abs(s["t90"] - CATALOG_T90_080916C) < 2 * s["t90_err"]
+    assert abs(s["t90"] - CATALOG_T90_080916C) < 2 * math.hypot(s["t90_err"], 0.810)
+    assert s["t90_err"] > 10.0  # the 100-170 s ambiguity is in the error, not hidden
     assert s["classification"]["class"] == "long"
     assert any("sorted on read" in f for f in s["flags"])  # GBM TTE is not strictly ordered
     assert s["peak_flux"]["1.024"]["rate"] > 0
+
+
+@pytest.mark.slow
+def test_grb080916c_n3_b0_t90_within_its_error_of_the_catalog(shared_data) -> None:
+    """n3 + b0 events, 50-300 keV, default options: 67.5 +- 5.9 s against 62.977 +- 0.81 s."""
+    d = shared_data / "gbm/bn080916009"
+    files = [d / f"glg_tte_{det}_bn080916009_v01.fit.gz" for det in ("n3", "b0")]
+    cfg = VHFConfig(band_kev=(50.0, 300.0))
+    outcome, _ = run_plain(VHF_PIPELINE, VHFRequest.of(files), cfg, calibration=CalibrationSet())
+    s = summary(outcome)
+    assert abs(s["t90"] - CATALOG_T90_080916C) < math.hypot(s["t90_err"], 0.810)
+    assert s["t90_err"] < 10.0
 
 
 def test_grb090217a_quick_spectrum_against_gcn(shared_data) -> None:

@@ -1,0 +1,401 @@
+"""Build the corpus's valid inputs, generate the seeded cases and run each through the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from .mutations import INVALID, MUTATIONS, TABLE_ONLY, mutate
+
+ROOT = Path(__file__).resolve().parents[2]
+SHARED = Path(os.environ.get("SVOMFLOW_SHARED_DATA", ROOT / ".." / "shared" / "data"))
+SVOMFLOW = [str(Path(sys.executable).parent / "svomflow")]
+TIMEOUT_S = 300.0
+MEMORY_LIMIT = 2 * 1024**3
+_BASELINE_LOCK = threading.Lock()
+FAMILIES = ("vhf", "xband", "mxt", "spectrum", "gp1", "calib")
+
+
+@dataclass(frozen=True)
+class Case:
+    """One broken input: which family, which valid file it breaks, how, and its seed."""
+
+    family: str
+    index: int
+    mutation: str
+    target: str
+    seed: int
+
+    @property
+    def name(self) -> str:
+        """Return a stable identifier used as the pytest id."""
+        return f"{self.family}-{self.index:03d}-{self.mutation}-{Path(self.target).stem}"
+
+
+@dataclass
+class Outcome:
+    """What one case did: its class, exit code and the last line of its error output."""
+
+    case: Case
+    kind: str  # error | flagged | accepted | crash | hang | unflagged | escape
+    returncode: int | None
+    detail: str
+
+
+def _sim(base: Path) -> dict[str, Path]:
+    """Return the valid input files of every family under the prepared directory ``base``."""
+    mxt = base / "mxt_one_source" / "mxt"
+    raw = sorted((base / "colibri_night" / "colibri" / "raw").glob("*_bias_*.fits"))[:3]
+    return {
+        "eclairs": base / "short_grb" / "eclairs_l1_events.fits",
+        "grm": base / "short_grb" / "grm_l1_events.fits",
+        "mxt_pass0": mxt / "mxt_l1_pass00.fits",
+        "mxt_pass1": mxt / "mxt_l1_pass01.fits",
+        "mxt_att": mxt / "mxt_att.fits",
+        "mxt_saa": mxt / "mxt_saa_week0165.fits",
+        "pha": SHARED / "xray" / "asca" / "s0_mar24_bin.pha",
+        "rmf": SHARED / "xray" / "asca" / "s0_mar24.rmf",
+        "arf": SHARED / "xray" / "asca" / "s0_mar24.arf",
+        "image": SHARED / "optical" / "sep" / "image.fits",
+        "rawframe": SHARED / "optical" / "raw" / "a8280271.fits",
+        **{f"bias{i}": p for i, p in enumerate(raw)},
+    }
+
+
+#: For each family: the inputs a case may break, and the file another instrument would give.
+TARGETS: dict[str, tuple[tuple[str, ...], str]] = {
+    "vhf": (("eclairs", "grm"), "mxt_pass1"),
+    "xband": (("eclairs", "grm"), "image"),
+    "mxt": (("mxt_pass1", "mxt_att", "mxt_saa"), "eclairs"),
+    "spectrum": (("pha", "rmf", "arf"), "grm"),
+    "gp1": (("image", "rawframe"), "eclairs"),
+    "calib": (("bias0",), "image"),
+}
+
+
+def prepare(base: Path) -> Path:
+    """Simulate the small scenarios into ``base`` once (with their CALDB in ``base/home``)."""
+    base.mkdir(parents=True, exist_ok=True)
+    env = _env(base / "home", base / "prefect")
+    for scenario in ("short_grb", "mxt_one_source", "colibri_night"):
+        if not (base / scenario / "truth.json").exists():
+            subprocess.run(
+                [*SVOMFLOW, "simulate", scenario, "--out", str(base / scenario), "--seed", "1"],
+                env=env,
+                check=True,
+                capture_output=True,
+            )
+    return base
+
+
+#: Mutations that act on bytes (no astropy rewrite of the file).
+BYTE_LEVEL = (
+    "truncate",
+    "flip_header",
+    "flip_data",
+    "not_fits",
+    "truncated_gzip",
+    "absurd_size",
+    "foreign",
+)
+
+#: Inputs astropy cannot rewrite faithfully: rewriting the ASCA RMF garbles its N_CHAN
+#: variable-length column (astropy writes F_CHAN's heap data for it), so only byte-level
+#: mutations apply to it.
+BYTE_ONLY_TARGETS = frozenset({"rmf"})
+
+
+def cases(family: str, count: int, seed: int) -> list[Case]:
+    """Return ``count`` seeded cases of ``family``, cycling through every applicable mutation."""
+    rng = np.random.default_rng([seed, FAMILIES.index(family)])
+    images = family in ("gp1", "calib")
+    names = [m for m in MUTATIONS if not (images and m in TABLE_ONLY)]
+    targets = TARGETS[family][0]
+    out = []
+    for i in range(count):
+        if i % len(names) == 0:
+            rng.shuffle(names)
+        mutation = names[i % len(names)]
+        target = targets[int(rng.integers(0, len(targets)))]
+        if mutation not in BYTE_LEVEL and target in BYTE_ONLY_TARGETS:
+            target = next(t for t in targets if t not in BYTE_ONLY_TARGETS)
+        out.append(Case(family, i, mutation, target, int(rng.integers(0, 2**31))))
+    return out
+
+
+def _argv(case: Case, files: dict[str, Path], out: Path, night: str) -> list[str]:
+    """Return the command line of ``case`` given its (partly broken) input files."""
+    f = {k: str(v) for k, v in files.items()}
+    if case.family == "vhf":
+        return [
+            "vhf",
+            "--no-prefect",
+            "--events",
+            f["eclairs"],
+            f["grm"],
+            "--out",
+            str(out),
+            "--json",
+        ]
+    if case.family == "xband":
+        return [
+            "xband",
+            "--events",
+            f["eclairs"],
+            "--events",
+            f["grm"],
+            "--out",
+            str(out),
+            "--json",
+        ]
+    if case.family == "mxt":
+        return [
+            "mxt",
+            "--events",
+            f["mxt_pass0"],
+            f["mxt_pass1"],
+            "--attitude",
+            f["mxt_att"],
+            "--saa",
+            f["mxt_saa"],
+            "--out",
+            str(out),
+            "--json",
+        ]
+    if case.family == "spectrum":
+        return [
+            "spectrum",
+            "fit",
+            "--pha",
+            f["pha"],
+            "--rmf",
+            f["rmf"],
+            "--arf",
+            f["arf"],
+            "--model",
+            "pl",
+            "--no-errors",
+            "--json",
+        ]
+    if case.family == "gp1":
+        if case.target == "image":
+            return ["gp1", "module", "findstars", "--reduced", "-i", f["image"], "-o", str(out)]
+        return ["gp1", "module", "reduction", "-i", f["rawframe"], "-o", str(out)]
+    raw = Path(f["bias0"]).parent
+    return ["calib", "nightly", "--night", night, "--raw", str(raw), "--out", str(out), "--json"]
+
+
+def _env(home: Path, prefect: Path) -> dict[str, str]:
+    """Return the environment of a run in its own home."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SVOMFLOW_", "PREFECT_"))}
+    env.update(SVOMFLOW_HOME=str(home), PREFECT_HOME=str(prefect), COLUMNS="200")
+    return env
+
+
+def _limit_memory() -> None:
+    """Cap the child's address space (run in the child before exec)."""
+    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
+
+
+def _materialise(case: Case, base: Path, work: Path) -> tuple[dict[str, Path], str]:
+    """Copy the valid inputs into ``work``, break the case's target; return the mutation applied."""
+    src = _sim(base)
+    needed = (
+        [k for k in src if k.startswith("bias")]
+        if case.family == "calib"
+        else list(TARGETS[case.family][0])
+    )
+    files: dict[str, Path] = dict(src)
+    applied = case.mutation
+    for key in needed:
+        name = src[key].name if key.startswith("bias") else f"{key}{''.join(src[key].suffixes)}"
+        dst = work / ("raw" if key.startswith("bias") else "in") / name
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if key == case.target:
+            if case.mutation == "truncated_gzip":
+                dst = dst.with_name(dst.name + ".gz")
+            applied = mutate(
+                case.mutation,
+                src[key],
+                dst,
+                np.random.default_rng(case.seed),
+                foreign=src[TARGETS[case.family][1]],
+            )
+        else:
+            shutil.copyfile(src[key], dst)
+        files[key] = dst
+    return files, applied
+
+
+_FLAG_TEXT = re.compile(r"\bflag(ged|s)?\b|\bskipped\b|svomflow: warning", re.IGNORECASE)
+#: gp1's documented per-image failure line (exit code 1 when an image failed).
+_FAILED_IMAGE = re.compile(r"^\s*failed \S+: .+$", re.MULTILINE)
+_FLAG_KEYS = frozenset({"flags", "warnings", "quality", "skipped", "failed"})
+
+
+def _json_flags(value: object, found: set[str]) -> None:
+    """Collect the non-empty ``flags``-like entries of a JSON value, at any depth."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key.lower() in _FLAG_KEYS and item not in (None, "", "none", [], {}, 0):
+                found.update(str(v) for v in item) if isinstance(item, list) else found.add(
+                    f"{key}={item}"
+                )
+            _json_flags(item, found)
+    elif isinstance(value, list):
+        for item in value:
+            _json_flags(item, found)
+
+
+def flags(stdout: str, stderr: str) -> set[str]:
+    """Return the flags, warnings of its own and skipped inputs a run reported."""
+    found: set[str] = set()
+    start = stdout.find("{")
+    if start >= 0:
+        try:
+            _json_flags(json.loads(stdout[start:]), found)
+        except ValueError:
+            pass
+    lines = (stdout + "\n" + stderr).splitlines()
+    found.update(
+        re.sub(r"/\S+", "<path>", line.strip())
+        for line in lines
+        if not line.lstrip().startswith("{") and _FLAG_TEXT.search(line)
+    )
+    return found
+
+
+def last_line(stdout: str, stderr: str) -> str:
+    """Return the last line of the error output (else of the output), without the corpus's notes."""
+    err = [line for line in stderr.strip().splitlines() if not line.startswith("[corpus]")]
+    return (err or stdout.strip().splitlines() or [""])[-1][:300]
+
+
+def classify(
+    case: Case,
+    rc: int | None,
+    stdout: str,
+    stderr: str,
+    escaped: list[str],
+    baseline: set[str] = frozenset(),
+) -> Outcome:  # type: ignore[assignment]
+    """Sort one run into an outcome class (see docs/robustness.md).
+
+    A run counts as flagged only when it reports a flag that the run on the valid inputs
+    (``baseline``) did not.
+    """
+    last = last_line(stdout, stderr)
+    if escaped:
+        return Outcome(case, "escape", rc, "wrote " + ", ".join(escaped[:3]))
+    if rc is None:
+        return Outcome(case, "hang", rc, f"no exit after {TIMEOUT_S:.0f} s")
+    if (
+        "Traceback (most recent call last)" not in stderr
+        and rc == 1
+        and _FAILED_IMAGE.search(stdout)
+    ):
+        return Outcome(case, "error", rc, _FAILED_IMAGE.search(stdout).group(0)[:300])  # type: ignore[union-attr]
+    if "Traceback (most recent call last)" in stderr or rc not in (0, 2):
+        return Outcome(case, "crash", rc, last)
+    if rc == 2:
+        return Outcome(case, "error", rc, last)
+    new_flags = flags(stdout, stderr) - set(baseline)
+    if new_flags:
+        return Outcome(case, "flagged", rc, "; ".join(sorted(new_flags))[:300])
+    return Outcome(case, "unflagged" if case.mutation in INVALID else "accepted", rc, last)
+
+
+def _end_leftovers(work: Path) -> list[str]:
+    """End the processes a case left behind (their command line names the case directory)."""
+    left = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if str(work) in cmd and int(proc.name) != os.getpid():
+            left.append(cmd)
+            try:
+                os.kill(int(proc.name), signal.SIGTERM)
+            except OSError:
+                pass
+    return left
+
+
+def _files(root: Path) -> set[str]:
+    """Return every file path under ``root``."""
+    return {str(p) for p in root.rglob("*") if p.is_file()}
+
+
+def baseline(family: str, base: Path, work: Path) -> set[str]:
+    """Return the flags the family's command reports on the valid inputs (cached in ``base``)."""
+    cache = base / f"baseline-{family}.json"
+    with _BASELINE_LOCK:
+        if not cache.exists():
+            case = Case(family, -1, "none", TARGETS[family][0][0], 0)
+            outcome, found = _run(case, base, work)
+            if outcome.kind not in ("accepted", "flagged"):
+                raise RuntimeError(
+                    f"{family}: the valid inputs do not run cleanly: {outcome.detail}"
+                )
+            cache.write_text(json.dumps(sorted(found)))
+    return set(json.loads(cache.read_text()))
+
+
+def run_case(case: Case, base: Path, work: Path) -> Outcome:
+    """Run ``case`` in a fresh home under ``work`` and classify it against the baseline."""
+    known = baseline(case.family, base, work.parent / f"baseline-{case.family}")
+    outcome, _ = _run(case, base, work, known)
+    return outcome
+
+
+def _run(
+    case: Case, base: Path, work: Path, known: set[str] = frozenset()
+) -> tuple[Outcome, set[str]]:  # type: ignore[assignment]
+    """Run ``case`` in a fresh home under ``work``; return its outcome and its flags."""
+    work.mkdir(parents=True, exist_ok=True)
+    home = work / "home"
+    shutil.copytree(base / "home", home, dirs_exist_ok=True)
+    files, applied = _materialise(case, base, work)
+    out = work / "out"
+    before = _files(work)
+    argv = _argv(case, files, out, "2026-11-23")
+    try:
+        proc = subprocess.run(
+            [*SVOMFLOW, *argv],
+            env=_env(home, work / "prefect"),
+            cwd=work,
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT_S,
+            preexec_fn=_limit_memory,
+        )
+        rc, stdout, stderr = proc.returncode, proc.stdout, proc.stderr
+    except subprocess.TimeoutExpired as exc:
+        rc, stdout, stderr = None, str(exc.stdout or ""), str(exc.stderr or "")
+    left = _end_leftovers(work)
+    if left:  # a command that leaves a server running behind it is reported with its case
+        stderr += f"\n[corpus] {len(left)} process(es) left running after exit: {left[0][:120]}"
+    (work / "stdout.txt").write_text(stdout)
+    (work / "stderr.txt").write_text(stderr)
+    allowed = (str(out), str(home), str(work / "prefect"))
+    escaped = sorted(
+        p
+        for p in _files(work) - before
+        if not p.startswith(allowed) and not p.endswith(("stdout.txt", "stderr.txt"))
+    )
+    outcome = classify(replace(case, mutation=applied), rc, stdout, stderr, escaped, known)
+    return replace(outcome, case=case), flags(stdout, stderr)

@@ -1,0 +1,312 @@
+"""kill -9 at random moments of real flows (plain runner, in subprocesses), each followed by a re-run.
+
+After every kill and re-run: no row points to a missing file, no reserved row or ``.tmp-``
+file is left, no status is stuck ``running``, and the products of the first clean run are
+intact (their checksums). The default run kills VHF 3 times and GP1 twice on SQLite; the
+whole matrix (20 kills in each of VHF, X-band, MXT and GP1, SQLite and PostgreSQL) is
+``slow``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from sqlalchemy import create_engine, text
+from svomflow.products.atomic import sha256_file
+
+BIN = Path(sys.executable).parent
+
+# X-band and MXT have no --no-prefect command: the flow's body with the plain runner
+_XBAND = """
+import json, sys
+from svomflow.flows.adapter import FlowContext, run_pipeline_plain
+from svomflow.tasks.xband.config import XbandAnalysisConfig
+from svomflow.tasks.xband.pipeline import FLOW_NAME, XBAND_PIPELINE
+from svomflow.tasks.xband.inputs import XbandRequest
+a = json.loads(sys.argv[1])
+cfg = XbandAnalysisConfig.model_validate(a["config"])
+ctx = FlowContext(FLOW_NAME, a["obs_id"], a["out"], None)
+run_pipeline_plain(XBAND_PIPELINE, XbandRequest(tuple(a["files"]), a["t0"]), cfg, ctx,
+                   inputs=a["files"])
+ctx.status("done")
+"""
+
+_MXT = """
+import json, sys
+from svomflow.flows.adapter import FlowContext, run_pipeline_plain
+from svomflow.tasks.xray.pipeline import (
+    FLOW_NAME, MXT_PIPELINE, MXTAnalysisConfig, MXTRequest, with_calibration_files)
+a = json.loads(sys.argv[1])
+conf = with_calibration_files(MXTAnalysisConfig.model_validate(a["config"]), a["cal"])
+req = MXTRequest(tuple(a["l1"]), a["att"], a["saa"], a["t0"], None)
+ctx = FlowContext(FLOW_NAME, a["obs_id"], a["out"], None)
+run_pipeline_plain(MXT_PIPELINE, req, conf, ctx, inputs=[*a["l1"], a["att"], a["saa"]])
+ctx.status("done")
+"""
+
+
+@dataclass
+class FlowCase:
+    """How to run one flow: the command of run ``i`` (configurations alternate)."""
+
+    name: str
+    command: Callable[[int], list[str]]
+    env: dict[str, str]
+    out: Path
+    ok_codes: tuple[int, ...] = (0,)  # GP1 exits 1 when an image failed (listed, not a crash)
+
+
+@dataclass
+class Tally:
+    """One row of the fault table."""
+
+    cases: int = 0
+    failures: int = 0
+    rows_without_file: int = 0
+    tmp_left: int = 0
+    stuck: int = 0
+    lost: int = 0
+
+
+def _run(case: FlowCase, i: int, kill_after: float | None) -> tuple[int, float, str]:
+    t0 = time.monotonic()
+    p = subprocess.Popen(
+        case.command(i), env=case.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    if kill_after is not None:
+        try:
+            p.wait(timeout=kill_after)
+        except subprocess.TimeoutExpired:
+            os.kill(p.pid, signal.SIGKILL)
+    _, err = p.communicate(timeout=900)
+    return p.returncode, time.monotonic() - t0, err.decode()[-3000:]
+
+
+def _audit(case: FlowCase, url: str, baseline: dict[str, str]) -> Tally:
+    """Count what a killed run may have left, straight from the database and the tree."""
+    eng = create_engine(url)
+    with eng.connect() as c:
+        rows = c.execute(text("SELECT path, checksum FROM products")).all()
+        stuck = c.execute(
+            text("SELECT count(*) FROM processing_status WHERE state = 'running'")
+        ).scalar_one()
+    eng.dispose()
+    lost = sum(not Path(p).is_file() or sha256_file(p) != c for p, c in baseline.items())
+    return Tally(
+        rows_without_file=sum(not Path(p).is_file() for p, _ in rows),
+        tmp_left=len(list(case.out.rglob(".tmp-*"))),
+        stuck=int(stuck),
+        lost=lost,
+    )
+
+
+def kill_and_rerun(case: FlowCase, url: str, kills: int, seed: int) -> Tally:
+    """Run once cleanly, then ``kills`` times: kill -9 at a random moment, re-run, audit."""
+    code, wall, err = _run(case, 0, None)
+    assert code in case.ok_codes, err
+    eng = create_engine(url)
+    with eng.connect() as c:
+        baseline = dict(c.execute(text("SELECT path, checksum FROM products")).all())
+    eng.dispose()
+    assert baseline
+    print(f"{case.name}: clean run {wall:.1f} s, {len(baseline)} products")
+    rng = random.Random(seed)
+    total = Tally()
+    for k in range(1, kills + 1):
+        # past the imports (about a third of a run) up to the end of the run
+        _run(case, k, rng.uniform(0.3, 1.0) * wall)
+        code, _, err = _run(case, k + 1, None)
+        got = _audit(case, url, baseline)
+        total.cases += 1
+        total.failures += code not in case.ok_codes
+        total.rows_without_file += got.rows_without_file
+        total.tmp_left += got.tmp_left
+        total.stuck += got.stuck
+        total.lost += got.lost
+        print(f"{case.name} kill {k}: exit {code} {got}{'' if code in case.ok_codes else err}")
+    print(f"FAULT TABLE | {case.name} | {total}")
+    return total
+
+
+# --------------------------------------------------------------------------- the flows
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """URL of an empty products database for the flows' processes."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'products.db'}"
+        return
+    base = request.getfixturevalue("postgres_url")
+    schema = f"k_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(base)
+    with admin.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    sep = "&" if "?" in base else "?"
+    yield f"{base}{sep}options=-csearch_path%3D{schema}"
+    with admin.begin() as conn:
+        conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+    admin.dispose()
+
+
+def _env(tmp_path: Path, url: str, caldb: Path | None = None) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        SVOMFLOW_HOME=str(tmp_path / "home"),
+        SVOMFLOW_DATABASE_URL=url,
+        PREFECT_HOME=str(tmp_path / "prefect"),
+    )
+    if caldb is not None:
+        env["SVOMFLOW_CALDB"] = str(caldb)
+    return env
+
+
+@pytest.fixture(scope="module")
+def burst(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, Path]:
+    """A short GRB (ECLAIRs + GRM) with its calibration registered in a CALDB."""
+    from svomflow.config import load_instrument
+    from svomflow.simulation.calibration import register_calibration
+    from svomflow.simulation.scenario import load_scenario, run_scenario
+
+    d = tmp_path_factory.mktemp("kill9_burst")
+    caldb = d / "caldb"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SVOMFLOW_CALDB", str(caldb))
+        truth = run_scenario(load_scenario("short_grb"), d, seed=5)
+        for name, v in truth["instruments"].items():
+            files = {code: d / f for code, f in v["files"]["calibration"].items()}
+            register_calibration(files, load_instrument(name))
+    return d, truth, caldb
+
+
+def vhf_case(tmp_path: Path, url: str, burst: tuple[Path, dict, Path]) -> FlowCase:
+    d, _, caldb = burst
+    out = tmp_path / "out"
+    events = [str(d / "eclairs_l1_events.fits"), str(d / "grm_l1_events.fits")]
+
+    def command(i: int) -> list[str]:
+        band = ["50", "300"] if i % 2 == 0 else ["40", "350"]  # alternate configurations
+        return [str(BIN / "svomflow"), "vhf", "--events", *events, "--out", str(out),
+                "--band", *band, "--no-prefect", "--json"]  # fmt: skip
+
+    return FlowCase("vhf", command, _env(tmp_path, url, caldb), out)
+
+
+def xband_case(tmp_path: Path, url: str, burst: tuple[Path, dict, Path]) -> FlowCase:
+    d, truth, caldb = burst
+    out = tmp_path / "out"
+    files = [str(d / "eclairs_l1_events.fits"), str(d / "grm_l1_events.fits")]
+
+    def command(i: int) -> list[str]:
+        cfg = {"intervals": {"max_resolved": 2}, "spectral": {"flux_samples": 50},
+               "temporal": {"lag_sims": 10 + i % 2}}  # fmt: skip
+        args = {"files": files, "t0": truth["t0"], "obs_id": "sbX", "out": str(out), "config": cfg}
+        return [sys.executable, "-c", _XBAND, json.dumps(args)]
+
+    return FlowCase("xband", command, _env(tmp_path, url, caldb), out)
+
+
+@pytest.fixture(scope="module")
+def mxt_field(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    from svomflow.simulation.mxt import simulate_scenario
+
+    sim = tmp_path_factory.mktemp("kill9_mxt")
+    scenario = {
+        "duration_s": 1500.0,
+        "sources": [{"offset_arcmin": [2.0, -1.0], "flux_ph_cm2_s": 0.03, "decay_index": 1.0,
+                     "t0": 1.0e8 - 500.0, "name": "afterglow"}],
+    }  # fmt: skip
+    return sim, simulate_scenario(scenario, sim, np.random.default_rng(21))
+
+
+def mxt_case(tmp_path: Path, url: str, field: tuple[Path, dict]) -> FlowCase:
+    sim, truth = field
+    out = tmp_path / "out"
+    files = truth["files"]
+
+    def command(i: int) -> list[str]:
+        args = {
+            "l1": [str(sim / f) for f in files["l1"]],
+            "att": str(sim / files["attitude"]),
+            "saa": str(sim / files["saa"]),
+            "cal": {k: str(sim / v) for k, v in files["calibration"].items()},
+            "t0": 1.0e8 - 500.0,
+            "obs_id": "sbM",
+            "out": str(out),
+            "config": {"detect": {"ml_threshold": 12.0 + i % 2}},
+        }
+        return [sys.executable, "-c", _MXT, json.dumps(args)]
+
+    return FlowCase("mxt", command, _env(tmp_path, url), out)
+
+
+@pytest.fixture(scope="module")
+def colibri(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    from svomflow.simulation.colibri import ScienceSpec, simulate_colibri_night
+
+    out = tmp_path_factory.mktemp("kill9_colibri")
+    truth = simulate_colibri_night(
+        out, 5, size=(384, 384), n_bias=5, n_dark=5, n_flat_per_filter=5, flat_filters=["r"],
+        science=ScienceSpec(n_frames=2), star_density_per_arcmin2=20,
+    )  # fmt: skip
+    raw = out / "alerts"
+    raw.mkdir()
+    for f in truth["science"]["frames"]:
+        shutil.copy(out / "raw" / f["file"], raw / f["file"])
+    return out, raw
+
+
+def gp1_case(tmp_path: Path, url: str, colibri: tuple[Path, Path]) -> FlowCase:
+    root, raw = colibri
+    out = tmp_path / "out"
+    configs = []
+    for n in (1, 2):  # alternate configurations (iterations unused without cleaning)
+        f = tmp_path / f"gp1-{n}.yaml"
+        steps = {"astrometry": {"reference_catalog": str(root / "refcat")},
+                 "reduction": {"cosmic_rays": False, "cosmic_ray_iterations": n}}  # fmt: skip
+        f.write_text(yaml.safe_dump({"steps": steps}))
+        configs.append(f)
+
+    def command(i: int) -> list[str]:
+        return [str(BIN / "svomflow"), "gp1", "run", "--config", str(configs[i % 2]),
+                "--input", str(raw), "--output", str(out), "--no-prefect"]  # fmt: skip
+
+    # one of the two frames of this small field fails its astrometry: exit 1, not a crash
+    return FlowCase("gp1", command, _env(tmp_path, url), out, ok_codes=(0, 1))
+
+
+def _clean(t: Tally) -> None:
+    assert (t.failures, t.rows_without_file, t.tmp_left, t.stuck, t.lost) == (0, 0, 0, 0, 0), t
+
+
+def test_kill9_vhf_sample(tmp_path: Path, burst) -> None:
+    url = f"sqlite:///{tmp_path / 'products.db'}"
+    _clean(kill_and_rerun(vhf_case(tmp_path, url, burst), url, kills=3, seed=1))
+
+
+def test_kill9_gp1_sample(tmp_path: Path, colibri) -> None:
+    url = f"sqlite:///{tmp_path / 'products.db'}"
+    _clean(kill_and_rerun(gp1_case(tmp_path, url, colibri), url, kills=2, seed=2))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("flow", ["vhf", "xband", "mxt", "gp1"])
+def test_kill9_matrix(tmp_path: Path, database: str, flow: str, request) -> None:
+    make = {"vhf": vhf_case, "xband": xband_case, "mxt": mxt_case, "gp1": gp1_case}[flow]
+    data = {"vhf": "burst", "xband": "burst", "mxt": "mxt_field", "gp1": "colibri"}[flow]
+    case = make(tmp_path, database, request.getfixturevalue(data))
+    _clean(kill_and_rerun(case, database, kills=20, seed=hash(flow) % 1000))
