@@ -50,12 +50,31 @@ def resolve_config(
 
 
 def _run_name() -> str:
+    """Name a GP1 run after what it processes: one image, or the folder of a batch."""
     from prefect.runtime import flow_run
 
     params = flow_run.parameters
-    images = params.get("images") or []
-    first = Path(images[0]).stem if images else "none"
-    return f"gp1-{first}" + (f"-n{len(images)}" if len(images) > 1 else "")
+    return gp1_run_name([str(p) for p in params.get("images") or []])
+
+
+def gp1_run_name(images: Sequence[str]) -> str:
+    """Return the run name of a GP1 batch: the image's name, or the images' common folder.
+
+    A night's batch starts with its calibration frames, so the first file's name says
+    little; the folder (the night or the sequence) says what the run processed.
+    """
+    if not images:
+        return "gp1-none"
+    if len(images) == 1:
+        return f"gp1-{Path(images[0]).stem}"
+    parents = {Path(p).resolve().parent for p in images}
+    if len(parents) == 1:
+        folder = parents.pop()
+        # a simulated night keeps its frames in <night>/colibri/raw or <night>/raw
+        while folder.name in ("raw", "colibri") and folder.parent != folder:
+            folder = folder.parent
+        return f"gp1-{folder.name}-n{len(images)}"
+    return f"gp1-{Path(images[0]).stem}-n{len(images)}"
 
 
 def _mag(value: float | None, err: float | None = None) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from astropy.io import fits
-from svomflow.flows.gp1 import gp1_key_numbers
+from svomflow.flows.gp1 import gp1_key_numbers, gp1_run_name
 from svomflow.flows.mxt import mxt_key_numbers, run_name
 from svomflow.flows.nightly_calibration import nightly_key_numbers
 from svomflow.tasks.xray.detect import SourceRecord
@@ -157,3 +157,13 @@ def test_nightly_key_numbers_count_masters_and_show_qc_with_units():
         in rows["FLAT_R (5 frames)"]
     )
     assert rows["DARK_300"] == "refused: 3 frames < 5"
+
+
+def test_gp1_run_named_after_the_night_not_its_first_bias_frame(tmp_path):
+    raw = tmp_path / "night-2026-11-23" / "colibri" / "raw"
+    images = [str(raw / n) for n in ("ddrago-b-bias-001.fits", "ddrago-b-grb-001.fits")]
+    assert gp1_run_name(images) == "gp1-night-2026-11-23-n2"
+    assert gp1_run_name([images[1]]) == "gp1-ddrago-b-grb-001"
+    mixed = [images[1], str(tmp_path / "other" / "x.fits")]
+    assert gp1_run_name(mixed) == "gp1-ddrago-b-grb-001-n2"
+    assert gp1_run_name([]) == "gp1-none"
