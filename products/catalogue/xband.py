@@ -137,3 +137,16 @@ declare(
     keywords=(Keyword("LAGSIGN", "sign convention of the lag", hdu="LAG"),),
     extensions=("LAG",),
 )
+
+declare(
+    "MWLC",
+    "Mask-weighted (background-subtracted) ECLAIRs light curves per band, OGIP RATE + GTI",
+    instruments=("ECL",),
+    model=FitsModel,
+    keywords=(
+        Keyword("TIMEZERO", _TIMEZERO, hdu="RATE_4_150"),
+        Keyword("HDUCLAS2", "background subtracted", "NET", hdu="RATE_4_150"),
+        Keyword("MASKWT", "mask-weighted counts", hdu="RATE_4_150"),
+    ),
+    extensions=("RATE_4_150", "GTI"),
+)

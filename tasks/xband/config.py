@@ -154,6 +154,10 @@ class LightCurveConfig(StepConfig):
         default_factory=lambda: [0.064, 0.256, 1.024], description="peak-flux windows (s)"
     )
     peak_resolution_s: float = Field(0.016, gt=0, description="peak-flux window step (s)")
+    override_badpix: CalibrationOverride = Field(
+        None,
+        description="BADPIX file (pixels left out of the MWLC mask weights) instead of the CALDB's",
+    )
 
 
 class TemporalConfig(StepConfig):

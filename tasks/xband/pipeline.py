@@ -9,7 +9,8 @@ Steps, in the order of the plan (each module holds one, with its products):
 5. ``spectra`` (:mod:`~svomflow.tasks.xband.extraction`): PHA/BAK of every fitted interval;
 6. ``fit`` (:mod:`~svomflow.tasks.xband.spectral_fits`): ECL, GRM and joint fits, fluences,
    concurrently;
-7. ``lightcurves`` (:mod:`~svomflow.tasks.xband.lightcurves`): LC and PF per instrument.
+7. ``lightcurves`` (:mod:`~svomflow.tasks.xband.lightcurves`): LC and PF per instrument;
+8. ``mask-lightcurves`` (:mod:`~svomflow.tasks.xband.mask_lightcurves`): MWLC of ECLAIRs.
 
 Calibration (CALDB, resolved by the runner before the inputs are read): ``EBOUNDS`` and
 ``DEADTIME`` of both instruments (the events are read with them), ECLAIRs ``BADPIX``, and the
@@ -21,7 +22,7 @@ Prefect; notebooks and the Monte Carlo run it with
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from svomflow.calibration.calibration_set import CalibrationSet
@@ -40,6 +41,7 @@ from svomflow.tasks.xband.inputs import (
 )
 from svomflow.tasks.xband.lightcurves import PeakFluxes, lightcurves
 from svomflow.tasks.xband.localise import Positions, localise
+from svomflow.tasks.xband.mask_lightcurves import MaskLightCurves, mask_lightcurves
 from svomflow.tasks.xband.responses import Responses, responses
 from svomflow.tasks.xband.selection import per_instrument
 from svomflow.tasks.xband.spectral_fits import SpectralFits, fit
@@ -96,6 +98,7 @@ class XbandOutcome:
     fits: dict[str, SpectralFits]
     peak_fluxes: dict[str, PeakFluxes]
     hardness_lag: HardnessLag
+    mask_lightcurves: dict[str, MaskLightCurves] = field(default_factory=dict)
 
     def summary(self, published: Mapping[str, str] | None = None) -> dict[str, Any]:
         """Return the results as JSON-ready dictionaries (what the flow and the CLI report).
@@ -173,13 +176,31 @@ def _plan(
             peak[name] = runner.named(name).run(
                 lightcurves, name, ev, ci, one.factors, t0, config=config.lightcurve
             )
-    return XbandOutcome(t0, tm, pos, rsp, sp, fits, peak, hl.result())
+    # mask-weighted light curves toward the imaging position (MWLC_ECL)
+    mwlc = {
+        name: runner.named(name).run(
+            mask_lightcurves, name, ins[name], pos, t0, config=config.lightcurve,
+            calibration=calibration,
+        )
+        for name in pos.imaging
+        if name in ins and ins[name].imaging
+    }  # fmt: skip
+    return XbandOutcome(t0, tm, pos, rsp, sp, fits, peak, hl.result(), mwlc)
 
 
 XBAND_PIPELINE: Pipeline[XbandRequest, XbandInputs, XbandAnalysisConfig, XbandOutcome] = Pipeline(
     flow_name=FLOW_NAME,
     config=XbandAnalysisConfig,
-    steps=(timing, hardness_lag, localise, responses, spectra, fit, lightcurves),
+    steps=(
+        timing,
+        hardness_lag,
+        localise,
+        responses,
+        spectra,
+        fit,
+        lightcurves,
+        mask_lightcurves,
+    ),
     observe=observe,
     read=read_inputs,
     plan=_plan,

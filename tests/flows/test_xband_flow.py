@@ -13,7 +13,7 @@ EXPECTED = {
     ("FLUENCE", "ECL"), ("FLUENCE", "GRM"), ("FLUENCE", "ECLGRM"), ("LC", "ECL"), ("LC", "GRM"),
     ("PF", "ECL"), ("PF", "GRM"), ("HR", "ECL"), ("HR", "GRM"), ("HR", "ECLGRM"),
     ("LAG", "ECL"), ("LAG", "GRM"), ("LAG", "ECLGRM"), ("SP-PREVIEW", "ECLGRM"),
-    ("LC-PREVIEW", "ECL"), ("PHA", "ECL"), ("BAK", "GRM-GRD02"),
+    ("LC-PREVIEW", "ECL"), ("PHA", "ECL"), ("BAK", "GRM-GRD02"), ("MWLC", "ECL"),
 }  # fmt: skip
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from astropy.io import fits
 from svomflow.config import load_instrument
 from svomflow.instruments.coded_mask import MaskGeometry, mask_pattern
 from svomflow.products.catalogue import FitsModel
@@ -110,3 +111,65 @@ def test_xband_light_curve_has_time_keywords_and_gti(bright_burst: dict[str, Any
     g = hdus["GTI"].data
     np.testing.assert_allclose(g["START"], data.gti[:, 0] + t0)
     np.testing.assert_allclose(g["STOP"], data.gti[:, 1] + t0)
+
+
+def test_mwlc_product_reads_as_ogip_light_curve_and_gives_the_events_t90(
+    bright_burst: dict[str, Any], tmp_path: Path
+) -> None:
+    """MWLC_ECL (issue 13): OGIP RATE tables per band with time keywords and GTI, and
+    ``svomflow vhf --events MWLC.fits`` measures the T90 the events give, within errors."""
+    import json
+
+    from svomflow.cli.main import app
+    from svomflow.products.ogip import read_lightcurve
+    from svomflow.tasks.xband.config import XbandAnalysisConfig
+    from svomflow.tasks.xband.localise import localise
+    from svomflow.tasks.xband.mask_lightcurves import mask_lightcurves
+    from svomflow.tasks.xband.t90 import timing
+    from typer.testing import CliRunner
+
+    cfg = XbandAnalysisConfig()
+    cal = bright_burst["calibration"]
+    ev = read_burst(bright_burst)
+    ins, t0 = ev.instruments, ev.t0
+    ci = timing(ins, t0, config=cfg.intervals).intervals
+    pos = localise(ins, ci, cfg.known_sources, t0, config=cfg.localise, calibration=cal)
+    out = mask_lightcurves(
+        "eclairs", ins["eclairs"], pos, t0, config=cfg.lightcurve, calibration=cal
+    )
+    (prod,) = out.products
+    assert (prod.type_code, prod.instrument) == ("MWLC", "ECL")
+    assert out.bands[0] == (4.0, 150.0) and len(out.bands) == 4
+    assert isinstance(prod.model, FitsModel)
+    path = tmp_path / "mwlc.fits"
+    prod.model.to_fits().writeto(path)
+    data = ins["eclairs"].events
+    with fits.open(path) as hdul:
+        names = [h.name for h in hdul]
+        assert names == ["PRIMARY", "RATE_4_150", "RATE_4_20", "RATE_20_50", "RATE_50_150", "GTI"]
+        h = hdul["RATE_4_150"].header
+        assert h["HDUCLAS1"] == "LIGHTCURVE" and h["HDUCLAS2"] == "NET" and h["MASKWT"]
+        assert h["MJDREFI"] + h["MJDREFF"] == pytest.approx(data.mjdref)
+        assert h["TIMESYS"] == data.timesys and h["TIMEUNIT"] == "s"
+        assert h["TIMEZERO"] == pytest.approx(t0)
+        assert h["TSTART"] == pytest.approx(float(data.gti[0, 0]), abs=1e-6)
+        np.testing.assert_allclose(hdul["GTI"].data["START"], data.gti[:, 0] + t0)
+        # background-subtracted: the off-burst rates scatter about zero
+        rate = hdul["RATE_4_150"].data["RATE"]
+        pre = hdul["RATE_4_150"].data["TIME"] < -5.0
+        assert abs(np.mean(rate[pre])) < 3 * np.std(rate[pre]) / np.sqrt(pre.sum())
+    lc = read_lightcurve(path, "RATE_20_50")
+    assert lc.band_kev == (20.0, 50.0)
+    # the sum of the three narrow bands is the wide band (same events, same weights)
+    parts = sum(read_lightcurve(path, f"RATE_{b}").rate for b in ("4_20", "20_50", "50_150"))
+    np.testing.assert_allclose(parts, read_lightcurve(path, "RATE_4_150").rate, atol=1e-6)
+
+    res = CliRunner().invoke(app, ["vhf", "--events", str(path), "--json"])
+    assert res.exit_code == 0, res.stdout + res.stderr
+    (s,) = json.loads(res.stdout)
+    assert s["statistic"] == "gaussian"
+    d_e = durations_from_events(
+        data.time[data.in_band(4.0, 150.0)], data.gti, DurationConfig(n_sims=200)
+    ).durations
+    sigma = np.hypot(s["t90_err"], d_e.t90_err)
+    assert abs(s["t90"] - d_e.t90) < 2.0 * sigma, (s["t90"], s["t90_err"], d_e.t90, d_e.t90_err)
