@@ -99,6 +99,8 @@ class XbandOutcome:
     peak_fluxes: dict[str, PeakFluxes]
     hardness_lag: HardnessLag
     mask_lightcurves: dict[str, MaskLightCurves] = field(default_factory=dict)
+    #: What reading the inputs found and repaired, per instrument (times sorted on read...)
+    input_flags: dict[str, list[str]] = field(default_factory=dict)
 
     def summary(self, published: Mapping[str, str] | None = None) -> dict[str, Any]:
         """Return the results as JSON-ready dictionaries (what the flow and the CLI report).
@@ -114,6 +116,8 @@ class XbandOutcome:
             "fits": {code: f.summary() for code, f in self.fits.items()},
             "peak_fluxes": {name: p.rows for name, p in self.peak_fluxes.items()},
             "hardness_lag": self.hardness_lag.rows,
+            # one list of "instrument: flag" strings, as the VHF summary's "flags"
+            "flags": [f"{name}: {f}" for name, fl in self.input_flags.items() for f in fl],
         }
 
 
@@ -185,7 +189,8 @@ def _plan(
         for name in pos.imaging
         if name in ins and ins[name].imaging
     }  # fmt: skip
-    return XbandOutcome(t0, tm, pos, rsp, sp, fits, peak, hl.result(), mwlc)
+    flags = {name: list(ev.flags) for name, ev in ins.items() if ev.flags}
+    return XbandOutcome(t0, tm, pos, rsp, sp, fits, peak, hl.result(), mwlc, flags)
 
 
 XBAND_PIPELINE: Pipeline[XbandRequest, XbandInputs, XbandAnalysisConfig, XbandOutcome] = Pipeline(

@@ -22,7 +22,6 @@ FULL_PER_FAMILY = 100
 #: Sampled cases that still crash in files this change could not edit (strict: noticed when fixed).
 KNOWN_OPEN: dict[str, str] = {
     "mxt-000-nan_inf-mxt_pass1": "tasks/xray: NaN/Inf in MXT pass events give products without a flag",
-    "xband-008-reversed_times-eclairs": "xband --json does not show the events' 'sorted on read' flag",
     "xband-002-empty_table-eclairs": "xband accepts an empty ECLAIRs ORIGINS table without a flag",
     # doubtful: the mutation may leave the input valid (see docs/robustness.md)
     "mxt-002-bad_exposure-mxt_att": "doubtful: EXPOSURE of an attitude file is unused",
