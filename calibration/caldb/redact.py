@@ -118,7 +118,7 @@ class RedactingFilter(logging.Filter):
         """Rewrite the record's message with its URLs redacted; keep the record."""
         try:
             message = record.getMessage()
-        except Exception:
+        except (TypeError, ValueError):  # arguments that do not fit the format: left alone
             return True
         if "://" in message:
             record.msg, record.args = redact(message), ()

@@ -210,7 +210,7 @@ class _Listener:
         """Delay before a failed message comes back: doubles per delivery, capped."""
         try:
             n = int(msg.metadata.num_delivered)
-        except Exception:
+        except (AttributeError, TypeError, ValueError):  # a message without JetStream metadata
             n = 1
         base = self.settings.retry_delay_s * 2 ** min(max(n - 1, 0), 10)
         return float(min(self.settings.max_retry_delay_s, base))
