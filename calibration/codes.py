@@ -61,6 +61,13 @@ CODES: dict[str, CalibrationCode] = {
         CalibrationCode("BIAS", "master bias frame of a CCD camera (per readout mode)", "svomflow.products.ccd_masters:read_master"),
         CalibrationCode("DARK", "master dark-current frame (rate, per temperature and exposure)", "svomflow.products.ccd_masters:read_master"),
         CalibrationCode("FLAT", "master flat field of a CCD camera (per filter)", "svomflow.products.ccd_masters:read_master"),
+        CalibrationCode("PIXGAIN", "ECLAIRs gain and offset per pixel (raw ADC channel to keV)", "svomflow.products.eic_calibration_files:read_pixel_gain"),
+        CalibrationCode("BANDTAB", "ECLAIRs on-board energy-band bounds in ADC channels, per pixel", "svomflow.products.eic_calibration_files:read_band_table"),
+        CalibrationCode("SBNTHR", "ECLAIRs low-threshold (SBN) DAC settings per ASIC channel", "svomflow.products.eic_calibration_files:read_threshold_table"),
+        CalibrationCode("SAACONT", "SAA contour: polygons (lon, lat) where the ECLAIRs rate exceeds the level", "svomflow.products.eic_saa_files:read_saa_contour"),
+        CalibrationCode("UNIFMAP", "ECLAIRs imaging uniformity map: relative efficiency per pixel with its error", "svomflow.products.eic_pixel_files:read_uniformity"),
+        CalibrationCode("TRIGTHR", "on-board rate-trigger threshold table (band, timescale, sigma)", "svomflow.products.eic_saa_files:read_trigger_thresholds"),
+        CalibrationCode("OBSRCCAT", "on-board known-source catalogue (names, positions)", "svomflow.products.eic_saa_files:read_onboard_catalogue"),
     )
 }  # fmt: skip
 

@@ -170,8 +170,8 @@ def flow_server(quiet: bool = False) -> Iterator[str]:
                 "start it, or unset PREFECT_API_URL to use svomflow's own (svomflow server start)"
             )
         url, origin = configured, "PREFECT_API_URL"
-        # an operator's server: link to a product server only if one runs for this home,
-        # or if it is svomflow's local server (where svomflow also serves the products)
+        # an operator's server: link to the web site only if one runs for this home, or if
+        # it is svomflow's local server (where svomflow also serves the site)
         start_products = url.rstrip("/") == _LOCAL_API
     else:
         start_products = True
@@ -204,21 +204,22 @@ def products_url_for_links(quiet: bool, start: bool = True) -> str | None:
     """Return the address the summary artifacts link products to.
 
     ``$SVOMFLOW_PRODUCTS_URL`` when set (a server of the operator's choice), else the
-    svomflow product server of this home's products root: reused when it runs, started
-    detached on first use when ``start``. A failure only costs the links (the products are
-    written all the same): it is said once.
+    ``/files`` of this home's instrument-centre site (``svomflow web``): reused when it
+    runs, started detached on first use when ``start``. A failure only costs the links (the
+    products are written all the same): it is said once.
     """
     import os
 
     from svomflow.errors import ServerUnavailableError
-    from svomflow.operations.product_server import ensure_product_server, running_product_server
+    from svomflow.web.server import ensure_web_server, running_web_server
 
     if os.environ.get("SVOMFLOW_PRODUCTS_URL"):
         return os.environ["SVOMFLOW_PRODUCTS_URL"]
     if not start:
-        return running_product_server()
+        running = running_web_server()
+        return f"{running}/files" if running else None
     try:
-        return ensure_product_server().url
+        return ensure_web_server().files_url
     except ServerUnavailableError as exc:
         if not quiet:
             typer.echo(f"svomflow: warning: products will not be linked in the UI: {exc}", err=True)

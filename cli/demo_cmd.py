@@ -177,6 +177,9 @@ def run_demo(
             event_files=[str(inp / f) for f in _event_files(truth)], obs_id=obs_id
         )
     tell(total, total, "done")
+    from svomflow.web.server import running_web_server
+
+    site = running_web_server()  # started detached with the links above
     stopped = False
     if stop_server_after and info.started_here:
         stopped = stop_server()
@@ -187,6 +190,7 @@ def run_demo(
         "products": res["products"],
         "server": info,
         "server_stopped": stopped,
+        "site": site,
         "flow_run_url": info.flow_run_url(res["flow_run_id"]) if res.get("flow_run_id") else None,
         "rows": _truth_rows(res, truth),
         "result": res,
@@ -238,9 +242,29 @@ def demo(
         console.print("the Prefect server is left running; stop it with: svomflow server stop")
     else:
         console.print("the Prefect server was already running and is left as it was")
+    if out["site"]:
+        _print_site(console, out["site"])
     from svomflow.paths import home_with_reason
 
     console.print("later commands use this home and server from this folder; elsewhere:")
     console.print(f"  export SVOMFLOW_HOME={home_with_reason()[0]}", soft_wrap=True)
     if not out["server_stopped"]:
         console.print(f"  export PREFECT_API_URL={info.api_url}", soft_wrap=True)
+
+
+def _print_site(console: Any, url: str) -> None:
+    """Say where the instrument-centre site is and how to sign in (first admin made here)."""
+    from sqlmodel import Session
+    from svomflow.paths import data_home
+    from svomflow.web.auth import ensure_first_admin
+    from svomflow.web.db import engine_for
+
+    secret = data_home() / "web" / "admin-password"
+    with Session(engine_for(None)) as s:
+        created = ensure_first_admin(s, secret)
+    console.print(f"instrument-centre site (products, housekeeping, alarms): {url}", soft_wrap=True)
+    if created:
+        password = secret.read_text().strip()
+        console.print(f"  sign in as admin, password {password} (also in {secret})", soft_wrap=True)
+    elif secret.is_file():
+        console.print(f"  sign in as admin (password in {secret})", soft_wrap=True)

@@ -17,7 +17,7 @@ from typing import Annotated, Any
 
 import typer
 from svomflow.cli._common import SetOverrides, user_errors, user_errors_printed_once
-from svomflow.errors import ConfigError, InputDataError
+from svomflow.errors import ConfigError, InputDataError, ServerUnavailableError
 
 app = typer.Typer(
     help="GP1: reduce and analyse robotic-telescope images (COLIBRI).", no_args_is_help=True
@@ -262,10 +262,21 @@ def watch_cmd(
     ] = False,
     set_: SetOverrides = None,
     caldb: CaldbOption = None,
+    follow_positions: Annotated[
+        str | None,
+        typer.Option(
+            "--follow-positions",
+            help="NATS server(s), comma-separated: each image runs with its burst's best "
+            "announced position (QPO_ECL, PO, SRCLIST_MXT...; docs/alert_loop.md).",
+        ),
+    ] = None,
 ) -> None:
     """Watch a directory and process each complete image with the pipeline its header selects.
 
     With ``--until-idle`` (a batch), the exit code is 1 when an image of this session failed.
+    With ``--follow-positions``, a durable consumer of the product announcements keeps each
+    burst's best position (state in the home, kept across restarts) and GP1 chooses the
+    afterglow with it.
     """
     import logging
 
@@ -283,6 +294,27 @@ def watch_cmd(
 
         processor = plain_processor(cfg.caldb)
 
+    feed_thread = None
+    if follow_positions:
+        from svomflow.operations.gp1_watch import default_processor
+        from svomflow.operations.position_feed import (
+            FeedSettings,
+            FeedThread,
+            PositionFeed,
+            guided_processor,
+        )
+        from svomflow.paths import data_home
+
+        servers = tuple(x.strip() for x in follow_positions.split(",") if x.strip())
+        feed = PositionFeed(state_file=data_home() / "gp1_positions.json")
+        try:
+            feed_thread = FeedThread(feed, FeedSettings(servers=servers)).start()
+        except Exception as exc:  # NATS down or the stream missing: say it in one line
+            raise ServerUnavailableError(
+                f"cannot follow positions on {follow_positions}: {exc}"
+            ) from None
+        processor = guided_processor(processor or default_processor, feed)
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     w = GP1Watcher(cfg, processor)
     typer.echo(
@@ -292,7 +324,11 @@ def watch_cmd(
     import datetime as _dt
 
     started = _dt.datetime.now(_dt.UTC).isoformat()
-    w.run(until_idle=until_idle)
+    try:
+        w.run(until_idle=until_idle)
+    finally:
+        if feed_thread is not None:
+            feed_thread.stop()
     rows = w.ledger.rows()
     counts: dict[str, int] = {}
     for r in rows:

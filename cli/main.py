@@ -34,34 +34,45 @@ def _root(
 # Command groups: each module defines `app` (a typer.Typer) or registers commands on ours.
 # --- command groups (one line each; keep sorted) ---
 from svomflow.cli import (
+    announce_cmd,
     bench_cmd,
     caldb_cmd,
     calib_cmd,
     config_cmd,
     demo_cmd,
+    eic_cmd,
+    followup_cmd,
     gp1_cmd,
+    hk_cmd,
     mxt_cmd,
     ops_cmd,
+    science_cmd,
     server_cmd,
     simulate_cmd,
     spectrum_cmd,
     vhf_cmd,
     warm_cmd,
+    web_cmd,
     xband_cmd,
 )
 
+app.command("announce")(announce_cmd.announce)
 app.command("bench")(bench_cmd.bench)
 app.add_typer(caldb_cmd.app, name="caldb")
 app.add_typer(calib_cmd.app, name="calib")
 app.add_typer(config_cmd.app, name="config")
 app.command("demo")(demo_cmd.demo)
+app.add_typer(eic_cmd.app, name="eic")
+app.command("followup")(followup_cmd.followup)
 app.add_typer(gp1_cmd.app, name="gp1")
+app.add_typer(hk_cmd.app, name="hk")
 app.command("mxt", context_settings={"allow_extra_args": True})(mxt_cmd.mxt)
 app.command("deploy")(ops_cmd.deploy)
 app.command("listen")(ops_cmd.listen)
 app.add_typer(ops_cmd.products_app, name="products")
 app.command("reprocess")(ops_cmd.reprocess)
 app.command("serve")(ops_cmd.serve)
+app.add_typer(science_cmd.app, name="science")
 app.command("serve-products")(server_cmd.serve_products)
 app.add_typer(server_cmd.app, name="server")
 app.command("status")(ops_cmd.status)
@@ -70,6 +81,7 @@ app.add_typer(spectrum_cmd.app, name="spectrum")
 app.command("xband")(xband_cmd.xband)
 app.command("vhf", context_settings={"allow_extra_args": True})(vhf_cmd.vhf)
 app.command("warm")(warm_cmd.warm)
+app.add_typer(web_cmd.app, name="web")
 
 
 def _stop_on_signal(signum: int, _frame: object) -> None:

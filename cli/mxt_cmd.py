@@ -114,7 +114,7 @@ def mxt(
             config=cfg,
         )
     if as_json:
-        keep = ("mode", "obs_id", "sources", "srclist", "products", "merge", "calibrate")
+        keep = ("mode", "obs_id", "flags", "sources", "srclist", "products", "merge", "calibrate")
         typer.echo(json.dumps({k: result[k] for k in keep}, default=str))
         return
     typer.echo(f"MXT {result['obs_id']} ({result['mode']}): {len(result['sources'])} source(s)")

@@ -1,4 +1,4 @@
-"""``svomflow server start|stop|status``: the local Prefect server (SQLite) used by the demo."""
+"""``svomflow server start|stop|status``: the local Prefect server (SQLite) and the web site."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ app = typer.Typer(
 def start(
     port: Annotated[int, typer.Option("--port", help="Port on 127.0.0.1.")] = 4200,
 ) -> None:
-    """Start the local Prefect server and the product server (if not running); leave them running."""
+    """Start the local Prefect server and the web site (if not running); leave them running."""
     from svomflow.operations.prefect_server import ensure_server
 
     info = ensure_server(port=port)
@@ -27,10 +27,10 @@ def start(
     typer.echo(f"Prefect server {state}: UI {info.ui_url}  API {info.api_url}")
     if info.log_path:
         typer.echo(f"log: {info.log_path}")
-    from svomflow.operations.product_server import ensure_product_server
+    from svomflow.web.server import ensure_web_server
 
-    products = ensure_product_server()
-    typer.echo(f"products of {products.root} served read-only at {products.url}")
+    site = ensure_web_server()
+    typer.echo(f"instrument-centre site (and the products of {site.root}): {site.url}")
     typer.echo("stop both with: svomflow server stop")
 
 
@@ -39,10 +39,10 @@ def start(
 def stop() -> None:
     """Stop the Prefect server that svomflow started (from its pid file)."""
     from svomflow.operations.prefect_server import stop_server
-    from svomflow.operations.product_server import stop_product_server
+    from svomflow.web.server import stop_web_server
 
-    if stop_product_server():
-        typer.echo("product server stopped")
+    if stop_web_server():
+        typer.echo("web site stopped")
     if stop_server():
         typer.echo("Prefect server stopped")
     else:
@@ -70,17 +70,10 @@ def status(
 @user_errors
 def serve_products(
     port: Annotated[
-        int, typer.Option("--port", help="Port on 127.0.0.1 (the flow commands use 4280).")
-    ] = 4280,
+        int, typer.Option("--port", help="Port on 127.0.0.1 (0: any free one).")
+    ] = 4300,
 ) -> None:
-    """Serve the products root read-only over HTTP (the product links of the Prefect UI)."""
-    from svomflow.operations.product_server import make_server, products_root
+    """Serve the products read-only over HTTP: an alias of ``svomflow web`` (one server)."""
+    from svomflow.cli.web_cmd import _serve
 
-    root = products_root()
-    root.mkdir(parents=True, exist_ok=True)
-    server = make_server(root, port=port)
-    typer.echo(f"serving {root} read-only at http://127.0.0.1:{server.server_port} (Ctrl-C stops)")
-    try:
-        server.serve_forever()
-    finally:
-        server.server_close()
+    _serve("127.0.0.1", port)

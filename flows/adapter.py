@@ -139,9 +139,10 @@ PREVIEW_MAX_BYTES = 400_000
 def product_link(path: str | os.PathLike[str]) -> str | None:
     """Return the HTTP address of a product file, or None when it is not served.
 
-    Products are served read-only from the products root at ``$SVOMFLOW_PRODUCTS_URL``
-    (``svomflow serve-products``; set by the flow commands): ``file://`` links do not open
-    from the Prefect UI. A file outside the root has no address.
+    Products are served read-only from the products root at ``$SVOMFLOW_PRODUCTS_URL``:
+    the flow commands set it to the ``/files`` of the instrument-centre site (``svomflow
+    web``), started with the Prefect server, since ``file://`` links do not open from the
+    Prefect UI. A file outside the root has no address.
     """
     base = os.environ.get("SVOMFLOW_PRODUCTS_URL")
     if not base:

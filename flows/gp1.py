@@ -116,6 +116,16 @@ def gp1_key_numbers(result: Mapping[str, Any]) -> dict[str, str]:
                 rows[f"{seq} transient magnitude"] = _mag(t["MAG_PSF"], t.get("MAGERR_PSF"))
         else:
             rows[f"{seq} transient"] = "none found"
+        pos = s.get("alert_position")
+        if pos:
+            best = max(s.get("candidates") or [{}], key=lambda c: c.get("probability", -1))
+            rows[f"{seq} alert position used"] = (
+                f"{pos['source'] or 'given'} v{pos.get('version') or '?'}: "
+                f"{pos['ra_deg']:.5f}°, {pos['dec_deg']:+.5f}°, "
+                f"{pos['error_radius_arcmin']:.3g}' at {pos['confidence']:.0%}"
+            )
+            if "probability" in best:
+                rows[f"{seq} P(transient is the afterglow)"] = f"{best['probability']:.3f}"
         rows[f"{seq} stack limiting magnitude"] = _mag(s.get("stack_maglim"))
         decay = s.get("decay_index")
         if decay:

@@ -13,7 +13,7 @@ CALDB index version). Burst mode: give ``trigger_time`` and the ECLAIRs
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,7 @@ from svomflow.tasks.xray.pipeline import (
 __all__ = [
     "default_obs_id",
     "header_obs_id",
+    "input_flags",
     "mxt_analysis",
     "mxt_key_numbers",
     "mxt_result",
@@ -100,6 +101,27 @@ def _run_name() -> str:
     return run_name(dict(flow_run.parameters))
 
 
+def input_flags(counts: Mapping[str, int]) -> list[str]:
+    """Return what reading and merging the passes removed, as one line per cause.
+
+    Damaged rows (NaN time, pixel or PHA out of range) are dropped, not fatal: the run says so
+    in its result (``--json`` ``flags``) so that a damaged input never passes unnoticed.
+    """
+    out = []
+    if counts.get("n_corrupted"):
+        out.append(
+            f"{counts['n_corrupted']} corrupted event rows dropped "
+            "(NaN time, pixel or PHA out of range)"
+        )
+    if counts.get("n_bad_gti"):
+        out.append(
+            f"{counts['n_bad_gti']} GTI rows dropped (non-finite bounds or START after STOP)"
+        )
+    if counts.get("n_no_attitude"):
+        out.append(f"{counts['n_no_attitude']} events without attitude excluded")
+    return out
+
+
 def mxt_result(
     outcome: MXTOutcome, refs: Sequence[ProductRef], calibration: CalibrationSet, obs_id: str
 ) -> dict[str, Any]:
@@ -137,6 +159,7 @@ def mxt_result(
     merge = outcome.merge
     return {
         "mode": outcome.mode,
+        "flags": input_flags(merge.counts),
         "obs_id": obs_id,
         "calibration": cal,
         "merge": {"counts": merge.counts, "tstart": merge.tstart, "tstop": merge.tstop},

@@ -405,6 +405,9 @@ def _group_summary(
         "passed": cand.passed,
         "n_frames": rep.n_frames,
         "reasons": rep.reasons,
+        # frames screened out of the group (NaN pixels, wrong exposure, ...) with the reason:
+        # a damaged input never passes unnoticed in the --json output
+        "rejected_frames": dict(rep.rejected_frames),
         "level": rep.level,
         "noise": rep.noise,
         "fraction": rep.fraction,

@@ -59,6 +59,9 @@ class FlowSpec:
         the flow from a product's provenance when the original run's parameters are gone.
     pipeline
         ``module:NAME`` of the flow's :class:`~svomflow.tasks.step.Pipeline` (its steps).
+    cron
+        A cron schedule (UTC) on which ``svomflow serve``/``deploy`` run the flow, in
+        addition to the nightly one of ``scheduled`` (``"*/5 * * * *"``: every 5 minutes).
     """
 
     name: str
@@ -73,6 +76,7 @@ class FlowSpec:
     overrides_parameter: str | None = None
     inputs_parameter: str | None = None
     pipeline: str | None = None
+    cron: str | None = None
 
     @property
     def module(self) -> str:
@@ -178,6 +182,104 @@ _SPECS = (
         key_parameter="burst_id",
         tags=("alert",),
         pipeline="svomflow.tasks.alerts.pipeline:ALERT_PIPELINE",
+    ),
+    FlowSpec(
+        name="eic_calibration",
+        alias="eic-calib",
+        entrypoint="svomflow.flows.eic_calibration:eic_calibration",
+        description="ECLAIRs per-pixel gain, on-board band table and SBN thresholds, via the gate",
+        parameters={"spectra": "latest"},
+        tags=("eic", "calibration"),
+        config_parameter="config",
+        pipeline="svomflow.flows.eic_calibration:EIC_CALIBRATION_PIPELINE",
+        cron="0 5 * * 1",
+    ),
+    FlowSpec(
+        name="eic_saa",
+        alias="eic-saa",
+        entrypoint="svomflow.flows.eic_saa:eic_saa",
+        description="SAA contour from the ECLAIRs rates along the orbit, promoted via the gate",
+        tags=("eic", "calibration"),
+        config_parameter="config",
+        inputs_parameter="rate_files",
+        pipeline="svomflow.tasks.eic.saa_pipeline:SAA_PIPELINE",
+        cron="0 3 * * 1",
+    ),
+    FlowSpec(
+        name="eic_triggers",
+        alias="eic-triggers",
+        entrypoint="svomflow.flows.eic_triggers:eic_triggers",
+        description="On-board rate triggers vs a ground re-analysis: missed and spurious ones",
+        tags=("eic", "monitoring"),
+        config_parameter="config",
+        pipeline="svomflow.tasks.eic.trigger_pipeline:TRIGGER_PIPELINE",
+        cron="30 2 * * *",
+    ),
+    FlowSpec(
+        name="eic_pixel_calibration",
+        alias="eic-pixels",
+        entrypoint="svomflow.flows.eic_pixels:eic_pixel_calibration",
+        description="ECLAIRs bad pixels, uniformity map and dead time of a period, via the gate",
+        key_parameter="obs_id",
+        parameters={"last_days": 7.0},
+        tags=("eic", "calibration"),
+        config_parameter="config",
+        pipeline="svomflow.tasks.eic.pixels_pipeline:PIXELS_PIPELINE",
+        cron="0 4 * * 1",
+    ),
+    FlowSpec(
+        name="hk_ingest",
+        alias="hk-ingest",
+        entrypoint="svomflow.flows.eic_monitoring:hk_ingest",
+        description="Ingest housekeeping files (FITS/JSON) and check their limits",
+        key_parameter="key",
+        tags=("monitoring", "housekeeping"),
+        config_parameter="config",
+        inputs_parameter="files",
+        pipeline="svomflow.tasks.monitoring.pipeline:INGEST_PIPELINE",
+    ),
+    FlowSpec(
+        name="hk_check",
+        alias="hk-check",
+        entrypoint="svomflow.flows.eic_monitoring:hk_check",
+        description="Housekeeping limit checks (soft/hard/stuck): record raised and cleared alarms",
+        tags=("monitoring", "housekeeping"),
+        config_parameter="config",
+        pipeline="svomflow.tasks.monitoring.pipeline:CHECK_PIPELINE",
+        cron="*/5 * * * *",
+    ),
+    FlowSpec(
+        name="hk_daily_report",
+        alias="hk-daily",
+        entrypoint="svomflow.flows.eic_monitoring:hk_daily_report",
+        description="Daily housekeeping status report per instrument (HTML with plots)",
+        key_parameter="day",
+        parameters={"day": "yesterday"},
+        tags=("monitoring", "housekeeping"),
+        config_parameter="config",
+        pipeline="svomflow.tasks.monitoring.pipeline:DAILY_PIPELINE",
+        cron="15 0 * * *",
+    ),
+    FlowSpec(
+        name="hk_trends",
+        alias="hk-trends",
+        entrypoint="svomflow.flows.eic_monitoring:hk_trends",
+        description="Housekeeping trends over the last day, week, month and quarter",
+        tags=("monitoring", "housekeeping"),
+        config_parameter="config",
+        pipeline="svomflow.tasks.monitoring.pipeline:TRENDS_PIPELINE",
+        cron="30 0 * * *",
+    ),
+    FlowSpec(
+        name="science_delivery",
+        alias="science",
+        entrypoint="svomflow.flows.science_delivery:science_delivery",
+        description="Validated products delivered to the science database (refusals with reasons)",
+        key_parameter="obs_id",
+        tags=("science",),
+        config_parameter="config",
+        pipeline="svomflow.tasks.validation.pipeline:SCIENCE_PIPELINE",
+        cron="*/5 * * * *",
     ),
 )
 

@@ -1,7 +1,8 @@
 """Deployments of the registered flows: ``svomflow serve`` and ``svomflow deploy``.
 
 ``serve`` registers one deployment per importable flow (readable name ``<flow>/<alias>``,
-default parameters, tags) with the nightly calibration on a cron schedule, and executes
+default parameters, tags) with the nightly calibration on a cron schedule (and any flow
+whose registry entry has a ``cron`` on that schedule, in UTC), and executes
 their runs in this process (``prefect.serve``). ``deploy`` registers the same deployments on
 a Prefect *process* work pool, so ``prefect worker start --pool NAME`` on any machine with
 svomflow installed runs them, and writes the equivalent ``prefect.yaml``.
@@ -90,14 +91,21 @@ class DeploymentSettings(BaseModel):
 
 
 def _schedules(spec: FlowSpec, settings: DeploymentSettings, params: dict[str, Any]) -> list[Any]:
-    if not spec.scheduled:
+    if not spec.scheduled and not spec.cron:
         return []
     from prefect.schedules import Cron
 
-    # a scheduled nightly run with no raw directory would fail every night: keep the
-    # schedule visible but inactive until one is configured
-    active = "raw_dir" in params or spec.name != "nightly_master_calibration"
-    return [Cron(settings.cron(), timezone=settings.timezone, active=active)]
+    out = []
+    if spec.scheduled:
+        # a scheduled nightly run with no raw directory would fail every night: keep the
+        # schedule visible but inactive until one is configured
+        active = "raw_dir" in params or spec.name != "nightly_master_calibration"
+        out.append(Cron(settings.cron(), timezone=settings.timezone, active=active))
+    if spec.cron:
+        # a flow's own schedule is in UTC (housekeeping checks, daily reports follow the
+        # mission's clock, not the local time of the machine running them)
+        out.append(Cron(spec.cron, timezone="UTC"))
+    return out
 
 
 def build_deployments(
@@ -214,6 +222,10 @@ def prefect_yaml(
                     "active": "raw_dir" in params,
                 }
             ]
+        if spec.cron:
+            entry.setdefault("schedules", []).append(
+                {"cron": spec.cron, "timezone": "UTC", "active": True}
+            )
         deployments.append(entry)
     doc = {
         "name": "svomflow",

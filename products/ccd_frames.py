@@ -30,7 +30,7 @@ from astropy.io import fits
 from astropy.utils.exceptions import AstropyUserWarning
 from svomflow.errors import InputDataError
 from svomflow.instruments.ccd_camera import CameraModel
-from svomflow.products.ogip import check_fits_sizes
+from svomflow.products.ogip import check_fits_sizes, reading_file
 
 __all__ = [
     "FRAME_PATTERNS",
@@ -171,11 +171,32 @@ def _copy_cards(sources: list[fits.Header], out: fits.Header, fixed: list[str]) 
             copy = _valid_copy(card)
             if copy is None:
                 fixed.append(key)
-                out.append(("COMMENT", card.image.rstrip()))  # the text is kept, as a comment
+                # the text is kept, as a comment; a flipped byte may make it non-printable,
+                # which astropy refuses even in a COMMENT
+                out.append(("COMMENT", _printable(_card_text(card).rstrip())))
             elif key in ("COMMENT", "HISTORY", "") or key not in out:
                 out.append(copy)  # keeps HIERARCH, long strings
             else:
                 out[key] = (copy.value, copy.comment)
+
+
+def _card_text(card: fits.Card) -> str:
+    """Return the 80 characters of a card as read, even when astropy cannot fix them.
+
+    ``Card.image`` re-verifies the card, and its "fix" raises ValueError on a non-printable
+    character; the text as read is then astropy's private ``_image``.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            return str(card.image)
+        except ValueError:
+            return str(getattr(card, "_image", None) or card.keyword)
+
+
+def _printable(text: str) -> str:
+    """Return ``text`` with every character outside printable ASCII replaced by ``?``."""
+    return "".join(c if " " <= c <= "~" else "?" for c in text)
 
 
 class HeaderFixWarning(UserWarning):
@@ -193,7 +214,7 @@ def _valid_copy(card: fits.Card) -> fits.Card | None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            copy = fits.Card.fromstring(card.image)
+            copy = fits.Card.fromstring(_card_text(card))
             _ = copy.value, copy.comment
             if getattr(copy, "_invalid", False):  # astropy flags unparsable cards so
                 return None
@@ -251,7 +272,7 @@ def read_image_header(path: str | Path) -> fits.Header:
         As :func:`open_image`.
     """
     hdul, index = open_image(path, memmap=True)
-    with hdul:
+    with reading_file(path), hdul:  # a damaged header card is the file's fault, one line
         return image_header(hdul, index)
 
 

@@ -32,6 +32,17 @@ def _renamed(value: str, names: Mapping[str, str]) -> str:
     return value if new is None else f"{new}{row}"
 
 
+def _fitting_comment(key: str, value: str, comment: str) -> str:
+    """Return ``comment`` shortened so that the card still fits in 80 characters.
+
+    A published name (with the burst id in it) is longer than the link name: astropy would
+    warn and truncate the comment itself.
+    """
+    used = len(fits.Card(key, value).image.rstrip())
+    room = 80 - used - 3  # " / "
+    return comment[: max(room, 0)]
+
+
 def relink_ogip(hdus: list[Any], names: Mapping[str, str]) -> list[Any]:
     """Point the OGIP file references of HDUs at the files' published names.
 
@@ -61,7 +72,8 @@ def relink_ogip(hdus: list[Any], names: Mapping[str, str]) -> list[Any]:
         for key in LINK_KEYWORDS:
             value = h.header.get(key)
             if isinstance(value, str):
-                h.header[key] = _renamed(value, names)
+                new = _renamed(value, names)
+                h.header[key] = (new, _fitting_comment(key, new, h.header.comments[key]))
         if isinstance(h, fits.BinTableHDU) and h.data is not None:
             if any(k in h.columns.names for k in LINK_KEYWORDS):
                 # rebuilt with new string columns: published names may be longer

@@ -17,12 +17,13 @@ import fcntl
 import os
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+import weakref
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, Column, UniqueConstraint, event, inspect, text
+from sqlalchemy import JSON, Column, Table, UniqueConstraint, event, inspect, text
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Field, Session, SQLModel, create_engine, select
 from svomflow.errors import SvomflowError
@@ -31,15 +32,17 @@ from svomflow.paths import data_home
 __all__ = [
     "SCHEMA_VERSION",
     "IncompatibleDatabaseError",
+    "OutboxRow",
     "ProcessingStatus",
     "ProductRow",
     "SchemaInfo",
     "database_url",
+    "ensure_tables",
     "make_engine",
 ]
 
 # Bump with every schema change, and add the step from the previous version to _MIGRATIONS.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 class IncompatibleDatabaseError(SvomflowError):
@@ -105,6 +108,26 @@ class ProcessingStatus(SQLModel, table=True):
     updated: datetime = Field(default_factory=_now)
     owner: str | None = Field(default=None, description="host:pid:start of the run, while running")
     lease_until: datetime | None = None
+
+
+class OutboxRow(SQLModel, table=True):
+    """An announcement of a product version, written in the transaction that records it.
+
+    ``sent_at`` stays empty until the message is in JetStream (svomflow.products.announcements).
+    """
+
+    __tablename__ = "product_outbox"
+    __table_args__ = (UniqueConstraint("product_id", name="uq_outbox_product"),)
+
+    id: int | None = Field(default=None, primary_key=True)  # commit order: sending order
+    product_id: str = Field(index=True)
+    msg_id: str = Field(description="JetStream de-duplication id: '<product id>:<version>'")
+    subject: str
+    payload: str = Field(description="the announcement (JSON)")
+    created: datetime = Field(default_factory=_now)
+    sent_at: datetime | None = Field(default=None, index=True)
+    attempts: int = 0
+    last_error: str | None = None
 
 
 def database_url() -> str:
@@ -202,8 +225,15 @@ def _to_v2(conn: Connection) -> None:
             _add_column(conn, str(table), column)
 
 
+def _to_v3(conn: Connection) -> None:
+    """Version 3: the outbox of product announcements (older products are not announced)."""
+    SQLModel.metadata.create_all(
+        conn, tables=[SQLModel.metadata.tables[OutboxRow.__tablename__]], checkfirst=True
+    )
+
+
 # step from version N-1 to N, for every N above 1 (a new database is created at the latest)
-_MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _to_v2}
+_MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _to_v2, 3: _to_v3}
 
 
 def _check_schema(conn: Connection) -> None:
@@ -237,7 +267,7 @@ def _check_schema(conn: Connection) -> None:
             conn,
             tables=[
                 SQLModel.metadata.tables[str(t.__tablename__)]
-                for t in (SchemaInfo, ProductRow, ProcessingStatus)
+                for t in (SchemaInfo, ProductRow, ProcessingStatus, OutboxRow)
             ],
         )
     else:
@@ -258,6 +288,26 @@ def dispose_engines() -> None:
     for engine in _ENGINES.values():
         engine.dispose()
     _ENGINES.clear()
+    _ENSURED.clear()
+
+
+# per engine, the names of the tables already checked in this process
+_ENSURED: weakref.WeakKeyDictionary[Engine, set[str]] = weakref.WeakKeyDictionary()
+
+
+def ensure_tables(engine: Engine, tables: Sequence[Table]) -> None:
+    """Create those of ``tables`` missing from the database, under the schema lock.
+
+    For the tables of other stores on the products database (housekeeping, alarms, duty
+    roster): they are created on first use, by any number of processes at once, without
+    changing the schema version of the products tables. Checked once per engine.
+    """
+    names = {t.name for t in tables}
+    if names <= _ENSURED.get(engine, set()):
+        return
+    with _ENGINE_LOCK, _schema_lock(engine) as conn:
+        SQLModel.metadata.create_all(conn, tables=list(tables), checkfirst=True)
+        _ENSURED.setdefault(engine, set()).update(names)
 
 
 def select_products(

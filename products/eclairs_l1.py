@@ -7,7 +7,8 @@ BADPIX and, for simulated files, the ORIGINS truth table. The simulator writes i
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,9 @@ from svomflow.config import InstrumentDefinition, load_instrument
 from svomflow.errors import InputDataError
 from svomflow.instruments.attitude import Attitude
 from svomflow.instruments.eclairs_detector import EclairsResponse
+from svomflow.products.burst_events import BurstEvents
+from svomflow.products.eic_calibration_files import PixelGain
+from svomflow.products.events import EventList
 from svomflow.products.ogip import (
     MALFORMED_FILE_ERRORS,
     TimeReference,
@@ -27,7 +31,14 @@ from svomflow.products.ogip import (
     write_hdulist,
 )
 
-__all__ = ["EclairsEvents", "RateTrigger", "read_eclairs_l1", "write_eclairs_l1"]
+__all__ = [
+    "EclairsEvents",
+    "RateTrigger",
+    "apply_pixel_gains",
+    "read_eclairs_l1",
+    "recalibrate_energies",
+    "write_eclairs_l1",
+]
 
 
 @dataclass
@@ -292,3 +303,68 @@ def read_eclairs_l1(
         trigger=trig,
         instrument=inst.name,
     )
+
+
+#: Raw ADC channel of each event (before the per-pixel gain), when the L1 file has it.
+ADC_COLUMN = "ADC"
+
+
+def recalibrate_energies(events: EventList, path: str | Path, gain: PixelGain) -> EventList | None:
+    """Return the events with energies from their raw ADC channels through a per-pixel gain.
+
+    ``events`` are the events of the single L1 file ``path`` as
+    :func:`svomflow.products.events.read_events` returns them (sorted in time, with pixels);
+    each event's energy becomes ``gain * (ADC + 0.5) + offset`` of its pixel, then the PI
+    channel of the events' EBOUNDS that holds it (its midpoint is the event's energy, as for
+    every other event list). ``None`` when the file has no ``ADC`` column (its PI is kept).
+
+    Raises
+    ------
+    InputDataError
+        When the file's events do not match ``events`` or a pixel lies outside the table.
+    """
+    if events.pixel_y is None or events.pixel_z is None or len(events.detectors) != 1:
+        raise InputDataError(f"{path}: per-pixel gains need the events of one imaging detector")
+    with fits.open(path, memmap=False) as hdul:
+        data = hdul["EVENTS"].data
+        if ADC_COLUMN not in [c.upper() for c in data.columns.names]:
+            return None
+        time = np.asarray(data["TIME"], dtype=np.float64)
+        adc = np.asarray(data[ADC_COLUMN], dtype=np.float64)
+    if adc.size != events.size:
+        raise InputDataError(f"{path}: {adc.size} ADC values for {events.size} events")
+    adc = adc[np.argsort(time, kind="stable")]  # the order read_events gives the events
+    ny, nz = gain.gain.shape
+    y, z = events.pixel_y.astype(np.int64), events.pixel_z.astype(np.int64)
+    if y.size and (y.min() < 0 or z.min() < 0 or y.max() >= ny or z.max() >= nz):
+        raise InputDataError(f"{path}: event pixels outside the {ny}x{nz} PIXGAIN table")
+    energy = gain.energy(y, z, adc)
+    det = events.detectors[0]
+    lo, hi = events.ebounds[det]
+    idx = np.clip(np.searchsorted(hi, energy, side="right"), 0, lo.size - 1)
+    return replace(
+        events,
+        channel=(events.first_channel[det] + idx).astype(events.channel.dtype),
+        energy=np.asarray(0.5 * (lo[idx] + hi[idx]), dtype=np.float64),
+        flags=[*events.flags, f"{Path(path).name}: energies from the ADC channels through PIXGAIN"],
+    )
+
+
+def apply_pixel_gains(burst: BurstEvents, gains: Mapping[str, PixelGain]) -> None:
+    """Give the imaging instruments' events their energies through the CALDB's per-pixel gains.
+
+    ``gains`` maps instrument definition names (``eclairs``) to their ``PIXGAIN`` tables;
+    an instrument without one, or whose file has no ``ADC`` column, keeps the PI of its
+    file (the second case flagged).
+    """
+    for data in burst.instruments.values():
+        gain = gains.get(data.key)
+        if gain is None or not data.imaging:
+            continue
+        new = recalibrate_energies(data.events, data.files[0], gain)
+        if new is None:
+            data.flags.append(
+                f"{data.name}: no ADC column in the events: the file's PI is used, not PIXGAIN"
+            )
+            continue
+        data.events = new

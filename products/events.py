@@ -424,6 +424,9 @@ def _read_hdu(
         lo = float(hev.get("TSTART", time.min()))
         hi = float(hev.get("TSTOP", time.max()))
         gti = np.array([[lo, hi]])
+    gti = _usable_gti(path, gti, notes)
+    notes.extend(_exposure_notes(path, (hev, h0)))
+    _check_times_in_gti(path, time, gti, notes)
     trig = hev.get("TRIGTIME", h0.get("TRIGTIME"))
     mjdref = (
         float(hev.get("MJDREFI", h0.get("MJDREFI", 0.0)))
@@ -460,6 +463,68 @@ def _read_hdu(
         pixel_z=None if pixels is None else pixels[1][order],
         notes=notes,
     )
+
+
+def _usable_gti(path: Path, gti: np.ndarray, notes: list[str]) -> np.ndarray:
+    """Return the GTI rows with finite bounds and START <= STOP (dropped rows noted).
+
+    A GTI with no such row is a damaged file: an interval with a NaN or reversed bound
+    would otherwise become exposure (or none) without a word.
+    """
+    ok = np.all(np.isfinite(gti), axis=1) & (gti[:, 0] <= gti[:, 1])
+    if gti.shape[0] and not ok.any():
+        raise InputDataError(f"{path}: no GTI row has finite bounds with START <= STOP")
+    if not ok.all():
+        notes.append(
+            f"{path.name}: {int((~ok).sum())} GTI rows with non-finite bounds or START after "
+            "STOP dropped"
+        )
+    return gti[ok]
+
+
+_EXPOSURE_KEYS = ("EXPOSURE", "ONTIME", "LIVETIME")
+#: Events this far (s) outside the span of their file's GTIs are not of that observation.
+_FAR_OUTSIDE_GTI_S = 86400.0
+
+
+def _check_times_in_gti(path: Path, time: np.ndarray, gti: np.ndarray, notes: list[str]) -> None:
+    """Refuse a table none of whose events lie in its GTI span; note events far outside it.
+
+    Times shifted by an error (a wrong epoch, a corrupt clock) would otherwise give a light
+    curve with no events of this file and no word about it.
+    """
+    if gti.shape[0] == 0:
+        return
+    lo, hi = float(gti[:, 0].min()), float(gti[:, 1].max())
+    inside = (time >= lo) & (time <= hi)
+    if not inside.any():
+        raise InputDataError(
+            f"{path}: no event lies within the GTIs ({lo!r} .. {hi!r} mission s); "
+            f"event times span {float(time.min())!r} .. {float(time.max())!r}"
+        )
+    far = (time < lo - _FAR_OUTSIDE_GTI_S) | (time > hi + _FAR_OUTSIDE_GTI_S)
+    if far.any():
+        notes.append(f"{path.name}: {int(far.sum())} events more than a day outside the GTIs")
+
+
+def _exposure_notes(path: Path, headers: tuple[fits.Header, ...]) -> list[str]:
+    """Return a note for each exposure keyword that is not a positive number.
+
+    Event lists take their exposure from the GTIs and the dead time, never from these
+    keywords; one that is zero, negative or not a number still says the file is damaged.
+    """
+    notes = []
+    for key in _EXPOSURE_KEYS:
+        value = next((h[key] for h in headers if key in h), None)
+        if value is None:
+            continue
+        number = value if isinstance(value, int | float) and not isinstance(value, bool) else None
+        if number is None or not np.isfinite(number) or number <= 0:
+            notes.append(
+                f"{path.name}: header {key} = {value!r} is not a positive exposure "
+                "(ignored: exposure comes from the GTIs)"
+            )
+    return notes
 
 
 def _intersect_gtis(gtis: list[np.ndarray]) -> np.ndarray:
@@ -555,8 +620,8 @@ def read_events(
         n_dup += int(np.count_nonzero(np.diff(part.time_met) == 0))
     if n_dup:
         flags.append(f"{n_dup} duplicate time tags (same time, same detector): kept")
-    for part in parts:
-        flags.extend(part.notes)
+    for part in parts:  # one note per file, not per detector table of it
+        flags.extend(note for note in part.notes if note not in flags)
     pixel_y = pixel_z = None
     if pixel_columns is not None:
         pixel_y = np.concatenate([p.pixel_y for p in parts if p.pixel_y is not None])[order]

@@ -171,6 +171,25 @@ def _as_channel_array(value: Any, n: int, dtype: Any, default: float) -> np.ndar
     return arr.copy()
 
 
+def _check_pha_gti(p: Path, hdul: fits.HDUList) -> None:
+    """Refuse a spectrum whose GTI extension has a non-finite or reversed interval.
+
+    The fit uses EXPOSURE, not the GTI; but a GTI with START after STOP says the file was
+    damaged after it was made, so its exposure and counts cannot be trusted either.
+    """
+    if "GTI" not in hdul or hdul["GTI"].data is None:
+        return
+    gti = hdul["GTI"].data
+    start = np.asarray(gti["START"], dtype=float)
+    stop = np.asarray(gti["STOP"], dtype=float)
+    bad = ~(np.isfinite(start) & np.isfinite(stop) & (start <= stop))
+    if bad.any():
+        raise InputDataError(
+            f"{p}: {int(bad.sum())} GTI row(s) with non-finite bounds or START after STOP "
+            "(damaged file)"
+        )
+
+
 def read_pha(path: str | Path, row: int | None = None) -> PhaSpectrum:  # noqa: C901 - one pass over every OGIP keyword/column alternative
     """Read a PHA type I or II spectrum (source or background) into counts per channel.
 
@@ -299,6 +318,9 @@ def read_pha(path: str | Path, row: int | None = None) -> PhaSpectrum:  # noqa: 
                 tstop = float(data["ENDTIME"][idx])
         elif "TSTART" in hdr and "TSTOP" in hdr:
             tstart, tstop = float(hdr["TSTART"]), float(hdr["TSTOP"])
+        if tstart is not None and tstop is not None and not tstart <= tstop:
+            raise InputDataError(f"{p}: TSTART {tstart!r} is after TSTOP {tstop!r}")
+        _check_pha_gti(p, hdul)
         hduclas2 = str(hdr.get("HDUCLAS2", "")).strip().upper()
         keep = {k: hdr.get(k) for k in ("TELESCOP", "INSTRUME", "DETNAM", "OBJECT", "TRIGTIME")}
     return PhaSpectrum(

@@ -8,7 +8,8 @@ previous one superseded, which stays on disk and in the database.
 Products are published in batches (all products of one step call): one transaction reserves
 a version row (checksum ``pending``, with this process as owner and a lease) for each, every
 file is written to a temporary file and fsynced, all are renamed into place with one fsync
-per directory, and one transaction records them and supersedes the older versions. A run
+per directory, and one transaction records them, writes their announcements to the outbox
+(:mod:`svomflow.products.announcements`) and supersedes the older versions. A run
 killed in between leaves reserved rows whose lease the next use of the store finds expired
 (:meth:`ProductStore.reconcile`): their rows, files and temporary files are removed, so no
 listing ever shows a version without its file.
@@ -33,8 +34,10 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, func, select
 from svomflow.paths import safe_join
+from svomflow.products import announcements
 from svomflow.products.atomic import TMP_PREFIX, AtomicBatch, sha256_file
 from svomflow.products.database import (
+    OutboxRow,
     ProcessingStatus,
     ProductRow,
     make_engine,
@@ -329,23 +332,37 @@ class ProductStore:
         slots: Sequence[_Slot],
         checksums: dict[int, str],
     ) -> builtins.list[ProductRef]:
+        # the announced key values are read from the renamed files before the transaction
+        keys = {
+            i: announcements.key_values_of(
+                slots[i].path, requests[i].type_code, requests[i].instrument
+            )
+            for i in checksums
+        }
         for attempt in range(8):
             try:
-                return self._record(requests, slots, checksums)
+                refs = self._record(requests, slots, checksums, keys)
+                break
             except OperationalError:
                 # PostgreSQL breaks a deadlock by failing one transaction: try it again
                 if attempt == 7:
                     raise
                 time.sleep(0.05 * (attempt + 1))
-        raise AssertionError("unreachable")
+        if checksums:  # committed: announce now if a bus is configured (best effort)
+            announcements.send_soon(self.engine)
+        return refs
 
     def _record(
         self,
         requests: Sequence[PublishRequest],
         slots: Sequence[_Slot],
         checksums: dict[int, str],
+        keys: dict[int, announcements.KeyValues] | None = None,
     ) -> builtins.list[ProductRef]:
         """Record the written versions and supersede the older ones, in one transaction.
+
+        Each new version's announcement goes to the outbox in the same transaction, so it
+        exists exactly when the version does.
 
         Products are taken in (type, instrument, observation, version) order and their older
         rows oldest first, each flushed before the next: concurrent writers then lock rows
@@ -366,13 +383,14 @@ class ProductStore:
             for i in order:
                 row = rows[slots[i].row_id]
                 assert row is not None
-                self._supersede_older(s, row)
+                older = self._supersede_older(s, row)
                 row.path, row.checksum = str(slots[i].path), checksums[i]
                 row.provenance = requests[i].provenance.model_dump(mode="json")
                 row.created = datetime.now(UTC)
                 row.owner, row.lease_until = None, None
                 s.add(row)
                 s.flush()
+                self._outbox(s, row, older, (keys or {}).get(i))
             s.commit()
             refs = []
             for i, slot in enumerate(slots):
@@ -382,8 +400,43 @@ class ProductStore:
                 refs.append(_ref(row, created=i in checksums))
             return refs
 
+    def _outbox(
+        self,
+        s: Session,
+        row: ProductRow,
+        older: builtins.list[ProductRow],
+        keys: announcements.KeyValues | None,
+    ) -> None:
+        """Add the announcement of a recorded version to the outbox (once per version)."""
+        if s.exec(select(OutboxRow.id).where(OutboxRow.product_id == row.id)).first():
+            return  # a lost file rewritten: this version was announced already
+        msg = announcements.announcement_for(
+            product_id=row.id,
+            type_code=row.type_code,
+            instrument=row.instrument,
+            obs_id=row.obs_id,
+            version=row.version,
+            path=row.path,
+            checksum=row.checksum,
+            created=row.created,
+            out_root=self.out_root,
+            flow_name=row.flow_name,
+            flow_run_id=row.flow_run_id,
+            supersedes=older[-1].id if older else None,
+            key_values=keys,
+        )
+        s.add(
+            OutboxRow(
+                product_id=row.id,
+                msg_id=msg.announcement_id,
+                subject=msg.subject,
+                payload=announcements.payload_json(msg),
+            )
+        )
+        s.flush()
+
     @staticmethod
-    def _supersede_older(s: Session, row: ProductRow) -> None:
+    def _supersede_older(s: Session, row: ProductRow) -> builtins.list[ProductRow]:
         older = s.exec(
             select(ProductRow)
             .where(
@@ -400,6 +453,7 @@ class ProductStore:
             old.superseded_by = row.id
             s.add(old)
             s.flush()
+        return list(older)
 
     def _release(self, slots: Sequence[_Slot]) -> None:
         """Give up reservations of a failed batch: remove our pending rows and their files."""

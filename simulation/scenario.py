@@ -43,6 +43,8 @@ SIMULATORS: dict[str, str] = {
     "grm": "svomflow.simulation.scenario_runners:run_grm",
     "mxt": "svomflow.simulation.scenario_runners:run_mxt",
     "colibri": "svomflow.simulation.scenario_runners:run_colibri",
+    "eclairs_plane": "svomflow.simulation.eclairs_plane:run_eclairs_plane",
+    "alert_loop": "svomflow.simulation.alert_loop:run_alert_loop_sim",
 }
 
 

@@ -63,6 +63,12 @@ def svomflow_home(
     return home
 
 
+# Every flow command run by a test in its own home starts that home's web site detached
+# (the artifacts' links): let each exit after a minute without requests, not six hours,
+# so a test session does not pile up a hundred idle sites.
+os.environ.setdefault("SVOMFLOW_WEB_IDLE_EXIT_S", "60")
+
+
 @pytest.fixture(scope="session")
 def prefect_harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """One Prefect test server (temporary SQLite) for the whole session, heartbeats off."""

@@ -1,8 +1,8 @@
 """The import directions of ARCHITECTURE.md §11, checked on the source (AST, lazy imports too).
 
 Layers, lowest first: the package root (version, errors, paths, numba policy) -> config ->
-instrument models -> products -> calibration -> tasks (steps) -> flows -> command line and
-operations. A module may import its own layer and the layers below, never above; nothing
+instrument models -> products -> calibration -> tasks (steps) -> flows -> operations -> web
+site -> command line. A module may import its own layer and the layers below, never above; nothing
 imports ``svomflow.simulation`` but the simulator itself and the commands that run it
 (``simulate``, ``bench``, ``demo``, ``warm``); there are no import cycles between modules.
 """
@@ -26,13 +26,15 @@ LAYERS: dict[str, int] = {
     "svomflow.simulation": 6,  # above the models and steps it simulates through
     "svomflow.flows": 7,
     "svomflow.operations": 8,
-    "svomflow.cli": 9,
+    "svomflow.web": 9,  # the instrument-centre site: reads what operations and flows write
+    "svomflow.cli": 10,
 }
 # the only modules outside the simulator that may import it: the commands that run it
 SIMULATION_USERS = (
     "svomflow.cli.simulate_cmd",
     "svomflow.cli.bench_cmd",
     "svomflow.cli.demo_cmd",
+    "svomflow.cli.hk_cmd",  # `svomflow hk simulate`: housekeeping files with known anomalies
     "svomflow.cli.warm_cmd",  # simulates a burst to compile the VHF kernels
 )
 

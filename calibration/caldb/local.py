@@ -6,6 +6,7 @@ Layout under the root::
     index/caldb.sqlite                             the index (append-only tables)
     index/v000042.json                             immutable snapshot of index version 42
     index/latest.json                              the newest snapshot (for HTTP mirrors)
+    orphans/<time>-<file>                          files a killed registration left (set aside)
 
 Every change (a registration, a quality change) creates a new index version. The tables
 are append-only (SQLite triggers refuse UPDATE and DELETE), so the index as it was at
@@ -22,6 +23,7 @@ import contextlib
 import datetime as _dt
 import json
 import os
+import re
 import shutil
 import sqlite3
 import tempfile
@@ -40,8 +42,12 @@ from svomflow.calibration.caldb.selection import choose_entry, filter_entries
 from svomflow.errors import CalibrationNotFoundError, InputDataError
 from svomflow.paths import safe_component, safe_join
 from svomflow.products.atomic import atomic_write_bytes, sha256_file
+from svomflow.products.lease import owner_alive, owner_id
 
 __all__ = ["Caldb"]
+
+#: The index version a registered file's name carries (``..._20261123_v7.fits``).
+_VERSION_TAG = re.compile(r"_\d{8}_v(\d+)(?=\.|$)")
 
 UTC = _dt.UTC
 
@@ -109,6 +115,9 @@ class Caldb:
         with self._connect() as con:
             con.execute("PRAGMA journal_mode=WAL")
             con.executescript(_SCHEMA + _immutable_triggers())
+        if self._snapshot_version() > self.index_version:
+            with self._write() as con:
+                self._repair(con)
 
     def __repr__(self) -> str:
         return f"Caldb(root={str(self.root)!r})"
@@ -137,6 +146,52 @@ class Caldb:
                 con.execute("ROLLBACK")
                 raise
             con.execute("COMMIT")
+
+    def _snapshot_version(self) -> int:
+        """Return the version ``index/latest.json`` claims (0 when there is none)."""
+        try:
+            return int(
+                json.loads((self.root / "index" / "latest.json").read_bytes())["index_version"]
+            )
+        except (OSError, ValueError, KeyError, TypeError):
+            return 0
+
+    def _repair(self, con: sqlite3.Connection, data_dir: Path | None = None) -> None:
+        """Remove what a writer killed inside its transaction left on disk (under the write lock).
+
+        A transaction that never committed may have left the snapshots of its version
+        (``latest.json`` ahead of the index, which HTTP mirrors would serve), a staged copy
+        (``.tmp-*`` of a dead process) and, in ``data_dir``, the placed file of its version: a
+        later registration that draws the same version number would find that name taken by
+        other bytes and be refused. None of them is referenced by the committed index: the
+        snapshots and staged copies are removed, a placed file is moved to ``orphans/``.
+        """
+        (committed,) = con.execute("SELECT COALESCE(MAX(version), 0) FROM versions").fetchone()
+        committed = int(committed)
+        index = self.root / "index"
+        for snap in index.glob("v*.json"):
+            if snap.stem[1:].isdigit() and int(snap.stem[1:]) > committed:
+                snap.unlink(missing_ok=True)
+        if self._snapshot_version() > committed:
+            if committed:
+                self._write_snapshot(con, committed)
+            else:
+                (index / "latest.json").unlink(missing_ok=True)
+        if data_dir is None or not data_dir.is_dir():
+            return
+        for f in data_dir.iterdir():
+            if f.name.startswith(".tmp-") and "#" in f.name:
+                writer = f.name.rsplit("#", 1)[1].replace("@", ":")
+                if owner_alive(writer) is False:
+                    f.unlink(missing_ok=True)
+                continue
+            tags = _VERSION_TAG.findall(f.name)
+            if tags and int(tags[-1]) > committed and f.is_file():
+                # set aside, not deleted: the bytes stay for whoever wants to look
+                aside = self.root / "orphans"
+                aside.mkdir(exist_ok=True)
+                stamp = _dt.datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+                f.replace(aside / f"{stamp}-{f.name}")
 
     @staticmethod
     def _new_version(con: sqlite3.Connection, action: str, entry_id: int | None) -> int:
@@ -362,6 +417,7 @@ class Caldb:
         now = _dt.datetime.now(UTC)
 
         with self._stage(src.resolve(), dest_dir, copy=copy) as place, self._write() as con:
+            self._repair(con, dest_dir)
             version = self._new_version(con, "register", None)
             rel = place(f"{start:%Y%m%d}_v{version}", sha)
             if con.execute(
@@ -417,7 +473,10 @@ class Caldb:
             return
         name = safe_component(src.name, what="calibration file name")
         stem, suffix = _split_name(name)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".tmp-{name}.", dir=dest_dir)
+        # the writer's identity in the name: a copy staged by a killed process is recognised
+        # (and removed) by the next registration in this folder
+        writer = owner_id().replace(":", "@")
+        fd, tmp_name = tempfile.mkstemp(prefix=f".tmp-{name}.", suffix=f"#{writer}", dir=dest_dir)
         os.close(fd)
         tmp = Path(tmp_name)
         created: list[Path] = []
@@ -470,6 +529,7 @@ class Caldb:
         if entry_id is None:
             raise ValueError("a file given by path override is not in the index")
         with self._write() as con:
+            self._repair(con)
             if con.execute("SELECT 1 FROM entries WHERE id = ?", (entry_id,)).fetchone() is None:
                 raise CalibrationNotFoundError(f"no CALDB entry {entry_id}")
             version = self._new_version(con, f"quality={quality}", entry_id)

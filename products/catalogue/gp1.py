@@ -162,6 +162,7 @@ declare(
         Keyword("RA_OBJ", "[deg] transient right ascension"),
         Keyword("DEC_OBJ", "[deg] transient declination"),
         Keyword("POS_ERR", "[arcsec] 1-sigma position error"),
+        Keyword("ALRTPOS", "an alert position guided the choice (then ALRTSRC, ALRTR90...)"),
     ),
 )
 declare(
@@ -178,7 +179,12 @@ declare(
     "Quick transient information: detection, position, first magnitude, decay index, limits",
     instruments=_CAMERA,
     model=FitsModel,
-    keywords=(*_SEQUENCE, Keyword("DETECT", "a transient was found"), Keyword("MAGLIM", "limit")),
+    keywords=(
+        *_SEQUENCE,
+        Keyword("DETECT", "a transient was found"),
+        Keyword("MAGLIM", "limit"),
+        Keyword("ALRTPOS", "an alert position guided the choice (then ALRTSRC, ALRTR90...)"),
+    ),
 )
 declare(
     "QF",

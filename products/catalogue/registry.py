@@ -23,8 +23,12 @@ __all__ = ["DECLARATIONS", "all_types", "declare", "is_declared", "product_type"
 DECLARATIONS: tuple[str, ...] = (
     "svomflow.products.catalogue.alerts",
     "svomflow.products.catalogue.common",
+    "svomflow.products.catalogue.eic_calib",
+    "svomflow.products.catalogue.eic_pixels",
+    "svomflow.products.catalogue.eic_saa_trig",
     "svomflow.products.catalogue.gp1",
     "svomflow.products.catalogue.masters",
+    "svomflow.products.catalogue.monitoring",
     "svomflow.products.catalogue.mxt",
     "svomflow.products.catalogue.vhf",
     "svomflow.products.catalogue.xband",

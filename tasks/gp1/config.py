@@ -16,6 +16,7 @@ from svomflow.config import StepConfig, load_config
 from svomflow.config.base import CalibrationOverride
 from svomflow.errors import ConfigError
 from svomflow.tasks.astrometry.solve import AstrometryConfig
+from svomflow.tasks.gp1.alert_position import AlertPosition, AssociationConfig
 from svomflow.tasks.photometry.extract import ExtractConfig
 from svomflow.tasks.photometry.measure import PhotometryConfig
 from svomflow.tasks.photometry.stack import StackConfig
@@ -148,6 +149,10 @@ class SummaryModule(StepConfig):
 
     enabled: bool = True
     finding_chart_arcmin: float = Field(2.0, gt=0, description="Finding chart width.")
+    association: AssociationConfig = Field(
+        default_factory=AssociationConfig,
+        description="Priors of the afterglow choice given the alert position.",
+    )
 
 
 class GP1Steps(StepConfig):
@@ -183,6 +188,11 @@ class GP1Config(StepConfig):
     )
     trigger_time: str | None = Field(
         None, description="Trigger time (ISO UTC) for T-T0 in the light curves."
+    )
+    alert_position: AlertPosition | None = Field(
+        None,
+        description="Best announced position of the burst (svomflow.operations.position_feed): "
+        "the afterglow is chosen among the candidates by its probability given it.",
     )
     steps: GP1Steps = Field(default_factory=GP1Steps)
 

@@ -262,6 +262,7 @@ def _sequence(
         cfg.trigger_time,
         steps.subtraction.match_radius_arcsec,
         config=steps.summary,
+        alert_position=cfg.alert_position,
     )
 
 
@@ -383,6 +384,23 @@ def gp1_result(outcome: GP1Outcome, refs: Sequence[Any]) -> dict[str, Any]:
             "transient": res.transient,
             "decay_index": None if res.decay_index is None else list(res.decay_index),
             "stack_maglim": res.stack_maglim,
+            "alert_position": None
+            if res.alert_position is None
+            else res.alert_position.model_dump(mode="json"),
+            "candidates": []
+            if res.association is None
+            else [
+                {
+                    "ra_deg": c.candidate.ra_deg,
+                    "dec_deg": c.candidate.dec_deg,
+                    "snr": c.candidate.snr,
+                    "decay_index": c.candidate.decay_index,
+                    "separation_arcmin": c.separation_arcmin,
+                    "in_region": c.in_region,
+                    "probability": c.probability,
+                }
+                for c in res.association.candidates
+            ],
             "products": {
                 r.type_code: _ref_entry(r) for r in mine if r.type_code in SEQUENCE_PRODUCTS
             },

@@ -19,8 +19,17 @@ from typing import Any
 import numpy as np
 from astropy.io import fits
 from astropy.table import Table
-from svomflow.errors import InputDataError
+from svomflow.errors import InputDataError, SvomflowError
 from svomflow.products.catalogue import FitsModel, Product, TextModel
+from svomflow.products.naming import header_component
+from svomflow.tasks.gp1.alert_position import (
+    AfterglowChoice,
+    AlertPosition,
+    AssociationConfig,
+    TransientCandidate,
+    association_cards,
+    choose_afterglow,
+)
 from svomflow.tasks.gp1.analysis import cone_table, forced_difference_photometry
 from svomflow.tasks.gp1.config import StackingModule, SummaryModule
 from svomflow.tasks.gp1.figures import (
@@ -197,6 +206,63 @@ class SequenceResult:
     decay_index: tuple[float, float] | None
     stack_maglim: float | None
     products: list[Product]
+    alert_position: AlertPosition | None = None
+    association: AfterglowChoice | None = None
+
+
+def _guided_choice(
+    source: ImageResult,
+    images: list[ImageResult],
+    position: AlertPosition,
+    t0_mjd: float | None,
+    config: AssociationConfig,
+) -> AfterglowChoice | None:
+    """Weigh the kept candidates of ``source`` by the alert position and their fading.
+
+    Each candidate's decay index comes from its forced-photometry light curve on every
+    image's difference (when the trigger time is known). ``index`` is the row in the kept
+    candidates (the DT product's rows).
+    """
+    t = source.candidates
+    if t is None or len(t) == 0:
+        return None
+    kept = t[t["REJECT"] == "ok"]
+    if len(kept) == 0:
+        return None
+    order = np.argsort(-np.asarray(kept["SNR"], float))[: config.max_candidates]
+    cands = []
+    for i in order:
+        row = kept[int(i)]
+        ra, dec = float(row["ALPHA_J2000"]), float(row["DELTA_J2000"])
+        decay = None
+        if t0_mjd is not None and len(images) >= 2:
+            decay = _decay_index(light_curve(images, ra, dec, t0_mjd=t0_mjd))
+        cands.append(
+            TransientCandidate(
+                ra,
+                dec,
+                float(row["SNR"]),
+                decay_index=None if decay is None else decay[0],
+                decay_error=None if decay is None else decay[1],
+                index=int(i),
+            )
+        )
+    return choose_afterglow(cands, position, config)
+
+
+def _safe(burst_id: str) -> str:
+    """Return a burst id as the images' trigger id is kept (a safe path component)."""
+    try:
+        return header_component(burst_id, what="burst id")
+    except SvomflowError:
+        return burst_id
+
+
+def _row(table: Table, i: int) -> dict[str, Any]:
+    best = table[i]
+    return {
+        k: (v.item() if hasattr(v, "item") else v) for k, v in zip(best.colnames, best, strict=True)
+    }
 
 
 def _primary(first: ImageSummary, n: int, extra: list[tuple[str, Any, str]]) -> fits.PrimaryHDU:
@@ -270,6 +336,7 @@ def sequence_products(
     match_radius_arcsec: float,
     *,
     config: SummaryModule,
+    alert_position: AlertPosition | None = None,
 ) -> SequenceResult:
     """Select the transient, measure its light curve and make the sequence's products.
 
@@ -284,6 +351,12 @@ def sequence_products(
         Trigger time (ISO UTC) for T - T0 in the light curve, or ``None``.
     match_radius_arcsec
         Candidates this close across images are one transient (quick light curve).
+    alert_position
+        The burst's best announced position: when it is this sequence's burst (its
+        ``burst_id`` is the images' trigger id), the transient is the candidate most
+        probably the afterglow given it (:func:`~svomflow.tasks.gp1.alert_position.
+        choose_afterglow`), every candidate's probability goes into DT, and QTI and OTPO
+        record the position used (keywords; provenance: the products' content).
     """
     if not images:
         raise InputDataError("no alert image analysed up to the subtraction")
@@ -297,6 +370,17 @@ def sequence_products(
     )
     transient = select_transient(source)
     t0 = mjd(trigger_time) if trigger_time else None
+    if alert_position is not None and first.trigger not in (
+        alert_position.burst_id,
+        _safe(alert_position.burst_id),
+    ):
+        alert_position = None  # another burst's position: not this sequence's
+    choice = None
+    if alert_position is not None:
+        choice = _guided_choice(source, images, alert_position, t0, config.association)
+        if choice is not None and choice.chosen is not None and source.candidates is not None:
+            kept = source.candidates[source.candidates["REJECT"] == "ok"]
+            transient = _row(kept, choice.chosen.candidate.index)
     lc = None
     if transient is not None:
         lc = light_curve(images, transient["ALPHA_J2000"], transient["DELTA_J2000"], t0_mjd=t0)
@@ -309,15 +393,39 @@ def sequence_products(
         dict.fromkeys(str(r["name"]) for s in summaries for r in s.calibration if "name" in r)
     )
 
+    # the alert position used is part of the products' identity and provenance
+    content = {"alert_position": alert_position.model_dump(mode="json")} if alert_position else {}
+    alert_cards = association_cards(alert_position, choice)
+
     def add(code: str, hdus: list[Any]) -> None:
         products.append(
-            Product(code, inst, FitsModel.from_hdus(hdus), obs_id=obs, calibration=used or None)
+            Product(
+                code,
+                inst,
+                FitsModel.from_hdus(hdus),
+                obs_id=obs,
+                calibration=used or None,
+                content=content,
+            )
         )
 
     # DT: all kept candidates of the stack (or best image) difference.
     cands = source.candidates if source.candidates is not None else Table()
     if len(cands):
         cands = cands[cands["REJECT"] == "ok"]
+        if choice is not None:
+            # every candidate's probability, those outside the error region too
+            figures_of = choice.by_index()
+            n_c = len(cands)
+            cands["P_AFTERGLOW"] = [
+                figures_of[i].probability if i in figures_of else np.nan for i in range(n_c)
+            ]
+            cands["ALERT_SEP"] = [
+                figures_of[i].separation_arcmin if i in figures_of else np.nan for i in range(n_c)
+            ]
+            cands["IN_REGION"] = [
+                bool(figures_of[i].in_region) if i in figures_of else False for i in range(n_c)
+            ]
     dt = fits.table_to_hdu(cands) if len(cands) else fits.BinTableHDU(name="DETECTIONS")
     dt.name = "DETECTIONS"
     add("DT", [_primary(first, n, [("NDET", len(cands), "kept transient candidates")]), dt])
@@ -328,13 +436,14 @@ def sequence_products(
     po_cards: list[tuple[str, Any, str]] = []
     if transient is not None and lc is not None:
         po_cards = _position_cards(source.summary, first, transient)
-        add("OTPO", [_primary(first, n, po_cards)])
+        add("OTPO", [_primary(first, n, [*po_cards, *alert_cards])])
         lch = fits.table_to_hdu(lc)
         lch.name = "LIGHTCURVE"
         add("OTLC", [_primary(first, n, po_cards), lch])
     maglims = [np.nan if s.maglim is None else s.maglim for s in summaries]
     qti = [
         *po_cards,
+        *alert_cards,
         ("DETECT", transient is not None, "a transient was found"),
         (
             "MAGLIM",
@@ -361,12 +470,26 @@ def sequence_products(
     if transient is not None:
         figures["finding_chart"] = finding_chart(source, transient, config.finding_chart_arcmin)
         products.append(
-            Product("QF", inst, figures["finding_chart"], obs_id=obs, calibration=used or None)
+            Product(
+                "QF",
+                inst,
+                figures["finding_chart"],
+                obs_id=obs,
+                calibration=used or None,
+                content=content,
+            )
         )
     codes = [p.type_code for p in products] + ["SUMMARY"]
     html = _html(first, summaries, stack, transient, decay, codes, figures)
     products.append(
-        Product("SUMMARY", inst, TextModel(html, "html"), obs_id=obs, calibration=used or None)
+        Product(
+            "SUMMARY",
+            inst,
+            TextModel(html, "html"),
+            obs_id=obs,
+            calibration=used or None,
+            content=content,
+        )
     )
     return SequenceResult(
         sequence=obs,
@@ -375,6 +498,8 @@ def sequence_products(
         decay_index=decay,
         stack_maglim=None if stack is None else stack.summary.maglim,
         products=products,
+        alert_position=alert_position,
+        association=choice,
     )
 
 

@@ -158,6 +158,16 @@ class PSFFit:
     fwhm: float
 
 
+def _centres(catalog: Table) -> tuple[np.ndarray, np.ndarray]:
+    """Return the 0-based star centres: windowed (``XWIN_IMAGE``) where the catalog has them.
+
+    The fit cuts the stars out at these centres, so the selection checks its edge test on them.
+    """
+    xcol = "XWIN_IMAGE" if "XWIN_IMAGE" in catalog.colnames else "X_IMAGE"
+    ycol = "YWIN_IMAGE" if "YWIN_IMAGE" in catalog.colnames else "Y_IMAGE"
+    return np.asarray(catalog[xcol], float) - 1, np.asarray(catalog[ycol], float) - 1
+
+
 def select_psf_stars(
     catalog: Table,
     shape: tuple[int, int],
@@ -177,12 +187,18 @@ def select_psf_stars(
         raise InputDataError("no sources to select PSF stars from")
     x = np.asarray(catalog["X_IMAGE"], float) - 1
     y = np.asarray(catalog["Y_IMAGE"], float) - 1
+    xw, yw = _centres(catalog)  # what fit_psf cuts out at
     snr = np.asarray(catalog["FLUX_AUTO"], float) / np.maximum(
         np.asarray(catalog["FLUXERR_AUTO"], float), 1e-30
     )
     ok = (np.asarray(catalog["FLAGS"]) == 0) & (snr >= min_snr)
     ok &= (x >= half_size) & (x < shape[1] - half_size - 1)
     ok &= (y >= half_size) & (y < shape[0] - half_size - 1)
+    # and the cutout test of fit_psf on its own centres: a star kept here has its cutout
+    with np.errstate(invalid="ignore"):
+        ok &= np.isfinite(xw) & np.isfinite(yw)
+        ok &= (np.round(xw) >= half_size) & (np.round(xw) + half_size + 1 <= shape[1])
+        ok &= (np.round(yw) >= half_size) & (np.round(yw) + half_size + 1 <= shape[0])
     if saturation is not None and "FLUX_MAX" in catalog.colnames:
         ok &= np.asarray(catalog["FLUX_MAX"], float) < 0.8 * saturation
     if "ELONGATION" in catalog.colnames:
@@ -239,10 +255,7 @@ def fit_psf(
     if len(stars) < 1:
         raise InputDataError("no PSF stars: cannot fit a PSF model")
     size = 2 * half_size + 1
-    xcol = "XWIN_IMAGE" if "XWIN_IMAGE" in stars.colnames else "X_IMAGE"
-    ycol = "YWIN_IMAGE" if "YWIN_IMAGE" in stars.colnames else "Y_IMAGE"
-    xs = np.asarray(stars[xcol], float) - 1
-    ys = np.asarray(stars[ycol], float) - 1
+    xs, ys = _centres(stars)
     n = len(stars)
     img = np.ascontiguousarray(image, dtype=np.float64)
     if noise is None:

@@ -23,7 +23,10 @@ emission by a gap ``max(gap_s, gap_fraction * length)`` (at most half of the dat
 that side, so that a background interval always remains), as a GBM or BAT analyst picks
 them by eye: a faint tail below the detection threshold then stays out of the fit instead
 of tilting a drifting polynomial, and :func:`svomflow.tasks.timing.duration.durations`
-starts its post-burst plateau there. While ``auto`` searches the source it uses the
+starts its post-burst plateau there. What is left of the tail past the gap is taken by a
+decaying exponential fitted with the polynomial on the post-burst interval (``tail_term``,
+:func:`_with_tail`; the order is chosen before, on the polynomial alone), so that it does
+not tilt the polynomial under the burst. While ``auto`` searches the source it uses the
 narrower ``search_gap_fraction`` and never lowers the order the first (widest) intervals
 asked for, so that a drift cannot feed a runaway source. The polynomial order is chosen
 by a likelihood-ratio test on the Poisson likelihood (not least squares, which is biased at low counts): order
@@ -85,6 +88,20 @@ class BackgroundConfig(StepConfig):
         description="gap between the emission and the pre-/post-burst background intervals, "
         "as a fraction of the emission's length (dimensionless)",
     )
+    tail_term: bool = Field(
+        True,
+        description="fit the post-burst background interval with the polynomial plus a "
+        "decaying exponential from the source end (the emission's own faint tail, kept out "
+        "of the background; automatic intervals and the refits of the durations step, never "
+        "the user's intervals) (none: switch)",
+    )
+    tail_tau_fractions: list[float] = Field(
+        [0.125, 0.25, 0.5],
+        min_length=1,
+        description="e-folding times of the tail term tried, as fractions of the emission's "
+        "length; the best likelihood is kept (longer ones mimic a falling background: with "
+        "1.0 the quadratic-drift T90 bias was +18 %) (dimensionless)",
+    )
     gap_before_fraction: float = Field(
         0.3,
         ge=0,
@@ -124,7 +141,11 @@ class BackgroundModel:
 
     ``cov`` is the covariance of ``coeffs``; ``intervals`` the off-source intervals used;
     ``source`` the excluded source interval (s); ``order_tests`` the LRT statistic per
-    order tried; ``flags`` notes (fallbacks).
+    order tried; ``flags`` notes (fallbacks). When the fit carried a tail term
+    (``BackgroundConfig.tail_term``), ``tail_tau`` is its e-folding time (s),
+    ``tail_amplitude`` its rate at ``tail_start``, the start of the post-burst interval
+    (counts/s; source counts, not background) and ``tail_cov`` the joint covariance of ``coeffs`` and ``tail_amplitude`` (``cov`` is
+    its polynomial block, the tail's uncertainty marginalised).
     """
 
     coeffs: np.ndarray
@@ -135,6 +156,10 @@ class BackgroundModel:
     source: tuple[float, float]
     order_tests: dict[int, float] = field(default_factory=dict)
     flags: tuple[str, ...] = ()
+    tail_tau: float = float("nan")
+    tail_start: float = float("nan")
+    tail_amplitude: float = 0.0
+    tail_cov: np.ndarray | None = None
 
     @property
     def order(self) -> int:
@@ -146,6 +171,27 @@ class BackgroundModel:
         return _design(
             np.asarray(lo, float), np.asarray(hi, float), self.t_ref, self.scale, self.order
         )
+
+    @property
+    def has_tail(self) -> bool:
+        """Whether the fit carried the emission-tail term."""
+        return bool(np.isfinite(self.tail_tau)) and self.tail_cov is not None
+
+    def fit_design(self, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+        """Design of the fitted model: the polynomial's, plus the tail column when fitted."""
+        d = self.design(lo, hi)
+        if not self.has_tail:
+            return d
+        col = _tail_column(
+            np.asarray(lo, float), np.asarray(hi, float), self.tail_start, self.tail_tau
+        )
+        return np.column_stack([d, col])
+
+    def fit_params(self) -> tuple[np.ndarray, np.ndarray]:
+        """Return the fitted parameters (coefficients, then the tail amplitude) and their covariance."""
+        if not self.has_tail or self.tail_cov is None:
+            return np.asarray(self.coeffs, float), np.asarray(self.cov, float)
+        return np.append(self.coeffs, self.tail_amplitude), np.asarray(self.tail_cov, float)
 
     def rate(self, t: np.ndarray) -> np.ndarray:
         """Background rate (counts/s) at times ``t``."""
@@ -175,6 +221,56 @@ def _design(lo: np.ndarray, hi: np.ndarray, t_ref: float, scale: float, order: i
             den = (j + 1) * (xh - xl)
             out[:, j] = np.where(den != 0, num / den, xl**j)
     return out
+
+
+def _tail_column(lo: np.ndarray, hi: np.ndarray, t_start: float, tau: float) -> np.ndarray:
+    """Bin average of ``exp(-(t - t_start) / tau)`` for ``t >= t_start`` (0 before it)."""
+    a = np.maximum(lo, t_start) - t_start
+    b = np.maximum(hi, t_start) - t_start
+    width = np.where(hi > lo, hi - lo, 1.0)
+    return tau * (np.exp(-a / tau) - np.exp(-b / tau)) / width
+
+
+def _with_tail(
+    lo: np.ndarray,
+    hi: np.ndarray,
+    y: np.ndarray,
+    exposure: np.ndarray,
+    d: np.ndarray,
+    variance: np.ndarray | None,
+    src: tuple[float, float],
+    cfg: BackgroundConfig,
+) -> tuple[tuple[np.ndarray, np.ndarray, float], float, float] | None:
+    """Fit the polynomial design ``d`` plus a decaying exponential from the source end.
+
+    A burst's emission fades below the detection threshold instead of stopping: what is left
+    of it at the start of the post-burst background interval (a few counts/s over hundreds)
+    raises the polynomial there and, with a drift, tilts it, so that the background is
+    over-subtracted under the burst. The tail term ``A exp(-(t - t_a) / tau)`` (zero
+    before ``t_a``, the first post-burst bin after the source end, where ``A`` is the rate
+    left) takes those counts; ``tau`` is the best of
+    ``tail_tau_fractions`` times the source length (profile likelihood). ``A`` is held at
+    its physical bound: emission is never negative, and a fit with ``A < 0`` (a deficit
+    decaying after the burst) is dropped, the polynomial alone kept (the bounded maximum-
+    likelihood estimate). Returns the joint fit and ``tau``, or None when no post-burst bin
+    lies after the source or no fit with ``A > 0`` converges; else the fit, ``tau`` and
+    ``t_a``.
+    """
+    length = max(src[1] - src[0], float(np.median(hi - lo)))
+    after = lo >= src[1] - 1e-9
+    if not np.any(after):
+        return None
+    t_a = float(lo[after].min())
+    best: tuple[tuple[np.ndarray, np.ndarray, float], float, float] | None = None
+    for frac in cfg.tail_tau_fractions:
+        tau = frac * length
+        col = _tail_column(lo, hi, t_a, tau)
+        fit = _fit(y, np.column_stack([d, col]), exposure, variance)
+        if fit is None or fit[0][-1] <= 0:
+            continue
+        if best is None or fit[2] > best[0][2]:
+            best = (fit, tau, t_a)
+    return best
 
 
 def fit_poisson_polynomial(
@@ -598,6 +694,7 @@ def fit_background(
     config: BackgroundConfig | None = None,
     *,
     seed: tuple[float, float] | None = None,
+    source: tuple[float, float] | None = None,
 ) -> BackgroundModel:
     """Fit the background of a one-band binned light curve.
 
@@ -608,6 +705,10 @@ def fit_background(
     config : BackgroundConfig, optional
     seed : tuple of float, optional
         ``auto``: a first guess of the source interval (s), e.g. found on finer bins.
+    source : tuple of float, optional
+        With given ``intervals``: the emission interval (s), recorded as the model's source
+        and used for the tail term (the durations step's refits on other intervals); the
+        user's intervals alone (``source`` None) are fitted by the polynomial only.
 
     Returns
     -------
@@ -626,6 +727,7 @@ def fit_background(
     t_lo = float(bins.lo[0])
     t_hi = float(bins.hi[-1])
     method = "manual" if cfg.intervals else cfg.method
+    tail = cfg.tail_term and method in ("auto", "sigma_clip")
     if method == "manual":
         if not cfg.intervals:
             raise InputDataError("background method 'manual' needs intervals")
@@ -637,6 +739,9 @@ def fit_background(
             src = (float(iv[g, 1]), float(iv[g + 1, 0]))
         else:
             src = (float(iv[0, 1]), t_hi) if iv[0, 0] <= t_lo else (t_lo, float(iv[0, 0]))
+        if source is not None:
+            src = (float(source[0]), float(source[1]))
+            tail = cfg.tail_term
     elif method == "blocks" and bins.gaussian:
         raise InputDataError(
             "the 'blocks' background method needs Poisson counts; this curve carries "
@@ -673,6 +778,16 @@ def fit_background(
     )
     if best is None:
         raise InputDataError("background fit failed at every polynomial order")
+    tail_tau, tail_start, tail_amp, tail_cov = float("nan"), float("nan"), 0.0, None
+    if tail:
+        lo, hi = bins.lo[sel], bins.hi[sel]
+        d = _design(lo, hi, t_ref, scale, best[0].size - 1)
+        joint = _with_tail(lo, hi, counts[sel], bins.exposure[sel], d, var, src, cfg)
+        if joint is not None:
+            (c, cov, lnl), tail_tau, tail_start = joint
+            k = best[0].size
+            best = (c[:k], cov[:k, :k], lnl)
+            tail_amp, tail_cov = float(c[k]), cov
     return BackgroundModel(
         coeffs=best[0],
         cov=best[1],
@@ -682,4 +797,8 @@ def fit_background(
         source=(float(src[0]), float(src[1])),
         order_tests=tests,
         flags=tuple(flags),
+        tail_tau=tail_tau,
+        tail_start=tail_start,
+        tail_amplitude=tail_amp,
+        tail_cov=tail_cov,
     )

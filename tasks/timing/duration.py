@@ -7,7 +7,8 @@ Method, on one band of a binned light curve and its background model
    window that adds a plateau on each side of the source interval and its gaps: the
    post-burst plateau starts where the background fit's post-burst interval starts (the
    source end plus the gap of :class:`~svomflow.tasks.timing.background.BackgroundConfig`),
-   i.e. where the emission, faint tail included, is over and the plateau established; it
+   i.e. where the emission, faint tail included, is over and the plateau established (or
+   ``post_margin_fraction`` of the source length after its end, if later); it
    does not run further (``margin_fraction``, default 0), because every second of
    accumulation past the burst adds background error to the 95 % level. The cumulative curve
    is linear within each bin (the counts of a bin are spread evenly over it), so crossing
@@ -51,6 +52,7 @@ less of the tail (docs/durations.md gives both biases).
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from dataclasses import dataclass, field
 from typing import Literal
@@ -86,6 +88,13 @@ class DurationConfig(StepConfig):
         description="the plateaus start at least this fraction of the source length "
         "outside it, room permitting (the background gap already keeps a faint tail out "
         "of the plateau; a longer window only adds background error) (dimensionless)",
+    )
+    post_margin_fraction: float = Field(
+        1.0,
+        ge=0,
+        description="'gap': the post-burst plateau starts at least this fraction of the "
+        "source length after the source end (where the background interval starts if that "
+        "is later): a faint tail still adds counts after the background gap (dimensionless)",
     )
     plateau_min_bins: int = Field(
         4, ge=1, description="minimum length of each background plateau (bins)"
@@ -292,8 +301,11 @@ class _BackgroundRefit:
         for lo, hi in iv:  # the bins the background fit used (as fit_background selects them)
             fit |= (bins.lo >= lo - 1e-9) & (bins.hi <= hi + 1e-9)
         fit &= bins.exposure > 0
-        a = background.design(bins.lo, bins.hi) * bins.exposure[:, None]
-        mu = np.maximum(a @ background.coeffs, 1e-12)
+        # the fitted model's design: with a tail term its amplitude is refitted too, and
+        # only the polynomial part (the background) is returned
+        c, cov = background.fit_params()
+        a = background.fit_design(bins.lo, bins.hi) * bins.exposure[:, None]
+        mu = np.maximum(a @ c, 1e-12)
         inside = np.zeros(bins.lo.size, dtype=bool)
         inside[window] = True
         out = fit & ~inside
@@ -302,8 +314,9 @@ class _BackgroundRefit:
         self._w = w
         self._score = a[window][w] / mu[window][w, None]  # rows: d lnL / d c per unit residual
         self._template = template[w]
-        self._c = np.asarray(background.coeffs, dtype=float)
-        self._cov = np.asarray(background.cov, dtype=float)
+        self._c = c
+        self._cov = cov
+        self._k = int(np.size(background.coeffs))
 
     def outside_scores(self, rng: np.random.Generator, n: int) -> np.ndarray:
         """Draw the score contributions of the fit bins outside the window (``n`` rows)."""
@@ -316,7 +329,13 @@ class _BackgroundRefit:
     def coeffs(self, counts: np.ndarray, outside: np.ndarray) -> np.ndarray:
         """Refitted coefficients for one simulated window ``counts`` and outside score."""
         g = self._score.T @ (counts[self._w] - self._template) + outside
-        return self._c + self._cov @ g
+        theta = self._c + self._cov @ g
+        k = self._k
+        if theta.size > k and theta[k] < 0:
+            # the tail amplitude's bound (emission is not negative): the fit with the
+            # amplitude held at 0, to first order the polynomial conditional on it
+            return theta[:k] - self._cov[:k, k] * (theta[k] / self._cov[k, k])
+        return theta[:k]
 
 
 def _plateau_start(
@@ -382,19 +401,16 @@ def _established_background(
         new_iv = [(float(a), float(b)) for a, b in iv[~after]]
         new_iv.append((t_p, float(iv[after, 1].max())))
         try:
-            model = fit_background(bins, BackgroundConfig(intervals=new_iv))
+            # the refit keeps the first fit's choice of a tail term (so --set
+            # background.tail_term=false holds here too)
+            model = fit_background(
+                bins,
+                BackgroundConfig(intervals=new_iv, tail_term=background.has_tail),
+                source=background.source,
+            )
         except InputDataError:
             break
-        model = BackgroundModel(
-            coeffs=model.coeffs,
-            cov=model.cov,
-            t_ref=model.t_ref,
-            scale=model.scale,
-            intervals=model.intervals,
-            source=background.source,
-            order_tests=model.order_tests,
-            flags=background.flags + model.flags,
-        )
+        model = dataclasses.replace(model, flags=background.flags + model.flags)
         start = t_p
     return model, start
 
@@ -448,9 +464,11 @@ def _closer_background(bins: BinnedCounts, background: BackgroundModel) -> Backg
         return None
     k = int(after[np.argmin(iv[after, 0])])
     iv[k, 0] = s1 + 0.5 * (iv[k, 0] - s1)
-    cfg = BackgroundConfig(intervals=[(float(a), float(b)) for a, b in iv])
+    cfg = BackgroundConfig(
+        intervals=[(float(a), float(b)) for a, b in iv], tail_term=background.has_tail
+    )
     try:
-        alt = fit_background(bins, cfg)
+        alt = fit_background(bins, cfg, source=background.source)
     except InputDataError:
         return None
     return alt
@@ -513,6 +531,30 @@ def _simulated_errors(
     return errs
 
 
+def _plateau_starts(
+    bins: BinnedCounts,
+    source: tuple[float, float],
+    fit_edges: tuple[float, float],
+    plateau: float,
+    cfg: DurationConfig,
+) -> tuple[float, float]:
+    """Return where the pre-burst plateau ends and the post-burst plateau starts (s).
+
+    At the background intervals' inner edges ``fit_edges``, moved out by the margins
+    (``margin_fraction``; after the burst, in ``gap`` mode, at least ``post_margin_fraction``
+    of the source length) as long as a plateau still fits inside the data.
+    """
+    s0, s1 = source
+    pb, pa = fit_edges
+    margin = cfg.margin_fraction * (s1 - s0)
+    after = margin
+    if cfg.post_plateau == "gap":
+        after = max(margin, cfg.post_margin_fraction * (s1 - s0))
+    p0 = max(min(pb, s0 - margin), min(pb, float(bins.lo[0]) + plateau))
+    p1 = min(max(pa, s1 + after), max(pa, float(bins.hi[-1]) - plateau))
+    return p0, p1
+
+
 def durations(
     bins: BinnedCounts,
     background: BackgroundModel,
@@ -564,9 +606,7 @@ def durations(
     gap_background = background
     if cfg.post_plateau == "established":
         background, pa = _established_background(bins, background, plateau, cfg.plateau_sigma)
-    margin = cfg.margin_fraction * (s1 - s0)
-    p0 = max(min(pb, s0 - margin), min(pb, float(bins.lo[0]) + plateau))
-    p1 = min(max(pa, s1 + margin), max(pa, float(bins.hi[-1]) - plateau))
+    p0, p1 = _plateau_starts(bins, (s0, s1), (pb, pa), plateau, cfg)
     w0 = max(float(bins.lo[0]), p0 - plateau)
     w1 = min(float(bins.hi[-1]), p1 + plateau)
     sel = (bins.lo >= w0) & (bins.hi <= w1)

@@ -16,6 +16,7 @@ from typing import TypeVar
 
 from astropy.io import fits
 from astropy.time import Time
+from svomflow.calibration.caldb.resolve import CalibrationRequirement
 from svomflow.calibration.calibration_set import CalibrationSet
 from svomflow.config import available_instruments
 from svomflow.errors import InputDataError
@@ -29,11 +30,20 @@ from svomflow.products.burst_events import (
     peek_headers,
     read_burst_events,
 )
+from svomflow.products.eclairs_l1 import apply_pixel_gains
+from svomflow.products.eic_calibration_files import PixelGain
 from svomflow.products.ogip import TimeReference
 from svomflow.tasks.step import Observation
 from svomflow.tasks.vhf.responses import response_model
 
-__all__ = ["VHFInputs", "VHFRequest", "instrument_names", "observe", "read"]
+__all__ = [
+    "VHFInputs",
+    "VHFRequest",
+    "instrument_names",
+    "observe",
+    "pixel_gain_requirements",
+    "read",
+]
 
 T = TypeVar("T")
 
@@ -149,5 +159,35 @@ def read(request: VHFRequest, calibration: CalibrationSet) -> VHFInputs:
         ebounds=_per_instrument(calibration, "EBOUNDS", EnergyBounds),
         dead_time=_per_instrument(calibration, "DEADTIME", DeadTime),
     )
+    apply_pixel_gains(burst, _per_instrument(calibration, "PIXGAIN", PixelGain))
     _check_detectors(burst, calibration)
     return VHFInputs(burst=burst, obs_id=request.obs_id)
+
+
+def pixel_gain_requirements(observation: Observation) -> list[CalibrationRequirement]:
+    """Return the optional ``PIXGAIN`` selection of each pixelated instrument of a run.
+
+    An instrument is pixelated when its definition has a ``detector_plane``; the burst
+    analyses read its events' raw ADC channels through the table when the CALDB has one,
+    and keep the files' PI when it has none.
+    """
+    from svomflow.config import load_instrument
+
+    known = set(available_instruments())
+    out = []
+    for name in observation.instruments:
+        if name not in known:
+            continue
+        inst = load_instrument(name)
+        if inst.get("detector_plane", None) is None:
+            continue
+        out.append(
+            CalibrationRequirement(
+                name=f"{name}:PIXGAIN",
+                codename="PIXGAIN",
+                instrument=inst.instrument,
+                telescope=inst.telescope,
+                optional=True,
+            )
+        )
+    return out

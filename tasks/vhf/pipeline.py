@@ -20,17 +20,31 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
+from svomflow.calibration.caldb.resolve import CalibrationRequirement
 from svomflow.calibration.calibration_set import CalibrationSet
 from svomflow.errors import InputDataError
 from svomflow.products.burst_events import BurstEvents, InstrumentEvents
 from svomflow.tasks.coded_mask.image_trigger import ImageTrigger
-from svomflow.tasks.step import Pipeline, Runner, StepFuture
+from svomflow.tasks.step import (
+    Observation,
+    Pipeline,
+    Runner,
+    StepFuture,
+    default_calibration_needs,
+)
 from svomflow.tasks.timing import HardnessRatio
 from svomflow.tasks.vhf.config import VHFConfig
 from svomflow.tasks.vhf.curves import InstrumentCurves, InstrumentTiming, NoBurst
 from svomflow.tasks.vhf.fits_products import ProductHeader
-from svomflow.tasks.vhf.inputs import VHFInputs, VHFRequest, observe, read
+from svomflow.tasks.vhf.inputs import (
+    VHFInputs,
+    VHFRequest,
+    observe,
+    pixel_gain_requirements,
+    read,
+)
 from svomflow.tasks.vhf.joint import classification, joint_hardness, primary_instrument
 from svomflow.tasks.vhf.outcome import Positions, VHFOutcome
 from svomflow.tasks.vhf.position import (
@@ -251,6 +265,18 @@ def _plan(
     )
 
 
+def _needs(
+    pipeline: Pipeline[Any, Any, Any, Any], obs: Observation
+) -> list[CalibrationRequirement]:
+    """Select what the steps declare, and the per-pixel gains (optional) of pixelated instruments."""
+    return [
+        *default_calibration_needs(
+            pipeline.calibration_codes, obs, optional=pipeline.optional_calibration
+        ),
+        *pixel_gain_requirements(obs),
+    ]
+
+
 VHF_PIPELINE: Pipeline[VHFRequest, VHFInputs, VHFConfig, VHFOutcome] = Pipeline(
     flow_name=FLOW_NAME,
     config=VHFConfig,
@@ -271,4 +297,5 @@ VHF_PIPELINE: Pipeline[VHFRequest, VHFInputs, VHFConfig, VHFOutcome] = Pipeline(
     # a quick analysis goes on without a response model: no count-ratio position and no
     # quick spectrum for that instrument, said in the flags
     optional_calibration=("RSPPAR",),
+    calibration_needs=lambda obs, cfg: _needs(VHF_PIPELINE, obs),
 )

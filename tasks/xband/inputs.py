@@ -27,6 +27,7 @@ from svomflow.products.burst_events import (
     peek_headers,
     read_burst_events,
 )
+from svomflow.products.eclairs_l1 import apply_pixel_gains
 from svomflow.products.ogip import MALFORMED_FILE_ERRORS, reading_file
 from svomflow.tasks.step import Observation
 
@@ -159,6 +160,9 @@ def read_inputs(request: XbandRequest, calibration: CalibrationSet) -> XbandInpu
         dead_time={
             n: calibration.get(n, "DEADTIME") for n in names if calibration.has(n, "DEADTIME")
         },
+    )
+    apply_pixel_gains(
+        events, {n: calibration.get(n, "PIXGAIN") for n in names if calibration.has(n, "PIXGAIN")}
     )
     bad: dict[str, PixelMap] = {}
     for name in names:

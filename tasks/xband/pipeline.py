@@ -25,10 +25,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from svomflow.calibration.caldb.resolve import CalibrationRequirement
 from svomflow.calibration.calibration_set import CalibrationSet
 from svomflow.products.catalogue.instrument_codes import instrument_code
 from svomflow.products.catalogue.xband import JOINT_CODE
-from svomflow.tasks.step import Pipeline, Runner, StepFuture
+from svomflow.tasks.step import (
+    Observation,
+    Pipeline,
+    Runner,
+    StepFuture,
+    default_calibration_needs,
+)
+from svomflow.tasks.vhf.inputs import pixel_gain_requirements
 from svomflow.tasks.xband.config import XbandAnalysisConfig
 from svomflow.tasks.xband.extraction import IntervalSpectra, spectra
 from svomflow.tasks.xband.hardness_lag import HardnessLag, hardness_lag
@@ -193,6 +201,18 @@ def _plan(
     return XbandOutcome(t0, tm, pos, rsp, sp, fits, peak, hl.result(), mwlc, flags)
 
 
+def _needs(
+    pipeline: Pipeline[Any, Any, Any, Any], obs: Observation
+) -> list[CalibrationRequirement]:
+    """Select what the steps declare, and the per-pixel gains (optional) of pixelated instruments."""
+    return [
+        *default_calibration_needs(
+            pipeline.calibration_codes, obs, optional=pipeline.optional_calibration
+        ),
+        *pixel_gain_requirements(obs),
+    ]
+
+
 XBAND_PIPELINE: Pipeline[XbandRequest, XbandInputs, XbandAnalysisConfig, XbandOutcome] = Pipeline(
     flow_name=FLOW_NAME,
     config=XbandAnalysisConfig,
@@ -209,4 +229,5 @@ XBAND_PIPELINE: Pipeline[XbandRequest, XbandInputs, XbandAnalysisConfig, XbandOu
     observe=observe,
     read=read_inputs,
     plan=_plan,
+    calibration_needs=lambda obs, cfg: _needs(XBAND_PIPELINE, obs),
 )

@@ -119,6 +119,7 @@ class PassData:
     gti: NDArray[np.float64]
     n_corrupted: int
     header: dict[str, Any]
+    n_bad_gti: int = 0
 
 
 def _check_instrument(path: str | Path, header: fits.Header, instrument: Any) -> None:
@@ -128,6 +129,24 @@ def _check_instrument(path: str | Path, header: fits.Header, instrument: Any) ->
         raise InputDataError(
             f"{path}: event file is from instrument {got or '(none)'!r}, not {want!r}"
         )
+
+
+def _usable_gti(path: str | Path, gti: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Return the GTI rows with finite bounds and START <= STOP; refuse a GTI with none left.
+
+    A damaged row is dropped with a warning rather than the pass, as for damaged event rows;
+    a GTI table with no usable row is a damaged file, not an observation without time.
+    """
+    ok = np.all(np.isfinite(gti), axis=1) & (gti[:, 0] <= gti[:, 1])
+    if gti.shape[0] and not ok.any():
+        raise InputDataError(f"{path}: no GTI row has finite bounds with START <= STOP")
+    if not ok.all():
+        log.warning(
+            "%s: dropped %d GTI rows (non-finite bounds or START after STOP)",
+            path,
+            int((~ok).sum()),
+        )
+    return gti[ok]
 
 
 def read_pass(path: str | Path, instrument: Any) -> PassData:
@@ -140,13 +159,17 @@ def read_pass(path: str | Path, instrument: Any) -> PassData:
     """
     kw = instrument.header_keywords
     nx, ny = int(instrument.get("ccd.npix_x")), int(instrument.get("ccd.npix_y"))
-    try:
+    # a damaged file (truncated gzip, text in a numeric column, a bad pointing keyword) is
+    # one InputDataError naming it, never a traceback from astropy or numpy
+    with reading_file(path):
         with fits.open(path) as hdul:
             if "EVENTS" not in hdul:
                 raise InputDataError(f"{path}: no EVENTS extension")
             h = hdul["EVENTS"].header
             _check_instrument(path, h, instrument)
             data = hdul["EVENTS"].data
+            if data is None:
+                raise InputDataError(f"{path}: EVENTS has no table")
             names = {c.upper() for c in data.columns.names}
             ev = {}
             for col in EVENT_COLUMNS:
@@ -154,6 +177,8 @@ def read_pass(path: str | Path, instrument: Any) -> PassData:
                 if fname.upper() not in names:
                     raise InputDataError(f"{path}: EVENTS lacks the column {fname}")
                 ev[col] = np.asarray(data[fname])
+                if ev[col].dtype.kind not in "iuf":  # text where numbers belong
+                    raise InputDataError(f"{path}: EVENTS column {fname} is not numeric")
             gti = (
                 np.column_stack([hdul["GTI"].data["START"], hdul["GTI"].data["STOP"]]).astype(float)
                 if "GTI" in hdul
@@ -164,8 +189,6 @@ def read_pass(path: str | Path, instrument: Any) -> PassData:
                 name = kw.get(key)
                 if name and name in h:
                     header[key] = float(h[name])
-    except OSError as exc:
-        raise InputDataError(f"{path}: cannot read event file ({exc})") from None
     time = ev["TIME"].astype(np.float64)
     good = np.isfinite(time)
     good &= (ev["RAWX"] >= 0) & (ev["RAWX"] < nx) & (ev["RAWY"] >= 0) & (ev["RAWY"] < ny)
@@ -182,12 +205,16 @@ def read_pass(path: str | Path, instrument: Any) -> PassData:
         "RAWY": ev["RAWY"][good].astype(np.int64),
         "PHA": ev["PHA"][good].astype(np.int64),
     }
+    n_gti = 0 if gti is None else gti.shape[0]
+    if gti is not None:
+        gti = _usable_gti(path, gti)
     if gti is None:
         if events["TIME"].size == 0:
             raise InputDataError(f"{path}: no GTI extension and no events")
         gti = np.array([[events["TIME"].min(), events["TIME"].max()]])
         log.warning("%s: no GTI extension; using the span of the events", path)
-    return PassData(str(path), events, gti, n_bad, header)
+    n_bad_gti = n_gti - gti.shape[0] if n_gti else 0
+    return PassData(str(path), events, gti, n_bad, header, n_bad_gti)
 
 
 def pass_start(path: str | Path, instrument: Any) -> float | None:
@@ -201,16 +228,13 @@ def pass_start(path: str | Path, instrument: Any) -> float | None:
     InputDataError
         If the file is unreadable, from another instrument, or has neither GTI nor events.
     """
-    try:
-        with fits.open(path) as hdul:
-            if "EVENTS" not in hdul:
-                raise InputDataError(f"{path}: no EVENTS extension")
-            _check_instrument(path, hdul["EVENTS"].header, instrument)
-            if "GTI" in hdul:
-                start = np.asarray(hdul["GTI"].data["START"], dtype=np.float64)
-                return float(start[0]) if start.size else None
-    except (OSError, KeyError) as exc:
-        raise InputDataError(f"{path}: cannot read event file ({exc})") from None
+    with reading_file(path), fits.open(path) as hdul:
+        if "EVENTS" not in hdul:
+            raise InputDataError(f"{path}: no EVENTS extension")
+        _check_instrument(path, hdul["EVENTS"].header, instrument)
+        if "GTI" in hdul:
+            start = np.asarray(hdul["GTI"].data["START"], dtype=np.float64)
+            return float(start[0]) if start.size else None
     return float(read_pass(path, instrument).gti[0, 0])
 
 
@@ -300,6 +324,7 @@ class MergedEvents:
         names = {
             "n_input": ("NINPUT", "pixel rows read from all passes"),
             "n_corrupted": ("NBADROW", "corrupted rows dropped (NaN/out of range)"),
+            "n_bad_gti": ("NBADGTI", "GTI rows dropped (non-finite or START > STOP)"),
             "n_duplicates": ("NDUPLIC", "duplicate rows from overlapping passes"),
             "n_no_attitude": ("NNOATT", "rows dropped: no attitude"),
             "n_earth": ("NEARTH", "rows dropped: Earth occultation"),
@@ -364,6 +389,7 @@ def merge_passes(
     counts = {
         "n_input": int(cat["TIME"].size) + sum(p.n_corrupted for p in passes),
         "n_corrupted": sum(p.n_corrupted for p in passes),
+        "n_bad_gti": sum(p.n_bad_gti for p in passes),
     }
     order = np.lexsort((cat["PHA"], cat["RAWY"], cat["RAWX"], cat["FRAME"], cat["TIME"]))
     cat = {c: v[order] for c, v in cat.items()}

@@ -117,6 +117,11 @@ class _ShapeProblem:
     def cstat(self, p: NDArray[np.float64], shape: NDArray[np.float64] | None) -> float:
         """Return C for parameters ``p`` (positions, log counts, log background[, shape])."""
         ns = self.ns
+        logs = p[2 * ns : 3 * ns + 1] if shape is None else np.r_[p[2 * ns : 3 * ns + 1], shape[:2]]
+        if not np.all(logs < _LOG_MAX):
+            # a line search that strays to e^700 counts (or PSF sizes) would overflow: such a
+            # point is only ever worse than where it came from, so it gets the worst C
+            return _WORST_C
         psf = self.base if shape is None else self.psf_of(shape)
         pos = p[: 2 * ns].reshape(ns, 2)
         amp = np.exp(p[2 * ns : 3 * ns])
@@ -126,6 +131,11 @@ class _ShapeProblem:
             model += amp[s] * psf.pixels(pos[s, 0], pos[s, 1], self.xe, self.ye)[0]
         model = np.maximum(model, 1e-12)
         return float(2.0 * np.sum(self.weight * (model - self.c_log * np.log(model))))
+
+
+#: Largest log of counts, background or PSF size a trial point may have (e^50 ~ 5e21).
+_LOG_MAX = 50.0
+_WORST_C = 1e300
 
 
 def _initial_shape(psf: PSFModel) -> NDArray[np.float64]:

@@ -108,8 +108,9 @@ def test_signal_stops_a_busy_command_within_5_s(sig: int, tmp_path: Path) -> Non
     assert "Traceback" not in err
 
 
-def test_signal_stops_the_product_server(tmp_path: Path) -> None:
-    proc = _spawn(["serve-products", "--port", "0"], tmp_path / "h")
+@pytest.mark.parametrize("command", [["web", "--port", "0"], ["serve-products", "--port", "0"]])
+def test_signal_stops_the_web_site(command: list[str], tmp_path: Path) -> None:
+    proc = _spawn(command, tmp_path / "h")
     assert proc.stdout is not None
     line = proc.stdout.readline()
     assert "read-only at http://127.0.0.1:" in line

@@ -18,6 +18,11 @@ from astropy.io import fits
 
 Mutation = Callable[[Path, Path, np.random.Generator], None]
 
+
+class NotApplicable(Exception):
+    """The file has nothing the mutation could break in a meaningful way."""
+
+
 _TIME_COLUMNS = ("TIME", "START", "STOP", "TSTART", "TSTOP")
 _EXPOSURE_KEYS = ("EXPOSURE", "ONTIME", "LIVETIME", "EXPTIME")
 
@@ -267,11 +272,16 @@ def nan_inf(src: Path, dst: Path, rng: np.random.Generator) -> None:
     _edit(src, dst, edit)
 
 
+#: Tables that hold the simulator's truth, which no analysis reads: emptying one leaves the
+#: input valid, so the corpus does not count it as a bad input.
+_TRUTH_TABLES = frozenset({"ORIGINS"})
+
+
 def empty_table(src: Path, dst: Path, rng: np.random.Generator) -> None:
-    """Keep the columns of one table but no rows."""
+    """Keep the columns of one table (not a truth table) but no rows."""
 
     def edit(hdul: fits.HDUList) -> None:
-        tables = _tables(hdul)
+        tables = [i for i in _tables(hdul) if hdul[i].name not in _TRUTH_TABLES]
         if tables:
             i = _pick(rng, tables)
             hdul[i] = fits.BinTableHDU(
@@ -288,9 +298,11 @@ def _time_edit(
 
     def edit(hdul: fits.HDUList) -> None:
         hit = _float_column(hdul, rng, _TIME_COLUMNS)
-        if hit:
-            hdu, name = hit
-            change(np.asarray(hdu.data[name]))
+        if hit is None or hit[1].upper() not in _TIME_COLUMNS:
+            # reversing a spectrum's COUNTS would leave a valid file counted as a bad time
+            raise NotApplicable("no time column")
+        hdu, name = hit
+        change(np.asarray(hdu.data[name]))
 
     _edit(src, dst, edit)
 
@@ -311,15 +323,22 @@ def far_future_times(src: Path, dst: Path, rng: np.random.Generator) -> None:
 
 
 def bad_exposure(src: Path, dst: Path, rng: np.random.Generator) -> None:
-    """Set every exposure-like keyword to zero or a negative value."""
-    value = _pick(rng, [0.0, -10.0, -1.0e9])
+    """Set every exposure-like keyword the file has to a negative value.
+
+    Zero is not used (EXPTIME = 0 is right for a bias frame), and no keyword is added to a
+    file without one (an exposure nobody reads would leave the input valid).
+    """
+    value = _pick(rng, [-10.0, -1.0e9])
 
     def edit(hdul: fits.HDUList) -> None:
+        found = False
         for hdu in hdul:
             for key in _EXPOSURE_KEYS:
                 if key in hdu.header:
                     hdu.header[key] = value
-        hdul[-1].header["EXPOSURE"] = value
+                    found = True
+        if not found:
+            raise NotApplicable("no exposure keyword")
 
     _edit(src, dst, edit)
 
@@ -415,7 +434,8 @@ def mutate(
     -------
     str
         The mutation really applied: ``flip_data`` when ``name`` could not change this file
-        (astropy refused the edit, or the file has nothing it applies to).
+        (astropy refused the edit, or the file has nothing it applies to: no time column, no
+        exposure keyword).
     """
     if name in ("foreign", "none"):
         shutil.copyfile(foreign if name == "foreign" and foreign else src, dst)
@@ -424,7 +444,7 @@ def mutate(
         MUTATIONS[name](src, dst, rng)
         if dst.read_bytes() != _read_bytes(src):
             return name
-    except Exception:  # astropy refused the edit: fall back to a byte flip
+    except Exception:  # astropy refused the edit, or NotApplicable: fall back to a byte flip
         pass
     flip_data(src, dst, rng)
     return "flip_data"

@@ -8,12 +8,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 from astropy.io import fits
+from svomflow.config import load_instrument
 from svomflow.errors import InputDataError
 from svomflow.instruments.ccd_camera import load_camera
-from svomflow.products.ccd_frames import read_frame_info, read_raw
+from svomflow.products.ccd_frames import read_frame_info, read_image_header, read_raw
+from svomflow.products.events import read_events
 from svomflow.products.ogip import check_fits_sizes
 from svomflow.products.ogip_spectra import read_arf, read_pha, read_response_set
 from svomflow.tasks.timing.binning import normalise_gti
+from svomflow.tasks.xray.events import read_pass
 
 from .mutations import truncated_gzip, wrong_column_type
 from .runner import SHARED
@@ -158,3 +161,109 @@ def test_negative_naxis_is_refused_not_looped_on(tmp_path: Path) -> None:
         check_fits_sizes(path)
     with pytest.raises(InputDataError):
         read_raw(path, load_camera())
+
+
+def _event_file(
+    path: Path, times: np.ndarray, gti: list[list[float]], header: dict[str, float] | None = None
+) -> Path:
+    """Write a small OGIP event list (TIME, ENERGY) with its GTI and ``header`` cards."""
+    ev = fits.BinTableHDU.from_columns(
+        [
+            fits.Column("TIME", "D", array=times),
+            fits.Column("ENERGY", "E", unit="keV", array=np.full(times.size, 50.0)),
+        ],
+        name="EVENTS",
+    )
+    for key, value in (header or {}).items():
+        ev.header[key] = value
+    g = np.asarray(gti, float).reshape(-1, 2)
+    gti_hdu = fits.BinTableHDU.from_columns(
+        [fits.Column("START", "D", array=g[:, 0]), fits.Column("STOP", "D", array=g[:, 1])],
+        name="GTI",
+    )
+    fits.HDUList([fits.PrimaryHDU(), ev, gti_hdu]).writeto(path)
+    return path
+
+
+def test_event_gti_rows_that_are_broken_are_dropped_and_flagged(tmp_path: Path) -> None:
+    """A NaN or reversed GTI row was intersected as it was; a GTI with none left is refused."""
+    times = np.linspace(0.0, 99.0, 200)
+    good = read_events(_event_file(tmp_path / "ok.fits", times, [[0.0, 100.0]]))
+    assert good.flags == []
+    events = read_events(
+        _event_file(tmp_path / "g.fits", times, [[0.0, 40.0], [np.nan, 60.0], [60.0, 100.0]])
+    )
+    np.testing.assert_array_equal(events.gti + events.t0, [[0.0, 40.0], [60.0, 100.0]])
+    assert any("1 GTI rows" in f for f in events.flags)
+    with pytest.raises(InputDataError, match="no GTI row"):
+        read_events(_event_file(tmp_path / "r.fits", times, [[100.0, 0.0]]))
+
+
+@pytest.mark.parametrize("value", [-10.0, 0.0, -1.0e9])
+def test_event_list_with_a_non_positive_exposure_keyword_is_flagged(
+    value: float, tmp_path: Path
+) -> None:
+    """ONTIME/LIVETIME <= 0 in an event list (exposure taken from the GTIs) was silent."""
+    times = np.linspace(0.0, 99.0, 200)
+    ok = read_events(_event_file(tmp_path / "ok.fits", times, [[0.0, 100.0]], {"ONTIME": 100.0}))
+    assert ok.flags == []
+    bad = _event_file(tmp_path / "b.fits", times, [[0.0, 100.0]], {"ONTIME": value})
+    assert [f for f in read_events(bad).flags if "ONTIME" in f]
+
+
+def test_events_outside_their_gti_are_refused_or_flagged(tmp_path: Path) -> None:
+    """Times shifted by 1e12 s were read into a light curve with no event of the file."""
+    times = np.linspace(0.0, 99.0, 200)
+    with pytest.raises(InputDataError, match="no event lies within the GTIs"):
+        read_events(_event_file(tmp_path / "far.fits", times + 1.0e12, [[0.0, 100.0]]))
+    times[:5] += 1.0e12
+    part = read_events(_event_file(tmp_path / "part.fits", times, [[0.0, 100.0]]), t0=0.0)
+    assert any("5 events more than a day outside" in f for f in part.flags)
+
+
+def test_mxt_pass_with_a_text_column_is_a_user_error(tmp_path: Path) -> None:
+    """A text RAWX column in an MXT pass was a numpy traceback (UFuncTypeError)."""
+    inst = load_instrument("mxt")
+    n = 20
+    cols = [
+        fits.Column(name="TIME", format="D", array=np.arange(n, dtype=float)),
+        fits.Column(name="FRAME", format="J", array=np.arange(n)),
+        fits.Column(name="RAWX", format="8A", array=np.full(n, "x")),
+        fits.Column(name="RAWY", format="I", array=np.full(n, 20)),
+        fits.Column(name="PHA", format="J", array=np.full(n, 300)),
+    ]
+    ev = fits.BinTableHDU.from_columns(cols, name="EVENTS")
+    ev.header["INSTRUME"] = str(inst.instrument)
+    fits.HDUList([fits.PrimaryHDU(), ev]).writeto(tmp_path / "p.fits")
+    with pytest.raises(InputDataError, match="RAWX is not numeric"):
+        read_pass(tmp_path / "p.fits", inst)
+    truncated_gzip(tmp_path / "p.fits", tmp_path / "cut.fits.gz", np.random.default_rng(1))
+    with pytest.raises(InputDataError, match=re.escape("cut.fits.gz")):
+        read_pass(tmp_path / "cut.fits.gz", inst)
+
+
+@needs_asca
+def test_read_pha_refuses_a_reversed_gti(tmp_path: Path) -> None:
+    """A PHA whose GTI had START after STOP (a damaged file) was fitted without a flag."""
+    with fits.open(ASCA / "s0_mar24_bin.pha") as hdul:
+        start = np.array(hdul["GTI"].data["START"])
+        hdul["GTI"].data["START"] = start[::-1]
+        hdul["GTI"].data["STOP"] = start[::-1] - 1.0
+        hdul.writeto(tmp_path / "bad.pha")
+    with pytest.raises(InputDataError, match="START after STOP"):
+        read_pha(tmp_path / "bad.pha")
+
+
+def test_raw_frame_with_a_control_byte_in_a_header_card_is_read(tmp_path: Path) -> None:
+    """A control byte in a card's comment was a ValueError traceback from calib nightly."""
+    path = _raw_frame(tmp_path / "f.fits", np.full((48, 96), 1000, np.uint16), 0.0)
+    raw = bytearray(path.read_bytes())
+    at = raw.index(b"FILTER  ")
+    raw[at + 45] = 0x10  # after the value: a non-printable byte (as calib-010 flipped)
+    path.write_bytes(bytes(raw))
+    with pytest.warns(UserWarning, match="kept as COMMENT"):
+        info = read_frame_info(path, load_camera())
+    assert info.exptime == 0.0 and info.exposure_type == "dark"
+    with pytest.warns(UserWarning, match="kept as COMMENT"):
+        header = read_image_header(path)
+    assert all(" " <= c <= "~" for c in str(header))

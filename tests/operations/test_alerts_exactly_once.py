@@ -26,7 +26,9 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -284,9 +286,12 @@ def dead_letters(stream: str, subject: str) -> list[bytes]:
     return asyncio.run(go())
 
 
-def write_config(tmp_path: Path, prefix: str) -> tuple[Path, str]:
-    """Listener settings of the test; returns (path, products database URL)."""
-    db = f"sqlite:///{tmp_path / 'products.db'}"
+def write_config(tmp_path: Path, prefix: str, db: str | None = None) -> tuple[Path, str]:
+    """Listener settings of the test; returns (path, ledger/products database URL).
+
+    ``db``: the database of the ledger and products (default an SQLite file in ``tmp_path``).
+    """
+    db = db or f"sqlite:///{tmp_path / 'products.db'}"
     settings = {
         "servers": [NATS],
         "stream": f"S_{prefix}",
@@ -372,6 +377,56 @@ def test_alerts_exactly_once_with_a_sigkill(
         time.sleep(rng.uniform(0.5, 1.5))
         listener.kill()
         time.sleep(1.0)  # the backlog grows while it is down
+        listener.start()
+        pub.join(timeout=60)
+        assert pub.error is None
+        out = collect(prefect_server, nats_prefix, messages, pub, 60, listener.faults)
+    finally:
+        listener.stop()
+        if out is not None:
+            delete_runs(prefect_server, [r for rs in out.runs.values() for r in rs])
+    check(out, messages, db, nats_prefix, tmp_path)
+
+
+@pytest.fixture
+def postgres_ledger(postgres_url: str) -> Iterator[str]:
+    """A fresh PostgreSQL database for the alert ledger and products, dropped afterwards."""
+    from sqlalchemy import create_engine, make_url, text
+
+    name = f"alerts_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE DATABASE {name}"))
+    yield make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    admin.dispose()
+
+
+@pytest.mark.postgres
+def test_alerts_exactly_once_on_postgres_with_sigint_and_sigkill(
+    prefect_server: str, nats_prefix: str, postgres_ledger: str, tmp_path: Path
+) -> None:
+    """The ledger on PostgreSQL; a graceful stop (SIGINT) mid-stream, then a SIGKILL."""
+    rng = random.Random(1516)
+    messages = corpus(nats_prefix, 40, 8, 8, seed=1516)
+    ensure_deployment(prefect_server)
+    config, db = write_config(tmp_path, nats_prefix, postgres_ledger)
+    env = server_env(tmp_path / "client_home", prefect_server)
+    env["SVOMFLOW_HOME"] = str(tmp_path / "home")
+    listener = ListenerProcess(config, env, tmp_path / "listener.log")
+    listener.start()
+    pub = Publisher(f"{nats_prefix}.svom.alert.eclairs", messages, pace_s=0.04)
+    out = None
+    try:
+        pub.start()
+        time.sleep(rng.uniform(0.5, 1.0))
+        listener.stop()  # SIGINT while messages keep arriving
+        time.sleep(0.5)
+        listener.start()
+        time.sleep(rng.uniform(0.5, 1.0))
+        listener.kill()
+        time.sleep(0.5)
         listener.start()
         pub.join(timeout=60)
         assert pub.error is None

@@ -101,7 +101,11 @@ def test_deploy_writes_a_prefect_yaml_for_process_workers(tmp_path: Path) -> Non
         == "/opt/svomflow"
     )
     deps = {d["name"]: d for d in doc["deployments"]}
-    assert set(deps) == {"vhf", "xband", "mxt", "gp1", "nightly", "alert"}
+    from svomflow.flows.registry import REGISTRY
+
+    # one deployment per registered flow, and the pipelines' ones among them
+    assert set(deps) == {spec.alias for spec in REGISTRY.values()}
+    assert {"vhf", "xband", "mxt", "gp1", "nightly", "alert"} <= set(deps)
     n = deps["nightly"]
     assert n["entrypoint"] == "flows/nightly_calibration.py:nightly_master_calibration"
     assert n["schedules"] == [{"cron": "15 6 * * *", "timezone": "Europe/Paris", "active": True}]

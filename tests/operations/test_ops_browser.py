@@ -7,7 +7,7 @@ package; skipped with the reason when either is absent.
 from __future__ import annotations
 
 import shutil
-import threading
+import uuid
 from pathlib import Path
 
 import httpx
@@ -31,14 +31,25 @@ def test_artifact_previews_load_and_product_links_open(
 ) -> None:
     _browser_or_skip()
     from playwright.sync_api import sync_playwright
-    from svomflow.operations.product_server import make_server
+    from sqlmodel import Session
+    from svomflow.web.auth import add_user
+    from svomflow.web.db import engine_for
+    from svomflow.web.server import serve_in_thread
+    from svomflow.web.settings import WebSettings
 
     products = tmp_path / "products"
     products.mkdir()
-    server = make_server(products)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    settings = WebSettings(
+        database_url=f"sqlite:///{tmp_path / 'site.db'}",
+        products_root=products.resolve(),
+        secret_key=uuid.uuid4().hex,
+    )
+    password = uuid.uuid4().hex
+    with Session(engine_for(settings.database_url)) as session:
+        add_user(session, "advocate", password, ["svom_user"])
+    site = serve_in_thread(settings)
     monkeypatch.setenv("SVOMFLOW_PRODUCTS", str(products))
-    monkeypatch.setenv("SVOMFLOW_PRODUCTS_URL", f"http://127.0.0.1:{server.server_port}")
+    monkeypatch.setenv("SVOMFLOW_PRODUCTS_URL", f"{site.url}/files")
     runner = CliRunner()
     sim = tmp_path / "sim"
     res = runner.invoke(app, ["simulate", "bright_long_grb", "--out", str(sim), "--seed", "3"])
@@ -58,6 +69,13 @@ def test_artifact_previews_load_and_product_links_open(
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
             page = browser.new_page()
+            # the product links open on the site, for signed-in users: sign in first (an
+            # anonymous link would answer 200 with the sign-in form, not the file)
+            page.goto(f"{site.url}/login")
+            page.fill("input[name=name]", "advocate")
+            page.fill("input[name=password]", password)
+            page.click("form button[type=submit]")
+            page.wait_for_load_state("networkidle")
             page.goto(f"{ui}/artifacts/artifact/{arts[0]['id']}", wait_until="networkidle")
             try:  # the UI renders the artifact after its own API calls (slow on a busy host)
                 page.wait_for_selector("img[alt$='.png']", state="attached", timeout=120_000)
@@ -71,14 +89,14 @@ def test_artifact_previews_load_and_product_links_open(
             links = page.eval_on_selector_all(
                 "a[href^='http://127.0.0.1']", "els => els.map(e => e.href)"
             )
-            served = [u for u in links if f":{server.server_port}/" in u]
+            served = [u for u in links if u.startswith(site.url)]
             answer = page.request.get(served[0]) if served else None
             page.screenshot(path=str(tmp_path / "artifact.png"))
             browser.close()
     finally:
-        server.shutdown()
-        server.server_close()
+        site.stop()
     assert len(images) >= 3, images  # light curves of both instruments and the ECLAIRs image
     assert all(width > 0 for _, width in images), images
     assert any("QSUM_" in u for u in served), served  # the HTML summary product is linked
     assert answer is not None and answer.status == 200
+    assert "/login" not in answer.url  # the file itself, not the sign-in form

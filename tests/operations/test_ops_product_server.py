@@ -1,65 +1,17 @@
-"""The product server: read-only, only below the products root; artifacts link and embed."""
+"""Product links of the artifacts: served by the web site, only below the products root.
+
+The site's own tests (tests/web/test_app_pages.py) request files through ``/files`` with
+escapes of every kind; here: the rules shared with the flows, and one site per home.
+"""
 
 from __future__ import annotations
 
 import base64
-import http.client
-import os
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from svomflow.flows.adapter import preview_markdown, product_link, products_table_markdown
-from svomflow.operations.product_server import make_server, resolve_under
-
-
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[Path, int]]:
-    root = tmp_path / "products"
-    (root / "GRB1" / "ECL").mkdir(parents=True)
-    (root / "GRB1" / "ECL" / "QLC_ECL_GRB1_v01.fits").write_bytes(b"SIMPLE  =  T" + b" " * 100)
-    (tmp_path / "secret.txt").write_text("not a product")
-    os.symlink(tmp_path / "secret.txt", root / "GRB1" / "link.txt")
-    server = make_server(root)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield root, server.server_port
-    server.shutdown()
-    server.server_close()
-
-
-def _request(port: int, method: str, path: str) -> tuple[int, bytes]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-    conn.request(method, path)  # sent as is: no client-side normalisation of ".."
-    resp = conn.getresponse()
-    body = resp.read()
-    conn.close()
-    return resp.status, body
-
-
-def test_serves_a_product_and_nothing_outside_the_root(served: tuple[Path, int]) -> None:
-    root, port = served
-    status, body = _request(port, "GET", "/GRB1/ECL/QLC_ECL_GRB1_v01.fits")
-    assert status == 200
-    assert body == (root / "GRB1" / "ECL" / "QLC_ECL_GRB1_v01.fits").read_bytes()
-    for escape in (
-        "/../secret.txt",
-        "/GRB1/../../secret.txt",
-        "/%2e%2e/secret.txt",
-        "/GRB1/link.txt",
-    ):
-        status, body = _request(port, "GET", escape)
-        assert status == 403, escape
-        assert b"not a product" not in body
-    assert _request(port, "GET", "/GRB1/ECL/missing.fits")[0] == 404
-
-
-def test_read_only(served: tuple[Path, int]) -> None:
-    root, port = served
-    for method in ("PUT", "POST", "DELETE"):
-        assert _request(port, method, "/GRB1/ECL/QLC_ECL_GRB1_v01.fits")[0] == 405
-    assert (root / "GRB1" / "ECL" / "QLC_ECL_GRB1_v01.fits").exists()
+from svomflow.operations.product_server import products_root, resolve_under
 
 
 def test_resolve_under_keeps_absolute_paths_inside_and_refuses_nul(tmp_path: Path) -> None:
@@ -110,12 +62,24 @@ def test_products_table_has_no_file_urls(tmp_path: Path) -> None:
     assert f"`{path}`" in table
 
 
-def test_each_home_gets_its_own_server_and_reuses_it(
+def test_products_root_follows_the_flows_rule(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from svomflow.flows.adapter import default_output_root
+
+    monkeypatch.setenv("SVOMFLOW_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("SVOMFLOW_PRODUCTS", raising=False)
+    assert products_root() == default_output_root().resolve() == tmp_path / "home" / "products"
+    monkeypatch.setenv("SVOMFLOW_PRODUCTS", str(tmp_path / "elsewhere"))
+    assert products_root() == default_output_root().resolve() == tmp_path / "elsewhere"
+
+
+def test_each_home_gets_its_own_site_and_reuses_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import httpx
     from svomflow.operations.local_server import free_port
-    from svomflow.operations.product_server import ensure_product_server, stop_product_server
+    from svomflow.web.server import ensure_web_server, stop_web_server
 
     port = free_port()
     homes = [tmp_path / "a", tmp_path / "b"]
@@ -124,16 +88,22 @@ def test_each_home_gets_its_own_server_and_reuses_it(
         for home in homes:
             monkeypatch.setenv("SVOMFLOW_HOME", str(home))
             monkeypatch.delenv("SVOMFLOW_PRODUCTS", raising=False)
-            infos.append(ensure_product_server(port=port))
+            infos.append(ensure_web_server(port=port))
         assert infos[0].url == f"http://127.0.0.1:{port}" and infos[0].started_here
         assert infos[1].url != infos[0].url and infos[1].started_here  # port taken by a
+        assert infos[1].files_url == f"{infos[1].url}/files"
         monkeypatch.setenv("SVOMFLOW_HOME", str(homes[0]))
-        again = ensure_product_server(port=port)
+        again = ensure_web_server(port=port)
         assert again.url == infos[0].url and not again.started_here
+        # each serves its own home's products (to signed-in users: anonymous gets 401)
+        from svomflow.web.routes.files import ROOT_ENDPOINT, root_fingerprint
+
+        for home, info in zip(homes, infos, strict=True):
+            served = httpx.get(f"{info.url}{ROOT_ENDPOINT}").text
+            assert served == root_fingerprint(str((home / "products").resolve()))
         (homes[1] / "products" / "x.txt").write_text("b's product")
-        assert httpx.get(f"{infos[1].url}/x.txt").text == "b's product"
-        assert httpx.get(f"{infos[0].url}/x.txt").status_code == 404
+        assert httpx.get(f"{infos[1].files_url}/x.txt").status_code == 401
     finally:
         for home in homes:
             monkeypatch.setenv("SVOMFLOW_HOME", str(home))
-            stop_product_server()
+            stop_web_server()

@@ -52,21 +52,31 @@ def test_old_index_version_resolves_to_the_same_bytes_after_a_new_promotion(cald
 
 
 def test_a_name_holding_other_bytes_is_refused_not_reused(caldb, make_file):
+    first = promote(caldb, make_file(MASTER, "night 1\n"), "2026-11-23T01:10:00")
+    registered = caldb.root / first.relpath
+    assert registered.stat().st_mode & 0o222 == 0  # read-only
+    # bytes changed behind the index's back (root ignores the mode) cannot be registered
+    # again under the registered name
+    registered.chmod(0o644)
+    registered.write_text("tampered\n")
+    with pytest.raises(InputDataError, match=r"registered with other bytes"):
+        promote(caldb, registered, "2026-11-24T01:05:00")
+    assert caldb.index_version == 1  # nothing registered
+
+
+def test_an_unregistered_file_at_the_next_name_is_set_aside(caldb, make_file):
+    """What a registration killed before its commit placed: moved to orphans/, not reused."""
     promote(caldb, make_file(MASTER, "night 1\n"), "2026-11-23T01:10:00")
-    # someone put a file where the next registration would go
     target = (
         caldb.root
         / "data/colibri/colibri_ddrago_b/bcf/candidate_bias_DDRAGOmB_1x1_20261124_v2.fits"
     )
-    target.write_bytes(b"foreign bytes")
-    promote_src = make_file(MASTER, "night 2\n")
-    with pytest.raises(
-        InputDataError,
-        match=r"refusing to register .* different file \(registered files are immutable\)",
-    ):
-        promote(caldb, promote_src, "2026-11-24T01:05:00")
-    assert target.read_bytes() == b"foreign bytes"
-    assert caldb.index_version == 1  # nothing registered
+    target.write_bytes(b"left by a killed registration")
+    entry = promote(caldb, make_file(MASTER, "night 2\n"), "2026-11-24T01:05:00")
+    assert (caldb.root / entry.relpath).read_text() == "night 2\n"
+    (aside,) = (caldb.root / "orphans").iterdir()
+    assert aside.read_bytes() == b"left by a killed registration"
+    assert caldb.index_version == 2
 
 
 def test_a_failed_registration_leaves_no_file(caldb, make_file, monkeypatch):

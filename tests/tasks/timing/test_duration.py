@@ -194,7 +194,7 @@ def _refit_setup(fred):  # type: ignore[no-untyped-def]
 
     b = fred(np.random.default_rng(5))
     bins = uniform_bins(b.times, 0.256, b.gti)
-    bkg = fit_background(bins)
+    bkg = fit_background(bins, BackgroundConfig(tail_term=False))  # the polynomial alone
     window = np.flatnonzero((bins.lo >= -40.0) & (bins.hi <= 80.0))
     a = bkg.design(bins.lo, bins.hi) * bins.exposure[:, None]
     mu = a @ bkg.coeffs
@@ -234,3 +234,42 @@ def test_background_refit_has_the_fit_covariance(fred) -> None:  # type: ignore[
     ratio = np.var(c, axis=0, ddof=1) / np.diag(bkg.cov)
     # the sample variance of n Gaussian draws has relative standard deviation sqrt(2 / n)
     assert np.all(np.abs(ratio - 1.0) < 5 * np.sqrt(2.0 / n))
+
+
+def test_background_refit_with_a_tail_term_matches_exact_refit() -> None:
+    """With the tail term the linearised refit is the joint fit's (polynomial part returned)."""
+    from svomflow.simulation.drift_tail import DriftTailScenario, simulate_drift_tail
+    from svomflow.tasks.timing.background import _in_intervals, fit_poisson_polynomial
+    from svomflow.tasks.timing.duration import _BackgroundRefit
+
+    b = simulate_drift_tail(
+        DriftTailScenario(drift="linear", tail_fraction=0.2), np.random.default_rng(0)
+    )
+    bins = uniform_bins(b.times, 0.5, b.gti)
+    bkg = fit_background(bins)
+    assert bkg.has_tail
+    k = bkg.order + 1
+    params, cov = bkg.fit_params()
+    assert params.size == k + 1 and cov.shape == (k + 1, k + 1)
+    window = np.flatnonzero((bins.lo >= -20.0) & (bins.hi <= 90.0))
+    a = bkg.fit_design(bins.lo, bins.hi) * bins.exposure[:, None]
+    mu = a @ params
+    refit = _BackgroundRefit(bins, bkg, window, mu[window])
+    fit = _in_intervals(bins.lo, bins.hi, bkg.intervals) & (bins.exposure > 0)
+    out = fit.copy()
+    out[window] = False
+    sigma = np.sqrt(np.diag(cov))[:k]
+    rng = np.random.default_rng(1)
+    checked = 0
+    for _ in range(8):
+        y = rng.poisson(mu).astype(float)
+        exact = fit_poisson_polynomial(
+            y[fit], bkg.fit_design(bins.lo, bins.hi)[fit], bins.exposure[fit]
+        )
+        assert exact is not None
+        if exact[0][k] <= 0:
+            continue  # the bound applies: compared below through the conditional fit
+        lin = refit.coeffs(y[window], a[out].T @ ((y[out] - mu[out]) / mu[out]))
+        assert np.all(np.abs(lin - exact[0][:k]) < 0.05 * sigma)
+        checked += 1
+    assert checked >= 4

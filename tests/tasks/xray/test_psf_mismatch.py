@@ -129,3 +129,23 @@ def test_mismatch_grid():
     for r in mismatch_table(grid, 3, 17):
         assert r["false_per_field"] <= 1.0 / 3.0, r
         assert r["found"] == 1.0, r
+
+
+def test_shape_problem_gives_the_worst_c_instead_of_overflowing() -> None:
+    """A line search straying to e^700 counts must not raise (an MC trial crashed on it)."""
+    import numpy as np
+    from svomflow.config import load_instrument
+    from svomflow.instruments.mxt_calibration import PSFModel
+    from svomflow.tasks.xray.psf_estimate import _ShapeProblem
+
+    base = PSFModel.from_instrument(load_instrument("mxt"))
+    rng = np.random.default_rng(3)
+    image = rng.poisson(2.0, (64, 64)).astype(float)
+    prob = _ShapeProblem(image, np.ones_like(image), base, ns=1, bin_pix=4)
+    sane = np.array([32.0, 32.0, np.log(1000.0), np.log(2.0)])
+    c_sane = prob.cstat(sane, None)
+    assert np.isfinite(c_sane)
+    for bad in ([32.0, 32.0, 800.0, np.log(2.0)], [32.0, 32.0, np.log(1000.0), 720.0]):
+        assert prob.cstat(np.array(bad), None) > c_sane
+    shape = np.array([800.0, 0.0, 0.0, 0.0])
+    assert prob.cstat(sane, shape) > c_sane

@@ -1,0 +1,1 @@
+"""Housekeeping monitoring: parameter definitions, limit checks, reports and trends (pure)."""

@@ -1,0 +1,1 @@
+"""Validation of products before they enter the science database (pure steps)."""

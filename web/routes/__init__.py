@@ -1,0 +1,1 @@
+"""Routers of the web site: one module per page family, each defining ``router``."""
