@@ -176,6 +176,18 @@ def run_demo(
         res = vhf_quick_analysis(
             event_files=[str(inp / f) for f in _event_files(truth)], obs_id=obs_id
         )
+    # the instrument-centre site's other pages: a day of housekeeping with its alarms, the
+    # duty roster and tonight's follow-up planning (a failure only costs those pages)
+    from svomflow.cli.demo_centre import CentreSeed, seed_centre
+
+    src = truth["sources"][0]
+    centre: CentreSeed | str
+    try:
+        centre = seed_centre(
+            base / "housekeeping", user="admin", ra=src["ra_deg"], dec=src["dec_deg"], seed=seed
+        )
+    except Exception as exc:  # the burst's analysis above is the demo; this is extra
+        centre = f"not added ({type(exc).__name__}: {exc})"
     tell(total, total, "done")
     from svomflow.web.server import running_web_server
 
@@ -191,6 +203,7 @@ def run_demo(
         "server": info,
         "server_stopped": stopped,
         "site": site,
+        "centre": centre,
         "flow_run_url": info.flow_run_url(res["flow_run_id"]) if res.get("flow_run_id") else None,
         "rows": _truth_rows(res, truth),
         "result": res,
@@ -244,6 +257,16 @@ def demo(
         console.print("the Prefect server was already running and is left as it was")
     if out["site"]:
         _print_site(console, out["site"])
+    centre = out.get("centre")
+    if isinstance(centre, str):
+        console.print(f"instrument-centre demo data {centre}", soft_wrap=True)
+    elif centre is not None:
+        console.print(
+            f"  with a day of ECLAIRs/COLIBRI housekeeping ({centre.samples} new samples, "
+            f"{centre.alarms} alarms raised), admin on duty, and tonight's COLIBRI planning "
+            "of the burst",
+            soft_wrap=True,
+        )
     from svomflow.paths import home_with_reason
 
     console.print("later commands use this home and server from this folder; elsewhere:")

@@ -34,6 +34,7 @@ SIMULATION_USERS = (
     "svomflow.cli.simulate_cmd",
     "svomflow.cli.bench_cmd",
     "svomflow.cli.demo_cmd",
+    "svomflow.cli.demo_centre",  # a day of simulated housekeeping for the demo's site
     "svomflow.cli.hk_cmd",  # `svomflow hk simulate`: housekeeping files with known anomalies
     "svomflow.cli.warm_cmd",  # simulates a burst to compile the VHF kernels
 )
