@@ -156,7 +156,9 @@ class Caldb:
         except (OSError, ValueError, KeyError, TypeError):
             return 0
 
-    def _repair(self, con: sqlite3.Connection, data_dir: Path | None = None) -> None:
+    def _repair(
+        self, con: sqlite3.Connection, data_dir: Path | None = None, keep: Path | None = None
+    ) -> None:
         """Remove what a writer killed inside its transaction left on disk (under the write lock).
 
         A transaction that never committed may have left the snapshots of its version
@@ -164,7 +166,8 @@ class Caldb:
         (``.tmp-*`` of a dead process) and, in ``data_dir``, the placed file of its version: a
         later registration that draws the same version number would find that name taken by
         other bytes and be refused. None of them is referenced by the committed index: the
-        snapshots and staged copies are removed, a placed file is moved to ``orphans/``.
+        snapshots and staged copies are removed, a placed file is moved to ``orphans/``
+        (``keep``: the file being registered in place, never moved).
         """
         (committed,) = con.execute("SELECT COALESCE(MAX(version), 0) FROM versions").fetchone()
         committed = int(committed)
@@ -186,7 +189,7 @@ class Caldb:
                     f.unlink(missing_ok=True)
                 continue
             tags = _VERSION_TAG.findall(f.name)
-            if tags and int(tags[-1]) > committed and f.is_file():
+            if tags and int(tags[-1]) > committed and f.is_file() and f != keep:
                 # set aside, not deleted: the bytes stay for whoever wants to look
                 aside = self.root / "orphans"
                 aside.mkdir(exist_ok=True)
@@ -417,7 +420,7 @@ class Caldb:
         now = _dt.datetime.now(UTC)
 
         with self._stage(src.resolve(), dest_dir, copy=copy) as place, self._write() as con:
-            self._repair(con, dest_dir)
+            self._repair(con, dest_dir, keep=src.resolve())  # a file registered in place stays
             version = self._new_version(con, "register", None)
             rel = place(f"{start:%Y%m%d}_v{version}", sha)
             if con.execute(
