@@ -29,7 +29,7 @@ def start(
         typer.echo(f"log: {info.log_path}")
     from svomflow.web.server import ensure_web_server
 
-    site = ensure_web_server()
+    site = ensure_web_server(idle_exit_s=0)
     typer.echo(f"instrument-centre site (and the products of {site.root}): {site.url}")
     typer.echo("stop both with: svomflow server stop")
 

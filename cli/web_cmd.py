@@ -80,7 +80,7 @@ def start(
     """Start the site detached (if this home's is not running) and leave it running."""
     from svomflow.web.server import ensure_web_server
 
-    info = ensure_web_server(port=port)
+    info = ensure_web_server(port=port, idle_exit_s=0)
     state = "started now" if info.started_here else "already running"
     typer.echo(f"instrument-centre site {state}: {info.url}")
 

@@ -218,8 +218,13 @@ def running_web_server(port: int = DEFAULT_WEB_PORT) -> str | None:
     return None
 
 
-def ensure_web_server(port: int = DEFAULT_WEB_PORT, timeout_s: float = 30.0) -> WebServerInfo:
+def ensure_web_server(
+    port: int = DEFAULT_WEB_PORT, timeout_s: float = 30.0, idle_exit_s: float | None = None
+) -> WebServerInfo:
     """Return the site of this home's products, starting it detached if none runs.
+
+    ``idle_exit_s``: a site started now exits after that long without requests (None: the
+    flow commands' :func:`detached_idle_exit_s`; 0: never, for ``svomflow web start``).
 
     Raises
     ------
@@ -242,7 +247,7 @@ def ensure_web_server(port: int = DEFAULT_WEB_PORT, timeout_s: float = 30.0) -> 
         url = f"http://127.0.0.1:{chosen}"
         cmd = [
             sys.executable, "-m", "svomflow.web.server", "--port", str(chosen),
-            "--idle-exit-s", str(detached_idle_exit_s()),
+            "--idle-exit-s", str(detached_idle_exit_s() if idle_exit_s is None else idle_exit_s),
         ]  # fmt: skip
         env = dict(os.environ, SVOMFLOW_PRODUCTS=str(root))
         with open(state / "server.log", "ab") as log:
