@@ -7,6 +7,7 @@ import logging
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -33,6 +34,14 @@ ConfigFiles = Annotated[
 SetOverrides = Annotated[
     list[str] | None,
     typer.Option("--set", "-s", help="Override one value: dotted.key=value (repeatable)."),
+]
+CaldbDir = Annotated[
+    str | None,
+    typer.Option("--caldb", help="CALDB directory (default $SVOMFLOW_CALDB)."),
+]
+ProductsRoot = Annotated[
+    Path | None,
+    typer.Option("--out", "-o", help="Products root (default under $SVOMFLOW_HOME)."),
 ]
 
 

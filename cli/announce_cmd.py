@@ -54,6 +54,7 @@ def announce(
     import logging
     import signal
 
+    import nats.errors
     from svomflow.operations.announce import RelaySettings, outbox_counts, relay_once, run_relay
     from svomflow.products.announcements import (
         NATS_ENV,
@@ -92,10 +93,8 @@ def announce(
             raise SvomflowError(
                 f"NATS at {where} unavailable: {exc or type(exc).__name__}"
             ) from None
-        except Exception as exc:
-            if type(exc).__module__.startswith("nats"):
-                raise SvomflowError(f"NATS at {where}: {exc or type(exc).__name__}") from None
-            raise
+        except nats.errors.Error as exc:  # every nats-py error, JetStream's included
+            raise SvomflowError(f"NATS at {where}: {exc or type(exc).__name__}") from None
         typer.echo(f"sent {n} announcement(s) to {bus.stream} at {where}")
         return
     logging.basicConfig(

@@ -8,7 +8,9 @@ from typing import Annotated, Any
 
 import typer
 from svomflow.cli._common import (
+    CaldbDir,
     ConfigFiles,
+    ProductsRoot,
     SetOverrides,
     flow_server,
     user_errors,
@@ -45,13 +47,8 @@ def _config(files: list[str] | None, sets: list[str] | None) -> Any:
 @user_errors
 def run(
     spectra: Spectra = "latest",
-    caldb: Annotated[
-        str | None, typer.Option("--caldb", help="CALDB directory (default $SVOMFLOW_CALDB).")
-    ] = None,
-    out: Annotated[
-        Path | None,
-        typer.Option("--out", "-o", help="Products root (default under $SVOMFLOW_HOME)."),
-    ] = None,
+    caldb: CaldbDir = None,
+    out: ProductsRoot = None,
     promote: Annotated[
         bool, typer.Option("--promote/--no-promote", help="Judge and promote the candidates.")
     ] = True,

@@ -8,7 +8,9 @@ from typing import Annotated, Any
 
 import typer
 from svomflow.cli._common import (
+    CaldbDir,
     ConfigFiles,
+    ProductsRoot,
     SetOverrides,
     flow_server,
     user_errors,
@@ -59,13 +61,8 @@ def run(
         float | None,
         typer.Option("--last-days", help="Without --start: the period is the last N days."),
     ] = None,
-    caldb: Annotated[
-        str | None, typer.Option("--caldb", help="CALDB directory (default $SVOMFLOW_CALDB).")
-    ] = None,
-    out: Annotated[
-        Path | None,
-        typer.Option("--out", "-o", help="Products root (default under $SVOMFLOW_HOME)."),
-    ] = None,
+    caldb: CaldbDir = None,
+    out: ProductsRoot = None,
     config: ConfigFiles = None,
     set_: SetOverrides = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
@@ -123,9 +120,7 @@ def show(
     time: Annotated[
         str | None, typer.Option("--time", help="Files in force at this UTC time (default now).")
     ] = None,
-    caldb: Annotated[
-        str | None, typer.Option("--caldb", help="CALDB directory (default $SVOMFLOW_CALDB).")
-    ] = None,
+    caldb: CaldbDir = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
 ) -> None:
     """Print the BADPIX, UNIFMAP and DEADTIME files of ECLAIRs in force at --time."""

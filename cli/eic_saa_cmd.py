@@ -8,7 +8,9 @@ from typing import Annotated, Any
 
 import typer
 from svomflow.cli._common import (
+    CaldbDir,
     ConfigFiles,
+    ProductsRoot,
     SetOverrides,
     flow_server,
     user_errors,
@@ -36,13 +38,8 @@ def build(
             "--rates-dir", help="Folder of rate files (default $SVOMFLOW_HOME/eic/orbit_rates)."
         ),
     ] = None,
-    caldb: Annotated[
-        str | None, typer.Option("--caldb", help="CALDB directory (default $SVOMFLOW_CALDB).")
-    ] = None,
-    out: Annotated[
-        Path | None,
-        typer.Option("--out", "-o", help="Products root (default under $SVOMFLOW_HOME)."),
-    ] = None,
+    caldb: CaldbDir = None,
+    out: ProductsRoot = None,
     config: ConfigFiles = None,
     set_: SetOverrides = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
@@ -98,9 +95,7 @@ def export(
     time: Annotated[
         str | None, typer.Option("--time", help="Contour in force at this UTC time (default now).")
     ] = None,
-    caldb: Annotated[
-        str | None, typer.Option("--caldb", help="CALDB directory (default $SVOMFLOW_CALDB).")
-    ] = None,
+    caldb: CaldbDir = None,
 ) -> None:
     """Write the CALDB's SAA contour in force at --time as the operations centre's XML (validated)."""
     import datetime as _dt

@@ -8,7 +8,9 @@ from typing import Annotated, Any
 
 import typer
 from svomflow.cli._common import (
+    CaldbDir,
     ConfigFiles,
+    ProductsRoot,
     SetOverrides,
     flow_server,
     user_errors,
@@ -35,13 +37,8 @@ def compare(
             "--inbox", help="Folder of stream/log pairs (default $SVOMFLOW_HOME/eic/triggers)."
         ),
     ] = None,
-    caldb: Annotated[
-        str | None, typer.Option("--caldb", help="CALDB directory (default $SVOMFLOW_CALDB).")
-    ] = None,
-    out: Annotated[
-        Path | None,
-        typer.Option("--out", "-o", help="Products root (default under $SVOMFLOW_HOME)."),
-    ] = None,
+    caldb: CaldbDir = None,
+    out: ProductsRoot = None,
     config: ConfigFiles = None,
     set_: SetOverrides = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,

@@ -20,6 +20,7 @@ housekeeping ingester (:mod:`svomflow.operations.hk_watch`):
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import datetime as _dt
 import fnmatch
@@ -141,7 +142,7 @@ class FileState:
         self.since = now
 
 
-class DirectoryWatcher:
+class DirectoryWatcher(abc.ABC):
     """Watch a directory and feed settled files to named worker queues through a ledger.
 
     Subclasses implement :meth:`dispatch` (check a settled file, record it in the ledger as
@@ -181,13 +182,13 @@ class DirectoryWatcher:
         self.observer_kind = ""
 
     # --- to implement -------------------------------------------------------------------
+    @abc.abstractmethod
     def dispatch(self, path: Path) -> tuple[str, str] | None:
         """Check a settled file; return ``(queue name, ledger key)`` once claimed, or None."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def process(self, name: str, path: Path) -> Any:
         """Handle one claimed file of queue ``name`` (raise to record it as failed)."""
-        raise NotImplementedError
 
     # --- discovery ------------------------------------------------------------------
     def _wanted(self, path: Path) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from astropy.table import Table
 from svomflow.tasks.photometry.psf import fit_psf, select_psf_stars
 
@@ -34,4 +35,6 @@ def test_a_star_whose_windowed_centre_is_near_the_edge_is_not_selected() -> None
     stars = select_psf_stars(cat, shape, half_size=half)
     assert list(stars["XWIN_IMAGE"]) == [31.0]
     fit = fit_psf(img, stars, half_size=half)  # every selected star has its cutout
-    assert fit is not None
+    assert fit.n_stars == 1
+    # the injected Gaussian: sigma 1.5 px, FWHM 2.355 x 1.5 = 3.53 px
+    assert fit.fwhm == pytest.approx(2.3548 * 1.5, rel=0.05)
