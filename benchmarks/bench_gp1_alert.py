@@ -3,14 +3,20 @@
 One simulated COLIBRI alert frame (2048 x 2048 plus overscan, seeded) with masters equal to
 the simulated detector, processed
 
-1. in plain Python, step by step (the pipeline's steps called directly: read, reduction,
-   findstars, astrometry, photometry, subtraction, products published), each timed;
-2. by the Prefect flow ``gp1_reduction`` on the same frame (fresh output): the difference
+1. in plain Python, step by step (the pipeline's steps called directly: read, reduction
+   with cosmic-ray cleaning as GP1 configures it, findstars, astrometry, photometry,
+   subtraction, products published), each timed in CPU and wall time; the peer is the same
+   run without cosmic-ray cleaning (what the cleaning costs);
+2. the source extraction (``extract_sources``) against sep alone making the same
+   measurements (background, detection, windowed positions, half-light radius, Kron and
+   aperture photometry) on the reduced frame;
+3. by the Prefect flow ``gp1_reduction`` on the same frame (fresh output): the difference
    with (1) is the Prefect overhead.
 
-Target: raw to products within 10 s wall on this machine (the requirement is 5 minutes).
-Also prints the PSF photometry ratio of our numba fitter against photutils' PSFPhotometry
-on the same sources (same model), measured in the same run.
+Targets (issue 16): raw to products under 5 s on this machine (CPU time: the wall time on a
+shared machine is the CPU time times the load it shares the cores with), extraction within
+2x sep alone. Also prints the PSF photometry ratio of our numba fitter against photutils'
+PSFPhotometry on the same sources (same model), measured in the same run.
 
 Run ``python -m benchmarks.bench_gp1_alert`` (or the file directly).
 """
@@ -25,6 +31,8 @@ from typing import Any
 
 import numpy as np
 from astropy.io import fits
+
+from benchmarks._report import load, result
 
 
 def _masters(truth: dict, out: Path, band: str) -> dict[str, str]:
@@ -57,6 +65,69 @@ def _masters(truth: dict, out: Path, band: str) -> dict[str, str]:
             m("FLAT", fits.getdata(td / f"flat_{band}.fits"), {}).write(out / "mflat.fits")
         ),
     }
+
+
+def _sep_alone(image: np.ndarray, mask: np.ndarray | None, cfg: Any) -> int:
+    """sep making the measurements of ``extract_sources``: the peer of the extraction.
+
+    Background, detection, Kron radius and AUTO flux, half-light radius, windowed
+    positions and aperture fluxes, with the same settings and the same input (float64,
+    non-finite pixels zeroed); no catalogue built.
+    """
+    import sep
+    from svomflow.tasks.photometry.extract import DEFAULT_CONV
+
+    data = np.nan_to_num(np.ascontiguousarray(image, dtype=np.float64), copy=False)
+    bkg = sep.Background(data, mask=mask, bw=cfg.back_size, bh=cfg.back_size,
+                         fw=cfg.back_filtersize, fh=cfg.back_filtersize)  # fmt: skip
+    sub = data - bkg.back()
+    rms = bkg.globalrms
+    objs = sep.extract(
+        sub, cfg.detect_thresh, err=rms, mask=mask, minarea=cfg.detect_minarea,
+        filter_kernel=DEFAULT_CONV, deblend_nthresh=cfg.deblend_nthresh,
+        deblend_cont=cfg.deblend_mincont, clean=cfg.clean, clean_param=cfg.clean_param,
+    )  # fmt: skip
+    x, y, a, b = objs["x"], objs["y"], objs["a"], objs["b"]
+    theta = np.clip(objs["theta"], -np.pi / 2 + 1e-7, np.pi / 2 - 1e-7)
+    kr, _ = sep.kron_radius(sub, x, y, a, b, theta, 6.0, mask=mask)
+    kr = np.maximum(np.where(np.isfinite(kr), kr, 0.0), cfg.kron_min_radius)
+    flux, _, _ = sep.sum_ellipse(sub, x, y, a, b, theta, cfg.kron_factor * kr, subpix=1,
+                                 err=rms, mask=mask, gain=1.0)  # fmt: skip
+    r_half, _ = sep.flux_radius(sub, x, y, 6.0 * a, [0.5], normflux=flux, subpix=5, mask=mask)
+    r_half = np.asarray(r_half).reshape(len(objs))
+    sep.winpos(sub, x, y, 2.0 / 2.35 * np.where(r_half > 0, r_half, 1.0), mask=mask)
+    for diam in cfg.phot_apertures:
+        sep.sum_circle(sub, x, y, diam / 2.0, err=rms, mask=mask, gain=1.0)
+    return len(objs)
+
+
+def _extraction_vs_sep(image: np.ndarray, mask: np.ndarray, cfg: Any) -> None:
+    """Time ``extract_sources`` against sep alone on the same frame (best of 3, CPU time)."""
+    from svomflow.tasks.photometry.extract import extract_sources
+
+    m = np.ascontiguousarray(mask) if mask.any() else None
+    best = {"ours": np.inf, "sep": np.inf}
+    n = {"ours": 0, "sep": 0}
+    for _ in range(3):
+        t = time.process_time()
+        n["ours"] = len(extract_sources(image, cfg, mask=mask, gain=1.0).catalog)
+        best["ours"] = min(best["ours"], time.process_time() - t)
+        t = time.process_time()
+        n["sep"] = _sep_alone(image, m, cfg)
+        best["sep"] = min(best["sep"], time.process_time() - t)
+    ratio = best["ours"] / best["sep"]
+    print(
+        f"\nextraction of the reduced frame ({load()}, best of 3, CPU): extract_sources "
+        f"{best['ours'] * 1e3:.0f} ms ({n['ours']} sources), sep alone with the same "
+        f"measurements {best['sep'] * 1e3:.0f} ms ({n['sep']} sources): {ratio:.2f}x"
+    )
+    result(
+        "GP1 extraction (extract_sources) on a 2k x 2k alert image vs sep alone, same "
+        "measurements, <= 2x",
+        f"{best['ours'] * 1e3:.0f} ms CPU, {n['ours']} sources",
+        f"{ratio:.2f}x sep alone ({best['sep'] * 1e3:.0f} ms, {n['sep']} sources)",
+        ratio <= 2 and n["ours"] == n["sep"],
+    )
 
 
 def main() -> None:
@@ -101,18 +172,29 @@ def main() -> None:
     camera = load_camera()
     calibration = CalibrationSet.from_files({f"{camera.name}:{k}": v for k, v in masters.items()})
 
-    def plain_run(out: str, cosmic_rays: bool) -> tuple[Any, Any, dict[str, float], float]:
-        """The pipeline's steps called one by one (as a notebook does), each timed."""
+    def plain_run(
+        out: str, cosmic_rays: bool
+    ) -> tuple[Any, Any, dict[str, tuple[float, float]], tuple[float, float]]:
+        """The pipeline's steps called one by one (as a notebook does), each timed.
+
+        Times are (CPU, wall) in seconds; CPU counts every thread of the process.
+        """
         cfg = config(out)
         cfg.steps.reduction.cosmic_rays = cosmic_rays
         cfg.steps.stacking.enabled = False  # one image: products come from its difference
         steps, extract = cfg.steps, cfg.steps.findstars.extract
-        times: dict[str, float] = {}
-        t_all = time.perf_counter()
-        t = time.perf_counter()
+        times: dict[str, tuple[float, float]] = {}
+
+        def clock() -> tuple[float, float]:
+            return time.process_time(), time.perf_counter()
+
+        def since(t: tuple[float, float]) -> tuple[float, float]:
+            return time.process_time() - t[0], time.perf_counter() - t[1]
+
+        t_all = t = clock()
         image = read_image_file(raw, camera)
         refs = read_references([image], cfg, camera)[image.path]
-        times["read"] = time.perf_counter() - t
+        times["read"] = since(t)
         calls = [
             ("reduction", lambda r: reduce_image(image, camera, cfg.alert_keyword, config=steps.reduction, calibration=calibration)),
             ("findstars", lambda r: find_stars(r, config=steps.findstars)),
@@ -122,13 +204,17 @@ def main() -> None:
         ]  # fmt: skip
         res = None
         for name, call in calls:
-            t = time.perf_counter()
+            t = clock()
             res = call(res)
-            times[name] = time.perf_counter() - t
-        t = time.perf_counter()
+            times[name] = since(t)
+        t = clock()
+        # as the flow's adapter does: figures (PNG products, catalogue previews) drawn on a
+        # background thread once the science products are safe. Its CPU while the science
+        # products are written counts in "products" (process time counts every thread);
+        # what is left after them is timed apart ("figures after"), off the critical path.
         publisher = CataloguePublisher(
             ProductStore(out), obs_id=raw.name, flow_name="gp1_reduction", config=cfg,
-            inputs=[raw], calibration=calibration.refs(),
+            inputs=[raw], calibration=calibration.refs(), background_figures=True,
         )  # fmt: skip
         publisher.publish(image_products, image_products(res, config=cfg).products)
         seq = sequence_products(
@@ -136,12 +222,22 @@ def main() -> None:
             config=steps.summary,
         )  # fmt: skip
         publisher.publish(sequence_products, seq.products)
-        times["products"] = time.perf_counter() - t
-        return res, seq, times, time.perf_counter() - t_all
+        times["products"] = since(t)
+        total = since(t_all)
+        t = clock()
+        publisher.finish_figures()
+        publisher.close()
+        times["figures after"] = since(t)
+        return res, seq, times, total
 
     plain_run(str(tmp / "warm"), True)  # imports (matplotlib) happen once per process
-    res, seq, times, plain = plain_run(str(tmp / "plain"), True)
-    _, _, times_fast, plain_fast = plain_run(str(tmp / "plain_fast"), False)
+    # best of 2 of each, interleaved (the machine is shared: single timings vary)
+    runs: dict[bool, list[Any]] = {True: [], False: []}
+    for rep in range(2):
+        for cr in (True, False):
+            runs[cr].append(plain_run(str(tmp / f"plain_{cr}_{rep}"), cr))
+    res, seq, times, plain = min(runs[True], key=lambda r: r[3][0])
+    _, _, times_fast, plain_fast = min(runs[False], key=lambda r: r[3][0])
     cfg = config(str(tmp / "plain"))
     st = res.summary
     print(
@@ -161,11 +257,34 @@ def main() -> None:
             * 3600
         )
         print(f'afterglow found {d:.3f}" from the injected position, S/N {tr["SNR"]:.0f}')
-    print("\nstep          wall (s), with L.A.Cosmic   without (CR vetting only)")
-    for k, v in times.items():
-        print(f"  {k:<12s} {v:7.2f}              {times_fast[k]:7.2f}")
-    for label, total in (("total", plain), ("total (no L.A.Cosmic)", plain_fast)):
-        print(f"  {label:<22s} {total:7.2f}   (target < 10 s: {'OK' if total < 10 else 'MISSED'})")
+    n_iter = cfg.steps.reduction.cosmic_ray_iterations
+    print(f"\n{load()}; best of 2 by CPU time")
+    print(f"step          CPU (s)  wall (s), cosmic rays cleaned ({n_iter} L.A.Cosmic iteration)"
+          "   without cleaning: CPU  wall")  # fmt: skip
+    for k, (c, w) in times.items():
+        print(
+            f"  {k:<12s} {c:7.2f}  {w:7.2f}{'':40s}{times_fast[k][0]:7.2f}  {times_fast[k][1]:7.2f}"
+        )
+    for label, (c, w) in (("total", plain), ("total (no cleaning)", plain_fast)):
+        print(
+            f"  {label:<20s} CPU {c:6.2f} s, wall {w:6.2f} s (target < 5 s: {'OK' if c < 5 else 'MISSED'})"
+        )
+    fig = times["figures after"]
+    print(
+        f"  (raw to science products; the figures finished {fig[0]:.2f} s CPU later: with them "
+        f"CPU {plain[0] + fig[0]:.2f} s)"
+    )
+    result(
+        "GP1 one 2k x 2k alert image, raw to science products (cosmic rays cleaned; figures "
+        "drawn after, on a background thread, as the flow does), < 5 s",
+        f"{plain[0]:.2f} s CPU ({plain[1]:.2f} s wall; reduction {times['reduction'][0]:.2f} s "
+        f"CPU; figures finished {fig[0]:.2f} s CPU later)",
+        f"{plain[0] / plain_fast[0]:.2f}x the same run without cosmic-ray cleaning "
+        f"({plain_fast[0]:.2f} s CPU)",
+        plain[0] < 5,
+    )
+
+    _extraction_vs_sep(res.reduced.data, res.reduced.mask, cfg.steps.findstars.extract)
 
     # The same image through the Prefect flow, interleaved with plain runs (best of 2 each:
     # the machine is shared, single timings vary by seconds).
@@ -176,7 +295,6 @@ def main() -> None:
     def flow_cfg(out: str) -> dict:
         c = config(out)
         c.steps.stacking.enabled = False
-        c.steps.reduction.cosmic_rays = False
         return c.model_dump(mode="json")
 
     flow_best, plain_best = np.inf, np.inf
@@ -186,13 +304,13 @@ def main() -> None:
     ):
         gp1_reduction(images=[str(raw)], config=flow_cfg(str(tmp / "flow_warm")))
         for rep in range(2):
-            plain_best = min(plain_best, plain_run(str(tmp / f"plain_rep{rep}"), False)[3])
+            plain_best = min(plain_best, plain_run(str(tmp / f"plain_rep{rep}"), True)[3][1])
             t = time.perf_counter()
             ran = gp1_reduction(images=[str(raw)], config=flow_cfg(str(tmp / f"flow{rep}")))
             flow_best = min(flow_best, time.perf_counter() - t)
             assert not ran["failed"], ran["failed"]
     print(
-        f"\nPrefect flow gp1_reduction (no L.A.Cosmic), best of 2: {flow_best:.2f} s wall; "
+        f"\nPrefect flow gp1_reduction, best of 2: {flow_best:.2f} s wall; "
         f"plain Python best of 2: {plain_best:.2f} s; Prefect overhead "
         f"{flow_best - plain_best:+.2f} s for the adapter's tasks + 1 flow run"
     )

@@ -7,7 +7,7 @@ second FRED at 5 % of the peak lasting tens of seconds, 400 counts/s of backgrou
 by 5 % over 300 s: linearly, or up and back down) and measures T90/T50 as the VHF flow does
 on events (:func:`svomflow.simulation.drift_tail.run_duration_trials`). Prints per scenario
 the mean relative bias with its standard error and the 1-sigma coverage with the binomial
-standard error of a correct 68 %.
+standard error of a correct 68 % and the coverage's 95 % Clopper-Pearson interval.
 """
 
 from __future__ import annotations
@@ -40,7 +40,8 @@ def main(argv: list[str] | None = None) -> int:
             for w, s in out[drift].items():
                 print(
                     f"{drift:9s} {w}: bias {100 * s['bias']:+.1f} ± {100 * s['bias_err']:.1f} %  "
-                    f"coverage {100 * s['coverage']:.0f} % (68 ± {100 * s['coverage_err']:.0f} "
+                    f"coverage {100 * s['coverage']:.0f} % [{100 * s['coverage_lo']:.0f}, "
+                    f"{100 * s['coverage_hi']:.0f}] (68 ± {100 * s['coverage_err']:.0f} "
                     f"expected)  mean error {100 * s['rel_err']:.1f} %  n={int(s['n'])}"
                 )
             print(f"{drift:9s} {time.perf_counter() - t:.0f} s")

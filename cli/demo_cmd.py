@@ -136,8 +136,11 @@ def run_demo(
     """Simulate, ensure a Prefect server, run the flow against it; return what to print.
 
     ``progress`` is told each stage: the simulation's steps (bursts, then instruments; all
-    at once when the files of the same seed are reused), the Prefect server, the flow.
+    at once when the files of the same seed are reused), the Prefect server, the flow, then
+    the instrument centre's data: the science delivery of the burst, the calibration runs
+    (skipped, all at once, when a former demo made them) and the housekeeping.
     """
+    from svomflow.cli.demo_centre import CALIBRATION_RUNS
     from svomflow.operations.prefect_server import ensure_server, stop_server
     from svomflow.paths import data_home
     from svomflow.simulation.scenario import load_scenario
@@ -145,7 +148,8 @@ def run_demo(
     tell = progress or (lambda done, total, doing: None)
     scenario = load_scenario(SCENARIO)
     n_sim = len(scenario.grbs) + len(scenario.instruments)
-    total, done = n_sim + 2, 0
+    # simulation, server, burst flow, science delivery, calibration runs, housekeeping
+    total, done = n_sim + 3 + CALIBRATION_RUNS + 1, 0
     tell(done, total, "simulating a bright long GRB (ECLAIRs + GRM)")
 
     def simulated(what: str) -> None:  # told as each step starts: the earlier ones are done
@@ -176,18 +180,21 @@ def run_demo(
         res = vhf_quick_analysis(
             event_files=[str(inp / f) for f in _event_files(truth)], obs_id=obs_id
         )
-    # the instrument-centre site's other pages: a day of housekeeping with its alarms, the
-    # duty roster and tonight's follow-up planning (a failure only costs those pages)
-    from svomflow.cli.demo_centre import CentreSeed, seed_centre
+        # the instrument-centre site's other pages (a failure only costs those pages)
+        tell(n_sim + 2, total, "science delivery of the burst's products")
+        science = _extra(lambda: _deliver(obs_id))
+        calibration = _extra(
+            lambda: _calibrate(data_home() / "demo" / "calibration", seed, tell, n_sim + 3, total)
+        )
+    from svomflow.cli.demo_centre import seed_centre
 
     src = truth["sources"][0]
-    centre: CentreSeed | str
-    try:
-        centre = seed_centre(
+    tell(total - 1, total, "a day of housekeeping, alarms, duty roster, planning")
+    centre = _extra(
+        lambda: seed_centre(
             base / "housekeeping", user="admin", ra=src["ra_deg"], dec=src["dec_deg"], seed=seed
         )
-    except Exception as exc:  # the burst's analysis above is the demo; this is extra
-        centre = f"not added ({type(exc).__name__}: {exc})"
+    )
     tell(total, total, "done")
     from svomflow.web.server import running_web_server
 
@@ -204,10 +211,41 @@ def run_demo(
         "server_stopped": stopped,
         "site": site,
         "centre": centre,
+        "science": science,
+        "calibration": calibration,
         "flow_run_url": info.flow_run_url(res["flow_run_id"]) if res.get("flow_run_id") else None,
         "rows": _truth_rows(res, truth),
         "result": res,
     }
+
+
+def _extra(make: Callable[[], Any]) -> Any:
+    """Return what ``make`` adds to the site, or why it was not added (the burst is the demo)."""
+    try:
+        return make()
+    except Exception as exc:  # the burst's analysis is the demo; the site's extras are extra
+        return f"not added ({type(exc).__name__}: {exc})"
+
+
+def _deliver(obs_id: str) -> dict[str, Any]:
+    """Run the science delivery flow on the demo burst (it judges each version once)."""
+    from svomflow.flows.science_delivery import science_delivery
+
+    return science_delivery(obs_id=obs_id)
+
+
+def _calibrate(folder: Path, seed: int, tell: DemoProgress, first: int, total: int) -> Any:
+    """Run the calibration flows of both centres (progress: steps ``first`` on, one a run)."""
+    from svomflow.cli.demo_centre import CALIBRATION_RUNS, seed_calibration
+
+    done = first
+
+    def step(what: str) -> None:  # told as each run starts: the earlier ones are done
+        nonlocal done
+        tell(done, total, what)
+        done = min(done + 1, first + CALIBRATION_RUNS)
+
+    return seed_calibration(folder, seed=seed, step=step)
 
 
 @user_errors
@@ -257,9 +295,20 @@ def demo(
         console.print("the Prefect server was already running and is left as it was")
     if out["site"]:
         _print_site(console, out["site"])
-    centre = out.get("centre")
+    _print_centre(console, out)
+    from svomflow.paths import home_with_reason
+
+    console.print("later commands use this home and server from this folder; elsewhere:")
+    console.print(f"  export SVOMFLOW_HOME={home_with_reason()[0]}", soft_wrap=True)
+    if not out["server_stopped"]:
+        console.print(f"  export PREFECT_API_URL={info.api_url}", soft_wrap=True)
+
+
+def _print_centre(console: Any, out: dict[str, Any]) -> None:
+    """Say what the demo put in the site besides the burst (or why it could not)."""
+    centre, science, cal = out.get("centre"), out.get("science"), out.get("calibration")
     if isinstance(centre, str):
-        console.print(f"instrument-centre demo data {centre}", soft_wrap=True)
+        console.print(f"  housekeeping, duty and planning {centre}", soft_wrap=True)
     elif centre is not None:
         console.print(
             f"  with a day of ECLAIRs/COLIBRI housekeeping ({centre.samples} new samples, "
@@ -267,12 +316,34 @@ def demo(
             "of the burst",
             soft_wrap=True,
         )
-    from svomflow.paths import home_with_reason
-
-    console.print("later commands use this home and server from this folder; elsewhere:")
-    console.print(f"  export SVOMFLOW_HOME={home_with_reason()[0]}", soft_wrap=True)
-    if not out["server_stopped"]:
-        console.print(f"  export PREFECT_API_URL={info.api_url}", soft_wrap=True)
+    if isinstance(science, str):
+        console.print(f"  science database {science}", soft_wrap=True)
+    elif science is not None and (science["delivered"] or science["refused"]):
+        console.print(
+            f"  science database (/science): {len(science['delivered'])} versions of the burst "
+            f"delivered, {len(science['refused'])} refused",
+            soft_wrap=True,
+        )
+    elif science is not None:
+        console.print(
+            "  science database (/science): the burst's versions as a former demo delivered them",
+            soft_wrap=True,
+        )
+    if isinstance(cal, str):
+        console.print(f"  calibration history {cal}", soft_wrap=True)
+    elif cal is not None and cal.nights + cal.eic_runs:
+        console.print(
+            f"  calibration history (/calibration): {cal.nights} COLIBRI nights of masters and "
+            f"{cal.eic_runs} ECLAIRs plane calibrations run now, {cal.promoted} candidates "
+            f"promoted, {cal.refused} refused",
+            soft_wrap=True,
+        )
+    elif cal is not None:
+        console.print(
+            "  calibration history (/calibration): COLIBRI masters and ECLAIRs calibrations "
+            "of a former demo",
+            soft_wrap=True,
+        )
 
 
 def _print_site(console: Any, url: str) -> None:

@@ -295,7 +295,7 @@ def ack(
 @user_errors
 def notify() -> None:
     """Send the alarms not notified yet to whoever is on duty (SVOMFLOW_SMTP_*, webhooks)."""
-    from svomflow.operations.notify import notify_pending
+    from svomflow.products.notify import notify_pending
 
     with _session() as s:
         r = notify_pending(s)

@@ -312,11 +312,21 @@ def reprocess(
     ] = None,
     config: ConfigFiles = None,
     set_: SetOverrides = None,
-    concurrency: Annotated[int, typer.Option(help="Flow runs at once.")] = 2,
+    concurrency: Annotated[
+        int, typer.Option(help="Flow runs at once (threads; with --dask the workers set it).")
+    ] = 2,
     deployment: Annotated[
         bool,
         typer.Option("--deployment/--direct", help="Run through the served deployment or here."),
     ] = False,
+    dask: Annotated[
+        str | None,
+        typer.Option(
+            "--dask",
+            help="Run the flows on the workers of a Dask cluster: a scheduler address "
+            "(tcp://host:8786) or 'local' (threads of an in-process cluster).",
+        ),
+    ] = None,
     dry_run: Annotated[bool, typer.Option(help="Show what would run.")] = False,
     database_url: DatabaseOpt = None,
     as_json: JsonOpt = False,
@@ -334,29 +344,36 @@ def reprocess(
         keys += [k for k in keys_in_range(flow, d0, d1, database_url=database_url) if k not in keys]
     if not keys:
         raise ConfigError("give --burst ID (repeatable) or --from DATE [--to DATE]")
-    plans = plan_reprocess(
-        flow, keys, sets=set_ or [], config_files=config or [], database_url=database_url
-    )
-    if dry_run:
-        for p in plans:
-            typer.echo(
-                f"{p.key}: {p.spec.name} from {p.source}: {json.dumps(p.parameters, default=str)}"
-            )
-        return
     from svomflow.cli._common import flow_server
     from svomflow.cli._progress import progress_bar
+    from svomflow.flows.registry import get_spec
 
-    with flow_server(quiet=as_json), progress_bar(disable=as_json) as bar:
-        task = bar.add_task(
-            f"reprocessing {len(plans)} with {plans[0].spec.name}", total=len(plans)
+    spec = get_spec(flow)  # an unknown flow is a user error before any server is reached
+    # the plans read the parameters of the runs that made the products from the server: it
+    # must be the flow commands' server, not an ephemeral one with none of their runs
+    with flow_server(quiet=as_json or dry_run):
+        plans = plan_reprocess(
+            spec, keys, sets=set_ or [], config_files=config or [], database_url=database_url
         )
-        results = run_plans(
-            plans,
-            concurrency=concurrency,
-            mode="deployment" if deployment else "direct",
-            database_url=database_url,
-            progress=lambda r: bar.advance(task),
-        )
+        if dry_run:
+            for p in plans:
+                typer.echo(
+                    f"{p.key}: {p.spec.name} from {p.source}: "
+                    f"{json.dumps(p.parameters, default=str)}"
+                )
+            return
+        with progress_bar(disable=as_json) as bar:
+            task = bar.add_task(
+                f"reprocessing {len(plans)} with {plans[0].spec.name}", total=len(plans)
+            )
+            results = run_plans(
+                plans,
+                concurrency=concurrency,
+                mode="deployment" if deployment else "direct",
+                database_url=database_url,
+                progress=lambda r: bar.advance(task),
+                dask=dask,
+            )
     if as_json:
         typer.echo(json.dumps([r.__dict__ for r in results], indent=1, default=str))
     else:

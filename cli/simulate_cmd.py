@@ -30,7 +30,12 @@ def simulate(
     set_: SetOverrides = None,
     list_: Annotated[bool, typer.Option("--list", help="List the packaged scenarios.")] = False,
 ) -> None:
-    """Simulate SCENARIO into --out: instrument L1 files and truth.json with every injected value."""
+    """Simulate SCENARIO into --out: instrument L1 files and truth.json with every injected value.
+
+    With ``--set instrument_options.alert_loop.run_chain=true`` (the ``e2e_alert_loop``
+    scenario) it then runs the alert chain on the data (flows, NATS, GP1, science database;
+    docs/alert_loop.md).
+    """
     from svomflow.errors import ConfigError
     from svomflow.simulation.scenario import available_scenarios, load_scenario, run_scenario
 
@@ -67,6 +72,10 @@ def simulate(
 
     typer.echo(f"calibration registered in {where_lines()[3].split(None, 1)[1]}")
     typer.echo(f"truth: {truth['truth_file']}")
+    from svomflow.operations.alert_loop import run_scenario_chain, wants_chain
+
+    if wants_chain(truth):  # the e2e bench: the simulated data through the real chain
+        run_scenario_chain(out, truth, report=typer.echo)
 
 
 def _files_under(root: Path) -> set[Path]:

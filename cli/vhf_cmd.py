@@ -59,10 +59,9 @@ def run_vhf(
         "config_files": config_files,
         "overrides": overrides,
     }
-    from svomflow.flows.vhf import vhf_quick_analysis
-
     if prefect:
         from prefect.exceptions import ParameterTypeError
+        from svomflow.flows.vhf import vhf_quick_analysis
 
         try:
             return vhf_quick_analysis(**kwargs)  # type: ignore[no-any-return]
@@ -70,7 +69,8 @@ def run_vhf(
             from svomflow.errors import ConfigError
 
             raise ConfigError(f"invalid flow parameters: {exc}") from None
-    from svomflow.flows.vhf import run_vhf_plain
+    # flows.vhf_plain, not flows.vhf: a --no-prefect run never imports Prefect
+    from svomflow.flows.vhf_plain import run_vhf_plain
 
     return run_vhf_plain(**kwargs)
 
@@ -84,7 +84,7 @@ def _checked_obs_id(
 ) -> str:
     """Check the files, the burst id and the merged configuration; return the burst id."""
     from svomflow.errors import InputDataError
-    from svomflow.flows.vhf import load_vhf_config_for
+    from svomflow.flows.vhf_plain import load_vhf_config_for
     from svomflow.paths import safe_component
 
     missing = [f for f in files if not Path(f).is_file()]

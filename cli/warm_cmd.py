@@ -42,7 +42,7 @@ def warm_kernels(seed: int = 1) -> tuple[Path | None, float]:
         os.environ["SVOMFLOW_HOME"] = str(root / "home")
         os.environ["SVOMFLOW_CALDB"] = str(root / "caldb")
         try:
-            from svomflow.flows.vhf import run_vhf_plain
+            from svomflow.flows.vhf_plain import run_vhf_plain
             from svomflow.simulation.scenario import load_scenario, run_scenario
 
             truth = run_scenario(load_scenario(SCENARIO, OVERRIDES), root / "sim", seed)

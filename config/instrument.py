@@ -29,7 +29,19 @@ __all__ = [
     "foreign_instruments",
     "load_instrument",
     "match_instrument",
+    "safe_yaml",
 ]
+
+
+# libyaml's safe loader when PyYAML has it: the same documents, parsed about ten times
+# faster than the pure-Python one (instrument files are read in every fresh process)
+_SafeLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def safe_yaml(text: str) -> Any:
+    """Parse YAML text with the safe loader (plain data only), libyaml's when available."""
+    return yaml.load(text, Loader=_SafeLoader)
+
 
 _MISSING = object()
 
@@ -98,7 +110,7 @@ def _load_packaged(name: str) -> InstrumentDefinition:
         raise ConfigError(
             f"unknown instrument {name!r}; known: {', '.join(available_instruments())}"
         )
-    return InstrumentDefinition.model_validate(yaml.safe_load(path.read_text()))
+    return InstrumentDefinition.model_validate(safe_yaml(path.read_text()))
 
 
 def load_instrument(name_or_path: str | Path) -> InstrumentDefinition:
@@ -107,7 +119,7 @@ def load_instrument(name_or_path: str | Path) -> InstrumentDefinition:
     if candidate.suffix in {".yaml", ".yml"}:
         if not candidate.is_file():
             raise ConfigError(f"instrument file {candidate} does not exist")
-        return InstrumentDefinition.model_validate(yaml.safe_load(candidate.read_text()))
+        return InstrumentDefinition.model_validate(safe_yaml(candidate.read_text()))
     return _load_packaged(str(name_or_path).lower())
 
 
@@ -122,7 +134,7 @@ def foreign_instruments() -> tuple[InstrumentDefinition, ...]:
     if not folder.is_dir():
         return ()
     files = sorted((p for p in folder.iterdir() if p.name.endswith(".yaml")), key=lambda p: p.name)
-    return tuple(InstrumentDefinition.model_validate(yaml.safe_load(p.read_text())) for p in files)
+    return tuple(InstrumentDefinition.model_validate(safe_yaml(p.read_text())) for p in files)
 
 
 def _matches(patterns: Any, value: str | None) -> bool:

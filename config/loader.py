@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
-from svomflow.config.instrument import load_instrument
+from svomflow.config.instrument import load_instrument, safe_yaml
 from svomflow.errors import ConfigError
 
 __all__ = [
@@ -50,7 +50,7 @@ def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
     if not p.is_file():
         raise ConfigError(f"configuration file {p} does not exist")
     try:
-        data = yaml.safe_load(p.read_text())
+        data = safe_yaml(p.read_text())
     except yaml.YAMLError as exc:
         raise ConfigError(f"configuration file {p} is not valid YAML: {exc}") from None
     if data is None:
@@ -75,7 +75,7 @@ def parse_set_overrides(items: Iterable[str]) -> dict[str, Any]:
         if not key or any(not part for part in key.split(".")):
             raise ConfigError(f"--set has an empty key in {item!r}")
         try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
+            value = safe_yaml(raw) if raw.strip() else ""
         except yaml.YAMLError as exc:
             raise ConfigError(f"--set {key}: cannot parse value {raw!r}: {exc}") from None
         node = nested
@@ -107,7 +107,7 @@ def packaged_pipeline_defaults(flow: str) -> dict[str, Any]:
     path = resources.files("svomflow.config") / "pipelines" / f"{flow}.yaml"
     if not path.is_file():
         return {}
-    data = yaml.safe_load(path.read_text()) or {}
+    data = safe_yaml(path.read_text()) or {}
     if not isinstance(data, dict):
         raise ConfigError(f"packaged defaults for {flow} must hold a mapping")
     return data

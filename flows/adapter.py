@@ -3,28 +3,34 @@
 :func:`run_pipeline` is the body of every pipeline flow: it resolves all the calibration the
 pipeline's steps declare in the flow's first task (failing early and naming every missing
 file), reads the inputs once, then runs the pipeline's plan with a :class:`PrefectRunner`
-(each step call is one thin task; its products are published through the catalogue in a
-retried task) and returns the outcome with small product references. A flow function only
-builds the request and the configuration, calls it, and writes its summary.
+(each step call is one thin task; its science products are published through the catalogue
+in a retried task, its figures and previews after them on a background thread while the
+next steps run) and returns the outcome with small product references, once every figure is
+written. A flow function only builds the request and the configuration, calls it, and
+writes its summary.
 
 Also here: the run's :class:`FlowContext` (output root, database, processing key), the
 failure hook :func:`record_failure`, the summary artifact :func:`publish_summary`, the task
 runner choice :func:`task_runner_for` and the retry rule :func:`transient_error`.
+
+Prefect is imported when the first task is made (:func:`_tasks`), not with this module:
+:func:`run_pipeline_plain` and the ``--no-prefect`` commands that use it import this module
+and must not pay Prefect's import (seconds of CPU in a fresh process).
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import urllib.parse
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
-from typing import Any, Generic, ParamSpec, TypeVar, cast
+from typing import Any, Generic, NamedTuple, ParamSpec, TypeVar, cast
 
-from prefect import get_run_logger, task
-from prefect.cache_policies import NO_CACHE
-from prefect.exceptions import MissingContextError
 from pydantic import BaseModel
 from svomflow.calibration.calibration_set import CalibrationSet
 from svomflow.errors import SvomflowError
@@ -211,6 +217,8 @@ def publish_summary(
         parts += ["## Previews", ""]
         parts += [preview_markdown(p) + "\n" for p in previews]
     text = "\n".join(parts)
+    if "prefect" not in sys.modules:
+        return text  # no flow run without Prefect: do not import it just to find none
     try:
         from prefect.artifacts import create_markdown_artifact
         from prefect.context import FlowRunContext
@@ -304,30 +312,68 @@ class PipelineRun(Generic[OutcomeT]):
     warnings: list[str]
 
 
-def _io_task(name: str, delays: tuple[float, ...]) -> Any:
-    """Return the decorator of an I/O task: retried after ``delays`` on transient errors only."""
-    return task(
-        name=name,
-        cache_policy=NO_CACHE,
-        persist_result=False,
-        retries=len(delays),
-        retry_delay_seconds=list(delays),
-        retry_condition_fn=transient_error,
-    )
-
-
-@task(name="step", cache_policy=NO_CACHE, persist_result=False)
-def _run_step_task(step: Step[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+def _run_step(step: Step[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """Run one pure step call (never retried: a step is deterministic on its inputs)."""
     return step.run(*args, **kwargs)
 
 
-@_io_task("publish", (1, 3))
-def _publish_task(
+def _publish(
     publisher: CataloguePublisher, step: Step[Any, Any], products: list[Product]
 ) -> list[ProductRef]:
     """Publish a step's products (retried on I/O and database errors only)."""
     return publisher.publish(step, products)
+
+
+def _resolve(
+    pipeline: Pipeline[Any, Any, Any, Any],
+    request: Any,
+    config: Any,
+    caldb_root: str | None,
+    index_version: int | None,
+) -> CalibrationSet:
+    """Select and load every calibration file the steps declare (the flow's first task)."""
+    return resolve_pipeline_calibration(
+        pipeline, request, config, caldb_root=caldb_root, index_version=index_version
+    )
+
+
+def _read(pipeline: Pipeline[Any, Any, Any, Any], request: Any, cal: CalibrationSet) -> Any:
+    """Read the inputs once (retried on I/O errors, never on bad input)."""
+    return pipeline.read(request, cal)
+
+
+class _PrefectTasks(NamedTuple):
+    """The adapter's Prefect tasks: a step call, a publication, calibration, reading."""
+
+    step: Any
+    publish: Any
+    resolve: Any
+    read: Any
+
+
+@cache
+def _tasks() -> _PrefectTasks:
+    """Return the adapter's tasks, importing Prefect on first use (see the module docstring)."""
+    from prefect import task
+    from prefect.cache_policies import NO_CACHE
+
+    def io_task(name: str, delays: tuple[float, ...]) -> Any:
+        # I/O is retried after ``delays`` on transient errors only
+        return task(
+            name=name,
+            cache_policy=NO_CACHE,
+            persist_result=False,
+            retries=len(delays),
+            retry_delay_seconds=list(delays),
+            retry_condition_fn=transient_error,
+        )
+
+    return _PrefectTasks(
+        step=task(name="step", cache_policy=NO_CACHE, persist_result=False)(_run_step),
+        publish=io_task("publish", (1, 3))(_publish),
+        resolve=io_task("resolve-calibration", (2, 5))(_resolve),
+        read=io_task("read-inputs", (1, 3))(_read),
+    )
 
 
 class _PrefectStepFuture(Generic[R]):
@@ -381,7 +427,7 @@ class PrefectRunner:
     def _publish(self, step: Step[Any, Any], name: str, result: object) -> None:
         products = check_outputs(step, result)
         if products and self.publisher is not None:
-            refs = _publish_task.with_options(task_run_name=f"publish-{name}")(
+            refs = _tasks().publish.with_options(task_run_name=f"publish-{name}")(
                 self.publisher, step, products
             )
             with self._lock:
@@ -390,7 +436,7 @@ class PrefectRunner:
     def run(self, step: Step[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
         """Run one step call as a task now; publish its products; return its result."""
         name = self._task_name(step)
-        result = _run_step_task.with_options(name=step.name, task_run_name=name)(
+        result = _tasks().step.with_options(name=step.name, task_run_name=name)(
             step, tuple(args), dict(kwargs)
         )
         self._publish(step, name, result)
@@ -399,13 +445,18 @@ class PrefectRunner:
     def submit(self, step: Step[P, R], *args: P.args, **kwargs: P.kwargs) -> StepFuture[R]:
         """Start one step call on the flow's task runner; ``.result()`` waits and publishes."""
         name = self._task_name(step)
-        fut = _run_step_task.with_options(name=step.name, task_run_name=name).submit(
-            step, tuple(args), dict(kwargs)
+        fut = (
+            _tasks()
+            .step.with_options(name=step.name, task_run_name=name)
+            .submit(step, tuple(args), dict(kwargs))
         )
         return _PrefectStepFuture(self, step, name, fut)
 
     def warn(self, message: str) -> None:
         """Log a warning to the flow run (shown in the UI)."""
+        from prefect import get_run_logger
+        from prefect.exceptions import MissingContextError
+
         with self._lock:
             self.warnings.append(message)
         try:
@@ -414,26 +465,6 @@ class PrefectRunner:
             import logging
 
             logging.getLogger("svomflow.flows").warning(message)
-
-
-@_io_task("resolve-calibration", (2, 5))
-def _resolve_task(
-    pipeline: Pipeline[Any, Any, Any, Any],
-    request: Any,
-    config: Any,
-    caldb_root: str | None,
-    index_version: int | None,
-) -> CalibrationSet:
-    """Select and load every calibration file the steps declare (the flow's first task)."""
-    return resolve_pipeline_calibration(
-        pipeline, request, config, caldb_root=caldb_root, index_version=index_version
-    )
-
-
-@_io_task("read-inputs", (1, 3))
-def _read_task(pipeline: Pipeline[Any, Any, Any, Any], request: Any, cal: CalibrationSet) -> Any:
-    """Read the inputs once (retried on I/O errors, never on bad input)."""
-    return pipeline.read(request, cal)
 
 
 def run_pipeline(
@@ -466,11 +497,11 @@ def run_pipeline(
     """
     ctx.status("running")
     cal = (
-        _resolve_task(pipeline, request, config, caldb_root, index_version)
+        _tasks().resolve(pipeline, request, config, caldb_root, index_version)
         if pipeline.calibration_codes
         else CalibrationSet()  # nothing declared: no CALDB to open, no task to wait for
     )
-    data = _read_task(pipeline, request, cal)
+    data = _tasks().read(pipeline, request, cal)
     publisher = CataloguePublisher(
         ctx.store(),
         obs_id=ctx.key,
@@ -478,10 +509,28 @@ def run_pipeline(
         config=config,
         inputs=list(inputs),
         calibration=cal.refs(),
+        background_figures=True,
     )
     runner = PrefectRunner(publisher)
-    outcome = pipeline.plan(runner, data, config, cal)
+    with _figures_finished(publisher):
+        outcome = pipeline.plan(runner, data, config, cal)
+        runner.refs.extend(publisher.finish_figures())
     return PipelineRun(outcome, list(runner.refs), cal, list(runner.warnings))
+
+
+@contextmanager
+def _figures_finished(publisher: CataloguePublisher) -> Iterator[None]:
+    """Stop the publisher's background figure thread on leaving, after its last batch.
+
+    Figures (PNG products, previews) are drawn on that thread while the next steps run;
+    the block waits for them (:meth:`CataloguePublisher.finish_figures`). On an error
+    the figures already queued are still finished (or fail) before the error goes up,
+    so no run ends while one of its files is being written.
+    """
+    try:
+        yield
+    finally:
+        publisher.close()
 
 
 @dataclass(frozen=True)
@@ -532,11 +581,12 @@ def run_pipeline_plain(
 ) -> PipelineRun[OutcomeT]:
     """Run a pipeline in this process without Prefect, publishing as :func:`run_pipeline` does.
 
-    The same calibration resolution, reading, plan and catalogue publication, with the
-    plain runner: what ``--no-prefect`` commands and the GP1 watcher's plain mode use. The
-    processing status is set to running here (a lease this process renews: a killed run
-    reads ``failed: abandoned``), and to failed (with the reason) on an error, as a flow's
-    failure hook would.
+    The same calibration resolution, reading, plan and catalogue publication (figures on a
+    background thread, all written before this returns), with the plain runner: what
+    ``--no-prefect`` commands and the GP1 watcher's plain mode use. The processing status
+    is set to running here (a lease this process renews: a killed run reads ``failed:
+    abandoned``), and to failed (with the reason) on an error, as a flow's failure hook
+    would.
     """
     ctx.status("running")
     try:
@@ -548,8 +598,13 @@ def run_pipeline_plain(
             config=config,
             inputs=list(inputs),
             calibration=cal.refs(),
+            background_figures=True,
         )
-        outcome, runner = run_plain(pipeline, request, config, calibration=cal, publisher=publisher)
+        with _figures_finished(publisher):
+            outcome, runner = run_plain(
+                pipeline, request, config, calibration=cal, publisher=publisher
+            )
+            publisher.finish_figures()  # their references are in publisher.refs
     except SvomflowError as exc:
         ctx.status("failed", str(exc)[:2000])
         raise

@@ -223,7 +223,28 @@ def _resolve_spectra(spectra: str) -> Path | None:
     return path
 
 
-@flow(name=FLOW_NAME, on_failure=[record_failure], on_crashed=[record_failure])
+def run_name(params: dict[str, Any]) -> str:
+    """Return the flow run name ``eic-calib-<spectra folder>`` for the given flow parameters.
+
+    ``spectra`` is a folder of calibration spectra or ``latest``; its last path component
+    names the run (``eic-calib-latest`` when none is given).
+    """
+    spectra = str(params.get("spectra") or "latest").rstrip("/")
+    return f"eic-calib-{Path(spectra).name or 'latest'}"
+
+
+def _run_name() -> str:
+    from prefect.runtime import flow_run
+
+    return run_name(dict(flow_run.parameters))
+
+
+@flow(
+    name=FLOW_NAME,
+    flow_run_name=_run_name,
+    on_failure=[record_failure],
+    on_crashed=[record_failure],
+)
 def eic_calibration(
     spectra: str = "latest",
     out_dir: str | None = None,

@@ -7,9 +7,10 @@
 * ``hk_daily_report`` (00:15 UTC): the previous day's status report per instrument (HKDAY);
 * ``hk_trends`` (00:30 UTC): trends over the last day, week, month and quarter (HKTRND).
 
-Alarms are recorded not-yet-notified; the notifier of the operations layer
-(:func:`svomflow.operations.notify.notify_pending`, run by ``svomflow hk watch`` and
-``svomflow hk notify``) sends them to whoever is on duty.
+Alarms are recorded not-yet-notified (the outbox); ``hk_check`` and ``hk_ingest`` then send
+them to whoever is on duty with the one sender, :func:`svomflow.products.notify.notify_pending`
+(task ``send-alarms``), which ``svomflow hk watch`` and ``svomflow hk notify`` use too: each
+alarm is claimed before it is sent, so one of them sends it, once.
 
 The plain functions (:func:`ingest_file`, :func:`check_instrument`, :func:`make_daily_report`,
 :func:`make_trends`) are what the flows run; the watcher and the command line call them too.
@@ -387,6 +388,16 @@ def _record_task(outcome: CheckOutcome, database_url: str | None) -> CheckSummar
         return record_check(s, outcome)
 
 
+@task(name="send-alarms")
+def _notify_task(database_url: str | None) -> dict[str, list[Any]]:
+    """Send the alarms not notified yet to who is on duty (``SVOMFLOW_SMTP_*``, webhooks)."""
+    from svomflow.products.notify import notify_pending
+
+    with Session(make_engine(database_url)) as s:
+        r = notify_pending(s)
+    return {"sent": r.sent, "failed": r.failed, "nobody": r.nobody, "stale": r.stale}
+
+
 @task(name="store-samples", retries=2, retry_delay_seconds=[1, 5])
 def _store_task(batch: IngestBatch, database_url: str | None) -> list[FileIngest]:
     with Session(make_engine(database_url)) as s:
@@ -412,8 +423,9 @@ def hk_ingest(
     config: IngestPipelineConfig | None = None,
     check: CheckPipelineConfig | None = None,
     database_url: str | None = None,
+    notify: bool = True,
 ) -> dict[str, Any]:
-    """Ingest housekeeping files (FITS/JSON), then check the limits of their instruments.
+    """Ingest housekeeping files (FITS/JSON), check the limits of their instruments, notify.
 
     Parameters
     ----------
@@ -425,6 +437,8 @@ def hk_ingest(
         Ingestion and limit-check configuration.
     database_url
         Products database (default ``$SVOMFLOW_DATABASE_URL`` or SQLite in the home).
+    notify
+        Send the alarms not notified yet to who is on duty (``svomflow.products.notify``).
     """
     config = config or IngestPipelineConfig()
     ctx = FlowContext("hk_ingest", key, str(default_output_root()), database_url)
@@ -438,12 +452,14 @@ def hk_ingest(
         for i in sorted({d.instrument for d in done})
     ]
     failed = dict(run.outcome.failed)
+    sent = _notify_task(database_url) if notify else None
     ctx.status("failed" if failed and not done else "done", "; ".join(failed.values()) or None)
     return {
         "ingested": {d.path: d.inserted for d in done},
         "failed": failed,
         "raised": [a for c in checks for a in c.raised],
         "cleared": [a for c in checks for a in c.cleared],
+        "notified": sent,
     }
 
 
@@ -452,8 +468,9 @@ def hk_check(
     instruments: list[str] | None = None,
     config: CheckPipelineConfig | None = None,
     database_url: str | None = None,
+    notify: bool = True,
 ) -> dict[str, Any]:
-    """Check the housekeeping limits of the samples not checked yet; record alarms.
+    """Check the housekeeping limits of the samples not checked yet; record and send alarms.
 
     Parameters
     ----------
@@ -463,14 +480,24 @@ def hk_check(
         Limit-check configuration.
     database_url
         Products database (default ``$SVOMFLOW_DATABASE_URL`` or SQLite in the home).
+    notify
+        Send the alarms not notified yet (these and any earlier) to who is on duty.
+
+    Returns
+    -------
+    dict
+        Per instrument the samples checked and the alarms raised and cleared; under
+        ``"notified"`` what the sender did (``sent``: alarm id and recipients).
     """
     with Session(make_engine(database_url)) as s:
         sync_definitions(s)
         names = _instruments(s, instruments)
-    out = {}
+    out: dict[str, Any] = {}
     for name in names:
         c = _check_in_flow(name, database_url, config or CheckPipelineConfig())
         out[name] = {"samples": c.checked_samples, "raised": c.raised, "cleared": c.cleared}
+    if notify:
+        out["notified"] = _notify_task(database_url)
     return out
 
 

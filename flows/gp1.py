@@ -11,12 +11,13 @@ tasks and is reported; the others go on.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from prefect import flow, get_run_logger
-from svomflow.config import deep_merge
+from svomflow.config import deep_merge, load_instrument
 from svomflow.flows._params import config_overrides
 from svomflow.flows.adapter import (
     FlowContext,
@@ -28,7 +29,13 @@ from svomflow.flows.adapter import (
 from svomflow.tasks.gp1.config import GP1Config, load_gp1_config
 from svomflow.tasks.gp1.pipeline import GP1_PIPELINE, GP1Request, gp1_result
 
-__all__ = ["gp1_key_numbers", "gp1_reduction", "process_images", "resolve_config"]
+__all__ = [
+    "gp1_key_numbers",
+    "gp1_reduction",
+    "mission_seconds",
+    "process_images",
+    "resolve_config",
+]
 
 
 def resolve_config(
@@ -86,12 +93,53 @@ def _mag(value: float | None, err: float | None = None) -> str:
     return f"{value:.{nd}f} ± {err:.{nd}f} mag"
 
 
-def gp1_key_numbers(result: Mapping[str, Any]) -> dict[str, str]:
+def _utc(value: str | None) -> datetime | None:
+    """Return an ISO time (UTC when it names no zone) as an aware datetime; None if unreadable."""
+    if not value:
+        return None
+    try:
+        t = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+
+
+def _iso(t: datetime) -> str:
+    return t.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + " UTC"
+
+
+def mission_seconds(t: datetime) -> float:
+    """Return SVOM mission time (s, TT, from the ECLAIRs time reference) of a UTC time."""
+    from astropy.time import Time
+
+    mjdref = float(load_instrument("eclairs").get("time_reference.mjdref"))
+    return float((Time(t).tt.mjd - mjdref) * 86400.0)
+
+
+def _timing_rows(result: Mapping[str, Any], trigger_time: str | None) -> dict[str, str]:
+    """T0 in UTC and mission time, and the first and last images' DATE-OBS (UTC, T - T0)."""
+    rows: dict[str, str] = {}
+    t0 = _utc(trigger_time)
+    if t0 is not None:
+        rows["T0 (UTC)"] = _iso(t0)
+        rows["T0 (SVOM mission time)"] = f"{mission_seconds(t0):.3f} s"
+    starts = sorted(d for i in result["images"].values() if (d := _utc(i.get("date_obs"))))
+    for label, one in (("first", starts[:1]), ("last", starts[-1:] if len(starts) > 1 else [])):
+        if one:
+            since = f" (T0 + {(one[0] - t0).total_seconds():.1f} s)" if t0 is not None else ""
+            rows[f"{label} image DATE-OBS (UTC)"] = _iso(one[0]) + since
+    return rows
+
+
+def gp1_key_numbers(result: Mapping[str, Any], trigger_time: str | None = None) -> dict[str, str]:
     """Return a run's key numbers as ``{quantity: value with error and unit}``.
 
-    Image counts, the median zero point and 5-sigma limiting magnitude of the reduced
-    images, then per sequence its transient (position and S/N on the stack difference, PSF
-    magnitude with its error), the stack's limiting magnitude and the decay index.
+    Image counts; T0 (``trigger_time``, ISO UTC) in UTC and SVOM mission time, and the
+    first and last images' DATE-OBS in UTC with their delay after T0; the median zero point
+    and 5-sigma limiting magnitude of the reduced images; then per sequence its transient
+    (position with its 1-sigma error, S/N on the stack difference, PSF magnitude with its
+    error), the alert position used (90 % radius), the stack's limiting magnitude and the
+    decay index.
     """
     images = list(result["images"].values())
     rows: dict[str, str] = {
@@ -100,6 +148,7 @@ def gp1_key_numbers(result: Mapping[str, Any]) -> dict[str, str]:
         "calibration frames skipped": str(len(result.get("skipped", {}))),
         "sequences": str(len(result["sequences"])),
     }
+    rows |= _timing_rows(result, trigger_time)
     zps = [i["zp"] for i in images if i.get("zp") is not None]
     lims = [i["maglim"] for i in images if i.get("maglim") is not None]
     if zps:
@@ -109,8 +158,10 @@ def gp1_key_numbers(result: Mapping[str, Any]) -> dict[str, str]:
     for seq, s in result["sequences"].items():
         t = s.get("transient")
         if t:
+            err = t.get("POS_ERR")
+            pos_err = f' ± {err:.2f}" (1σ)' if err is not None else ""
             rows[f"{seq} transient (RA, Dec J2000)"] = (
-                f"{t['ALPHA_J2000']:.6f}°, {t['DELTA_J2000']:+.6f}°, S/N {t['SNR']:.1f}"
+                f"{t['ALPHA_J2000']:.6f}°, {t['DELTA_J2000']:+.6f}°{pos_err}, S/N {t['SNR']:.1f}"
             )
             if "MAG_PSF" in t:
                 rows[f"{seq} transient magnitude"] = _mag(t["MAG_PSF"], t.get("MAGERR_PSF"))
@@ -119,13 +170,19 @@ def gp1_key_numbers(result: Mapping[str, Any]) -> dict[str, str]:
         pos = s.get("alert_position")
         if pos:
             best = max(s.get("candidates") or [{}], key=lambda c: c.get("probability", -1))
+            syst = pos.get("systematic_arcmin") or 0.0
             rows[f"{seq} alert position used"] = (
                 f"{pos['source'] or 'given'} v{pos.get('version') or '?'}: "
                 f"{pos['ra_deg']:.5f}°, {pos['dec_deg']:+.5f}°, "
-                f"{pos['error_radius_arcmin']:.3g}' at {pos['confidence']:.0%}"
+                f"error radius {pos['error_radius_arcmin']:.3g} arcmin at {pos['confidence']:.0%}"
+                + (f" (+ {syst:.3g} arcmin systematic)" if syst else "")
             )
             if "probability" in best:
                 rows[f"{seq} P(transient is the afterglow)"] = f"{best['probability']:.3f}"
+                if best.get("separation_arcmin") is not None:
+                    rows[f"{seq} transient to alert position"] = (
+                        f"{best['separation_arcmin']:.3g} arcmin"
+                    )
         rows[f"{seq} stack limiting magnitude"] = _mag(s.get("stack_maglim"))
         decay = s.get("decay_index")
         if decay:
@@ -201,7 +258,7 @@ def gp1_reduction(
         title=f"GP1 {key}",
         key=key,
         refs=run.refs,
-        numbers=gp1_key_numbers(result),
+        numbers=gp1_key_numbers(result, cfg.trigger_time),
         previews=[p for s in result["sequences"].values() for p in s["previews"]],
         artifact_key=f"gp1-{key}",
     )

@@ -27,6 +27,7 @@ folding).
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -35,6 +36,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.special import erf
+from svomflow.array_cache import cached_arrays, digest, source_digest
 from svomflow.config.instrument import InstrumentDefinition, load_instrument
 from svomflow.instruments.attitude import Attitude
 
@@ -224,19 +226,44 @@ def _smear(
     return np.diff(cdf, axis=-1)
 
 
+def _sub_energies(photon_edges: tuple[float, ...], n_sub: int = 4) -> NDArray[np.float64]:
+    """Return the sub-energies of each photon bin (n_bins * n_sub,): where the matrix is integrated.
+
+    They are the geometric midpoints of ``n_sub`` equal log slices of each bin.
+    """
+    pe = np.asarray(photon_edges)
+    frac = (np.arange(n_sub) + 0.5) / n_sub
+    return np.exp(np.log(pe[:-1])[:, None] + np.diff(np.log(pe))[:, None] * frac[None, :]).ravel()
+
+
 @cache
 def _redistribution(
     geom: GRMGeometry, photon_edges: tuple[float, ...], n_sub: int = 4, n_t: int = 96
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Channel probabilities per interacting photon at sub-energies of each photon bin.
 
-    Returns (sub_energies (n_bins * n_sub,), probabilities (n_bins * n_sub, n_chan)).
+    Returns (sub_energies (n_bins * n_sub,), probabilities (n_bins * n_sub, n_chan)). A
+    fraction of a second of CPU, so kept across processes (:func:`svomflow.array_cache.
+    cached_arrays`) under a digest of the geometry (every number of the RSPPAR file but the
+    detector axes, which the redistribution does not use), the bins and this module's source.
     """
-    pe = np.asarray(photon_edges)
+    key = digest(
+        source_digest(sys.modules[__name__]), np.__version__, geom, photon_edges, n_sub, n_t
+    )
+    arrays = cached_arrays(
+        "grm-redistribution", key, lambda: _compute_redistribution(geom, photon_edges, n_sub, n_t)
+    )
+    return np.asarray(arrays["energies"], np.float64), np.asarray(
+        arrays["probabilities"], np.float64
+    )
+
+
+def _compute_redistribution(
+    geom: GRMGeometry, photon_edges: tuple[float, ...], n_sub: int, n_t: int
+) -> dict[str, NDArray[np.float64]]:
+    """Compute what :func:`_redistribution` returns, as named arrays."""
     edges = np.asarray(geom.channel_edges_kev)
-    # Sub-energies: geometric midpoints of n_sub equal log slices of each bin.
-    frac = (np.arange(n_sub) + 0.5) / n_sub
-    e = np.exp(np.log(pe[:-1])[:, None] + np.diff(np.log(pe))[:, None] * frac[None, :]).ravel()
+    e = _sub_energies(photon_edges, n_sub)
     f_c = compton_fraction(e)
     f_esc = k_escape_fraction(e)
     # Compton: integrate over the electron energy T on a midpoint grid in [0, T_max].
@@ -257,7 +284,7 @@ def _redistribution(
     )
     cont = _smear(geom, t, edges)  # (n_e, n_t, n_chan)
     prob += f_c[:, None] * np.einsum("et,etc->ec", w * p_escape, cont)
-    return e, prob
+    return {"energies": e, "probabilities": prob}
 
 
 def _direction_cosines(
@@ -367,7 +394,8 @@ def band_response(
     """
     geom = model.geometry
     pe = photon_bins() if photon_edges is None else np.asarray(photon_edges, dtype=np.float64)
-    e_sub, _ = _redistribution(geom, tuple(float(x) for x in pe))
+    # the sub-energies alone: the redistribution is in the weights, not needed here
+    e_sub = _sub_energies(tuple(float(x) for x in pe))
     c = np.asarray(cos_theta, dtype=np.float64)
     area = geom.interacting_area(e_sub[None, :], c.reshape(-1, 1))
     return (area @ np.asarray(weights, dtype=np.float64)).reshape(c.shape)

@@ -9,8 +9,8 @@ re-processed after a crash between storing and recording adds nothing).
 For each settled ``*.fits``/``*.fits.gz``/``*.json`` file: FITS completeness is checked,
 the file is read and stored (:func:`svomflow.flows.eic_monitoring.ingest_file`), the limits
 of its instrument are checked (alarms recorded), and pending alarms are notified to whoever
-is on duty (:func:`svomflow.operations.notify.notify_pending`, also every
-``notify_every_s`` seconds, for alarms raised by the scheduled check flow). A file that
+is on duty (:func:`svomflow.products.notify.notify_pending`, the sender the flows use; also
+every ``notify_every_s`` seconds, to retry failed sends). A file that
 cannot be ingested (unreadable, truncated, an instrument without definitions) is recorded as
 failed with the reason and moved to ``rejected/`` with a ``.reason.txt`` beside it; the
 watcher goes on.
@@ -30,9 +30,9 @@ from svomflow.errors import InputDataError
 from svomflow.flows.eic_monitoring import check_instrument, ingest_file, sync_definitions
 from svomflow.operations.file_watcher import DirectoryWatcher, Ledger
 from svomflow.operations.gp1_watch import check_complete
-from svomflow.operations.notify import NotifySettings, notify_pending
 from svomflow.paths import data_home
 from svomflow.products.database import make_engine
+from svomflow.products.notify import NotifySettings, notify_pending
 from svomflow.tasks.monitoring.definitions import InstrumentHousekeeping
 
 __all__ = ["HkWatchConfig", "HkWatcher"]

@@ -299,7 +299,7 @@ class FeedThread:
 
 
 class FlowStages:
-    """The links of the bench's alert loop (:mod:`svomflow.simulation.alert_loop`), as flows.
+    """The links of the bench's alert loop (:mod:`svomflow.operations.alert_loop`), as flows.
 
     VHF and MXT run as Prefect flows whose products are announced on the bus (the products
     store sends its outbox after each commit when ``$SVOMFLOW_NATS_SERVERS`` is set; this sets

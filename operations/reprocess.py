@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from pathlib import Path
@@ -24,6 +24,8 @@ from typing import Any, cast
 from uuid import UUID
 
 import yaml
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
 from sqlmodel import Session, select
 from svomflow.config.loader import deep_merge, parse_set_overrides, read_yaml_mapping
 from svomflow.errors import ConfigError, InputDataError, SvomflowError
@@ -36,6 +38,7 @@ __all__ = [
     "ReprocessResult",
     "keys_in_range",
     "plan_reprocess",
+    "reprocess_batch",
     "run_plans",
 ]
 
@@ -247,6 +250,81 @@ def _execute(plan: ReprocessPlan, mode: str) -> tuple[str, str | None, str]:
     return state.type.value.lower(), str(state.state_details.flow_run_id), state.message or ""
 
 
+# one task per burst so the Dask workers (or threads) run whole flow runs; no result
+# persistence or cache: the products are the result, recorded by the flow itself
+@task(name="reprocess", cache_policy=NO_CACHE, persist_result=False)
+def _run_one(plan: ReprocessPlan, mode: str) -> tuple[str, str | None, str]:
+    """Run one plan; a failed flow is a result, not an exception (the others go on)."""
+    try:
+        return _execute(plan, mode)
+    except Exception as exc:
+        return "failed", None, f"{type(exc).__name__}: {exc}"
+
+
+def _changes(engine: Any, plan: ReprocessPlan) -> list[dict[str, Any]]:
+    """List the burst's current products, each marked new, unchanged or a new version."""
+    products = []
+    for row in _current_rows(engine, plan.spec, plan.key):
+        before = plan.previous.get((row.type_code, row.instrument))
+        change = (
+            "new product"
+            if before is None
+            else "unchanged"
+            if before[1] == row.id
+            else "new version"
+        )
+        products.append(
+            {
+                "type": row.type_code,
+                "instrument": row.instrument,
+                "version": row.version,
+                "id": row.id,
+                "change": change,
+            }
+        )
+    return products
+
+
+# the progress callback of the running batch: not a flow parameter, since the flow's context
+# (parameters included) is pickled to the Dask workers and a callback may not pickle
+_PROGRESS: ContextVar[Callable[[ReprocessResult], None] | None] = ContextVar(
+    "reprocess_progress", default=None
+)
+
+
+def _progress() -> Callable[[ReprocessResult], None] | None:
+    # through a function: the batch flow is pickled by value, a ContextVar does not pickle
+    return _PROGRESS.get()
+
+
+@flow(name="reprocess", persist_result=False, validate_parameters=False)
+def reprocess_batch(
+    plans: list[ReprocessPlan], mode: str = "direct", database_url: str | None = None
+) -> list[ReprocessResult]:
+    """Run each plan as one task on the flow's task runner; report what changed per burst.
+
+    The batch is a flow run of its own so that its task runner is the one choice of runner
+    (:func:`~svomflow.flows.adapter.task_runner_for`, set by :func:`run_plans`) and the
+    reprocessed flow runs appear under it in the Prefect UI.
+    """
+    engine = make_engine(database_url)
+    futures = [
+        _run_one.with_options(task_run_name=f"reprocess-{p.key}").submit(p, mode) for p in plans
+    ]
+    progress = _progress()
+    results = []
+    for plan, future in zip(plans, futures, strict=True):
+        try:
+            state, run_id, message = future.result()
+        except Exception as exc:  # the task itself failed (a Dask worker died)
+            state, run_id, message = "failed", None, f"{type(exc).__name__}: {exc}"
+        result = ReprocessResult(plan.key, state, run_id, message, _changes(engine, plan))
+        if progress:
+            progress(result)
+        results.append(result)
+    return results
+
+
 def run_plans(
     plans: Sequence[ReprocessPlan],
     *,
@@ -254,44 +332,34 @@ def run_plans(
     mode: str = "direct",
     database_url: str | None = None,
     progress: Callable[[ReprocessResult], None] | None = None,
+    dask: str | None = None,
 ) -> list[ReprocessResult]:
     """Run the plans, at most ``concurrency`` at a time; report what changed per burst.
 
-    ``mode="direct"`` runs the flows in this process (threads); ``"deployment"`` submits
-    ``run_deployment`` calls to the served/worker deployments and waits for each.
+    Each plan is one Prefect task (``reprocess-<key>``, the flow run inside it) of the
+    :func:`reprocess_batch` flow, on the task runner of
+    :func:`~svomflow.flows.adapter.task_runner_for`: ``concurrency`` threads of this
+    process, or the workers of a Dask cluster when ``dask`` is given (a scheduler address
+    ``tcp://host:8786``, or ``"local"`` for an in-process cluster), whose workers then bound
+    the concurrency. ``mode="direct"`` runs the flows in the worker (a thread here, or a Dask
+    worker process, which must see the same home, products and database); ``"deployment"``
+    submits ``run_deployment`` calls to the served/worker deployments and waits for each
+    (threads only: the deployments' own workers do the work).
     """
     if concurrency < 1:
         raise ConfigError("concurrency must be at least 1")
-    engine = make_engine(database_url)
+    if dask and mode == "deployment":
+        raise ConfigError("a Dask cluster runs the flows itself: --dask needs --direct")
+    if not plans:
+        return []
+    from svomflow.flows.adapter import task_runner_for
 
-    def one(plan: ReprocessPlan) -> ReprocessResult:
-        try:
-            state, run_id, message = _execute(plan, mode)
-        except Exception as exc:  # a failed flow must not stop the others
-            state, run_id, message = "failed", None, f"{type(exc).__name__}: {exc}"
-        products = []
-        for row in _current_rows(engine, plan.spec, plan.key):
-            before = plan.previous.get((row.type_code, row.instrument))
-            change = (
-                "new product"
-                if before is None
-                else "unchanged"
-                if before[1] == row.id
-                else "new version"
-            )
-            products.append(
-                {
-                    "type": row.type_code,
-                    "instrument": row.instrument,
-                    "version": row.version,
-                    "id": row.id,
-                    "change": change,
-                }
-            )
-        result = ReprocessResult(plan.key, state, run_id, message, products)
-        if progress:
-            progress(result)
-        return result
-
-    with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        return list(pool.map(one, plans))
+    batch = reprocess_batch.with_options(
+        flow_run_name=f"reprocess-{plans[0].spec.alias}-{len(plans)}",
+        task_runner=task_runner_for(dask or "", max_workers=concurrency),
+    )
+    token = _PROGRESS.set(progress)
+    try:
+        return batch(list(plans), mode, database_url)
+    finally:
+        _PROGRESS.reset(token)

@@ -11,6 +11,12 @@ adapter); foreign files (Fermi GBM TTE, OGIP events) carry their own.
 The common reference time ``t0`` is, in order: the caller's, the ``TRIGTIME`` of the
 imaging instrument (the on-board trigger), the earliest ``TRIGTIME`` of the other files, the
 start of the data.
+
+SAA: when the caller gives an instrument's SAA contour (the CALDB's ``SAACONT``) and its
+file carries the spacecraft's ground track (``ORBIT`` extension,
+:mod:`svomflow.products.orbit_track`), the time the track spends inside the contour is
+taken out of the GTIs (and the events recorded then are dropped), whatever the file's own
+GTIs say; a file without ``ORBIT`` is read as it is, with a note in the flags.
 """
 
 from __future__ import annotations
@@ -20,13 +26,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from astropy.io import fits
 from svomflow.config import InstrumentDefinition, available_instruments, load_instrument
 from svomflow.errors import InputDataError
 from svomflow.instruments.attitude import Attitude
 from svomflow.instruments.channels import EnergyBounds
 from svomflow.instruments.dead_time import DeadTime
+from svomflow.products.eic_saa_files import SaaContour
 from svomflow.products.events import EventList, read_events
+from svomflow.products.orbit_track import read_orbit_track, saa_intervals, subtract_intervals
 
 __all__ = [
     "BurstEvents",
@@ -234,12 +243,36 @@ def _check_events(data: InstrumentEvents) -> None:
         )
 
 
+def _exclude_saa(ev: EventList, paths: Sequence[str], contour: SaaContour) -> tuple[EventList, str]:
+    """Take the SAA time of the files' ground track out of the GTIs; return the note to flag."""
+    tracks = [read_orbit_track(p) for p in paths]
+    if any(t is None for t in tracks):
+        return ev, "no ORBIT extension: SAA time not checked against the CALDB contour"
+    cut = [saa_intervals(t, contour) - ev.t0 for t in tracks if t is not None]
+    inside = np.concatenate(cut) if cut else np.zeros((0, 2))
+    gti = subtract_intervals(ev.gti, inside)
+    removed = float(np.sum(np.diff(ev.gti, axis=1)) - np.sum(np.diff(gti, axis=1)))
+    if gti.size == 0:
+        raise InputDataError("every good time interval lies in the SAA (CALDB contour, ORBIT)")
+    keep = np.zeros(ev.size, bool)
+    for a, b in gti:
+        keep |= (ev.time >= a) & (ev.time < b)
+    out = ev.select(keep)
+    out.gti = gti
+    note = (
+        f"SAA (CALDB contour, ORBIT track): {removed:.1f} s in {len(inside)} interval(s) "
+        f"taken out of the GTIs, {int(ev.size - keep.sum())} events dropped"
+    )
+    return out, note
+
+
 def read_burst_events(
     paths: Sequence[str | Path],
     *,
     t0: float | None = None,
     ebounds: Mapping[str, EnergyBounds] | None = None,
     dead_time: Mapping[str, DeadTime] | None = None,
+    saa_contours: Mapping[str, SaaContour] | None = None,
 ) -> BurstEvents:
     """Read the event files of one burst, grouped by instrument, on a common time axis.
 
@@ -253,6 +286,9 @@ def read_burst_events(
     ebounds, dead_time
         Per instrument definition name (``eclairs``, ``grm``), the CALDB's channel bounds and
         dead time; instruments without them use their files' (foreign missions).
+    saa_contours
+        Per instrument definition name, the CALDB's SAA contour: SAA time on the files'
+        ground track (``ORBIT``) is taken out of the GTIs (module notes).
 
     Raises
     ------
@@ -286,6 +322,10 @@ def read_burst_events(
         ref = ev.t0 if ref is None else ref
         data = InstrumentEvents(name=name, definition=defn, events=ev, headers=tuple(hs))
         data.flags.extend(ev.flags)
+        contour = (saa_contours or {}).get(key)
+        if contour is not None:
+            data.events, note = _exclude_saa(ev, [h.path for h in hs], contour)
+            data.flags.append(note)
         _check_events(data)
         instruments[name] = data
     first = next(iter(instruments.values())).events

@@ -1,7 +1,7 @@
 """The duty roster: who is on call for an instrument (primary, backup) and when.
 
 Shifts live on the products database beside the housekeeping store; the alarm notifications
-(:mod:`svomflow.operations.notify`) go to :func:`on_call`, the web site shows and edits the
+(:mod:`svomflow.products.notify`) go to :func:`on_call`, the web site shows and edits the
 roster. Functions that write commit.
 """
 

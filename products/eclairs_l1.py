@@ -1,7 +1,8 @@
 """The ECLAIRs L1 event file: its data model, reader and writer (``docs/formats.md``).
 
 An L1 file holds the EVENTS table (time, pixel Y/Z, PI, energy), EBOUNDS, GTI, ATTITUDE,
-BADPIX and, for simulated files, the ORIGINS truth table. The simulator writes it with
+BADPIX, optionally the spacecraft's ground track (ORBIT, :mod:`svomflow.products.orbit_track`)
+and, for simulated files, the ORIGINS truth table. The simulator writes it with
 :func:`write_eclairs_l1`; the pipelines read it with :func:`read_eclairs_l1`.
 """
 
@@ -30,6 +31,7 @@ from svomflow.products.ogip import (
     primary_hdu,
     write_hdulist,
 )
+from svomflow.products.orbit_track import OrbitTrack, orbit_hdu, read_orbit_track
 
 __all__ = [
     "EclairsEvents",
@@ -75,6 +77,7 @@ class EclairsEvents:
     trigger: RateTrigger | None = None
     instrument: str = "eclairs"
     header: dict[str, Any] = field(default_factory=dict)
+    orbit: OrbitTrack | None = None
 
     def __len__(self) -> int:
         return int(self.time.size)
@@ -93,7 +96,7 @@ def write_eclairs_l1(
     trigger_id: str | int | None = None,
     object_name: str | None = None,
 ) -> Path:
-    """Write an ECLAIRs L1 event file (EVENTS, EBOUNDS, GTI, ATTITUDE, BADPIX; docs/formats.md)."""
+    """Write an ECLAIRs L1 event file (EVENTS, EBOUNDS, GTI, ATTITUDE, ORBIT, BADPIX; docs/formats.md)."""
     inst = instrument or load_instrument(events.instrument)
     kw = inst.header_keywords
     resp = EclairsResponse.from_instrument(inst)
@@ -183,7 +186,10 @@ def write_eclairs_l1(
     )
     for card in timeref.cards():
         att_hdu.header[card[0]] = (card[1], card[2])
-    return write_hdulist([prim, ev, eb, gt, att_hdu, bad, origins], path)
+    hdus: list[Any] = [prim, ev, eb, gt, att_hdu, bad, origins]
+    if events.orbit is not None:
+        hdus.insert(5, orbit_hdu(events.orbit, timeref.cards()))
+    return write_hdulist(hdus, path)
 
 
 #: Events may precede TSTART or follow TSTOP by at most this much (s) before the file is refused.
@@ -302,6 +308,7 @@ def read_eclairs_l1(
         dead_pixels=dead,
         trigger=trig,
         instrument=inst.name,
+        orbit=read_orbit_track(path),
     )
 
 

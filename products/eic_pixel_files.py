@@ -28,7 +28,7 @@ Calibration files (CALDB), each readable by the loader of its code:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -422,7 +422,7 @@ def read_bad_pixel_table(path: str | Path) -> BadPixelTable:
 # --------------------------------------------------------------------------- DEADTIME
 @dataclass(frozen=True)
 class DeadTimeFit:
-    """Non-paralyzable dead time fitted per module.
+    """Dead time fitted per module (non-paralyzable or paralyzable).
 
     Attributes
     ----------
@@ -436,6 +436,13 @@ class DeadTimeFit:
         Module index of each row.
     n_modules
         Modules of the plane (the plane-equivalent dead time divides by it).
+    model, delta_deviance, model_decided, tau_by_model
+        The model of ``tau`` (``NONPARALYZABLE``/``PARALYZABLE``), the summed deviance
+        difference non-paralyzable minus paralyzable (the likelihood-ratio test between
+        them), whether it decided, and each model's dead times.
+    file_plane_dead_time
+        The file's ``DEADDEF`` when it has no module rows (a per-detector DEADTIME file, such
+        as a simulator's): the only dead time it gives, what the analyses use.
     """
 
     modules: NDArray[np.int64]
@@ -445,6 +452,11 @@ class DeadTimeFit:
     chi2: NDArray[np.float64]
     ndof: NDArray[np.int64]
     n_modules: int
+    file_plane_dead_time: float | None = None
+    model: str = "NONPARALYZABLE"
+    delta_deviance: float = float("nan")
+    model_decided: bool | None = None
+    tau_by_model: Mapping[str, NDArray[np.float64]] = field(default_factory=dict)
 
     @property
     def plane_equivalent(self) -> float:
@@ -453,7 +465,10 @@ class DeadTimeFit:
         With the modules dead independently, the plane's dead fraction is
         ``sum_m R_m tau_m / n_modules`` for a plane rate spread evenly; the analyses, which
         treat the plane as one detector (``DeadTime.of("ECLAIRS")``), use this number.
+        A file without module rows gives its ``DEADDEF``.
         """
+        if self.tau.size == 0 and self.file_plane_dead_time is not None:
+            return float(self.file_plane_dead_time)
         return float(np.mean(self.tau) / max(self.n_modules, 1))
 
 
@@ -470,12 +485,20 @@ def dead_time_hdus(
             fits.Column("RATE0", "D", unit="count/s", array=fit.rate0),
             fits.Column("CHI2", "D", array=fit.chi2),
             fits.Column("NDOF", "J", array=fit.ndof),
+            *(
+                fits.Column(f"DT_{m[:3]}", "D", unit="s", array=np.asarray(v, np.float64))
+                for m, v in fit.tau_by_model.items()
+            ),
         ],
         name="DEADTIME",
     )
     hdu.header["DEADDEF"] = (fit.plane_equivalent, "[s] plane: mean module dead time / modules")
-    hdu.header["DEADTYPE"] = ("NONPARALYZABLE", "dead-time model")
+    hdu.header["DEADTYPE"] = (fit.model, "dead-time model of DEADTIME")
     hdu.header["NMODULES"] = (fit.n_modules, "modules of the plane")
+    if np.isfinite(fit.delta_deviance):
+        hdu.header["DELTADEV"] = (fit.delta_deviance, "deviance nonparalyzable - paralyzable")
+    if fit.model_decided is not None:
+        hdu.header["MODELDEC"] = (fit.model_decided, "the likelihood ratio chose the model")
     return [_primary("DEADTIME", telescope, instrument), hdu]
 
 
@@ -544,7 +567,8 @@ def read_dead_time_fit(path: str | Path) -> DeadTimeFit:
     """Read a DEADTIME file into a module table (a plain DEADTIME file: NaN errors and chi2).
 
     Rows whose ``DETNAM`` is not a module name (``MODnnn``) are ignored; a file without any
-    module row gives an empty table with ``DEADDEF`` kept as the only dead time known.
+    module row gives an empty table with ``DEADDEF`` kept as the only dead time known
+    (``file_plane_dead_time``, what ``plane_equivalent`` then returns).
     """
     p = Path(path)
     with _open(p, "DEADTIME") as hdul:
@@ -569,4 +593,8 @@ def read_dead_time_fit(path: str | Path) -> DeadTimeFit:
             chi2=col("CHI2"),
             ndof=np.nan_to_num(col("NDOF"), nan=0.0).astype(np.int64),
             n_modules=n_mod,
+            file_plane_dead_time=float(h.get("DEADDEF", 0.0)),
+            model=str(h.get("DEADTYPE", "NONPARALYZABLE")).strip().upper(),
+            delta_deviance=float(h.get("DELTADEV", float("nan"))),
+            model_decided=bool(h["MODELDEC"]) if "MODELDEC" in h else None,
         )

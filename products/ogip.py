@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 from astropy.io import fits
+from astropy.io.fits.verify import VerifyError
 from numpy.typing import ArrayLike
 from svomflow import __version__
 from svomflow.errors import InputDataError
@@ -51,12 +52,19 @@ MALFORMED_FILE_ERRORS: tuple[type[BaseException], ...] = (
     KeyError,
     IndexError,
     TypeError,
+    # a flipped byte in a card astropy must parse (TFORMn, EXTNAME...) raises on access
+    VerifyError,
+    # an extension astropy could not parse is a bare _ValidHDU/_CorruptedHDU (no .data), and
+    # an image HDU where a table belongs has no .columns: the file is damaged, not the code
+    AttributeError,
 )
 
 
 _BLOCK = 2880
 #: Headers longer than this many blocks are refused (a flipped END card would scan the file).
 _MAX_HEADER_BLOCKS = 2000
+#: The FITS standard allows at most 999 axes.
+_MAX_NAXIS = 999
 
 
 def _card_int(card: bytes) -> int | None:
@@ -119,6 +127,9 @@ def check_fits_sizes(path: str | Path) -> None:
 def _data_size(p: Path, keys: dict[bytes, int | None]) -> int:
     """Return the padded data size of one HDU from its size keywords (checked)."""
     naxis = keys.get(b"NAXIS", 0)
+    if naxis is not None and naxis > _MAX_NAXIS:
+        # listing NAXIS1..NAXISn for NAXIS = 999999999999 took all the memory (calib-047)
+        raise InputDataError(f"{p}: a header declares NAXIS = {naxis} (the FITS limit is 999)")
     bitpix = keys.get(b"BITPIX", 8)
     values = [keys.get(b"NAXIS%d" % i, 0) for i in range(1, (naxis or 0) + 1)]
     pcount, gcount = keys.get(b"PCOUNT", 0), keys.get(b"GCOUNT", 1)

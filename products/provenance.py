@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import socket
+import sys
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -48,6 +49,8 @@ class CalibrationRef(BaseModel):
 
 def current_flow_run_id() -> str | None:
     """Return the id of the Prefect flow run we are in, or None outside a flow run."""
+    if "prefect" not in sys.modules:
+        return None  # no flow run without Prefect: a --no-prefect run does not import it
     try:
         from prefect.runtime import flow_run
 

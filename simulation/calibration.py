@@ -108,6 +108,33 @@ def write_calibration(
     return paths
 
 
+# cards that change with the moment of writing, not with the content
+_WRITE_TIME_CARDS = frozenset({"CHECKSUM", "DATASUM", "DATE"})
+
+
+def fits_content_digest(path: str | Path) -> str:
+    """Return a SHA-256 of a FITS file's content, blind to when it was written.
+
+    Astropy's ``CHECKSUM`` comment and the ``DATE`` card carry the time of writing, so two
+    runs of the same simulation write files that differ by those bytes only; this digest
+    covers every other header card and the data of every HDU.
+    """
+    import hashlib
+
+    from astropy.io import fits
+
+    digest = hashlib.sha256()
+    with fits.open(path, memmap=False, checksum=False) as hdul:
+        for hdu in hdul:
+            for card in hdu.header.cards:
+                if card.keyword not in _WRITE_TIME_CARDS:
+                    digest.update(card.image.encode("ascii", "replace"))
+            digest.update(b"|data|")
+            if hdu.data is not None:
+                digest.update(hdu.data.tobytes() if hasattr(hdu.data, "tobytes") else b"")
+    return digest.hexdigest()
+
+
 def register_calibration(
     files: Mapping[str, Path],
     inst: InstrumentDefinition,
@@ -117,8 +144,8 @@ def register_calibration(
 ) -> dict[str, str]:
     """Register calibration files in a CALDB (default: the home's) unless already current.
 
-    A file identical to the entry the CALDB currently selects for its code (same checksum)
-    is not registered again, so repeated simulations do not grow the index; a different one
+    A file with the content of the entry the CALDB currently selects for its code (same
+    checksum, or the same :func:`fits_content_digest`) is not registered again, so repeated simulations do not grow the index; a different one
     is registered and, being the newest registration, is selected from then on.
 
     Returns
@@ -135,7 +162,9 @@ def register_calibration(
     for code, path in files.items():
         try:
             current = db.select(code, instrument=inst.instrument, time=valid_from)
-            same = current.sha256 == sha256_file(path)
+            same = current.sha256 == sha256_file(path) or (
+                fits_content_digest(current.path) == fits_content_digest(path)
+            )
         except CalibrationNotFoundError:
             same = False
         if same:

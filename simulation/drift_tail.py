@@ -15,6 +15,7 @@ from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
+from scipy import stats
 from svomflow.simulation.grb import NorrisPulse
 
 __all__ = [
@@ -167,14 +168,20 @@ def run_duration_trials(
 
 
 def bias_and_coverage(trials: list[DurationTrial], which: str = "t90") -> dict[str, float]:
-    """Mean relative bias (with its standard error) and 1-sigma coverage of T90 or T50."""
+    """Mean relative bias (with its standard error) and 1-sigma coverage of T90 or T50.
+
+    ``coverage_lo``/``coverage_hi`` are the coverage's 95 % Clopper-Pearson interval.
+    """
     m = np.array([getattr(t, which) for t in trials])
     e = np.array([getattr(t, f"{which}_err") for t in trials])
     truth = np.array([getattr(t, f"{which}_true") for t in trials])
     rel = m / truth - 1.0
     cover = np.abs(m - truth) < e
     n = max(len(trials), 1)
+    k = int(cover.sum())
     return {
+        "coverage_lo": float(stats.beta.ppf(0.025, k, n - k + 1)) if k > 0 else 0.0,
+        "coverage_hi": float(stats.beta.ppf(0.975, k + 1, n - k)) if k < n else 1.0,
         "n": float(len(trials)),
         "bias": float(rel.mean()),
         "bias_err": float(rel.std(ddof=1) / np.sqrt(n)) if n > 1 else float("nan"),

@@ -389,20 +389,34 @@ def simulate_eclairs(  # noqa: C901 - one branch per simulated component, in ord
         t = e_true = np.zeros(0)
         iy = iz = org = np.zeros(0, dtype=np.int16)
         is_meas = np.zeros(0, dtype=bool)
+    # The parts are copied into the columns above: drop them, and build the measured energy
+    # in place, so the peak stays near 60 bytes per event at 1e7 events (not ~130).
+    for parts in (parts_t, parts_e, parts_y, parts_z, parts_o):
+        parts.clear()
 
-    e_meas = np.where(is_meas, e_true, e_true + rng.normal(size=t.size) * resp.sigma_kev(e_true))
+    e_meas = rng.normal(size=t.size)
+    e_meas *= resp.sigma_kev(e_true)
+    e_meas += e_true
+    e_meas[is_meas] = e_true[is_meas]
+    del e_true, is_meas
     chan = resp.to_channel(e_meas)
     ok = (e_meas >= resp.threshold_kev) & (chan >= 0) & (chan < resp.n_channels)
     ok &= _in_gti(t, gti) & ~dead[iy, iz]
-    t = _quantise(t[ok], resp.time_resolution_s)
+    # one index array (kept events in time order) instead of a mask then an order per column
+    kept = np.flatnonzero(ok)
+    del ok
+    t = _quantise(t[kept], resp.time_resolution_s)
     order = np.argsort(t, kind="stable")
+    t = t[order]
+    kept = kept[order]
+    del order
     events = EclairsEvents(
-        time=t[order],
-        y=iy[ok][order].astype(np.int16),
-        z=iz[ok][order].astype(np.int16),
-        pi=chan[ok][order].astype(np.int16),
-        energy_kev=e_meas[ok][order].astype(np.float32),
-        origin=org[ok][order].astype(np.int16),
+        time=t,
+        y=iy[kept].astype(np.int16),
+        z=iz[kept].astype(np.int16),
+        pi=chan[kept].astype(np.int16),
+        energy_kev=e_meas[kept].astype(np.float32),
+        origin=org[kept].astype(np.int16),
         labels=labels,
         gti=gti,
         attitude=attitude,

@@ -20,18 +20,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
-from svomflow.products.eic_saa_files import OrbitRates, point_in_polygon
+from svomflow.products.eic_saa_files import OrbitRates, SaaContour, point_in_polygon
 from svomflow.simulation.orbit import Orbit, load_orbit
 
 __all__ = [
     "SaaRateModel",
+    "run_orbit_rates_sim",
     "signed_distance_deg",
     "simulate_orbit_rates",
     "truth_contains",
+    "truth_contour",
     "variant_polygon",
 ]
 
@@ -156,6 +159,99 @@ def simulate_orbit_rates(
     return OrbitRates(
         t, lon, lat, np.asarray(counts / step_s, dtype=np.float64), np.full(n, float(step_s))
     )
+
+
+def _clip_lat(ring: NDArray[np.float64], lat: float, side: float) -> NDArray[np.float64]:
+    """Clip a polygon to ``side * (latitude - lat) >= 0`` (Sutherland-Hodgman, one edge)."""
+    out: list[NDArray[np.float64]] = []
+    n = len(ring)
+    for i in range(n):
+        a, b = ring[i], ring[(i + 1) % n]
+        ina, inb = side * (a[1] - lat) >= 0, side * (b[1] - lat) >= 0
+        if ina:
+            out.append(a)
+        if ina != inb:
+            t = (lat - a[1]) / (b[1] - a[1])
+            out.append(a + t * (b - a))
+    pts = np.asarray(out, np.float64).reshape(-1, 2)
+    # a vertex on the line is added twice (as a kept point and as a crossing): once is enough
+    keep = np.any(pts != np.roll(pts, 1, axis=0), axis=1) if len(pts) > 1 else np.ones(1, bool)
+    return np.asarray(pts[keep], np.float64)
+
+
+def truth_contour(
+    polygon: Sequence[tuple[float, float]], rates: OrbitRates, orbit: Orbit, edge_excess: float
+) -> SaaContour:
+    """Return the simulator's true SAA region as a contour file's content (no margin).
+
+    The polygon is clipped to the latitudes the orbit reaches: the part beyond is never
+    measured, and a measured contour is compared with what can be measured.
+    """
+    inc = float(orbit.inclination_deg)
+    ring = _clip_lat(_clip_lat(np.asarray(polygon, np.float64), -inc, 1.0), inc, -1.0)
+    return SaaContour(
+        polygons=(ring,),
+        level=float(edge_excess),
+        margin_deg=0.0,
+        lat_range_deg=(-inc, inc),
+        t_start=float(rates.time[0]) if len(rates) else 0.0,
+        t_stop=float(rates.time[-1]) if len(rates) else 0.0,
+        n_samples=0,
+    )
+
+
+def run_orbit_rates_sim(ctx: Any, rng: np.random.Generator) -> dict[str, Any]:
+    """Scenario runner (``svomflow simulate eic_saa``): rates along the orbit, the true contour.
+
+    Options (``instrument_options.eclairs_orbit_rates``): ``days`` (7), ``case``
+    (``nominal``/``shifted``/``reshaped``), ``drift_per_day``, ``step_s`` (10), ``weeks``
+    (files of ``days`` each, 1). Mission time of the first sample: the scenario's
+    ``epoch_s``. Writes ``eic_saa/rates_wN.fits`` and the true region
+    ``eic_saa/eclairs_saacont.fits`` (no margin), registered in the home CALDB (code
+    ``SAACONT``) unless the run says not to: the first contour measured is compared with it,
+    and the ECLAIRs event reader takes SAA time out of the GTIs with it.
+    """
+    from svomflow.config import load_instrument
+    from svomflow.products.eic_saa_files import write_orbit_rates, write_saa_contour
+    from svomflow.simulation.calibration import register_calibration
+
+    opts = dict(ctx.options)
+    days = float(opts.get("days", 7.0))
+    case = str(opts.get("case", "nominal"))
+    weeks = int(opts.get("weeks", 1))
+    orbit = load_orbit()
+    polygon = variant_polygon(case, orbit)  # type: ignore[arg-type]
+    out = Path(ctx.out_dir) / "eic_saa"
+    out.mkdir(parents=True, exist_ok=True)
+    files = []
+    rates = None
+    for w in range(weeks):
+        rates = simulate_orbit_rates(
+            days=days,
+            seed=int(rng.integers(0, 2**31 - 1)),
+            t_start=float(ctx.t0) + w * days * 86400.0,
+            step_s=float(opts.get("step_s", 10.0)),
+            orbit=orbit,
+            polygon=polygon,
+            drift_per_day=float(opts.get("drift_per_day", 0.0)),
+        )
+        files.append(write_orbit_rates(out / f"rates_w{w + 1}.fits", rates).name)
+    assert rates is not None
+    inst = load_instrument("eclairs")
+    truth_file = write_saa_contour(
+        out / "eclairs_saacont.fits", truth_contour(polygon, rates, orbit, 1.0)
+    )
+    registered = (
+        register_calibration({"SAACONT": truth_file}, inst) if ctx.register_calibration else {}
+    )
+    return {
+        "folder": "eic_saa",
+        "rates_files": files,
+        "case": case,
+        "truth_polygon": [list(v) for v in polygon],
+        "calibration": {"SAACONT": truth_file.name},
+        "registered": registered,
+    }
 
 
 def _main(argv: Sequence[str] | None = None) -> None:

@@ -60,8 +60,10 @@ __all__ = [
     "expected_illumination",
     "measure_dead_time",
     "measure_pixel_calibration",
+    "run_pixel_health_sim",
     "simulate_dead_time_rates",
     "simulate_pixel_health",
+    "true_dead_time_file",
     "write_pixel_health_files",
 ]
 
@@ -572,6 +574,11 @@ def measure_dead_time(seed: int = 20261205) -> dict[str, object]:
             "plane_dead_time": figs["plane_dead_time"],
             "true_plane_dead_time": float(truth.tau.mean() / 200),
             "model_p_value": figs["model_p_value"],
+            "chosen_model": res.fit.model,
+            "delta_deviance": figs["delta_deviance"],
+            "nonparalyzable_fit_ratio_minus_1": float(
+                np.mean(res.fit.tau_by_model["NONPARALYZABLE"] / truth.tau) - 1.0
+            ),
         }
     return out
 
@@ -661,6 +668,72 @@ def draw_figures(
     paths.append(out / "eic_pixels_dead_time.png")
     fig.savefig(paths[-1])
     return paths
+
+
+def true_dead_time_file(
+    out_dir: str | Path, truth: DeadTimeTruth, inst: InstrumentDefinition
+) -> Path:
+    """Write the simulator's true module dead times as a DEADTIME file (the fit's format).
+
+    Rows ``MOD000``.. hold the true ``tau`` (no errors, no chi-square) and ``DEADDEF`` the
+    plane equivalent, as a fitted file has: the gate compares a fitted candidate with it.
+    """
+    from svomflow.products.eic_pixel_files import DeadTimeFit, dead_time_hdus
+    from svomflow.products.ogip import write_hdulist
+
+    n = truth.tau.size
+    fit = DeadTimeFit(
+        modules=np.arange(n, dtype=np.int64),
+        tau=np.asarray(truth.tau, np.float64),
+        tau_err=np.zeros(n),
+        rate0=np.asarray(truth.rate0, np.float64),
+        chi2=np.full(n, np.nan),
+        ndof=np.zeros(n, np.int64),
+        n_modules=n,
+        model=truth.model.upper(),
+    )
+    hdus = dead_time_hdus(fit, telescope=inst.telescope, instrument=inst.instrument)
+    return write_hdulist(hdus, Path(out_dir) / f"{inst.name}_deadtime.fits")
+
+
+def run_pixel_health_sim(ctx: Any, rng: np.random.Generator) -> dict[str, Any]:
+    """Scenario runner (``svomflow simulate eic_pixels``): a period's files and the true dead time.
+
+    Options (``instrument_options.eclairs_pixel_health``): any :class:`PixelHealthScenario`
+    field but ``t_start`` (the scenario's ``epoch_s``), and ``dead_time_model``
+    (``nonparalyzable``/``paralyzable``). Writes ``eic_pixels/pixhist_*.fits``,
+    ``eic_pixels/dtrates.fits``, ``eic_pixels/truth.json`` and the true module dead times
+    ``eic_pixels/eclairs_deadtime.fits``, registered in the home CALDB (code ``DEADTIME``)
+    unless the run says not to.
+    """
+    from svomflow.simulation.calibration import register_calibration
+
+    opts = dict(ctx.options)
+    model = str(opts.pop("dead_time_model", "nonparalyzable"))
+    for key in ("noisy_rate", "intermittent_rate", "intermittent_duty", "pointing"):
+        if key in opts:
+            opts[key] = tuple(float(v) for v in opts[key])
+    sc = PixelHealthScenario(t_start=float(ctx.t0), **opts)
+    out = Path(ctx.out_dir) / "eic_pixels"
+    sim = simulate_pixel_health(rng, sc)
+    dt = simulate_dead_time_rates(rng, DeadTimeScenario(model=model))  # type: ignore[arg-type]
+    truth = write_pixel_health_files(out, sim, dt)
+    inst = load_instrument("eclairs")
+    dt_file = true_dead_time_file(out, dt[1], inst)
+    registered = (
+        register_calibration({"DEADTIME": dt_file}, inst) if ctx.register_calibration else {}
+    )
+    return {
+        "folder": "eic_pixels",
+        "pixhist": truth["pixhist"],
+        "dtrates": truth["dtrates"],
+        "calibration": {"DEADTIME": dt_file.name},
+        "registered": registered,
+        "dead_time_model": model,
+        "injected": {
+            k: sum(p.kind == k for p in sim.pixels) for k in ("noisy", "dead", "intermittent")
+        },
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 from svomflow.products.eic_saa_files import (
@@ -47,7 +49,9 @@ __all__ = [
     "efficiency_bench",
     "efficiency_table",
     "onboard_log",
+    "run_onboard_trigger_sim",
     "simulate_stream",
+    "write_day",
 ]
 
 SUB_BAND_EDGES_KEV = (4.0, 20.0, 50.0, 120.0)
@@ -337,15 +341,16 @@ def efficiency_bench(
     }
 
 
-def _main(argv: Sequence[str] | None = None) -> None:
-    """Write a simulated day: ``python -m svomflow.simulation.onboard_trigger OUTDIR``.
+def write_day(
+    out: Path, *, hours: float, seed: int, t_start: float, name: str, missed: int, spurious: int
+) -> dict[str, Any]:
+    """Write a simulated day: stream, on-board log, threshold table, catalogue and truth.
 
     Files: ``<name>_stream.fits`` (rate stream), ``<name>_triglog.fits`` (on-board log),
     ``thresholds.fits`` (TRIGTHR), ``catalogue.fits`` (OBSRCCAT) and ``<name>_truth.json``.
+    Returns the truth with the file names.
     """
-    import argparse
     import json
-    from pathlib import Path
 
     from svomflow.products.eic_saa_files import (
         write_onboard_catalogue,
@@ -353,6 +358,71 @@ def _main(argv: Sequence[str] | None = None) -> None:
         write_trigger_stream,
         write_trigger_thresholds,
     )
+
+    out.mkdir(parents=True, exist_ok=True)
+    duration = hours * 3600.0
+    n_slots = max(int((duration - 300.0) // 240.0), 1)
+    rates = [300.0, 600.0, 1000.0, 3000.0]
+    durs = [0.1, 1.0, 10.0, 30.0]
+    bursts = burst_grid(rates, durs, repeats=1, t_start=t_start, seed=seed)[:n_slots]
+    thresholds, catalogue = default_thresholds(), default_catalogue()
+    stream = simulate_stream(duration_s=duration, seed=seed, bursts=bursts, t_start=t_start)
+    log, truth = onboard_log(
+        stream, thresholds, seed=seed + 1, bursts=bursts, n_missed=missed, n_spurious=spurious
+    )
+    files = {
+        "stream": write_trigger_stream(out / f"{name}_stream.fits", stream).name,
+        "triglog": write_trigger_log(out / f"{name}_triglog.fits", log).name,
+        "TRIGTHR": write_trigger_thresholds(out / "thresholds.fits", thresholds).name,
+        "OBSRCCAT": write_onboard_catalogue(out / "catalogue.fits", catalogue).name,
+    }
+    result: dict[str, Any] = {
+        "bursts": [b.__dict__ for b in bursts],
+        "missed_true_times": list(truth.missed),
+        "spurious_ids": list(truth.spurious),
+        "latency_s": truth.latency_s,
+        "n_logged": len(log.triggers),
+    }
+    (out / f"{name}_truth.json").write_text(json.dumps(result, indent=2))
+    return {**result, "files": files}
+
+
+def run_onboard_trigger_sim(ctx: Any, rng: np.random.Generator) -> dict[str, Any]:
+    """Scenario runner (``svomflow simulate eic_triggers``): a day of triggers and their tables.
+
+    Options (``instrument_options.onboard_trigger``): ``hours`` (2), ``name`` (``day1``),
+    ``missed`` (1) and ``spurious`` (2) imperfections of the on-board log. Stream start: the
+    scenario's ``epoch_s``. Writes ``eic_triggers/`` (see :func:`write_day`) and registers
+    the threshold table (``TRIGTHR``) and the catalogue (``OBSRCCAT``) in the home CALDB,
+    as configuration in force from before the data, unless the run says not to.
+    """
+    from svomflow.config import load_instrument
+    from svomflow.simulation.calibration import register_calibration
+
+    opts = dict(ctx.options)
+    out = Path(ctx.out_dir) / "eic_triggers"
+    day = write_day(
+        out,
+        hours=float(opts.get("hours", 2.0)),
+        seed=int(rng.integers(0, 2**31 - 1)),
+        t_start=float(ctx.t0),
+        name=str(opts.get("name", "day1")),
+        missed=int(opts.get("missed", 1)),
+        spurious=int(opts.get("spurious", 2)),
+    )
+    inst = load_instrument("eclairs")
+    codes = {c: out / day["files"][c] for c in ("TRIGTHR", "OBSRCCAT")}
+    registered = register_calibration(codes, inst) if ctx.register_calibration else {}
+    return {"folder": "eic_triggers", **day, "registered": registered}
+
+
+def _main(argv: Sequence[str] | None = None) -> None:
+    """Write a simulated day: ``python -m svomflow.simulation.onboard_trigger OUTDIR``.
+
+    Files: ``<name>_stream.fits`` (rate stream), ``<name>_triglog.fits`` (on-board log),
+    ``thresholds.fits`` (TRIGTHR), ``catalogue.fits`` (OBSRCCAT) and ``<name>_truth.json``.
+    """
+    import argparse
 
     p = argparse.ArgumentParser(description=_main.__doc__)
     p.add_argument("out", help="output directory")
@@ -364,36 +434,12 @@ def _main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--spurious", type=int, default=2, help="triggers added to the log")
     args = p.parse_args(argv)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    duration = args.hours * 3600.0
-    n_slots = max(int((duration - 300.0) // 240.0), 1)
-    rates = [300.0, 600.0, 1000.0, 3000.0]
-    durs = [0.1, 1.0, 10.0, 30.0]
-    bursts = burst_grid(rates, durs, repeats=1, t_start=args.t_start, seed=args.seed)[:n_slots]
-    thresholds, catalogue = default_thresholds(), default_catalogue()
-    stream = simulate_stream(
-        duration_s=duration, seed=args.seed, bursts=bursts, t_start=args.t_start
-    )
-    log, truth = onboard_log(
-        stream, thresholds, seed=args.seed + 1, bursts=bursts, n_missed=args.missed,
-        n_spurious=args.spurious,
+    day = write_day(
+        out, hours=args.hours, seed=args.seed, t_start=args.t_start, name=args.name,
+        missed=args.missed, spurious=args.spurious,
     )  # fmt: skip
-    write_trigger_stream(out / f"{args.name}_stream.fits", stream)
-    write_trigger_log(out / f"{args.name}_triglog.fits", log)
-    write_trigger_thresholds(out / "thresholds.fits", thresholds)
-    write_onboard_catalogue(out / "catalogue.fits", catalogue)
-    (out / f"{args.name}_truth.json").write_text(
-        json.dumps(
-            {
-                "bursts": [b.__dict__ for b in bursts],
-                "missed_true_times": list(truth.missed),
-                "spurious_ids": list(truth.spurious),
-                "latency_s": truth.latency_s,
-            },
-            indent=2,
-        )
-    )
-    print(f"{out}: {len(bursts)} bursts, {len(log.triggers)} on-board triggers logged")
+    bursts, n_logged = day["bursts"], day["n_logged"]
+    print(f"{out}: {len(bursts)} bursts, {n_logged} on-board triggers logged")
 
 
 if __name__ == "__main__":

@@ -45,6 +45,9 @@ SIMULATORS: dict[str, str] = {
     "colibri": "svomflow.simulation.scenario_runners:run_colibri",
     "eclairs_plane": "svomflow.simulation.eclairs_plane:run_eclairs_plane",
     "alert_loop": "svomflow.simulation.alert_loop:run_alert_loop_sim",
+    "eclairs_pixel_health": "svomflow.simulation.eclairs_pixel_health:run_pixel_health_sim",
+    "eclairs_orbit_rates": "svomflow.simulation.eclairs_orbit_rates:run_orbit_rates_sim",
+    "onboard_trigger": "svomflow.simulation.onboard_trigger:run_onboard_trigger_sim",
 }
 
 

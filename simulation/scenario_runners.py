@@ -133,7 +133,14 @@ def run_eclairs(ctx: ScenarioContext, rng: np.random.Generator) -> dict[str, Any
             e_max_kev=e_hi,
             field_half_angle_deg=half,
         )
-    saa = saa_intervals(ctx.t_start, ctx.t_stop, orbit=ctx.orbit) if ctx.orbit else np.empty((0, 2))
+    # detectors off in the SAA (option detectors_off_in_saa: false keeps them on, as a
+    # spacecraft whose SAA switch-off failed: the reader's SAA cut is then all that removes it)
+    saa_off = bool(opts.get("detectors_off_in_saa", True))
+    saa = (
+        saa_intervals(ctx.t_start, ctx.t_stop, orbit=ctx.orbit)
+        if ctx.orbit and saa_off
+        else np.empty((0, 2))
+    )
     occulted = None
     background: EclairsBackground | bool = True
     if ctx.orbit is not None:
@@ -162,6 +169,8 @@ def run_eclairs(ctx: ScenarioContext, rng: np.random.Generator) -> dict[str, Any
         saa_intervals=[tuple(x) for x in saa],
         occulted=occulted,
     )
+    if ctx.orbit is not None:
+        events.orbit = _ground_track(ctx, float(opts.get("orbit_step_s", 10.0)))
     path = write_eclairs_l1(
         events, ctx.out_dir / "eclairs_l1_events.fits", trigger_id=_scenario_id(ctx)[:68]
     )
@@ -182,6 +191,17 @@ def run_eclairs(ctx: ScenarioContext, rng: np.random.Generator) -> dict[str, Any
             "snr": trig.snr,
         },
     }
+
+
+def _ground_track(ctx: ScenarioContext, step_s: float) -> Any:
+    """Return the orbit's ground track over the observation (the L1 file's ORBIT table)."""
+    from svomflow.products.orbit_track import OrbitTrack
+
+    assert ctx.orbit is not None
+    n = max(int(np.ceil((ctx.t_stop - ctx.t_start) / step_s)), 1)
+    t = np.linspace(ctx.t_start, ctx.t_start + n * step_s, n + 1)
+    lon, lat = ctx.orbit.ground_track(t)
+    return OrbitTrack(t, lon, lat, np.full(t.size, float(ctx.orbit.altitude_km)))
 
 
 def run_mxt(ctx: ScenarioContext, rng: np.random.Generator) -> dict[str, Any]:

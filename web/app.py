@@ -2,8 +2,9 @@
 
 Every page family is a router module listed in :data:`ROUTERS` (each defines ``router``
 and may list navigation entries in ``NAV``); the live-update stream is
-:mod:`svomflow.web.events`. Static files (the site's CSS and JavaScript, and Plotly.js from
-the installed ``plotly`` package: the site works without internet) are under ``/static``.
+:mod:`svomflow.web.events`. Static files (the site's CSS and JavaScript, Plotly.js from
+the installed ``plotly`` package and Swagger UI's assets from ``fastapi-offline``: the site,
+its API viewer included, works without internet) are under ``/static``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 from starlette.middleware.sessions import SessionMiddleware
@@ -53,11 +54,16 @@ SECURITY_HEADERS = {
     "referrer-policy": "same-origin",
     "x-frame-options": "DENY",
 }
-API_DOCS_CSP = (
-    "default-src 'self'; img-src 'self' data: https://fastapi.tiangolo.com; "
-    "style-src 'self' https://cdn.jsdelivr.net; "
-    "script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; frame-ancestors 'none'"
-)
+#: Swagger UI's files served under ``/static/swagger-ui/`` (from the fastapi-offline package).
+SWAGGER_ASSETS = {"swagger-ui-bundle.js": "text/javascript", "swagger-ui.css": "text/css"}
+# the API viewer: Swagger UI started by the site's own script (the CSP has no inline script)
+API_DOCS_HTML = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{title} - REST API</title>
+<link rel="stylesheet" href="/static/swagger-ui/swagger-ui.css"></head>
+<body><div id="swagger-ui" data-openapi="{openapi}"></div>
+<script src="/static/swagger-ui/swagger-ui-bundle.js"></script>
+<script src="/static/api-docs.js"></script></body></html>
+"""
 
 
 class _SecurityHeaders:
@@ -71,9 +77,7 @@ class _SecurityHeaders:
             await self.app(scope, receive, send)
             return
 
-        wanted = dict(SECURITY_HEADERS)
-        if scope["path"] == "/api/docs":  # Swagger UI's scripts come from its CDN
-            wanted["content-security-policy"] = API_DOCS_CSP
+        wanted = SECURITY_HEADERS
 
         async def send_with_headers(message: MutableMapping[str, Any]) -> None:
             if message["type"] == "http.response.start":
@@ -100,6 +104,12 @@ def _plotly_js() -> Path:
     return Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 
 
+def _swagger_asset(name: str) -> Path:
+    import fastapi_offline
+
+    return Path(fastapi_offline.__file__).parent / "static" / name
+
+
 def create_app(settings: WebSettings | None = None) -> FastAPI:
     """Return the site's application for ``settings`` (default: this home's).
 
@@ -114,7 +124,7 @@ def create_app(settings: WebSettings | None = None) -> FastAPI:
         description="Products, housekeeping, alarms, calibration history, duty roster, "
         "plannings and observing strategies of the SVOM ECLAIRs and COLIBRI instrument centre.",
         version=_version(),
-        docs_url="/api/docs",
+        docs_url=None,  # served below from local files, not from Swagger UI's CDN
         redoc_url=None,
         openapi_url="/api/openapi.json",
     )
@@ -138,6 +148,26 @@ def create_app(settings: WebSettings | None = None) -> FastAPI:
             _plotly_js(),
             media_type="text/javascript",
             headers={"Cache-Control": "public, max-age=86400"},
+        )
+
+    @app.get("/static/swagger-ui/{name}", include_in_schema=False)
+    def swagger_asset(name: str) -> FileResponse:
+        """Swagger UI's script and style sheet from the installed fastapi-offline (no CDN)."""
+        if name not in SWAGGER_ASSETS:
+            raise HTTPException(404, "not found")
+        return FileResponse(
+            _swagger_asset(name),
+            media_type=SWAGGER_ASSETS[name],
+            headers={"Cache-Control": "public, max-age=86400"},
+        )
+
+    @app.get("/api/docs", include_in_schema=False)
+    def api_docs() -> HTMLResponse:
+        """Show the REST API in Swagger UI, read from the site's OpenAPI schema."""
+        from html import escape
+
+        return HTMLResponse(
+            API_DOCS_HTML.format(title=escape(app.title), openapi=escape(app.openapi_url or ""))
         )
 
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")

@@ -4,9 +4,11 @@ One durable pull consumer per routed subject: alerts published while the listene
 wait in the stream and are delivered when it comes back. For each message: parse and
 validate (VOEvent or JSON); a malformed one is logged, copied to the dead-letter subject
 with the reason and terminated (never redelivered, never crashes the loop). A valid one is
-claimed in the ledger, its flow run is submitted — a deployment run (``run_deployment``
-with ``timeout=0`` and the alert's identity as idempotency key: a repeated dispatch returns
-the same run) or, in ``direct`` mode, the flow itself in a worker thread — the run is
+claimed in the ledger and its flow run is created with the alert's identity as idempotency
+key (a repeated dispatch returns the same run): in ``deployment`` mode a run of the served
+deployment, which the serving process executes in a fresh interpreter; in ``direct`` mode a
+run executed here, in a worker thread of this long-lived process whose imports and numba
+kernels stay loaded (the warm path: docs/operations.md, "Alert latency"). The run is
 recorded with the claim, and only then is the message acknowledged.
 
 Exactly once, under kills and outages:
@@ -14,7 +16,8 @@ Exactly once, under kills and outages:
 * a claim that already has its run makes the message a duplicate (acknowledged, no run);
 * a claim without a run (the listener was killed between claim and record) is dispatched
   again when the message comes back — idempotent in deployment mode; in direct mode only
-  after the claim's lease, renewed while a run goes on, expired;
+  after the claim's lease, renewed while a run goes on, expired, and then the same run is
+  executed again unless it had finished;
 * a failed submission (Prefect API down) is negatively acknowledged with a delay that
   doubles up to ``max_retry_delay_s``; the consumer never gives up on a message
   (``max_deliver = -1``), so an outage of any length loses nothing;
@@ -193,18 +196,32 @@ class _Listener:
     async def dispatch(self, route: Route, alert: Alert, params: dict[str, Any]) -> str | None:
         spec = get_spec(route.flow)
         run_name = f"{spec.alias}-{alert.trigger_id}"
+        key = f"alert:{alert.alert_id}:{spec.name}"
         if self.settings.mode == "deployment":
             return await self.deployments.create_run(
                 spec.deployment_name,
                 params,
                 name=run_name,
-                idempotency_key=f"alert:{alert.alert_id}:{spec.name}",
+                idempotency_key=key,
                 tags=["alert", route.instrument],
             )
-        flow = spec.load().with_options(flow_run_name=run_name)
-        state = await asyncio.to_thread(flow, **params, return_state=True)
-        run_id = getattr(state, "state_details", None)
-        return str(run_id.flow_run_id) if run_id is not None else None
+        # direct: the run is created under the same key, then executed in this process,
+        # warm (imports and compiled kernels loaded), as one tracked Prefect flow run
+        from prefect.flow_engine import run_flow
+
+        flow = spec.load()
+        local = await self.deployments.create_local_run(
+            flow,
+            params,
+            name=run_name,
+            idempotency_key=key,
+            tags=["alert", route.instrument],
+        )
+        if not local.finished:
+            await asyncio.to_thread(
+                run_flow, flow, flow_run=local.flow_run, parameters=params, return_type="state"
+            )
+        return local.id
 
     def retry_delay(self, msg: Any) -> float:
         """Delay before a failed message comes back: doubles per delivery, capped."""
@@ -260,7 +277,7 @@ class _Listener:
                 delay,
                 exc,
             )
-            if self.settings.mode == "direct":  # no idempotency key: forget the claim
+            if self.settings.mode == "direct":  # our lease ends here: a redelivery reclaims
                 await asyncio.to_thread(self.ledger.release, alert.alert_id, spec.name)
             with contextlib.suppress(Exception):
                 await msg.nak(delay=delay)
@@ -457,6 +474,9 @@ class _Listener:
     async def run(self, stop: asyncio.Event) -> None:
         import nats
 
+        if self.settings.mode == "direct":
+            # the flows run in this process: import them before the first alert does
+            await asyncio.to_thread(lambda: [get_spec(r.flow).load() for r in self.settings.routes])
         self.nc = await nats.connect(
             servers=self.settings.servers, max_reconnect_attempts=-1, reconnect_time_wait=1
         )

@@ -309,22 +309,34 @@ class FigureModel(ProductModel):
     """A PNG figure: a drawing function of a matplotlib ``Figure`` and the data it draws.
 
     Drawing is deferred to publication so that steps stay free of file output; ``draw``
-    receives a new figure and fills it.
+    receives a new figure and fills it. It is drawn once: a document that embeds the figure
+    (:meth:`png`) and the published file share the PNG.
     """
 
     draw: Callable[[Any], None]
     size_in: tuple[float, float] = (8.0, 5.0)
     dpi: int = 100
+    _png: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
     ext: ClassVar[str] = "png"
 
-    def write(self, path: Path) -> None:
-        """Render the figure to PNG (Agg backend, no display needed)."""
-        from matplotlib.figure import Figure
+    def png(self) -> bytes:
+        """Return the figure as PNG bytes (Agg backend, no display needed), drawn once."""
+        if self._png is None:
+            import io
 
-        fig = Figure(figsize=self.size_in, dpi=self.dpi)
-        self.draw(fig)
-        fig.savefig(path, format="png")
+            from matplotlib.figure import Figure
+
+            fig = Figure(figsize=self.size_in, dpi=self.dpi)
+            self.draw(fig)
+            buf = io.BytesIO()
+            fig.savefig(buf, format="png")
+            self._png = buf.getvalue()
+        return self._png
+
+    def write(self, path: Path) -> None:
+        """Write the figure as PNG."""
+        path.write_bytes(self.png())
 
     @classmethod
     def read(cls, path: str | Path) -> Self:

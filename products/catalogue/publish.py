@@ -8,16 +8,20 @@ Both runners use it: the Prefect adapter and the plain runner of ``--no-prefect`
 
 from __future__ import annotations
 
+import contextvars
 import os
 import threading
+import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Protocol
 
 from pydantic import BaseModel
+from sqlalchemy.exc import OperationalError
 from svomflow.paths import safe_join
 from svomflow.products.catalogue.instrument_codes import instrument_code
-from svomflow.products.catalogue.models import FitsModel
+from svomflow.products.catalogue.models import FigureModel, FitsModel
 from svomflow.products.catalogue.registry import product_type
 from svomflow.products.catalogue.types import PREVIEW_SUFFIX, Product, link_name
 from svomflow.products.content import relink_ogip
@@ -56,6 +60,10 @@ class CataloguePublisher:
         The run's input files (checksummed once).
     calibration
         The run's calibration files; each product records those of its step's codes.
+    background_figures
+        Publish figures (PNG products and catalogue previews) on one background thread
+        once the science products of the same call are safe, so drawing overlaps the
+        next steps; :meth:`finish_figures` waits for them (call it before the run ends).
     """
 
     def __init__(
@@ -67,6 +75,7 @@ class CataloguePublisher:
         config: BaseModel | Mapping[str, Any] | None,
         inputs: Sequence[str | os.PathLike[str]] = (),
         calibration: Sequence[CalibrationRef] = (),
+        background_figures: bool = False,
     ) -> None:
         self.store = store
         self.obs_id = obs_id
@@ -79,6 +88,12 @@ class CataloguePublisher:
         self._names: dict[str, str] = {}
         self._lock = threading.Lock()
         self.refs: list[ProductRef] = []
+        self._figures_pool = (
+            ThreadPoolExecutor(1, thread_name_prefix="svomflow-figures")
+            if background_figures
+            else None
+        )
+        self._figure_batches: list[Future[list[ProductRef]]] = []
 
     def _inputs(self, product: Product) -> list[FileRef]:
         if product.inputs is None:
@@ -117,16 +132,21 @@ class CataloguePublisher:
         return instrument_code(ref.name.split(":", 1)[0]) in product.instrument.upper()
 
     def publish(self, step: _StepLike, products: Sequence[Product]) -> list[ProductRef]:
-        """Publish a step's products as one batch, then their previews as another.
+        """Publish a step's science products as one batch, then its figures as another.
 
-        The science products are safe on disk and recorded before any preview is drawn.
+        Figures are the products drawn as PNG and the catalogue previews of the science
+        products. The science products are safe on disk and recorded before any figure is
+        drawn; with ``background_figures`` the figures are drawn and published on the
+        background thread and their references come from :meth:`finish_figures` instead.
 
         Raises
         ------
         ProductCheckError
             When a product does not conform to its catalogue declaration.
         """
-        previews: list[Product] = []
+        science: list[Product] = []
+        figures: list[Product] = []
+        previewed: list[Product] = []
         for p in products:
             ptype = product_type(p.type_code)
             problems = ptype.check(p)
@@ -135,21 +155,77 @@ class CataloguePublisher:
                     f"step {step.name!r} made a {p.type_code} ({p.instrument}) that does not "
                     f"conform to the catalogue: {'; '.join(problems)}"
                 )
+            (figures if isinstance(p.model, FigureModel) else science).append(p)
             if ptype.preview is not None:
-                fig = ptype.preview(p.model)
-                previews.append(
-                    Product(
-                        p.type_code + PREVIEW_SUFFIX,
-                        p.instrument,
-                        fig,
-                        obs_id=p.obs_id,
-                        inputs=p.inputs,
-                        calibration=p.calibration,
-                        content=p.content,
-                    )
+                previewed.append(p)
+        refs = self._write_batch(science, step)
+        if not figures and not previewed:
+            return refs
+        if self._figures_pool is None:
+            return refs + self._write_figures(figures, previewed, step)
+        # in the caller's context: the flow run's id goes into the figures' provenance
+        context = contextvars.copy_context()
+        batch = self._figures_pool.submit(
+            context.run, self._write_figures, figures, previewed, step
+        )
+        with self._lock:
+            self._figure_batches.append(batch)
+        return refs
+
+    def finish_figures(self) -> list[ProductRef]:
+        """Wait for the figures published in the background; return their references.
+
+        Every queued batch is waited for (none is left writing) before the first error,
+        if any, is raised. Without ``background_figures`` there is nothing to wait for.
+        """
+        with self._lock:
+            batches, self._figure_batches = self._figure_batches, []
+        refs: list[ProductRef] = []
+        error: BaseException | None = None
+        for batch in batches:
+            try:
+                refs.extend(batch.result())
+            except BaseException as exc:  # waited for the others first, raised below
+                error = error or exc
+        if error is not None:
+            raise error
+        return refs
+
+    def close(self) -> None:
+        """Wait for the background figures (errors ignored) and stop the background thread."""
+        if self._figures_pool is not None:
+            self._figures_pool.shutdown(wait=True)
+
+    def _write_figures(
+        self, figures: list[Product], previewed: list[Product], step: _StepLike
+    ) -> list[ProductRef]:
+        """Build the catalogue previews of ``previewed``, publish them with ``figures``.
+
+        A transient error (I/O, a busy database) is tried again once, as the Prefect
+        publication task would: a failed batch leaves nothing behind.
+        """
+        batch = list(figures)
+        for p in previewed:
+            preview = product_type(p.type_code).preview
+            assert preview is not None
+            batch.append(
+                Product(
+                    p.type_code + PREVIEW_SUFFIX,
+                    p.instrument,
+                    preview(p.model),
+                    obs_id=p.obs_id,
+                    inputs=p.inputs,
+                    calibration=p.calibration,
+                    content=p.content,
                 )
-        refs = self._write_batch(list(products), step)
-        return refs + self._write_batch(previews, step)
+            )
+        try:
+            return self._write_batch(batch, step)
+        except (OSError, OperationalError):
+            if self._figures_pool is None:
+                raise  # in the caller's thread: its own retry policy applies
+            time.sleep(1.0)
+            return self._write_batch(batch, step)
 
     def _write_batch(self, products: list[Product], step: _StepLike) -> list[ProductRef]:
         if not products:

@@ -69,19 +69,19 @@ class ReductionConfig(StepConfig):
     cr_tile_px: int = Field(
         16, ge=4, description="[pixel] side of the tiles the cleaned regions are made of"
     )
-    cr_reach_px: int = Field(
-        24,
+    cr_reach_px: int | None = Field(
+        None,
         ge=0,
         description="[pixel] distance from a pre-screen detection within which L.A.Cosmic "
-        "can still flag pixels (growth and later iterations: 11 pixels per iteration after "
-        "the first)",
+        "can still flag pixels; None: 2 (the growth of the first iteration) plus 11 per "
+        "later iteration",
     )
-    cr_margin_px: int = Field(
-        32,
+    cr_margin_px: int | None = Field(
+        None,
         ge=0,
         description="[pixel] context around each region so that L.A.Cosmic's filters see the "
-        "same pixels as on the whole frame (9 pixels for one iteration, 11 more per extra "
-        "iteration)",
+        "same pixels as on the whole frame; None: 10 for one iteration (9 needed) plus 11 "
+        "per later iteration",
     )
     cr_full_frame_fraction: float = Field(
         0.6,
@@ -90,6 +90,18 @@ class ReductionConfig(StepConfig):
         description="Clean the whole frame at once when the tiles to clean (with their "
         "context) cover more than this fraction of it",
     )
+
+    def cr_reach(self) -> int:
+        """Return the reach of L.A.Cosmic beyond a first-iteration detection (pixel)."""
+        if self.cr_reach_px is not None:
+            return self.cr_reach_px
+        return 2 + 11 * (self.cr_niter - 1)
+
+    def cr_margin(self) -> int:
+        """Return the context each cleaned region needs on every side (pixel)."""
+        if self.cr_margin_px is not None:
+            return self.cr_margin_px
+        return 10 + 11 * (self.cr_niter - 1)
 
 
 @dataclass
@@ -259,13 +271,18 @@ def _cosmic_rays(
     mask = np.zeros(data.shape, dtype=bool)
     from threadpoolctl import threadpool_limits
 
-    for y0, y1, x0, x1, cy0, cy1, cx0, cx1 in boxes:
-        # astroscrappy's OpenMP threads cost more than they save on a small region (and
-        # spin when the cores are busy)
-        small = (y1 - y0) * (x1 - x0) < 512 * 512
-        with threadpool_limits(1 if small else None, user_api="openmp"):
-            sub = _lacosmic(data[y0:y1, x0:x1], inmask[y0:y1, x0:x1], rn_e, config)
-        mask[cy0:cy1, cx0:cx1] = sub[cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0]
+    # astroscrappy's OpenMP threads cost more than they save on a small region (and spin
+    # when the cores are busy); one limit around all of them (each limit looks up the loaded
+    # libraries, milliseconds per call)
+    small = [b for b in boxes if (b[1] - b[0]) * (b[3] - b[2]) < 512 * 512]
+    large = [b for b in boxes if (b[1] - b[0]) * (b[3] - b[2]) >= 512 * 512]
+    for group, threads in ((small, 1), (large, None)):
+        if not group:
+            continue
+        with threadpool_limits(threads, user_api="openmp"):
+            for y0, y1, x0, x1, cy0, cy1, cx0, cx1 in group:
+                sub = _lacosmic(data[y0:y1, x0:x1], inmask[y0:y1, x0:x1], rn_e, config)
+                mask[cy0:cy1, cx0:cx1] = sub[cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0]
     return np.where(mask, DQ_BITS["COSMIC_RAY"], 0).astype(np.uint16)
 
 
@@ -295,9 +312,10 @@ def cosmic_ray_boxes(
     The pre-screen (:func:`~svomflow.tasks.ccd._kernels.lacosmic_candidates`) flags every
     pixel L.A.Cosmic detects in its first iteration (its own arithmetic in float64, with
     thresholds 0.1 % lower). Growth and later iterations only flag pixels within
-    ``cr_reach_px`` of those, so the tiles of ``cr_tile_px`` within that distance form the
-    cores; each connected group of tiles is run with ``cr_margin_px`` of context on every
-    side (the reach of the filters over the iterations), so its core gets the mask that
+    :meth:`ReductionConfig.cr_reach` of those, so the tiles of ``cr_tile_px`` within that
+    distance form the cores; each connected group of tiles is run with
+    :meth:`ReductionConfig.cr_margin` of context on every side (the reach of the filters
+    over the iterations), so its core gets the mask that
     L.A.Cosmic gives on the whole frame. One exception, rare: a pixel whose 5x5
     neighbourhood is all flagged is cleaned with the median of the region instead of the
     frame's. Falls back to one box, the whole frame, when the boxes would cover more than
@@ -312,7 +330,7 @@ def cosmic_ray_boxes(
 
     ny, nx = data.shape
     whole = [(0, ny, 0, nx, 0, ny, 0, nx)]
-    t, m = config.cr_tile_px, config.cr_margin_px
+    t, m = config.cr_tile_px, config.cr_margin()
     # thresholds 0.1 % low: the pre-screen runs in float64, astroscrappy in float32
     cand = lacosmic_candidates(
         data, rn_e**2, config.cr_sigclip * (1 - 1e-3), config.cr_objlim * (1 - 1e-3)
@@ -320,7 +338,7 @@ def cosmic_ray_boxes(
     ys, xs = np.nonzero(cand)
     tiles = np.zeros((-(-ny // t), -(-nx // t)), dtype=bool)
     tiles[ys // t, xs // t] = True
-    k = -(-config.cr_reach_px // t)
+    k = -(-config.cr_reach() // t)
     if k > 0 and ys.size:
         tiles = ndimage.binary_dilation(tiles, structure=np.ones((2 * k + 1, 2 * k + 1), bool))
     labels, _ = ndimage.label(tiles)

@@ -1,15 +1,21 @@
 """Dead-time correction parameters of the ECLAIRs modules, fitted from count rates.
 
 Each module (``detector_plane.module_shape`` pixels read by one chain) is dead for ``tau``
-after every recorded event: the non-paralyzable model of
-:class:`svomflow.instruments.dead_time.DeadTime`, where a true rate ``R`` is recorded as
-``m = R / (1 + R tau)``. The data are recorded counts ``n_i`` in ``T_i`` seconds at several
-incident rates known up to a factor, ``R_i = R0 * f_i`` (``f_i`` the dead-time-free
-reference: an assumption of this flow, see ``docs/eic_pixels.md``). Per module, ``R0`` and
-``tau`` are fitted by Poisson maximum likelihood (Gauss-Newton on Pearson residuals from the
-linearised start ``T/n = 1/(R0 f) + tau``); their errors come from the Fisher matrix. The
-Pearson chi-square of each fit checks the data against the model: a module whose dead time
-is paralyzable (``m = R exp(-R tau)``) departs from it at high rates and shows there.
+after every recorded event. Two models are fitted: non-paralyzable (the model of
+:class:`svomflow.instruments.dead_time.DeadTime`), where a true rate ``R`` is recorded as
+``m = R / (1 + R tau)``, and paralyzable (each arrival, recorded or not, extends the dead
+time), ``m = R exp(-R tau)``. The data are recorded counts ``n_i`` in ``T_i`` seconds at
+several incident rates known up to a factor, ``R_i = R0 * f_i`` (``f_i`` the dead-time-free
+reference: an assumption of this flow, see ``docs/eic_pixels.md``). Per module and model,
+``R0`` and ``tau`` are fitted by Poisson maximum likelihood (Gauss-Newton from the
+linearised start ``T/n = 1/(R0 f) + tau``); their errors come from the Fisher matrix.
+
+The two models agree to first order in ``R tau`` and differ in the curvature, so one
+module's chi-square cannot tell them apart at ``R tau <= 0.25`` (a paralyzable chain fitted
+as non-paralyzable gives ``tau`` 15 % too long with an acceptable chi-square). The choice is
+made for the plane, whose 200 chains are one design: the summed deviance difference (the
+likelihood-ratio statistic of two models with as many parameters) picks the model beyond
+``min_delta_deviance`` and flags the choice undecided below it.
 
 The plane-level number the analyses use (``DEADDEF``, for ``DeadTime.of("ECLAIRS")``) is
 the mean module dead time divided by the number of modules: the plane's dead fraction under
@@ -19,6 +25,7 @@ an evenly spread rate (:attr:`svomflow.products.eic_pixel_files.DeadTimeFit.plan
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -33,6 +40,7 @@ from svomflow.tasks.step import step
 __all__ = [
     "DeadTimeConfig",
     "DeadTimeResult",
+    "choose_model",
     "dead_time_figures",
     "fit_dead_time",
     "fit_module",
@@ -51,6 +59,16 @@ class DeadTimeConfig(StepConfig):
     )
 
     iterations: int = Field(30, ge=1, description="Gauss-Newton iterations at most per module")
+    model: Literal["auto", "nonparalyzable", "paralyzable"] = Field(
+        "auto",
+        description="Dead-time model: auto = the one the likelihood ratio of the plane prefers",
+    )
+    min_delta_deviance: float = Field(
+        9.0,
+        ge=0.0,
+        description="auto: summed deviance difference needed to choose a model (else "
+        "non-paralyzable, flagged undecided)",
+    )
 
 
 @dataclass(frozen=True)
@@ -63,23 +81,56 @@ class ModuleFit:
     rate0_err: float
     chi2: float
     ndof: int
+    deviance: float = float("nan")
+
+
+Model = Literal["nonparalyzable", "paralyzable"]
+MODELS: tuple[Model, ...] = ("nonparalyzable", "paralyzable")
 
 
 def _model(
-    r0: float, tau: float, f: NDArray[np.float64], t: NDArray[np.float64]
+    r0: float, tau: float, f: NDArray[np.float64], t: NDArray[np.float64], model: Model
 ) -> NDArray[np.float64]:
     rate = r0 * f
+    if model == "paralyzable":
+        return np.asarray(t * rate * np.exp(-rate * tau))
     return np.asarray(t * rate / (1.0 + rate * tau))
 
 
+def _jacobian(
+    r0: float, tau: float, f: NDArray[np.float64], t: NDArray[np.float64], model: Model
+) -> NDArray[np.float64]:
+    """Return the derivatives of the expected counts with respect to (R0, tau)."""
+    x = r0 * f * tau
+    if model == "paralyzable":
+        e = np.exp(-x)
+        return np.column_stack([t * f * e * (1.0 - x), -t * (r0 * f) ** 2 * e])
+    d = 1.0 + x
+    return np.column_stack([t * f / d**2, -t * (r0 * f) ** 2 / d**2])
+
+
 def _deviance(
-    n: NDArray[np.float64], r0: float, tau: float, f: NDArray[np.float64], t: NDArray[np.float64]
+    n: NDArray[np.float64],
+    r0: float,
+    tau: float,
+    f: NDArray[np.float64],
+    t: NDArray[np.float64],
+    model: Model = "nonparalyzable",
 ) -> float:
     """Poisson deviance of the counts under the model."""
-    mu = _model(r0, tau, f, t)
+    mu = _model(r0, tau, f, t, model)
     with np.errstate(divide="ignore", invalid="ignore"):
         term = np.where(n > 0, n * np.log(n / mu), 0.0) - (n - mu)
     return float(2.0 * np.sum(term))
+
+
+def _allowed(r0: float, tau: float, f: NDArray[np.float64], model: Model) -> bool:
+    """Whether the parameters keep the model on its physical branch at every rate."""
+    x = r0 * f * tau
+    if model == "paralyzable":
+        # beyond R tau = 1 the recorded rate falls with the true rate: two solutions
+        return bool(r0 > 0 and tau >= 0 and np.all(x < 1.0))
+    return bool(r0 > 0 and np.all(1.0 + x > 0.05))
 
 
 def fit_module(
@@ -87,8 +138,12 @@ def fit_module(
     exposure: NDArray[np.float64],
     reference: NDArray[np.float64],
     iterations: int = 30,
+    model: Model = "nonparalyzable",
 ) -> ModuleFit:
-    """Fit ``n = T R0 f / (1 + R0 f tau)`` to one module's counts (Poisson, Gauss-Newton).
+    """Fit one module's counts with a dead-time model (Poisson, Gauss-Newton).
+
+    ``nonparalyzable``: ``n = T R0 f / (1 + R0 f tau)``; ``paralyzable``:
+    ``n = T R0 f exp(-R0 f tau)``.
 
     Parameters
     ----------
@@ -96,29 +151,32 @@ def fit_module(
         Recorded counts, interval lengths (s) and dead-time-free relative incident rates.
     iterations
         Maximum Gauss-Newton iterations.
+    model
+        The dead-time model fitted.
 
     Returns
     -------
     ModuleFit
         NaN values when the data cannot constrain two parameters (fewer than 3 intervals
-        or a single reference level).
+        or a single reference level). ``deviance`` is the Poisson deviance at the best fit
+        (the likelihood-ratio statistic between the two models is its difference).
     """
     n = np.asarray(counts, np.float64)
     t = np.asarray(exposure, np.float64)
     f = np.asarray(reference, np.float64)
     nan = float("nan")
     if n.size < 3 or np.ptp(f) <= 0 or np.any(n <= 0):
-        return ModuleFit(nan, nan, nan, nan, nan, max(n.size - 2, 0))
-    # start: T/n = 1/(R0 f) + tau is linear in 1/f
+        return ModuleFit(nan, nan, nan, nan, nan, max(n.size - 2, 0), nan)
+    # start (both models agree to first order in R tau): T/n = 1/(R0 f) + tau, linear in 1/f
     slope, icpt = np.polyfit(1.0 / f, t / n, 1, w=np.sqrt(n))
     r0 = 1.0 / slope if slope > 0 else float(n.sum() / (t * f).sum())
     tau = max(float(icpt), 0.0)
-    dev = _deviance(n, r0, tau, f, t)
+    if not _allowed(r0, tau, f, model):
+        tau = 0.0
+    dev = _deviance(n, r0, tau, f, t, model)
     for _ in range(iterations):
-        mu = _model(r0, tau, f, t)
-        d = 1.0 + r0 * f * tau
-        # derivatives of mu with respect to R0 and tau
-        j = np.column_stack([t * f / d**2, -t * (r0 * f) ** 2 / d**2])
+        mu = _model(r0, tau, f, t, model)
+        j = _jacobian(r0, tau, f, t, model)
         wgt = 1.0 / mu
         fisher = j.T @ (j * wgt[:, None])
         grad = j.T @ ((n - mu) * wgt)
@@ -126,12 +184,12 @@ def fit_module(
             delta = np.linalg.solve(fisher, grad)
         except np.linalg.LinAlgError:
             break
-        # damped step: halve it until the deviance does not grow and 1 + R tau stays positive
+        # damped step: halve it until the deviance does not grow and the model stays physical
         step = 1.0
         while step > 1e-6:
             r0_new, tau_new = r0 + step * float(delta[0]), tau + step * float(delta[1])
-            if r0_new > 0 and np.all(1.0 + r0_new * f * tau_new > 0.05):
-                dev_new = _deviance(n, r0_new, tau_new, f, t)
+            if _allowed(r0_new, tau_new, f, model):
+                dev_new = _deviance(n, r0_new, tau_new, f, t, model)
                 if dev_new <= dev + 1e-9:
                     break
             step *= 0.5
@@ -141,9 +199,8 @@ def fit_module(
         r0, tau, dev = r0_new, tau_new, dev_new
         if converged:
             break
-    mu = _model(r0, tau, f, t)
-    d = 1.0 + r0 * f * tau
-    j = np.column_stack([t * f / d**2, -t * (r0 * f) ** 2 / d**2])
+    mu = _model(r0, tau, f, t, model)
+    j = _jacobian(r0, tau, f, t, model)
     fisher = j.T @ (j / mu[:, None])
     try:
         cov = np.linalg.inv(fisher)
@@ -157,37 +214,89 @@ def fit_module(
         rate0_err=float(np.sqrt(max(cov[0, 0], 0.0))),
         chi2=chi2,
         ndof=int(n.size - 2),
+        deviance=_deviance(n, r0, tau, f, t, model),
     )
 
 
-def fit_dead_time(rates: DeadTimeRates, n_modules: int, iterations: int = 30) -> DeadTimeFit:
-    """Fit every module present in the rates; return the table of dead times."""
-    modules = np.unique(rates.module)
-    fits = [
+def _fit_all(
+    rates: DeadTimeRates, modules: NDArray[np.int64], iterations: int, model: Model
+) -> list[ModuleFit]:
+    return [
         fit_module(
             rates.counts[rates.module == mod].astype(np.float64),
             rates.exposure[rates.module == mod],
             rates.reference[rates.module == mod],
             iterations,
+            model,
         )
         for mod in modules
     ]
+
+
+def choose_model(delta_deviance: float, min_delta: float) -> tuple[Model, bool]:
+    """Return the dead-time model the likelihood ratio picks, and whether it decided.
+
+    ``delta_deviance`` is the summed deviance of the non-paralyzable fits minus that of the
+    paralyzable ones (both two-parameter models: the log likelihood ratio is half of it).
+    Beyond ``min_delta`` either way the better model is chosen; within it the data cannot
+    tell and the non-paralyzable model (the analyses' one) is kept, flagged undecided.
+    """
+    if not np.isfinite(delta_deviance) or abs(delta_deviance) < min_delta:
+        return "nonparalyzable", False
+    return ("paralyzable" if delta_deviance > 0 else "nonparalyzable"), True
+
+
+def fit_dead_time(
+    rates: DeadTimeRates,
+    n_modules: int,
+    iterations: int = 30,
+    *,
+    model: Model | Literal["auto"] = "auto",
+    min_delta_deviance: float = 9.0,
+) -> DeadTimeFit:
+    """Fit every module with both dead-time models; keep the one the plane's data prefer.
+
+    The chain is the same design in every module, so the choice is made once for the plane
+    from the summed deviances (:func:`choose_model`); ``model`` forces one. The table holds
+    the chosen model's dead times, and both models' for the record.
+    """
+    modules = np.unique(rates.module).astype(np.int64)
+    fits = {m: _fit_all(rates, modules, iterations, m) for m in MODELS}
+    dev = {m: np.array([f.deviance for f in fits[m]]) for m in MODELS}
+    ok = np.isfinite(dev["nonparalyzable"]) & np.isfinite(dev["paralyzable"])
+    delta = (
+        float(np.sum(dev["nonparalyzable"][ok] - dev["paralyzable"][ok]))
+        if ok.any()
+        else float("nan")
+    )
+    if model == "auto":
+        chosen, decided = choose_model(delta, min_delta_deviance)
+    else:
+        chosen, decided = model, True
+    best = fits[chosen]
     return DeadTimeFit(
-        modules=modules.astype(np.int64),
-        tau=np.array([f.tau for f in fits]),
-        tau_err=np.array([f.tau_err for f in fits]),
-        rate0=np.array([f.rate0 for f in fits]),
-        chi2=np.array([f.chi2 for f in fits]),
-        ndof=np.array([f.ndof for f in fits], np.int64),
+        modules=modules,
+        tau=np.array([f.tau for f in best]),
+        tau_err=np.array([f.tau_err for f in best]),
+        rate0=np.array([f.rate0 for f in best]),
+        chi2=np.array([f.chi2 for f in best]),
+        ndof=np.array([f.ndof for f in best], np.int64),
         n_modules=n_modules,
+        model=chosen.upper(),
+        delta_deviance=delta,
+        model_decided=decided,
+        tau_by_model={m.upper(): np.array([f.tau for f in fits[m]]) for m in MODELS},
     )
 
 
 def dead_time_figures(fit: DeadTimeFit) -> tuple[QCFigure, ...]:
     """Return the QC figures of a DEADTIME candidate.
 
-    ``model_p_value`` is the chi-square p-value of all modules' fits together: small when the
-    non-paralyzable model does not describe the rates.
+    ``model_p_value`` is the chi-square p-value of all modules' fits of the chosen model:
+    small when it does not describe the rates. ``delta_deviance`` (non-paralyzable minus
+    paralyzable deviance, summed over the modules) is the likelihood-ratio test between the
+    two models, ``paralyzable`` (1/0) the model chosen and ``model_decided`` (1/0) whether the
+    test decided (NaN for a file that does not say).
     """
     ok = np.isfinite(fit.tau)
     chi, dof = float(np.sum(fit.chi2[ok])), int(np.sum(fit.ndof[ok]))
@@ -201,6 +310,12 @@ def dead_time_figures(fit: DeadTimeFit) -> tuple[QCFigure, ...]:
         QCFigure("plane_dead_time", fit.plane_equivalent, "s"),
         QCFigure("chi2_per_dof", chi / dof if dof > 0 else float("nan")),
         QCFigure("model_p_value", float(stats.chi2.sf(chi, dof)) if dof > 0 else float("nan")),
+        QCFigure("delta_deviance", fit.delta_deviance),
+        QCFigure("paralyzable", 1.0 if fit.model == "PARALYZABLE" else 0.0),
+        QCFigure(
+            "model_decided",
+            float("nan") if fit.model_decided is None else float(fit.model_decided),
+        ),
     )
 
 
@@ -217,7 +332,13 @@ class DeadTimeResult:
 def module_dead_time(rates: DeadTimeRates, *, config: DeadTimeConfig) -> DeadTimeResult:
     """Fit the dead time of every module from its count rates; return the DEADTIME candidate."""
     n_modules = config.n_modules or (int(rates.module.max()) + 1 if rates.module.size else 1)
-    fit = fit_dead_time(rates, n_modules, config.iterations)
+    fit = fit_dead_time(
+        rates,
+        n_modules,
+        config.iterations,
+        model=config.model,
+        min_delta_deviance=config.min_delta_deviance,
+    )
     figs = dead_time_figures(fit)
     hdus = dead_time_hdus(fit, telescope=rates.telescope, instrument=rates.instrument)
     for i, f in enumerate(figs):

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import Any
 
 import numpy as np
 from astropy.io import fits
@@ -28,6 +27,7 @@ from svomflow.tasks.gp1.config import (
     SubtractionModule,
 )
 from svomflow.tasks.gp1.images import (
+    BackgroundSubtracted,
     DifferenceImage,
     ImageResult,
     as_stored,
@@ -121,16 +121,21 @@ class FieldReferences:
         return self.catalog
 
 
-def _background_subtracted(
-    result: ImageResult, extract: ExtractConfig
-) -> tuple[np.ndarray, np.ndarray, Any]:
-    """Return (image minus background, its noise map, the background) of a reduced image."""
+def _background_subtracted(result: ImageResult, extract: ExtractConfig) -> BackgroundSubtracted:
+    """Return the reduced image minus its background and its noise map.
+
+    An earlier step's (``result.background``) is reused when it was computed from the same
+    pixels with the same settings: the background is estimated once per image.
+    """
     img = result.reduced
+    if result.background is not None and result.background.applies_to(img, extract):
+        return result.background
     data = np.where(img.mask, 0.0, img.data).astype(np.float64)
     bkg = estimate_background(data, extract, img.mask if img.mask.any() else None)
     sub = data - bkg.back()
-    err = noise_map(bkg.rms(), sub, result.summary.gain)
-    return sub, err, bkg
+    rms = bkg.rms()
+    err = noise_map(rms, sub, result.summary.gain)
+    return BackgroundSubtracted(img.data, extract, sub, err, float(np.median(rms)))
 
 
 @step(name="findstars", config=FindStarsModule)
@@ -246,8 +251,9 @@ def measure_photometry(
     if result.catalog is None:
         raise InputDataError(f"{s.stem}: photometry needs the source catalogue")
     cat = result.catalog
-    sub, err, bkg = _background_subtracted(result, extract)
-    err = np.where(img.mask, 1e30, err)
+    background = _background_subtracted(result, extract)
+    sub = background.image
+    err = np.where(img.mask, 1e30, background.noise)
     stars = select_psf_stars(
         cat,
         sub.shape,
@@ -313,7 +319,7 @@ def measure_photometry(
             "ref": refmag.round(4).tolist(),
             "resid": (refmag - inst[si][good] - zp.zp).round(4).tolist(),
         }
-    rms = float(np.median(bkg.rms()))
+    rms = background.rms_median
     zp_val = zp.zp if zp is not None else 0.0
     mlim = limiting_magnitude(rms, psf, zp_val, exptime, nsigma=config.limit_nsigma, gain=s.gain)
     hdr = fits.Header()
@@ -348,7 +354,7 @@ def measure_photometry(
             zp_colour_term=zp.colour_term,
             zp_points=zp_points,
         )
-    return replace(result, summary=summary, catalog=as_stored(pcat), psf=psf)
+    return replace(result, summary=summary, catalog=as_stored(pcat), psf=psf, background=background)
 
 
 def _reference_for(
@@ -403,7 +409,8 @@ def subtract_reference(
         raise InputDataError(f"{s.raw}: no WCS for the subtraction")
     if result.psf is None or result.catalog is None or s.fwhm is None:
         raise InputDataError(f"{s.stem}: the subtraction needs the photometry")
-    sub, err, _ = _background_subtracted(result, extract)
+    background = _background_subtracted(result, extract)
+    sub, err = background.image, background.noise
     ref, ref_noise, ref_fwhm = _reference_for(result, references, config, sub.shape, wcs)
     psf = result.psf
     pcat = result.catalog
@@ -456,7 +463,9 @@ def subtract_reference(
         diff_error_scale=float(scale[0]) if isinstance(scale, tuple) else float(scale),
         done=[*s.done, "subtraction"],
     )
-    return replace(result, summary=summary, difference=diff, candidates=stored)
+    # the background maps are not needed after the subtraction: a sequence's results do not
+    # keep two full frames each
+    return replace(result, summary=summary, difference=diff, candidates=stored, background=None)
 
 
 def forced_difference_photometry(result: ImageResult, ra: float, dec: float) -> dict[str, float]:

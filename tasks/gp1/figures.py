@@ -1,12 +1,12 @@
 """GP1 sequence figures: light curve, photometric calibration, sensitivity, finding chart.
 
-Each is a :class:`~svomflow.products.catalogue.FigureModel` (drawn when published, or
-rendered in memory by :func:`png_bytes` for the HTML summary, which embeds them).
+Each is a :class:`~svomflow.products.catalogue.FigureModel`, drawn once
+(:meth:`~svomflow.products.catalogue.FigureModel.png`) for both the HTML summary that
+embeds it and the published PNG.
 """
 
 from __future__ import annotations
 
-import io
 from typing import Any
 
 import numpy as np
@@ -18,23 +18,11 @@ __all__ = [
     "calibration_figure",
     "finding_chart",
     "light_curve_figure",
-    "png_bytes",
     "sensitivity_figure",
 ]
 
 _SIZE = (6.0, 4.0)
 _DPI = 90
-
-
-def png_bytes(model: FigureModel) -> bytes:
-    """Render a figure to PNG bytes (for embedding in a document)."""
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=model.size_in, dpi=model.dpi)
-    model.draw(fig)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=model.dpi)
-    return buf.getvalue()
 
 
 def light_curve_figure(lc: Table | None, band: str) -> FigureModel:

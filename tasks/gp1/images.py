@@ -21,6 +21,7 @@ from astropy.wcs import WCS, FITSFixedWarning
 from svomflow.tasks.photometry.psf import PSFModel
 
 __all__ = [
+    "BackgroundSubtracted",
     "DifferenceImage",
     "ImageResult",
     "ImageSummary",
@@ -141,6 +142,26 @@ class ImageSummary:
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
+@dataclass(frozen=True)
+class BackgroundSubtracted:
+    """A reduced image minus its background, its per-pixel noise (ADU), and what made them.
+
+    The photometry computes it and the subtraction reuses it (one background estimate per
+    image); ``source`` and ``settings`` (the reduced pixels and the extraction settings it
+    was computed from) let a step check that it still applies.
+    """
+
+    source: np.ndarray
+    settings: Any
+    image: np.ndarray
+    noise: np.ndarray
+    rms_median: float
+
+    def applies_to(self, reduced: ReducedImage, settings: Any) -> bool:
+        """Whether it was computed from these very pixels with these settings."""
+        return self.source is reduced.data and self.settings == settings
+
+
 @dataclass
 class ImageResult:
     """One image (or a stack) and the results of the modules that ran on it."""
@@ -151,6 +172,8 @@ class ImageResult:
     psf: PSFModel | None = None
     difference: DifferenceImage | None = None
     candidates: Table | None = None
+    background: BackgroundSubtracted | None = None
+    """The background-subtracted image of the photometry, reused (then dropped) by the subtraction."""
 
     @property
     def done(self) -> list[str]:

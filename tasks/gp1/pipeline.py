@@ -364,6 +364,8 @@ def gp1_result(outcome: GP1Outcome, refs: Sequence[Any]) -> dict[str, Any]:
         mine = by_obs.get(image_obs_id(s), [])
         images[path] = {
             "sequence": s.sequence,
+            "date_obs": s.date_obs,
+            "mjd_mid": s.mjd_mid,
             "done": list(s.done),
             "redlevel": s.redlevel,
             "zp": s.zp,

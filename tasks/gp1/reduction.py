@@ -76,7 +76,9 @@ def reduce_pixels(
         data = raw.astype(np.float32)
         header["REDLEVEL"] = ("none", "GP1 reduction level")
         return _check(ReducedImage(data, ~np.isfinite(data), header), image.path, camera)
-    rcfg = ccd.ReductionConfig(cosmic_rays=config.cosmic_rays)
+    rcfg = ccd.ReductionConfig(
+        cosmic_rays=config.cosmic_rays, cr_niter=config.cosmic_ray_iterations
+    )
     masters, missing = image_masters(image, camera, calibration)
     if masters is None:
         reason = "no calibration file " + ", ".join(missing)

@@ -36,7 +36,6 @@ from svomflow.tasks.gp1.figures import (
     calibration_figure,
     finding_chart,
     light_curve_figure,
-    png_bytes,
     sensitivity_figure,
 )
 from svomflow.tasks.gp1.images import (
@@ -436,6 +435,8 @@ def sequence_products(
     po_cards: list[tuple[str, Any, str]] = []
     if transient is not None and lc is not None:
         po_cards = _position_cards(source.summary, first, transient)
+        # the run's result (and the flow's artifact) carries the error OTPO gives
+        transient = {**transient, "POS_ERR": next(v for k, v, _ in po_cards if k == "POS_ERR")}
         add("OTPO", [_primary(first, n, [*po_cards, *alert_cards])])
         lch = fits.table_to_hdu(lc)
         lch.name = "LIGHTCURVE"
@@ -519,7 +520,7 @@ def _html(
     def img(name: str) -> str:
         if name not in figures:
             return "<p>(no plot)</p>"
-        b64 = base64.b64encode(png_bytes(figures[name])).decode()
+        b64 = base64.b64encode(figures[name].png()).decode()
         return f'<img alt="{name}" src="data:image/png;base64,{b64}"/>'
 
     rows = "".join(

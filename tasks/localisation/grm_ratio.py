@@ -12,17 +12,25 @@ quadrature with the instrument's systematic error.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from functools import cache
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from pydantic import Field
+from svomflow.array_cache import cached_arrays, digest, source_digest
 from svomflow.config.base import StepConfig
 from svomflow.config.instrument import InstrumentDefinition, load_instrument
 from svomflow.errors import InputDataError
+from svomflow.instruments import grm_response, spectra
 from svomflow.instruments.attitude import Attitude, unit_to_radec
-from svomflow.instruments.grm_response import GRMResponseModel, band_response, band_weights
+from svomflow.instruments.grm_response import (
+    GRMResponseModel,
+    band_response,
+    band_weights,
+    photon_bins,
+)
 from svomflow.instruments.spectra import Spectrum
 
 __all__ = ["GRMLocalisation", "GRMLocalisationConfig", "expected_band_counts", "localise_grm"]
@@ -112,8 +120,16 @@ def expected_band_counts(
     at 100 keV, per second).
     """
     d = np.atleast_2d(np.asarray(directions_sc, dtype=np.float64))
-    w = _weights(_config_key(config), model)
-    return np.column_stack([band_response(d @ ax, w, model=model) for ax in model.axes.values()])
+    return _band_counts(d, _weights(_config_key(config), model), model)
+
+
+def _band_counts(
+    directions: NDArray[np.float64], weights: NDArray[np.float64], model: GRMResponseModel
+) -> NDArray[np.float64]:
+    """Return the band response (n_dir, n_det) of each detector for the band ``weights``."""
+    return np.column_stack(
+        [band_response(directions @ ax, weights, model=model) for ax in model.axes.values()]
+    )
 
 
 def _config_key(cfg: GRMLocalisationConfig) -> tuple:
@@ -123,14 +139,32 @@ def _config_key(cfg: GRMLocalisationConfig) -> tuple:
 @cache
 def _coarse_grid(
     key: tuple, n_grid: int, front_only: bool, model: GRMResponseModel
-) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """Return the coarse sky grid and its band responses (cached: config and model fix them)."""
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+    """Return the coarse sky grid, the band weights and the grid's band responses.
+
+    About a second of CPU, so kept across processes (:func:`svomflow.array_cache.cached_arrays`
+    in the home's cache folder, filled by ``svomflow warm`` or the first run) under a digest
+    of all they depend on: the response model (every number of the RSPPAR file), the
+    photon bins, the assumed spectrum and band (``key``), the grid and this code's source.
+    """
     grid = _fibonacci_sphere(n_grid)
     if front_only:
         grid = grid[grid[:, 0] > -0.2]
-    w = _weights(key, model)
-    resp = np.column_stack([band_response(grid @ ax, w, model=model) for ax in model.axes.values()])
-    return grid, resp
+
+    def compute() -> dict[str, NDArray[np.float64]]:
+        w = _weights(key, model)
+        return {"weights": w, "response": _band_counts(grid, w, model)}
+
+    version = source_digest(sys.modules[__name__], grm_response, spectra)
+    digest_ = digest(
+        version, np.__version__, model.geometry, model.axes, photon_bins(), key, n_grid, front_only
+    )
+    arrays = cached_arrays("grm-band-response", digest_, compute)
+    return (
+        grid,
+        np.asarray(arrays["weights"], np.float64),
+        np.asarray(arrays["response"], np.float64),
+    )
 
 
 def _chi2(
@@ -182,11 +216,11 @@ def localise_grm(
         raise InputDataError("net counts must be finite and variances positive")
     if c.sum() <= 0:
         raise InputDataError("no net source counts in the GRM detectors: cannot localise")
-    grid, resp = _coarse_grid(_config_key(cfg), cfg.n_grid, cfg.front_only, model)
+    grid, weights, resp = _coarse_grid(_config_key(cfg), cfg.n_grid, cfg.front_only, model)
     chi2, _ = _chi2(resp, c, var)
     best = grid[int(np.argmin(chi2))]
     fine = _cap(best, cfg.refine_radius_deg, cfg.n_refine)
-    chi2_f, amp_f = _chi2(expected_band_counts(fine, cfg, model), c, var)
+    chi2_f, amp_f = _chi2(_band_counts(fine, weights, model), c, var)
     i = int(np.argmin(chi2_f))
     chi_min = float(chi2_f[i])
     # Region sizes: use the coarse grid too, in case the region outgrows the fine cap.

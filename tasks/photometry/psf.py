@@ -16,6 +16,7 @@ from astropy.table import Table
 from scipy.optimize import brentq, least_squares
 from svomflow.errors import InputDataError
 from svomflow.tasks.photometry._kernels import render_psf_stars
+from threadpoolctl import threadpool_limits
 
 __all__ = ["PSFFit", "PSFModel", "fit_psf", "select_psf_stars"]
 
@@ -285,13 +286,17 @@ def fit_psf(
     var = np.sum(c0 * ((ii - dx0) ** 2 + (jj - dy0) ** 2)) / (2 * m) if m > 0 else 2.0
     sigma0 = float(np.clip(np.sqrt(max(var, 0.25)), 0.5, half_size / 2))
 
-    ones = np.ones(size * size)
     buf = np.zeros((size, size))
     last_chi = np.zeros(n * size * size)
 
+    w = wts.reshape(n, -1)
+    cw = cut.reshape(n, -1) * w
+    s_11 = np.sum(w * w, axis=1)
+    b_1 = np.sum(cw * w, axis=1)
+    models = np.empty((n, size * size))
+
     def resid(p: np.ndarray) -> np.ndarray:
         sh = (p[0], p[1], p[2], p[3]) if with_wings else (p[0], 3.0, 3.0, 0.0)
-        out = np.empty((n, size * size))
         for k in range(n):
             buf[:] = 0.0
             render_psf_stars(
@@ -299,11 +304,20 @@ def fit_psf(
                 np.array([1.0]), float(sh[0]), float(sh[1]), float(sh[2]), float(sh[3]),
                 size, nsub,
             )  # fmt: skip
-            w = wts[k].ravel()
-            a = np.column_stack([buf.ravel() * w, ones * w])
-            coef, *_ = np.linalg.lstsq(a, cut[k].ravel() * w, rcond=None)
-            out[k] = cut[k].ravel() * w - a @ coef
-        return out.ravel()
+            models[k] = buf.ravel()
+        # every star's flux and background by weighted least squares, all stars at once:
+        # the 2 x 2 normal equations of (model, 1) (a per-star lstsq call cost more than
+        # the rendering)
+        pw = models * w
+        s_pp = np.sum(pw * pw, axis=1)
+        s_p1 = np.sum(pw * w, axis=1)
+        b_p = np.sum(pw * cw, axis=1)
+        det = s_pp * s_11 - s_p1**2
+        ok = det > 1e-12 * s_pp * s_11
+        safe = np.where(ok, det, 1.0)
+        amp = np.where(ok, (b_p * s_11 - b_1 * s_p1) / safe, 0.0)
+        back = np.where(ok, (s_pp * b_1 - s_p1 * b_p) / safe, b_1 / s_11)
+        return (cw - amp[:, None] * pw - back[:, None] * w).ravel()  # type: ignore[no-any-return]
 
     if with_wings:
         p = np.array([sigma0, 2.0 * sigma0, 3.0, 0.2])
@@ -315,7 +329,10 @@ def fit_psf(
     fit_out = np.zeros((n, 6))
     for outer in range(n_outer):
         p = np.clip(p, lo + 1e-9, hi - 1e-9)
-        res = least_squares(resid, p, bounds=(lo, hi), x_scale="jac", max_nfev=200)
+        # least_squares makes many small BLAS calls (a Jacobian of a few columns): threaded
+        # OpenBLAS spins on them and takes 2-3 times the CPU on a busy machine.
+        with threadpool_limits(limits=1, user_api="blas"):
+            res = least_squares(resid, p, bounds=(lo, hi), x_scale="jac", max_nfev=200)
         p = res.x
         last_chi = res.fun
         if outer == n_outer - 1:

@@ -20,9 +20,11 @@ from dataclasses import dataclass
 
 import numpy as np
 from pydantic import Field
-from scipy.signal import fftconvolve
+from scipy.fft import next_fast_len
 from svomflow.config import StepConfig
 from svomflow.errors import InputDataError
+from svomflow.tasks.subtraction.convolve import convolve_same
+from threadpoolctl import threadpool_limits
 
 __all__ = [
     "SubtractionConfig",
@@ -178,6 +180,12 @@ def subtract_images(
             f"only {len(stamps)} usable stamps for the subtraction kernel (need 3)"
         )
     mats, vecs, data = [], [], []
+    # Every basis function correlated with a stamp: one FFT of the stamp, one inverse FFT for
+    # all functions. A circular convolution over the stamp's side n is the linear one on its
+    # 'valid' part (indices 2 kh .. n - 1), so no padding is needed beyond a fast FFT size.
+    n = 2 * (sh + kh) + 1
+    side = next_fast_len(n, real=True)
+    basis_ft = np.fft.rfft2(np.array([b[::-1, ::-1] for b in basis]), s=(side, side))
     for i, j in stamps:
         src = source[j - sh - kh : j + sh + kh + 1, i - sh - kh : i + sh + kh + 1]
         tgt = target[j - sh : j + sh + 1, i - sh : i + sh + 1]
@@ -185,9 +193,10 @@ def subtract_images(
             t_noise[j - sh : j + sh + 1, i - sh : i + sh + 1] ** 2
             + s_noise[j - sh : j + sh + 1, i - sh : i + sh + 1] ** 2
         )
-        cols = [fftconvolve(src, b[::-1, ::-1], mode="valid").ravel() for b in basis]
-        cols.append(np.ones(tgt.size))
-        a = np.column_stack(cols)
+        conv = np.fft.irfft2(np.fft.rfft2(src, s=(side, side)) * basis_ft, s=(side, side))
+        a = np.empty((tgt.size, nb))
+        a[:, :-1] = conv[:, 2 * kh : n, 2 * kh : n].reshape(nb - 1, -1).T
+        a[:, -1] = 1.0
         w = 1.0 / var.ravel()
         # einsum, not BLAS matmul: these small products are slower through a threaded BLAS
         # on a busy machine than in one plain loop.
@@ -197,18 +206,20 @@ def subtract_images(
     use = np.ones(len(stamps), bool)
     coef = np.zeros(nb)
     chi2 = np.zeros(len(stamps))
-    for _ in range(5):
-        m = sum(mats[k] for k in np.flatnonzero(use))
-        v = sum(vecs[k] for k in np.flatnonzero(use))
-        coef = np.linalg.lstsq(m, v, rcond=None)[0]
-        for k, (a, t, w) in enumerate(data):
-            chi2[k] = np.sum((t - a @ coef) ** 2 * w) / t.size
-        med = np.median(chi2[use])
-        mad = 1.4826 * np.median(np.abs(chi2[use] - med))
-        new = chi2 <= med + cfg.clip_sigma * max(mad, 0.05 * med)
-        if new.sum() < 3 or np.array_equal(new, use):
-            break
-        use = new
+    # the same for the solves and the stamps' residuals (small LAPACK/BLAS calls)
+    with threadpool_limits(limits=1, user_api="blas"):
+        for _ in range(5):
+            m = sum(mats[k] for k in np.flatnonzero(use))
+            v = sum(vecs[k] for k in np.flatnonzero(use))
+            coef = np.linalg.lstsq(m, v, rcond=None)[0]
+            for k, (a, t, w) in enumerate(data):
+                chi2[k] = np.sum((t - a @ coef) ** 2 * w) / t.size
+            med = np.median(chi2[use])
+            mad = 1.4826 * np.median(np.abs(chi2[use] - med))
+            new = chi2 <= med + cfg.clip_sigma * max(mad, 0.05 * med)
+            if new.sum() < 3 or np.array_equal(new, use):
+                break
+            use = new
     kernel = sum(c * b for c, b in zip(coef[:-1], basis, strict=True))
     bkg = float(coef[-1])
     scale = float(kernel.sum())
@@ -218,8 +229,8 @@ def subtract_images(
     # written as a convolution), so convolve with the flipped kernel here too.
     kflip = kernel[::-1, ::-1]
     src_fill = np.where(bad, 0.0, source)
-    conv = fftconvolve(src_fill, kflip, mode="same")
-    conv_var = fftconvolve(np.where(bad, 0.0, s_noise**2), kflip**2, mode="same")
+    conv = convolve_same(src_fill, kflip)
+    conv_var = convolve_same(np.where(bad, 0.0, s_noise**2), kflip**2)
     diff = target - conv - bkg
     var = np.where(bad, np.nan, t_noise**2 + np.clip(conv_var, 0, None))
     if swap:

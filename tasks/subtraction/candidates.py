@@ -30,6 +30,7 @@ from pydantic import Field
 from svomflow.config import StepConfig
 from svomflow.tasks.photometry.measure import PhotometryConfig, fit_psf_photometry
 from svomflow.tasks.photometry.psf import PSFModel
+from svomflow.tasks.subtraction.convolve import convolve_same
 
 __all__ = ["CandidateConfig", "blank_error_scale", "find_candidates", "psf_significance"]
 
@@ -120,8 +121,6 @@ def psf_significance(
     divided by its robust standard deviation (when above 1), measured on the good pixels,
     for the noise the per-pixel ``sigma`` does not describe (pixel correlations).
     """
-    from scipy.signal import fftconvolve
-
     h = psf.radius()
     kern = psf.render(
         (2 * h + 1, 2 * h + 1), np.array([float(h)]), np.array([float(h)]), np.ones(1)
@@ -129,10 +128,10 @@ def psf_significance(
     kern = kern / kern.sum()
     w = np.where(bad, 0.0, 1.0 / np.where(bad, 1.0, noise) ** 2)
     flipped = kern[::-1, ::-1]
-    num = fftconvolve(np.where(bad, 0.0, difference) * w, flipped, mode="same")
-    den = fftconvolve(w, (kern**2)[::-1, ::-1], mode="same")
+    num = convolve_same(np.where(bad, 0.0, difference) * w, flipped)
+    den = convolve_same(w, (kern**2)[::-1, ::-1])
     good = ~bad & (den > 1e-12 * max(float(den.max()), 1e-300))
-    sig = np.zeros_like(num)
+    sig = np.zeros(num.shape)
     sig[good] = num[good] / np.sqrt(den[good])
     vals = sig[good]
     if vals.size > 100:

@@ -193,6 +193,26 @@ class BackgroundModel:
             return np.asarray(self.coeffs, float), np.asarray(self.cov, float)
         return np.append(self.coeffs, self.tail_amplitude), np.asarray(self.tail_cov, float)
 
+    def tail_rate(
+        self, lo: np.ndarray, hi: np.ndarray, amplitude: float | None = None
+    ) -> np.ndarray:
+        """Return the fitted emission tail's mean rate over each bin (counts/s; 0 without a tail).
+
+        ``amplitude`` replaces the fitted ``tail_amplitude`` (an error simulation's refit).
+        """
+        lo = np.asarray(lo, float)
+        if not self.has_tail:
+            return np.zeros(lo.size)
+        amp = self.tail_amplitude if amplitude is None else amplitude
+        return amp * _tail_column(lo, np.asarray(hi, float), self.tail_start, self.tail_tau)
+
+    def tail_after(self, t: float, amplitude: float | None = None) -> float:
+        """Return the fitted emission tail's counts after time ``t`` (to infinity; 0 without a tail)."""
+        if not self.has_tail:
+            return 0.0
+        amp = self.tail_amplitude if amplitude is None else amplitude
+        return float(amp * self.tail_tau * np.exp(-max(t - self.tail_start, 0.0) / self.tail_tau))
+
     def rate(self, t: np.ndarray) -> np.ndarray:
         """Background rate (counts/s) at times ``t``."""
         x = (np.asarray(t, dtype=float) - self.t_ref) / self.scale
@@ -527,7 +547,11 @@ def _select_order(
     background intervals (pre- and post-burst) by more than ``balance_sigma``
     (:func:`_interval_misfit`): with a short pre-burst interval the test has little power
     against a drift, but a constant that sits between the two intervals' levels makes the
-    plateaus of the cumulative curve slope and moves T90.
+    plateaus of the cumulative curve slope and moves T90. The test stops at the first
+    order it refuses, so a background that rises and falls back (no linear term over the
+    two intervals) keeps a constant (docs/durations.md: 28 of 150 simulated quadratic-drift
+    bursts; testing every order instead fixed them but let the source search drop a faint
+    soft tail).
     """
     runs = np.cumsum(np.concatenate([[0], lo[1:] > hi[:-1] + 1e-9]))
     best = None

@@ -15,7 +15,11 @@ Method, on one band of a binned light curve and its background model
    times are interpolated inside bins rather than quantised to them.
 2. The burst total ``F`` is the difference between the mean levels of the post-burst and
    pre-burst plateaus (Koshut et al. 1996), not the last value of the curve, so the
-   background noise at the ends does not bias it.
+   background noise at the ends does not bias it. Optionally (``tail_completion``,
+   :func:`_tail_completion`), when the background fit carried a tail term (the emission
+   still arriving at the post-burst interval), the fitted tail's counts after the
+   post-burst plateau start complete the total; otherwise they are lost and T90 is short,
+   most on bursts whose detected extent, hence gap, is short.
 3. Crossing rule: for each level ``pre + f F`` (``f`` = 0.05, 0.95, 0.25, 0.75) the time is
    the mean of the first and the last upward crossing of the curve, as in battblocks. GDT
    instead takes the last bin below 5 % and the last bin below 95 % of the maximum of the
@@ -53,7 +57,9 @@ less of the tail (docs/durations.md gives both biases).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -134,6 +140,21 @@ class DurationConfig(StepConfig):
         gt=0,
         description="the post-burst plateau is established once the net counts over one "
         "plateau length stay within this many sigma of zero (sigma)",
+    )
+    tail_completion: bool = Field(
+        False,
+        description="when the background fit carried a tail term, add the fitted tail's "
+        "counts after the post-burst plateau start to the burst total (and take them out of "
+        "the plateau): a faint tail still arriving after the plateau otherwise shortens T90, "
+        "most on bursts whose detected extent, hence gap, is short; off by default, because "
+        "a tail amplitude that is only noise (held at A > 0) then lengthens T90 on bursts "
+        "without such a tail (docs/durations.md) (none: switch)",
+    )
+    tail_completion_sigma: float = Field(
+        2.0,
+        ge=0,
+        description="'tail_completion': only a tail amplitude this many sigma above zero "
+        "completes the total (the amplitude is held at A > 0, so noise alone would) (sigma)",
     )
     n_sims: int = Field(300, ge=0, description="simulations for the errors (count)")
     seed: int = Field(0, description="seed of the simulations")
@@ -326,16 +347,49 @@ class _BackgroundRefit:
             np.zeros(self._c.size), self._fisher_out, size=n, check_valid="ignore"
         )
 
-    def coeffs(self, counts: np.ndarray, outside: np.ndarray) -> np.ndarray:
-        """Refitted coefficients for one simulated window ``counts`` and outside score."""
+    def coeffs(self, counts: np.ndarray, outside: np.ndarray) -> tuple[np.ndarray, float | None]:
+        """Refitted polynomial coefficients and tail amplitude (None without a tail term)."""
         g = self._score.T @ (counts[self._w] - self._template) + outside
         theta = self._c + self._cov @ g
         k = self._k
-        if theta.size > k and theta[k] < 0:
+        if theta.size == k:
+            return theta, None
+        if theta[k] < 0:
             # the tail amplitude's bound (emission is not negative): the fit with the
             # amplitude held at 0, to first order the polynomial conditional on it
-            return theta[:k] - self._cov[:k, k] * (theta[k] / self._cov[k, k])
-        return theta[:k]
+            return theta[:k] - self._cov[:k, k] * (theta[k] / self._cov[k, k]), 0.0
+        return theta[:k], float(theta[k])
+
+
+def _tail_completion(
+    sub: BinnedCounts,
+    p1: float,
+    background: BackgroundModel | None,
+    z: float = 0.0,
+    amplitude: float | None = None,
+) -> np.ndarray:
+    """Return the net-count correction that completes the burst with its fitted tail (per bin).
+
+    The tail term of the background fit (:func:`svomflow.tasks.timing.background.fit_background`)
+    is the emission still arriving at the post-burst interval; only the polynomial is
+    subtracted, so that tail stays burst, but its counts after the post-burst plateau start
+    ``p1`` would make the plateau slope and the rest of it, past the window, would be lost
+    (the 95 % level too low, T90 short). The correction takes the model tail out of every
+    bin from ``p1`` on and puts all its counts after ``p1`` into the first of them: the
+    post-burst plateau is then flat at the completed total. Zeros without a tail term,
+    without a model (``tail_completion`` off) or when the amplitude is less than ``z``
+    sigma above zero.
+    """
+    adj = np.zeros(sub.lo.size)
+    after = np.flatnonzero(sub.lo >= p1 - 1e-9)
+    if background is None or not background.has_tail or after.size == 0:
+        return adj
+    amp = background.tail_amplitude if amplitude is None else amplitude
+    if background.tail_cov is None or amp <= z * np.sqrt(max(background.tail_cov[-1, -1], 0.0)):
+        return adj
+    adj[after] = -background.tail_rate(sub.lo[after], sub.hi[after], amp) * sub.exposure[after]
+    adj[after[0]] += background.tail_after(float(sub.lo[after[0]]), amp)
+    return adj
 
 
 def _plateau_start(
@@ -437,6 +491,25 @@ def _other_plateau(
     return d.t90, d.t50
 
 
+def _with_other_plateau(
+    bins: BinnedCounts,
+    background: BackgroundModel,
+    cfg: DurationConfig,
+    values: tuple[float, float],
+    sys: tuple[float, float],
+    errs: dict[str, float],
+) -> tuple[float, float]:
+    """Return the T90/T50 systematics raised to the other plateau choice's excess change."""
+    other = _other_plateau(bins, background, cfg)
+    if other is None:
+        return sys
+    # beyond what the noise alone moves between two analyses of the same counts
+    return (
+        max(sys[0], _excess_change(other[0] - values[0], errs["t90"])),
+        max(sys[1], _excess_change(other[1] - values[1], errs["t50"])),
+    )
+
+
 def _excess_change(change: float, stat: float) -> float:
     """Return the part of a change between two analyses not explained by the statistical error.
 
@@ -483,6 +556,7 @@ def _simulated_errors(
     a: np.ndarray,
     cfg: DurationConfig,
     flags: list[str],
+    completion: Callable[[float | None], np.ndarray],
 ) -> dict[str, float]:
     """Half the 16-84 % range of T90, T05, T50, T25 and F over simulated light curves (step 4).
 
@@ -490,6 +564,8 @@ def _simulated_errors(
     refitted or drawn (``background_draws``); a curve with Gaussian errors (``variance``)
     gets Gaussian noise around the observed counts and coefficients drawn from the fit
     covariance (no Poisson template exists for negative, mask-weighted counts).
+    ``completion(amplitude)`` is the tail completion of the net counts for a tail amplitude
+    (:func:`_tail_completion`; the refitted one, or the fitted one when not refitted).
     """
     pre, post = plateaus
     rule = cfg.crossing
@@ -518,8 +594,12 @@ def _simulated_errors(
             c = template + sigma * rng.standard_normal(template.size)
         else:
             c = rng.poisson(template).astype(float)
-        ck = refit.coeffs(c, outside[k]) if refit is not None else coeffs[k]
-        r = _analyse(edges, c - a @ ck, pre, post, rule)
+        amp = None
+        if refit is not None:
+            ck, amp = refit.coeffs(c, outside[k])
+        else:
+            ck = coeffs[k]
+        r = _analyse(edges, c - a @ ck + completion(amp), pre, post, rule)
         sims[k] = [r[2] - r[1], r[1], r[4] - r[3], r[3], r[0]]
     ok = np.all(np.isfinite(sims), axis=1)
     if ok.mean() < 0.9:
@@ -633,28 +713,34 @@ def durations(
     a = background.design(sub.lo, sub.hi) * sub.exposure[:, None]
     bkg = a @ background.coeffs
     rule = cfg.crossing
-    f, t05, t95, t25, t75 = _analyse(edges, sub.counts - bkg, pre, post, rule)
+    tail_model = background if cfg.tail_completion else None
+    completion = functools.partial(_tail_completion, sub, p1, tail_model, cfg.tail_completion_sigma)
+    f, t05, t95, t25, t75 = _analyse(edges, sub.counts - bkg + completion(None), pre, post, rule)
     if not f > 0:
         raise InputDataError("background-subtracted counts are not positive: no burst")
     if not np.all(np.isfinite([t05, t95, t25, t75])):
         raise InputDataError("the cumulative curve never crosses the 5/25/75/95 % levels")
     t90 = t95 - t05
     t50 = t75 - t25
-    errs = _simulated_errors(bins, background, idx, edges, (pre, post), a, cfg, flags)
+    errs = _simulated_errors(bins, background, idx, edges, (pre, post), a, cfg, flags, completion)
     sys90 = sys50 = 0.0
     if cfg.background_systematic:
         closer = _closer_background(bins, background)
         if closer is not None:
             a_alt = closer.design(sub.lo, sub.hi) * sub.exposure[:, None]
-            r = _analyse(edges, sub.counts - a_alt @ closer.coeffs, pre, post, rule)
+            tail_alt = closer if cfg.tail_completion else None
+            net_alt = (
+                sub.counts
+                - a_alt @ closer.coeffs
+                + _tail_completion(sub, p1, tail_alt, cfg.tail_completion_sigma)
+            )
+            r = _analyse(edges, net_alt, pre, post, rule)
             if np.all(np.isfinite(r)) and r[0] > 0:
                 sys90 = 0.5 * abs(r[2] - r[1] - t90)
                 sys50 = 0.5 * abs(r[4] - r[3] - t50)
-        other = _other_plateau(bins, gap_background, cfg)
-        if other is not None:
-            # beyond what the noise alone moves between two analyses of the same counts
-            sys90 = max(sys90, _excess_change(other[0] - t90, errs["t90"]))
-            sys50 = max(sys50, _excess_change(other[1] - t50, errs["t50"]))
+        sys90, sys50 = _with_other_plateau(
+            bins, gap_background, cfg, (t90, t50), (sys90, sys50), errs
+        )
         if sys90 > errs["t90"]:
             flags.append(
                 f"T90 depends on the background intervals: {sys90:.3g} s systematic "

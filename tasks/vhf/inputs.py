@@ -32,6 +32,7 @@ from svomflow.products.burst_events import (
 )
 from svomflow.products.eclairs_l1 import apply_pixel_gains
 from svomflow.products.eic_calibration_files import PixelGain
+from svomflow.products.eic_saa_files import SaaContour
 from svomflow.products.ogip import TimeReference
 from svomflow.tasks.step import Observation
 from svomflow.tasks.vhf.responses import response_model
@@ -41,7 +42,7 @@ __all__ = [
     "VHFRequest",
     "instrument_names",
     "observe",
-    "pixel_gain_requirements",
+    "plane_calibration_requirements",
     "read",
 ]
 
@@ -158,18 +159,20 @@ def read(request: VHFRequest, calibration: CalibrationSet) -> VHFInputs:
         t0=request.t0,
         ebounds=_per_instrument(calibration, "EBOUNDS", EnergyBounds),
         dead_time=_per_instrument(calibration, "DEADTIME", DeadTime),
+        saa_contours=_per_instrument(calibration, "SAACONT", SaaContour),
     )
     apply_pixel_gains(burst, _per_instrument(calibration, "PIXGAIN", PixelGain))
     _check_detectors(burst, calibration)
     return VHFInputs(burst=burst, obs_id=request.obs_id)
 
 
-def pixel_gain_requirements(observation: Observation) -> list[CalibrationRequirement]:
-    """Return the optional ``PIXGAIN`` selection of each pixelated instrument of a run.
+def plane_calibration_requirements(observation: Observation) -> list[CalibrationRequirement]:
+    """Return the optional ``PIXGAIN`` and ``SAACONT`` selections of each pixelated instrument.
 
-    An instrument is pixelated when its definition has a ``detector_plane``; the burst
-    analyses read its events' raw ADC channels through the table when the CALDB has one,
-    and keep the files' PI when it has none.
+    An instrument is pixelated when its definition has a ``detector_plane`` (ECLAIRs). The
+    burst analyses read its events' raw ADC channels through ``PIXGAIN`` when the CALDB has
+    one (else the files' PI), and take the SAA time of the file's ground track out of the
+    GTIs with ``SAACONT`` when the CALDB has a contour (else the files' GTIs as they are).
     """
     from svomflow.config import load_instrument
 
@@ -181,13 +184,14 @@ def pixel_gain_requirements(observation: Observation) -> list[CalibrationRequire
         inst = load_instrument(name)
         if inst.get("detector_plane", None) is None:
             continue
-        out.append(
+        out += [
             CalibrationRequirement(
-                name=f"{name}:PIXGAIN",
-                codename="PIXGAIN",
+                name=f"{name}:{code}",
+                codename=code,
                 instrument=inst.instrument,
                 telescope=inst.telescope,
                 optional=True,
             )
-        )
+            for code in ("PIXGAIN", "SAACONT")
+        ]
     return out

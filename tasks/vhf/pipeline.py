@@ -42,7 +42,7 @@ from svomflow.tasks.vhf.inputs import (
     VHFInputs,
     VHFRequest,
     observe,
-    pixel_gain_requirements,
+    plane_calibration_requirements,
     read,
 )
 from svomflow.tasks.vhf.joint import classification, joint_hardness, primary_instrument
@@ -268,12 +268,12 @@ def _plan(
 def _needs(
     pipeline: Pipeline[Any, Any, Any, Any], obs: Observation
 ) -> list[CalibrationRequirement]:
-    """Select what the steps declare, and the per-pixel gains (optional) of pixelated instruments."""
+    """Select what the steps declare, and the optional gains and SAA contour of pixelated instruments."""
     return [
         *default_calibration_needs(
             pipeline.calibration_codes, obs, optional=pipeline.optional_calibration
         ),
-        *pixel_gain_requirements(obs),
+        *plane_calibration_requirements(obs),
     ]
 
 

@@ -14,8 +14,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from matplotlib.collections import PolyCollection
-from matplotlib.patches import Circle
 from svomflow.instruments.coded_mask import MaskGeometry
 from svomflow.products.burst_events import InstrumentEvents
 from svomflow.products.catalogue import FigureModel
@@ -123,6 +121,10 @@ def _panel(ax: Any, c: BandCurve, label: str) -> None:
         t = np.linspace(c.bins.lo[0], c.bins.hi[-1], 400)
         ax.plot(t, c.background.rate(t), color="tab:blue", lw=1.2, label="background model")
     if d.gaps.size:
+        # matplotlib is imported where drawing needs it: importing the pipeline (checking a
+        # configuration, a --no-prefect run before its first figure) does not pay for it
+        from matplotlib.collections import PolyCollection
+
         # every gap in one artist, full height of the axes
         verts = [[(a, 0), (a, 1), (b, 1), (b, 0)] for a, b in d.gaps]
         ax.add_collection(
@@ -226,6 +228,8 @@ def sky_image_figure(data: InstrumentEvents, qp: QuickPosition, *, title: str) -
     half = max(6 * r90_tan, 3 * abs(img.tan_y[1] - img.tan_y[0]))
 
     def draw(fig: Any) -> None:
+        from matplotlib.patches import Circle  # imported when drawing, see _panel
+
         _fixed_margins(fig, right_in=0.2)
         fig.subplots_adjust(wspace=0.3)
         a1, a2 = fig.subplots(1, 2)

@@ -150,7 +150,7 @@ def observe(request: XbandRequest) -> Observation:
 
 
 def read_inputs(request: XbandRequest, calibration: CalibrationSet) -> XbandInputs:
-    """Read the event files once with the CALDB's channel bounds, dead time and bad pixels."""
+    """Read the event files once with the CALDB's channel bounds, dead time, SAA and bad pixels."""
     check_event_files(request.events)
     names = KNOWN_INSTRUMENTS
     events = read_burst_events(
@@ -159,6 +159,9 @@ def read_inputs(request: XbandRequest, calibration: CalibrationSet) -> XbandInpu
         ebounds={n: calibration.get(n, "EBOUNDS") for n in names if calibration.has(n, "EBOUNDS")},
         dead_time={
             n: calibration.get(n, "DEADTIME") for n in names if calibration.has(n, "DEADTIME")
+        },
+        saa_contours={
+            n: calibration.get(n, "SAACONT") for n in names if calibration.has(n, "SAACONT")
         },
     )
     apply_pixel_gains(

@@ -36,7 +36,7 @@ from svomflow.tasks.step import (
     StepFuture,
     default_calibration_needs,
 )
-from svomflow.tasks.vhf.inputs import pixel_gain_requirements
+from svomflow.tasks.vhf.inputs import plane_calibration_requirements
 from svomflow.tasks.xband.config import XbandAnalysisConfig
 from svomflow.tasks.xband.extraction import IntervalSpectra, spectra
 from svomflow.tasks.xband.hardness_lag import HardnessLag, hardness_lag
@@ -204,12 +204,12 @@ def _plan(
 def _needs(
     pipeline: Pipeline[Any, Any, Any, Any], obs: Observation
 ) -> list[CalibrationRequirement]:
-    """Select what the steps declare, and the per-pixel gains (optional) of pixelated instruments."""
+    """Select what the steps declare, and the optional gains and SAA contour of pixelated instruments."""
     return [
         *default_calibration_needs(
             pipeline.calibration_codes, obs, optional=pipeline.optional_calibration
         ),
-        *pixel_gain_requirements(obs),
+        *plane_calibration_requirements(obs),
     ]
 
 

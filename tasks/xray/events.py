@@ -268,8 +268,11 @@ def read_attitude(path: str | Path) -> dict[str, NDArray[Any]]:
             raise InputDataError(f"{path}: attitude column {c} has NaN or infinite values")
     if not (np.isfinite(step) and step > 0):
         raise InputDataError(f"{path}: attitude TIMESTEP must be a positive number (got {step})")
-    order = np.argsort(out["TIME"])
-    return {k: (v[order] if v.ndim else v) for k, v in out.items()}
+    # sorting would hide a damaged file: a TIME column out of order (reversed alone, the
+    # pointings left in place) paired each pointing with another time (mxt-028, unflagged)
+    if np.any(np.diff(out["TIME"]) <= 0):
+        raise InputDataError(f"{path}: attitude TIME values are not strictly increasing")
+    return out
 
 
 def read_saa(path: str | Path) -> NDArray[np.float64]:

@@ -1,4 +1,4 @@
-"""The demo's first minute shows what it is doing: simulating, the Prefect server, the flow."""
+"""The demo shows what it is doing: simulating, the Prefect server, the flow, the site's data."""
 
 from __future__ import annotations
 
@@ -26,8 +26,16 @@ def test_demo_progress_stages_in_order(prefect_harness, monkeypatch) -> None:
     assert any(w.startswith("simulating ") and "GRB" not in w for w in doing)  # per instrument
     server = next(i for i, w in enumerate(doing) if w.startswith("Prefect server"))
     flow = next(i for i, w in enumerate(doing) if w.startswith("VHF quick analysis flow"))
-    assert server < flow < len(doing) - 1 and doing[-1] == "done"
-    assert seen[server][0] == total - 2 and seen[flow][0] == total - 1
+    science = next(i for i, w in enumerate(doing) if w.startswith("science delivery"))
+    calibration = [i for i, w in enumerate(doing) if "calibration" in w]
+    hk = next(i for i, w in enumerate(doing) if w.startswith("a day of housekeeping"))
+    assert server < flow < science < calibration[0] and calibration[-1] < hk == len(doing) - 2
+    assert doing[-1] == "done"
+    # one step per stage after the simulation: server, flow, delivery, 5 calibration runs, hk
+    n_sim = seen[server][0]
+    assert [seen[i][0] for i in (flow, science)] == [n_sim + 1, n_sim + 2]
+    assert [seen[i][0] for i in calibration] == list(range(n_sim + 3, n_sim + 8))
+    assert seen[hk][0] == n_sim + 8 == total - 1
 
     # the command shows the same stages as a bar (its last state: every stage done)
     res = CliRunner().invoke(app, ["demo", "--seed", "5"])

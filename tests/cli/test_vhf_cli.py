@@ -213,3 +213,39 @@ def test_bad_band_and_unknown_option(sim) -> None:
     )
     code, out, err = _run("--events", str(d / "grm_l1_events.fits"), "--no-such")
     assert code == 2 and "--no-such" in out + err  # click's usage error
+
+
+# the console script's own entry point, in a fresh interpreter; prints what it imported
+_FRESH_CLI = """
+import sys
+from svomflow.cli.main import main
+sys.argv = ["svomflow", "vhf", *sys.argv[1:]]
+try:
+    main()
+except SystemExit as exc:
+    code = exc.code
+loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("prefect", "prefect_dask"))
+print("IMPORTED", len(loaded), " ".join(loaded[:5]), file=sys.stderr)
+"""
+
+
+@pytest.mark.usefixtures("caldb")
+def test_no_prefect_run_never_imports_prefect(sim, tmp_path) -> None:
+    """`svomflow vhf --no-prefect` in a fresh process: a whole run, and no Prefect module loaded."""
+    import os
+    import subprocess
+    import sys
+
+    d, _ = sim
+    proc = subprocess.run(
+        [sys.executable, "-c", _FRESH_CLI, "--events", str(d / "eclairs_l1_events.fits"),
+         str(d / "grm_l1_events.fits"), "--out", str(tmp_path / "p"), "--json", "--no-prefect"],
+        env=dict(os.environ),  # this test's home and its CALDB
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    obj = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert obj["t90"] is not None and all(Path(p).is_file() for p in obj["products"].values())
+    assert "IMPORTED 0 " in proc.stderr, proc.stderr.splitlines()[-1]

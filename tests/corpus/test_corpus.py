@@ -23,6 +23,7 @@ from .runner import (
     reads_shared_data,
     run_case,
 )
+from .screen import reader_crashes
 
 # The fast sample runs in `make test` (a VHF case costs about a minute on 2 cores): the cases
 # are prefix-stable, so the full corpus is the rest of each family's seeded sequence.
@@ -81,6 +82,43 @@ def test_fast_sample(case: Case, corpus_base: Path, tmp_path: Path) -> None:
 def test_full_corpus(case: Case, corpus_base: Path, tmp_path: Path) -> None:
     """The whole corpus (at least 100 cases per family) under the slow marker."""
     _check(run_case(case, corpus_base, tmp_path / "case"))
+
+
+#: The cases of 21..99 whose readers crashed (found by tests/corpus/screen.py on 2026-12-05),
+#: one per distinct signature: astropy's VerifyError on an unparsable card (TFORMn, EXTNAME,
+#: a keyword read later) and AttributeError on an extension it could not parse (no .data)
+#: or an image where a table belongs (no .columns); and a header with NAXIS = 999999999999
+#: (the size check took all the memory). All now end in an InputDataError.
+READER_CRASHES = (
+    "spectrum-029-absurd_size-pha",  # read_pha: _ValidHDU has no .data (GTI)
+    "spectrum-039-duplicated_times-arf",  # read_arf: VerifyError (TUNIT1)
+    "spectrum-075-flip_header-pha",  # read_pha: VerifyError (EXTNAME)
+    "mxt-027-bad_exposure-mxt_saa",  # read_saa: VerifyError (TFORM1)
+    "mxt-044-bad_exposure-mxt_saa",  # read_saa: _ValidHDU has no .data
+    "mxt-062-flip_data-mxt_pass1",  # read_pass: VerifyError (PA_PNT)
+    "mxt-087-flip_header-mxt_pass1",  # read_pass: EVENTS parsed as an image (no .columns)
+    "xband-060-absurd_size-eclairs",  # read_eclairs_l1: _ValidHDU has no .data
+    "calib-047-absurd_size-bias0",  # check_fits_sizes: NAXIS = 999999999999, memory for ever
+)
+
+
+def _reader_params() -> list:  # type: ignore[type-arg]
+    """Return the cases of READER_CRASHES as pytest parameters (realdata when they need it)."""
+    by_name = {c.name: c for f in FAMILIES for c in cases(f, FULL_PER_FAMILY, SEED)}
+    return [
+        pytest.param(
+            by_name[name],
+            id=name,
+            marks=[pytest.mark.realdata, needs_data] if reads_shared_data(by_name[name]) else [],
+        )
+        for name in READER_CRASHES
+    ]
+
+
+@pytest.mark.parametrize("case", _reader_params())
+def test_reader_crash_cases_are_user_errors(case: Case, corpus_base: Path) -> None:
+    """The readers of each case that crashed in the full corpus now raise a user error."""
+    assert reader_crashes(case, corpus_base) == []
 
 
 def test_cases_are_seeded_and_cover_every_mutation() -> None:

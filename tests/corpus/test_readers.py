@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ from svomflow.products.events import read_events
 from svomflow.products.ogip import check_fits_sizes
 from svomflow.products.ogip_spectra import read_arf, read_pha, read_response_set
 from svomflow.tasks.timing.binning import normalise_gti
-from svomflow.tasks.xray.events import read_pass
+from svomflow.tasks.xray.events import read_pass, read_saa
 
 from .mutations import truncated_gzip, wrong_column_type
 from .runner import SHARED
@@ -267,3 +268,65 @@ def test_raw_frame_with_a_control_byte_in_a_header_card_is_read(tmp_path: Path) 
     with pytest.warns(UserWarning, match="kept as COMMENT"):
         header = read_image_header(path)
     assert all(" " <= c <= "~" for c in str(header))
+
+
+def _saa_file(path: Path) -> Path:
+    """Write a small weekly SAA file (extension SAA, START/STOP)."""
+    cols = [
+        fits.Column(name="START", format="D", array=[1.0, 10.0]),
+        fits.Column(name="STOP", format="D", array=[2.0, 12.0]),
+    ]
+    fits.HDUList([fits.PrimaryHDU(), fits.BinTableHDU.from_columns(cols, name="SAA")]).writeto(path)
+    return path
+
+
+def _replace_bytes(path: Path, old: bytes, new: bytes) -> Path:
+    """Replace the first ``old`` of the file's bytes by ``new`` (same length) in place."""
+    raw = path.read_bytes()
+    assert old in raw and len(old) == len(new)
+    path.write_bytes(raw.replace(old, new, 1))
+    return path
+
+
+def test_unparsable_table_card_is_a_user_error(tmp_path: Path) -> None:
+    """A control byte in TFORM1 was astropy's VerifyError traceback (mxt-027, mxt-083)."""
+    assert read_saa(_saa_file(tmp_path / "ok.fits")).shape == (2, 2)
+    bad = _replace_bytes(_saa_file(tmp_path / "s.fits"), b"TFORM1  = 'D", b"TFORM1  = \x01D")
+    with pytest.raises(InputDataError, match=r"s\.fits: .*VerifyError"):
+        read_saa(bad)
+
+
+def test_unparsable_extension_is_a_user_error(tmp_path: Path) -> None:
+    """An extension astropy cannot parse has no .data: AttributeError (mxt-044, mxt-090)."""
+    bad = _replace_bytes(
+        _saa_file(tmp_path / "s.fits"), b"XTENSION= 'BINTABLE'", b"XTENSION= XBINTABLE'"
+    )
+    # astropy warns that it treats the HDU as corrupted (an error under pytest's filter)
+    with warnings.catch_warnings(), pytest.raises(InputDataError, match=r"s\.fits: .*Attr"):
+        warnings.simplefilter("ignore")
+        read_saa(bad)
+
+
+def test_mxt_pass_whose_events_are_an_image_is_a_user_error(tmp_path: Path) -> None:
+    """An EVENTS extension turned into an image had no .columns: AttributeError (mxt-087)."""
+    inst = load_instrument("mxt")
+    cols = [fits.Column(name="TIME", format="D", array=np.arange(4.0))]
+    ev = fits.BinTableHDU.from_columns(cols, name="EVENTS")
+    ev.header["INSTRUME"] = str(inst.instrument)
+    fits.HDUList([fits.PrimaryHDU(), ev]).writeto(tmp_path / "p.fits")
+    _replace_bytes(tmp_path / "p.fits", b"XTENSION= 'BINTABLE'", b"XTENSION= 'IMAGE   '")
+    with pytest.raises(InputDataError, match=r"p\.fits: "):
+        read_pass(tmp_path / "p.fits", inst)
+
+
+def test_absurd_naxis_is_refused_before_reading(tmp_path: Path) -> None:
+    """NAXIS = 999999999999 made the size check list a trillion axes: memory for ever.
+
+    Found in-process as ``calib-047-absurd_size-bias0`` (13 GB and rising); the FITS limit
+    is 999 axes.
+    """
+    path = tmp_path / "f.fits"
+    fits.PrimaryHDU(np.zeros((4, 6), np.int16)).writeto(path)
+    _replace_bytes(path, b"NAXIS   =                    2", b"NAXIS   =         999999999999")
+    with pytest.raises(InputDataError, match="NAXIS = 999999999999"):
+        check_fits_sizes(path)

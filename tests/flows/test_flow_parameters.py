@@ -11,6 +11,7 @@ import pytest
 from prefect.exceptions import ParameterTypeError
 from prefect.utilities.callables import parameter_schema
 from svomflow.flows._params import config_overrides, explicit_values
+from svomflow.flows.eic_calibration import run_name as eic_calib_run_name
 from svomflow.flows.gp1 import gp1_reduction, resolve_config
 from svomflow.flows.mxt import mxt_analysis
 from svomflow.flows.mxt import run_name as mxt_run_name
@@ -197,3 +198,9 @@ def test_flows_called_with_plain_mappings(prefect_harness, tmp_path):
     with pytest.raises((InputDataError, OSError)):
         state.result()
     assert _run_name(state) == "mxt-mxt_pass_07"
+
+
+def test_eic_calibration_run_names() -> None:
+    assert eic_calib_run_name({"spectra": "/data/eic/spectra/day014/"}) == "eic-calib-day014"
+    assert eic_calib_run_name({"spectra": "latest"}) == "eic-calib-latest"
+    assert eic_calib_run_name({}) == "eic-calib-latest"

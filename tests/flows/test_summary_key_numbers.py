@@ -117,6 +117,60 @@ def test_gp1_key_numbers_show_transient_magnitude_and_limits():
     assert "sb3 decay index" not in rows
 
 
+def test_gp1_key_numbers_give_times_in_utc_and_mission_time_and_position_errors():
+    result = {
+        "images": {
+            # DATE-OBS carries no zone in FITS: it is UTC; the order of the dict is not time's
+            "b.fits": {"date_obs": "2026-11-23T03:17:30.250"},
+            "a.fits": {"date_obs": "2026-11-23T03:16:15.250"},
+        },
+        "failed": {},
+        "sequences": {
+            "sb1_r": {
+                "transient": {
+                    "ALPHA_J2000": 187.25,
+                    "DELTA_J2000": -12.5,
+                    "SNR": 30.0,
+                    "POS_ERR": 0.3456,
+                },
+                "alert_position": {
+                    "source": "QPO_ECL",
+                    "version": 2,
+                    "ra_deg": 187.26,
+                    "dec_deg": -12.49,
+                    "error_radius_arcmin": 3.0,
+                    "confidence": 0.9,
+                    "systematic_arcmin": 0.5,
+                },
+                "candidates": [
+                    {"probability": 0.2, "separation_arcmin": 2.0},
+                    {"probability": 0.8, "separation_arcmin": 0.75},
+                ],
+                "stack_maglim": None,
+                "decay_index": None,
+            }
+        },
+    }
+    rows = gp1_key_numbers(result, "2026-11-23T03:14:15.25Z")
+    assert rows["T0 (UTC)"] == "2026-11-23T03:14:15.250 UTC"
+    # 1422 days after 2023-01-01 TT, plus 3 h 14 min 15.25 s, plus TT - UTC = 69.184 s
+    assert rows["T0 (SVOM mission time)"] == "122872524.434 s"
+    assert rows["first image DATE-OBS (UTC)"] == "2026-11-23T03:16:15.250 UTC (T0 + 120.0 s)"
+    assert rows["last image DATE-OBS (UTC)"] == "2026-11-23T03:17:30.250 UTC (T0 + 195.0 s)"
+    assert rows["sb1_r transient (RA, Dec J2000)"] == (
+        '187.250000°, -12.500000° ± 0.35" (1σ), S/N 30.0'
+    )
+    assert rows["sb1_r alert position used"] == (
+        "QPO_ECL v2: 187.26000°, -12.49000°, error radius 3 arcmin at 90% (+ 0.5 arcmin systematic)"
+    )
+    assert rows["sb1_r P(transient is the afterglow)"] == "0.800"
+    assert rows["sb1_r transient to alert position"] == "0.75 arcmin"
+    # without a trigger time: no T0 rows, DATE-OBS without the delay
+    plain = gp1_key_numbers(result)
+    assert "T0 (UTC)" not in plain
+    assert plain["first image DATE-OBS (UTC)"] == "2026-11-23T03:16:15.250 UTC"
+
+
 def test_nightly_key_numbers_count_masters_and_show_qc_with_units():
     summary = {
         "night": "2026-11-23",

@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 from sqlmodel import Session
 from svomflow.operations.hk_watch import HkWatchConfig, HkWatcher
-from svomflow.operations.notify import NotifySettings
 from svomflow.products import duty
 from svomflow.products import housekeeping as hk
 from svomflow.products.database import dispose_engines, make_engine
+from svomflow.products.notify import NotifySettings
 from svomflow.simulation import housekeeping as sim
 
 START = datetime(2026, 2, 1, tzinfo=UTC)

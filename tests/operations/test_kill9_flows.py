@@ -2,9 +2,12 @@
 
 After every kill and re-run: no row points to a missing file, no reserved row or ``.tmp-``
 file is left, no status is stuck ``running``, and the products of the first clean run are
-intact (their checksums). The default run kills VHF 3 times and GP1 twice on SQLite; the
-whole matrix (20 kills in each of VHF, X-band, MXT and GP1, SQLite and PostgreSQL) is
-``slow``.
+intact (their checksums). The nightly calibration flow also promotes masters into a CALDB,
+outside the products store: there, every entry's file exists with its checksum, the first
+run's index version still resolves to the same entries and bytes, and no staged ``.tmp-``
+copy is left. The default run kills VHF 3 times and GP1 twice on SQLite; the whole matrix
+(VHF, X-band, MXT, GP1 and the nightly calibration, SQLite and PostgreSQL; 20 kills each, or
+``$SVOMFLOW_KILL9_KILLS``) is ``slow``.
 """
 
 from __future__ import annotations
@@ -68,6 +71,7 @@ class FlowCase:
     env: dict[str, str]
     out: Path
     ok_codes: tuple[int, ...] = (0,)  # GP1 exits 1 when an image failed (listed, not a crash)
+    caldb: Path | None = None  # the CALDB the flow promotes into (audited as well)
 
 
 @dataclass
@@ -80,6 +84,7 @@ class Tally:
     tmp_left: int = 0
     stuck: int = 0
     lost: int = 0
+    caldb_faults: int = 0
 
 
 def _run(case: FlowCase, i: int, kill_after: float | None) -> tuple[int, float, str]:
@@ -106,12 +111,45 @@ def _audit(case: FlowCase, url: str, baseline: dict[str, str]) -> Tally:
         ).scalar_one()
     eng.dispose()
     lost = sum(not Path(p).is_file() or sha256_file(p) != c for p, c in baseline.items())
+    tmp_left = len(list(case.out.rglob(".tmp-*")))
+    if case.caldb is not None:
+        tmp_left += len(list((case.caldb / "data").rglob(".tmp-*")))
     return Tally(
         rows_without_file=sum(not Path(p).is_file() for p, _ in rows),
-        tmp_left=len(list(case.out.rglob(".tmp-*"))),
+        tmp_left=tmp_left,
         stuck=int(stuck),
         lost=lost,
     )
+
+
+def _caldb_state(root: Path) -> tuple[int, dict[int, tuple[str, str]]]:
+    """Return the CALDB's index version and its entries as ``{id: (relative path, sha256)}``."""
+    from svomflow.calibration.caldb.local import Caldb
+
+    db = Caldb(root)
+    return db.index_version, {e.id: (e.relpath, e.sha256) for e in db.entries()}  # type: ignore[misc]
+
+
+def _caldb_faults(root: Path, version: int, first: dict[int, tuple[str, str]]) -> int:
+    """Count the CALDB's faults: a missing or changed file, or an old index version that moved.
+
+    Every entry of the newest index must name a file holding its checksum, and the index
+    version of the first clean run must still list the same entries, files and bytes (an
+    old version reproduces an old context).
+    """
+    from svomflow.calibration.caldb.local import Caldb
+
+    db = Caldb(root)
+    faults = sum(
+        not (root / e.relpath).is_file() or sha256_file(root / e.relpath) != e.sha256
+        for e in db.entries()
+    )
+    then = {e.id: (e.relpath, e.sha256) for e in db.entries(index_version=version)}
+    faults += then != first
+    faults += sum(
+        not (root / rel).is_file() or sha256_file(root / rel) != sha for rel, sha in first.values()
+    )
+    return faults
 
 
 def kill_and_rerun(case: FlowCase, url: str, kills: int, seed: int) -> Tally:
@@ -123,6 +161,9 @@ def kill_and_rerun(case: FlowCase, url: str, kills: int, seed: int) -> Tally:
         baseline = dict(c.execute(text("SELECT path, checksum FROM products")).all())
     eng.dispose()
     assert baseline
+    caldb_first = _caldb_state(case.caldb) if case.caldb is not None else None
+    if caldb_first is not None:
+        assert caldb_first[1], "the clean run promoted nothing into the CALDB"
     print(f"{case.name}: clean run {wall:.1f} s, {len(baseline)} products")
     rng = random.Random(seed)
     total = Tally()
@@ -131,12 +172,15 @@ def kill_and_rerun(case: FlowCase, url: str, kills: int, seed: int) -> Tally:
         _run(case, k, rng.uniform(0.3, 1.0) * wall)
         code, _, err = _run(case, k + 1, None)
         got = _audit(case, url, baseline)
+        if case.caldb is not None and caldb_first is not None:
+            got.caldb_faults = _caldb_faults(case.caldb, *caldb_first)
         total.cases += 1
         total.failures += code not in case.ok_codes
         total.rows_without_file += got.rows_without_file
         total.tmp_left += got.tmp_left
         total.stuck += got.stuck
         total.lost += got.lost
+        total.caldb_faults += got.caldb_faults
         print(f"{case.name} kill {k}: exit {code} {got}{'' if code in case.ok_codes else err}")
     print(f"FAULT TABLE | {case.name} | {total}")
     return total
@@ -289,8 +333,37 @@ def gp1_case(tmp_path: Path, url: str, colibri: tuple[Path, Path]) -> FlowCase:
     return FlowCase("gp1", command, _env(tmp_path, url), out, ok_codes=(0, 1))
 
 
+def nightly_case(tmp_path: Path, url: str, colibri: tuple[Path, Path]) -> FlowCase:
+    """``calib nightly`` on the simulated night: products in ``out``, masters into a CALDB."""
+    root, _ = colibri
+    out = tmp_path / "out"
+    caldb = tmp_path / "caldb"
+
+    def command(i: int) -> list[str]:
+        rows = "256" if i % 2 == 0 else "128"  # alternate configurations (same masters)
+        return [str(BIN / "svomflow"), "calib", "nightly", "--night", "2026-11-23",
+                "--raw", str(root / "raw"), "--out", str(out), "--caldb", str(caldb),
+                "--set", f"combine.chunk_rows={rows}", "--json"]  # fmt: skip
+
+    return FlowCase("nightly", command, _env(tmp_path, url), out, caldb=caldb)
+
+
+@pytest.fixture
+def own_server(tmp_path: Path) -> Iterator[None]:
+    """Stop the Prefect server a flow of this test started in its home (if it had to)."""
+    yield
+    if (tmp_path / "home" / "prefect" / "server.pid").exists():
+        subprocess.run(
+            [str(BIN / "svomflow"), "server", "stop"],
+            env=_env(tmp_path, f"sqlite:///{tmp_path / 'products.db'}"),
+            capture_output=True,
+            timeout=120,
+        )
+
+
 def _clean(t: Tally) -> None:
-    assert (t.failures, t.rows_without_file, t.tmp_left, t.stuck, t.lost) == (0, 0, 0, 0, 0), t
+    assert (t.failures, t.rows_without_file, t.tmp_left, t.stuck, t.lost, t.caldb_faults) == (
+        0, 0, 0, 0, 0, 0), t  # fmt: skip
 
 
 def test_kill9_vhf_sample(tmp_path: Path, burst) -> None:
@@ -303,10 +376,20 @@ def test_kill9_gp1_sample(tmp_path: Path, colibri) -> None:
     _clean(kill_and_rerun(gp1_case(tmp_path, url, colibri), url, kills=2, seed=2))
 
 
+#: Kills per flow and back end in the slow matrix (the issue asks for 20).
+KILLS = int(os.environ.get("SVOMFLOW_KILL9_KILLS", "20"))
+_FLOWS = {
+    "vhf": (vhf_case, "burst", 11),
+    "xband": (xband_case, "burst", 12),
+    "mxt": (mxt_case, "mxt_field", 13),
+    "gp1": (gp1_case, "colibri", 14),
+    "nightly": (nightly_case, "colibri", 15),
+}
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("flow", ["vhf", "xband", "mxt", "gp1"])
-def test_kill9_matrix(tmp_path: Path, database: str, flow: str, request) -> None:
-    make = {"vhf": vhf_case, "xband": xband_case, "mxt": mxt_case, "gp1": gp1_case}[flow]
-    data = {"vhf": "burst", "xband": "burst", "mxt": "mxt_field", "gp1": "colibri"}[flow]
+@pytest.mark.parametrize("flow", list(_FLOWS))
+def test_kill9_matrix(tmp_path: Path, database: str, flow: str, request, own_server) -> None:
+    make, data, seed = _FLOWS[flow]
     case = make(tmp_path, database, request.getfixturevalue(data))
-    _clean(kill_and_rerun(case, database, kills=20, seed=hash(flow) % 1000))
+    _clean(kill_and_rerun(case, database, kills=KILLS, seed=seed))

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 from sqlmodel import Session
-from svomflow.operations.notify import NotifySettings, notify_pending
 from svomflow.products import duty
 from svomflow.products import housekeeping as hk
 from svomflow.products.database import dispose_engines, make_engine
+from svomflow.products.notify import NotifySettings, notify_pending
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 

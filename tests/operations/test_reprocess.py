@@ -37,6 +37,10 @@ def toy(
     prov = Provenance.start(config=cfg, inputs=inputs, flow_name="toy_scaled_sum")
     hdu = fits.PrimaryHDU()
     hdu.header["TOTAL"] = total
+    if cfg.get("on_dask"):  # where the run happened (get_worker raises outside a Dask worker)
+        import distributed
+
+        hdu.header["WORKER"] = distributed.get_worker().address
     ref = ProductStore(out_dir, database_url).publish(
         [hdu], type_code="TOY", instrument="grm", obs_id=obs_id, provenance=prov
     )
@@ -78,7 +82,7 @@ def test_identical_reprocessing_is_idempotent(bursts: dict[str, Any]) -> None:
     (plan,) = plan_reprocess(SPEC, ["sb26112310"], database_url=bursts["db"])
     assert plan.source.startswith("parameters of flow run")
     (res,) = run_plans([plan], database_url=bursts["db"])
-    assert res.state == "completed"
+    assert res.state == "completed", res.message
     assert res.products == [
         {"type": "TOY", "instrument": "grm", "version": 1, "id": before.id, "change": "unchanged"}
     ]
@@ -146,3 +150,30 @@ def test_changed_inputs_refused_and_provenance_fallback(bursts: dict[str, Any]) 
     Path(bursts["files"]["sb26112311"]).write_text("1\n")
     with pytest.raises(InputDataError, match="changed since"):
         plan_reprocess(SPEC, ["sb26112311"], database_url=bursts["db"])
+
+
+def test_three_bursts_on_a_dask_cluster(bursts: dict[str, Any], tmp_path: Path) -> None:
+    pytest.importorskip("prefect_dask")
+    from svomflow.errors import ConfigError
+
+    f = tmp_path / "sb26112312.txt"
+    np.savetxt(f, np.arange(5.0) + 2)
+    toy(obs_id="sb26112312", inputs=[str(f)], out_dir=str(bursts["out"]), database_url=bursts["db"])
+    keys = ["sb26112310", "sb26112311", "sb26112312"]
+    plans = plan_reprocess(SPEC, keys, sets=["scale=2", "on_dask=true"], database_url=bursts["db"])
+    results = run_plans(plans, dask="local", database_url=bursts["db"])
+    assert [r.key for r in results] == keys
+    assert [r.state for r in results] == ["completed"] * 3, [r.message for r in results]
+    assert [[p["change"] for p in r.products] for r in results] == [["new version"]] * 3
+    rows = bursts["store"].list()
+    assert {r.obs_id: _total(r) for r in rows} == {
+        "sb26112310": 20.0,
+        "sb26112311": 30.0,
+        "sb26112312": 40.0,
+    }
+    # every flow run happened on a worker of the cluster, not in a thread of this process
+    for row in rows:
+        with fits.open(row.path) as h:
+            assert str(h[0].header["WORKER"]).startswith(("inproc://", "tcp://"))
+    with pytest.raises(ConfigError, match="--direct"):
+        run_plans(plans, dask="local", mode="deployment", database_url=bursts["db"])

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 from astropy.io import fits
+from svomflow.operations.alert_loop import chain_summary, run_alert_loop
 from svomflow.operations.position_feed import FlowStages
-from svomflow.simulation.alert_loop import chain_summary, run_alert_loop
 from svomflow.simulation.scenario import load_scenario, run_scenario
 
 pytestmark = [pytest.mark.nats, pytest.mark.integration]

@@ -323,3 +323,27 @@ def test_password_guessing_is_throttled(site: Site) -> None:
     right = {"name": "alice", "password": PASSWORD, "csrf_token": token}
     assert c.post("/login", data=right).status_code == 429
     assert c.post("/login", data={**right, "name": "bob"}).status_code == 303
+
+
+def test_the_api_viewer_is_served_by_the_site_itself(site: Site) -> None:
+    """/api/docs loads Swagger UI's script and style sheet from the site, none from a CDN."""
+    c = site.client()
+    page = c.get("/api/docs")
+    assert page.status_code == 200
+    # every script and style sheet of the page is a path of this site, and each answers
+    assets = re.findall(r'<(?:script src|link rel="stylesheet" href)="([^"]+)"', page.text)
+    assert len(assets) == 3 and all(a.startswith("/static/") for a in assets), assets
+    sizes = {}
+    for a in assets:
+        r = c.get(a)
+        assert r.status_code == 200, (a, r.status_code)
+        sizes[a] = len(r.content)
+    assert sizes["/static/swagger-ui/swagger-ui-bundle.js"] > 500_000  # the real bundle
+    assert c.get("/static/swagger-ui/swagger-ui.css").headers["content-type"].startswith("text/css")
+    assert 'data-openapi="/api/openapi.json"' in page.text
+    # the page runs under the site's policy: its own scripts only, no inline script
+    csp = page.headers["content-security-policy"]
+    assert "script-src 'self';" in csp and "http" not in csp
+    # only the two files are served from the package, nothing else of its folder
+    assert c.get("/static/swagger-ui/favicon.png").status_code == 404
+    assert c.get("/static/swagger-ui/..%2F__init__.py").status_code == 404

@@ -44,8 +44,8 @@ PUBLIC = {
     ("GET", "/lang"),
     ("GET", "/api/openapi.json"),
     ("GET", "/api/docs"),
-    ("GET", "/docs/oauth2-redirect"),
     ("GET", "/static/plotly.min.js"),
+    ("GET", "/static/swagger-ui/{name}"),
     ("GET", "/_svomflow/root"),
 }
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}

@@ -111,11 +111,17 @@ def calibration_page(
         if picked is not None:
             in_use = ch.master_in_use(every, picked)
             images = {}
-            for label, who, code in (
-                ("candidate", picked, "MASTER-PREVIEW"),
-                ("master in use", in_use, "MASTER-PREVIEW"),
-                ("candidate - current", picked, "QC-PREVIEW"),
-            ):
+            # images are the nightly masters'; a gate's candidates are tables (QC figures only)
+            pairs = (
+                (
+                    ("candidate", picked, "MASTER-PREVIEW"),
+                    ("master in use", in_use, "MASTER-PREVIEW"),
+                    ("candidate - current", picked, "QC-PREVIEW"),
+                )
+                if chosen.source == "nightly"
+                else ()
+            )
+            for label, who, code in pairs:
                 row = ch.preview_of(session, who, code) if who is not None else None
                 images[label] = (row, file_url(request, row) if row else None)
             compare = {"candidate": picked, "in_use": in_use, "images": images}

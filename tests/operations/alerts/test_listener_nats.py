@@ -187,3 +187,94 @@ def test_duplicates_never_run_twice_and_bad_messages_do_not_stop_the_listener(
 
     dl = asyncio.run(dead_letters())
     assert len(dl) == 2 and dl[0][0] == b"<VOEvent><Who>broken"
+
+
+def _read_run(run_id: str) -> Any:
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        return client.read_flow_run(run_id)
+
+
+def test_direct_mode_runs_the_alert_here_as_one_keyed_flow_run(
+    prefect_harness: None, nats_prefix: str, tmp_path: Path, make_voevent
+) -> None:
+    """The warm path: a tracked Prefect run under the alert's key, executed in this process."""
+    settings = _settings(nats_prefix, tmp_path)
+    listener = BackgroundListener(settings).start()
+    try:
+        publish(f"{nats_prefix}.svom.alert.eclairs", make_voevent("sb26112308"))
+        (done,) = listener.wait_for("submitted", 1)
+    finally:
+        listener.stop()
+    run = _read_run(done["flow_run_id"])
+    assert run.idempotency_key == "alert:ivo://org.svom/fsc#sb26112308_eclairs:alert_ingest"
+    assert run.state.type.value == "COMPLETED" and run.deployment_id is None
+    assert run.name == "alert-sb26112308" and {"alert", "eclairs"} <= set(run.tags)
+    # no deployment and no runner in this test: only the listener can have executed it
+    (row,) = alert_products(settings, tmp_path, "sb26112308")
+    assert row.flow_run_id == done["flow_run_id"]
+
+
+def test_a_run_left_running_by_a_dead_listener_is_run_again_as_the_same_run(
+    prefect_harness: None, nats_prefix: str, tmp_path: Path, make_voevent
+) -> None:
+    """Killed mid-run (claim pending, lease expired, run Running): same run, executed once."""
+    from prefect.client.orchestration import get_client
+    from prefect.states import Running
+    from svomflow.flows.registry import get_spec
+    from svomflow.operations.alerts.dispatch import DeploymentDispatcher
+    from svomflow.operations.alerts.ledger import AlertLedger
+    from svomflow.operations.alerts.listener import flow_parameters
+    from svomflow.products.alert_messages import parse_alert
+
+    settings = _settings(nats_prefix, tmp_path).model_copy(update={"claim_lease_s": 0.5})
+    route = settings.routes[0]
+    payload = make_voevent("sb26112309")
+    alert = parse_alert(payload.encode())
+    spec = get_spec(route.flow)
+    params = flow_parameters(route, alert, payload, route.subject)
+    key = f"alert:{alert.alert_id}:{spec.name}"
+
+    async def crashed_run() -> tuple[str, str]:
+        dispatcher = DeploymentDispatcher()
+        try:
+            first = await dispatcher.create_local_run(
+                spec.load(), params, name="alert-sb26112309", idempotency_key=key, tags=[]
+            )
+            again = await dispatcher.create_local_run(
+                spec.load(), params, name="other", idempotency_key=key, tags=[]
+            )
+        finally:
+            await dispatcher.close()
+        async with get_client() as client:  # the dead listener had started it
+            await client.set_flow_run_state(first.flow_run.id, Running(), force=True)
+        return first.id, again.id
+
+    first_id, again_id = asyncio.run(crashed_run())
+    assert first_id == again_id  # the key gives the run that exists
+    AlertLedger(settings.database_url).claim(alert.alert_id, spec.name, route.subject, payload)
+    time.sleep(0.6)  # the dead listener's lease runs out
+    listener = BackgroundListener(settings).start()
+    try:
+        (rec,) = listener.wait_for("recovered", 1)
+    finally:
+        listener.stop()
+    assert rec["flow_run_id"] == first_id
+    assert _read_run(first_id).state.type.value == "COMPLETED"
+    (row,) = alert_products(settings, tmp_path, "sb26112309")
+    assert row.flow_run_id == first_id
+    claim = AlertLedger(settings.database_url).get(alert.alert_id, spec.name)
+    assert claim is not None and claim.flow_run_id == first_id
+
+    async def finished_again() -> bool:
+        dispatcher = DeploymentDispatcher()
+        try:
+            run = await dispatcher.create_local_run(
+                spec.load(), params, name="x", idempotency_key=key, tags=[]
+            )
+        finally:
+            await dispatcher.close()
+        return run.finished and run.id == first_id
+
+    assert asyncio.run(finished_again())  # a finished run is recorded, never run twice

@@ -63,3 +63,49 @@ def test_bad_inputs_are_clear_errors() -> None:
         localise_grm([1.0, 2.0], [1.0, 1.0], attitude=ATT, model=MODEL)
     with pytest.raises(InputDataError, match="no net source counts"):
         localise_grm([0.0, 0.0, 0.0], [1.0, 1.0, 1.0], attitude=ATT, model=MODEL)
+
+
+def test_coarse_grid_read_from_the_cache_equals_the_recomputed_one(tmp_path, monkeypatch) -> None:
+    """The band responses kept across processes are the computed ones, bit for bit."""
+    import svomflow.array_cache as array_cache
+    from svomflow.tasks.localisation import grm_ratio
+
+    monkeypatch.setattr(array_cache, "cache_folder", lambda: tmp_path)
+    cfg = GRMLocalisationConfig(n_grid=2000)
+    key = grm_ratio._config_key(cfg)
+    grm_ratio._coarse_grid.cache_clear()
+    grid, w, resp = grm_ratio._coarse_grid(key, cfg.n_grid, cfg.front_only, MODEL)
+    assert len(list(tmp_path.glob("grm-band-response-*.npz"))) == 1
+    grm_ratio._coarse_grid.cache_clear()  # as a fresh process: read from the file
+    grid2, w2, resp2 = grm_ratio._coarse_grid(key, cfg.n_grid, cfg.front_only, MODEL)
+    np.testing.assert_array_equal(grid2, grid)
+    np.testing.assert_array_equal(w2, w)
+    np.testing.assert_array_equal(resp2, resp)
+    # and both are what the public per-direction response gives
+    np.testing.assert_array_equal(resp, expected_band_counts(grid, cfg, MODEL))
+
+
+def test_coarse_grid_cache_key_follows_calibration_and_band(tmp_path, monkeypatch) -> None:
+    """A changed RSPPAR number or band is another file: a stale response is never read."""
+    import dataclasses
+
+    import svomflow.array_cache as array_cache
+    from svomflow.tasks.localisation import grm_ratio
+
+    monkeypatch.setattr(array_cache, "cache_folder", lambda: tmp_path)
+    cfg = GRMLocalisationConfig(n_grid=1000)
+    thinner = GRMResponseModel(
+        dataclasses.replace(MODEL.geometry, thickness_cm=MODEL.geometry.thickness_cm * 0.5),
+        MODEL.axes,
+    )
+    other_band = GRMLocalisationConfig(n_grid=1000, band_kev=(20.0, 100.0))
+    grm_ratio._coarse_grid.cache_clear()
+    runs = [
+        grm_ratio._coarse_grid(grm_ratio._config_key(c), c.n_grid, c.front_only, m)[2]
+        for c, m in [(cfg, MODEL), (cfg, thinner), (other_band, MODEL)]
+    ]
+    assert len(list(tmp_path.glob("grm-band-response-*.npz"))) == 3
+    assert not np.array_equal(runs[0], runs[1]) and not np.array_equal(runs[0], runs[2])
+    grm_ratio._coarse_grid.cache_clear()
+    again = grm_ratio._coarse_grid(grm_ratio._config_key(cfg), 1000, True, thinner)[2]
+    np.testing.assert_array_equal(again, runs[1])

@@ -104,3 +104,18 @@ def test_thread_setting_is_restored() -> None:
     rng = np.random.default_rng(3)
     bayesian_blocks(np.sort(rng.uniform(0, 10, 500)))
     assert numba.get_num_threads() == before
+
+
+@pytest.mark.parametrize("rate", [0.05, 0.7, 40.0])
+def test_events_kernel_division_free_bound_on_flat_low_and_high_rates(rate: float) -> None:
+    """Signal-free cells at rates below and above 1 (log lam < 0 and > 0, best values of
+    either sign, many empty cells): the division-free screen skips nothing that wins."""
+    rng = np.random.default_rng(int(rate * 100))
+    n = 700
+    edges = np.concatenate([[0.0], np.cumsum(rng.uniform(0.5, 1.5, n))])
+    counts = rng.poisson(rate * np.diff(edges)).astype(float)
+    for ncp in (0.0, 1.0, 6.0):
+        cum = np.concatenate([[0.0], np.cumsum(counts)])
+        for batch in (1, 32):
+            last = bb_events_dp(edges[-1] - edges, cum, ncp, batch)
+            np.testing.assert_array_equal(last, _events_reference(edges, counts, ncp))

@@ -217,7 +217,7 @@ def test_background_refit_matches_exact_refit(fred) -> None:  # type: ignore[no-
         )
         assert exact is not None
         score_out = a[out].T @ ((y[out] - mu[out]) / mu[out])
-        lin = refit.coeffs(y[window], score_out)
+        lin = refit.coeffs(y[window], score_out)[0]
         # the one-step refit is the exact refit to first order: the difference is far below
         # the coefficients' own scatter (second order in the relative count noise)
         assert np.all(np.abs(lin - exact[0]) < 0.05 * sigma)
@@ -230,7 +230,7 @@ def test_background_refit_has_the_fit_covariance(fred) -> None:  # type: ignore[
     rng = np.random.default_rng(2)
     n = 2000
     outside = refit.outside_scores(rng, n)
-    c = np.array([refit.coeffs(rng.poisson(mu[window]).astype(float), o) for o in outside])
+    c = np.array([refit.coeffs(rng.poisson(mu[window]).astype(float), o)[0] for o in outside])
     ratio = np.var(c, axis=0, ddof=1) / np.diag(bkg.cov)
     # the sample variance of n Gaussian draws has relative standard deviation sqrt(2 / n)
     assert np.all(np.abs(ratio - 1.0) < 5 * np.sqrt(2.0 / n))
@@ -269,7 +269,7 @@ def test_background_refit_with_a_tail_term_matches_exact_refit() -> None:
         assert exact is not None
         if exact[0][k] <= 0:
             continue  # the bound applies: compared below through the conditional fit
-        lin = refit.coeffs(y[window], a[out].T @ ((y[out] - mu[out]) / mu[out]))
+        lin = refit.coeffs(y[window], a[out].T @ ((y[out] - mu[out]) / mu[out]))[0]
         assert np.all(np.abs(lin - exact[0][:k]) < 0.05 * sigma)
         checked += 1
     assert checked >= 4

@@ -70,3 +70,14 @@ def test_saa_not_fits_is_an_input_error(tmp_path: Path) -> None:
     p.write_text("not a fits file")
     with pytest.raises(InputDataError, match=r"saa\.fits"):
         read_saa(p)
+
+
+@pytest.mark.parametrize("times", [np.arange(10.0)[::-1], np.full(10, 3.0)])
+def test_attitude_times_out_of_order_are_an_input_error(tmp_path: Path, times) -> None:
+    """A reversed or constant TIME column (pointings in place) was sorted and used (mxt-028)."""
+    path = _attitude(tmp_path / "a.fits", ra=np.linspace(150.0, 151.0, 10))
+    with fits.open(path, mode="update") as hdul:
+        hdul["ATTITUDE"].data["TIME"] = times
+        hdul["ATTITUDE"].header["TIMESTEP"] = 1.0  # as in the simulator's files
+    with pytest.raises(InputDataError, match="not strictly increasing"):
+        read_attitude(path)

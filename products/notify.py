@@ -6,8 +6,16 @@ instrument at that moment (:func:`svomflow.products.duty.on_call`: the primary f
 the backup), by e-mail to their addresses and as a JSON POST to their webhooks, and records
 who was notified. A transport that fails (SMTP server down, webhook refusing) leaves the alarm
 pending, so the next call retries it; an alarm is marked notified only once every recipient
-got it. ``svomflow hk watch`` calls it after every ingested file and every few seconds (so
-alarms raised by the scheduled check flow go out too), ``svomflow hk notify`` on demand.
+got it.
+
+It is the one sender, used by the scheduled flows (``hk_check``, ``hk_ingest``: right after
+they record alarms), by ``svomflow hk watch`` (after every ingested file and every few
+seconds) and by ``svomflow hk notify``. Several of them may run at once: each alarm is
+claimed before it is sent (a compare-and-set on ``notified_at``), so only one sender sends
+it. A sender killed between the claim and the send leaves the claim; after
+``claim_timeout`` another sender takes the alarm over (at most one duplicate, only then).
+
+It lives with the store it reads (products layer) so that flows and operations both use it.
 
 Settings come from the environment: ``SVOMFLOW_SMTP_HOST`` (default ``localhost``),
 ``SVOMFLOW_SMTP_PORT`` (25), ``SVOMFLOW_SMTP_FROM``, ``SVOMFLOW_SMTP_USER`` /
@@ -29,6 +37,7 @@ from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from sqlalchemy import or_, update
 from sqlmodel import Session, col, select
 from svomflow.errors import SvomflowError
 from svomflow.products import housekeeping as hk
@@ -46,6 +55,9 @@ __all__ = [
 ]
 
 log = logging.getLogger("svomflow.notify")
+
+#: ``notified_to`` of an alarm a sender has claimed and is sending
+SENDING = "(sending)"
 
 
 class NotificationError(SvomflowError):
@@ -67,6 +79,10 @@ class NotifySettings(BaseModel):
     site_url: str | None = None
     max_age: timedelta = Field(
         default=timedelta(days=1), description="older pending alarms are marked, not sent"
+    )
+    claim_timeout: timedelta = Field(
+        default=timedelta(minutes=10),
+        description="a claim older than this (its sender died) is taken over",
     )
 
     @classmethod
@@ -204,10 +220,17 @@ def notify_pending(
     settings = settings or NotifySettings.from_env()
     now = now or datetime.now(UTC)
     hk.ensure_schema(session)
+    abandoned = now - settings.claim_timeout
     pending = list(
         session.exec(
             select(hk.Alarm)
-            .where(col(hk.Alarm.notified_at).is_(None))
+            .where(
+                or_(
+                    col(hk.Alarm.notified_at).is_(None),
+                    (col(hk.Alarm.notified_to) == SENDING)
+                    & (col(hk.Alarm.notified_at) < abandoned),
+                )
+            )
             .order_by(col(hk.Alarm.raised_at), col(hk.Alarm.id))
         )
     )
@@ -215,6 +238,8 @@ def notify_pending(
     report = NotifyReport()
     for alarm in pending:
         assert alarm.id is not None
+        if not _claim(session, alarm, now):
+            continue  # another sender has it
         if now - alarm.raised_at > settings.max_age:
             _mark(session, alarm, now, "(too old: not sent)")
             report.stale.append(alarm.id)
@@ -241,11 +266,39 @@ def notify_pending(
         except NotificationError as exc:
             log.warning("alarm %s: %s (stays pending)", alarm.id, exc)
             report.failed.append((alarm.id, str(exc)))
+            _release(session, alarm)
             continue
         people = ", ".join(f"{s.person} ({s.role})" for s in shifts)
         _mark(session, alarm, now, people)
         report.sent.append((alarm.id, people))
     return report
+
+
+def _claim(session: Session, alarm: hk.Alarm, now: datetime) -> bool:
+    """Claim a pending alarm for this sender (compare and set); False if another has it."""
+    was = alarm.notified_at
+    cond = (
+        col(hk.Alarm.notified_at).is_(None)
+        if was is None
+        else (col(hk.Alarm.notified_at) == was) & (col(hk.Alarm.notified_to) == SENDING)
+    )
+    done = session.execute(
+        update(hk.Alarm)
+        .where(col(hk.Alarm.id) == alarm.id, cond)
+        .values(notified_at=now, notified_to=SENDING)
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
+    session.refresh(alarm)
+    return bool(getattr(done, "rowcount", 0))
+
+
+def _release(session: Session, alarm: hk.Alarm) -> None:
+    """Give a claimed alarm back to the outbox (its sending failed: retried next time)."""
+    alarm.notified_at = None
+    alarm.notified_to = None
+    session.add(alarm)
+    session.commit()
 
 
 def _mark(session: Session, alarm: hk.Alarm, now: datetime, to: str) -> None:
