@@ -29,10 +29,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
+import functools
 import logging
 import re
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal
 
@@ -115,6 +118,11 @@ class ListenerSettings(BaseModel):
         description="direct mode: a claim not renewed for this long is taken over",
     )
     dispatch_concurrency: int = Field(default=4, ge=1, description="run creations in flight")
+    direct_concurrency: int = Field(
+        default=2,
+        ge=1,
+        description="direct mode: flow runs executing at once in this process (one per core)",
+    )
     reconcile_every_s: float = Field(
         default=60.0, gt=0, description="how often claims without a run are replayed"
     )
@@ -192,6 +200,11 @@ class _Listener:
         self.tasks: set[asyncio.Task[Any]] = set()
         self.subs: list[Any] = []
         self.deployments = DeploymentDispatcher(settings.dispatch_concurrency)
+        # direct runs get their own threads: on asyncio's default executor (a few threads)
+        # long flow runs would starve the ledger calls (claims, lease renewals, acks)
+        self.runs = ThreadPoolExecutor(
+            settings.direct_concurrency, thread_name_prefix="svomflow-alert-run"
+        )
 
     async def dispatch(self, route: Route, alert: Alert, params: dict[str, Any]) -> str | None:
         spec = get_spec(route.flow)
@@ -218,8 +231,12 @@ class _Listener:
             tags=["alert", route.instrument],
         )
         if not local.finished:
-            await asyncio.to_thread(
+            run = functools.partial(
                 run_flow, flow, flow_run=local.flow_run, parameters=params, return_type="state"
+            )
+            # in the caller's context, as asyncio.to_thread would
+            await asyncio.get_running_loop().run_in_executor(
+                self.runs, contextvars.copy_context().run, run
             )
         return local.id
 
@@ -506,6 +523,7 @@ class _Listener:
             with contextlib.suppress(Exception):
                 await self.nc.close()
             await self.deployments.close()
+            self.runs.shutdown(wait=False)
 
 
 async def run_listener(

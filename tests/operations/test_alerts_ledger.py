@@ -121,3 +121,67 @@ def test_retry_delay_doubles_and_is_capped(tmp_path: Path) -> None:
     assert [listener.retry_delay(_Msg(n)) for n in (1, 2, 3, 4, 5, 50)] == [1, 2, 4, 8, 10, 10]
     # the consumer never gives up on a message by default
     assert settings.max_deliver == -1
+
+
+def test_direct_runs_do_not_starve_the_ledger_calls(tmp_path: Path) -> None:
+    """Direct-mode runs have their own threads: with more runs going than asyncio's default
+    executor has threads, the listener's own calls (claims, lease renewals) still run."""
+    import asyncio
+    import os
+    import threading
+
+    busy = min(32, (os.cpu_count() or 1) + 4) + 1  # more than the default executor holds
+    settings = ListenerSettings(
+        database_url=f"sqlite:///{tmp_path / 'p.db'}", direct_concurrency=busy
+    )
+    listener = _Listener(settings, None)
+    release = threading.Event()
+    assert listener.runs._max_workers == busy
+
+    async def scenario() -> int:
+        loop = asyncio.get_running_loop()
+        runs = [loop.run_in_executor(listener.runs, release.wait) for _ in range(busy)]
+        try:
+            # a ledger-like call on the default executor while every run slot is taken
+            return await asyncio.wait_for(asyncio.to_thread(lambda: 42), timeout=10)
+        finally:
+            release.set()
+            await asyncio.gather(*runs)
+
+    try:
+        assert asyncio.run(scenario()) == 42
+    finally:
+        listener.runs.shutdown(wait=True)
+
+
+def test_a_direct_run_executes_on_the_run_threads(tmp_path: Path, monkeypatch) -> None:
+    """dispatch() in direct mode runs the flow on the listener's run threads, not asyncio's."""
+    import asyncio
+    import threading
+    import uuid
+
+    import prefect.flow_engine
+    from svomflow.operations.alerts.dispatch import LocalRun
+    from svomflow.operations.alerts.listener import DEFAULT_ROUTES
+
+    settings = ListenerSettings(database_url=f"sqlite:///{tmp_path / 'p.db'}", mode="direct")
+    listener = _Listener(settings, None)
+    seen: list[str] = []
+    run_id = uuid.uuid4()
+
+    async def create_local_run(flow, params, **kw):
+        return LocalRun(type("Run", (), {"id": run_id})(), finished=False)
+
+    monkeypatch.setattr(listener.deployments, "create_local_run", create_local_run)
+    monkeypatch.setattr(
+        prefect.flow_engine,
+        "run_flow",
+        lambda *a, **k: seen.append(threading.current_thread().name),
+    )
+    alert = type("A", (), {"trigger_id": "sb1", "alert_id": "a1"})()
+    try:
+        got = asyncio.run(listener.dispatch(DEFAULT_ROUTES[0], alert, {}))
+    finally:
+        listener.runs.shutdown(wait=True)
+    assert got == str(run_id)
+    assert len(seen) == 1 and seen[0].startswith("svomflow-alert-run")
