@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from svomflow.atomic import sha256_file
 from svomflow.calibration.caldb.entry import CaldbEntry
 from svomflow.calibration.caldb.resolve import CalibrationRequirement, resolve_calibrations
 from svomflow.calibration.codes import load_calibration_file
 from svomflow.errors import CalibrationNotFoundError
-from svomflow.products.atomic import sha256_file
 from svomflow.products.provenance import CalibrationRef
 
 __all__ = ["CalibrationSet", "calibration_key"]

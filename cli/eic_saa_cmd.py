@@ -100,9 +100,9 @@ def export(
     """Write the CALDB's SAA contour in force at --time as the operations centre's XML (validated)."""
     import datetime as _dt
 
+    from svomflow.atomic import atomic_write_bytes
     from svomflow.calibration.caldb import open_caldb
     from svomflow.config import load_config
-    from svomflow.products.atomic import atomic_write_bytes
     from svomflow.products.eic_saa_files import read_saa_contour
     from svomflow.tasks.eic.saa import saa_export
     from svomflow.tasks.eic.saa_pipeline import FLOW_NAME, EicSaaConfig

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 from prefect import flow, get_run_logger
 from pydantic import Field
+from svomflow.atomic import atomic_write_bytes
 from svomflow.calibration.caldb.resolve import CalibrationRequirement
 from svomflow.calibration.calibration_set import CalibrationSet
 from svomflow.config import load_config, load_instrument
@@ -41,7 +42,6 @@ from svomflow.flows.adapter import (
 )
 from svomflow.flows.eic_promotion import PromotionRequest, PromotionResult, promote_task
 from svomflow.paths import data_home
-from svomflow.products.atomic import atomic_write_bytes
 from svomflow.products.eic_calibration_files import (
     PixelSpectra,
     read_band_table,

@@ -39,10 +39,10 @@ from typing import Any
 from astropy.table import Table
 from prefect import task
 from prefect.cache_policies import NO_CACHE
+from svomflow.atomic import sha256_file
 from svomflow.calibration.caldb import CaldbEntry, choose_entry, open_caldb
 from svomflow.errors import CalibrationNotFoundError
 from svomflow.flows.adapter import FlowContext, publish_flow_products, transient_error
-from svomflow.products.atomic import sha256_file
 from svomflow.tasks.eic.gate import GateConfig, QCFigure, Verdict, judge
 from svomflow.tasks.eic.qc_history import (
     EXTNAME,

@@ -20,6 +20,7 @@ from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from svomflow.atomic import atomic_write_bytes
 from svomflow.calibration.caldb import open_caldb
 from svomflow.config import load_config
 from svomflow.flows._params import config_overrides
@@ -34,7 +35,6 @@ from svomflow.flows.adapter import (
 )
 from svomflow.instruments.ccd_camera import CameraModel, load_camera
 from svomflow.paths import data_home, safe_component
-from svomflow.products.atomic import atomic_write_bytes
 from svomflow.products.store import ProductRef
 from svomflow.tasks.ccd.master_selection import CODENAMES
 from svomflow.tasks.masters.build import ValidatedCandidate
@@ -86,7 +86,7 @@ def register_candidate(
     ValueError
         When the candidate did not pass validation.
     """
-    from svomflow.products.atomic import sha256_file
+    from svomflow.atomic import sha256_file
 
     if not candidate.passed:
         raise ValueError(

@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import os
-import tempfile
 import warnings
 import zipfile
 from collections.abc import Callable, Mapping
@@ -31,6 +29,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+from svomflow.atomic import atomic_path
 
 __all__ = ["cache_folder", "cached_arrays", "digest", "source_digest"]
 
@@ -114,20 +113,10 @@ def _read(path: Path, key: str) -> dict[str, NDArray[np.generic]]:
 
 
 def _write(path: Path, key: str, arrays: Mapping[str, NDArray[np.generic]]) -> None:
-    """Write the arrays to ``path`` atomically (temporary file, fsync, rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o644)  # mkstemp makes 0600: the home may be shared
-        with os.fdopen(fd, "wb") as fh:
-            named: dict[str, Any] = {_KEY_FIELD: np.array(key), **arrays}
-            np.savez(fh, **named)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write the arrays to ``path`` atomically (:func:`svomflow.atomic.atomic_path`)."""
+    named: dict[str, Any] = {_KEY_FIELD: np.array(key), **arrays}
+    with atomic_path(path) as tmp, tmp.open("wb") as fh:
+        np.savez(fh, **named)
 
 
 def cached_arrays(

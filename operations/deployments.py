@@ -257,7 +257,7 @@ def prefect_yaml(
 
 def write_prefect_yaml(path: str | Path, text: str) -> Path:
     """Write the ``prefect.yaml`` text atomically."""
-    from svomflow.products.atomic import atomic_write_bytes
+    from svomflow.atomic import atomic_write_bytes
 
     p = Path(path)
     atomic_write_bytes(p, text.encode())

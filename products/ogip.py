@@ -20,8 +20,8 @@ from astropy.io import fits
 from astropy.io.fits.verify import VerifyError
 from numpy.typing import ArrayLike
 from svomflow import __version__
+from svomflow.atomic import atomic_path
 from svomflow.errors import InputDataError
-from svomflow.products.atomic import atomic_path
 
 __all__ = [
     "MALFORMED_FILE_ERRORS",

@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 from svomflow import __version__
-from svomflow.products.atomic import sha256_file
+from svomflow.atomic import sha256_file
 
 __all__ = ["CalibrationRef", "FileRef", "Provenance", "current_flow_run_id"]
 

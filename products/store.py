@@ -33,9 +33,9 @@ from astropy.io import fits
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, func, select
+from svomflow.atomic import TMP_PREFIX, AtomicBatch, sha256_file
 from svomflow.paths import safe_join
 from svomflow.products import announcements
-from svomflow.products.atomic import TMP_PREFIX, AtomicBatch, sha256_file
 from svomflow.products.database import (
     OutboxRow,
     ProcessingStatus,

@@ -153,9 +153,9 @@ def register_calibration(
     dict
         ``{code: "registered" | "already current"}``.
     """
+    from svomflow.atomic import sha256_file
     from svomflow.calibration.caldb import open_caldb
     from svomflow.errors import CalibrationNotFoundError
-    from svomflow.products.atomic import sha256_file
 
     db = open_caldb(caldb_root)
     out: dict[str, str] = {}

@@ -32,7 +32,7 @@ from typing import Any, Literal
 import numpy as np
 import yaml
 from astropy.io import fits
-from svomflow.products.atomic import atomic_write_bytes
+from svomflow.atomic import atomic_write_bytes
 from svomflow.simulation.orbit import load_orbit
 from svomflow.tasks.monitoring.definitions import (
     InstrumentHousekeeping,

@@ -26,6 +26,7 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import httpx
+from svomflow.atomic import atomic_path, atomic_write_bytes, sha256_file
 from svomflow.calibration.caldb.entry import CaldbEntry
 from svomflow.calibration.caldb.redact import (
     check_transport,
@@ -37,7 +38,6 @@ from svomflow.calibration.caldb.redact import (
 )
 from svomflow.calibration.caldb.selection import choose_entry, filter_entries
 from svomflow.errors import CalibrationNotFoundError, SvomflowError
-from svomflow.products.atomic import atomic_path, atomic_write_bytes, sha256_file
 
 __all__ = [
     "TOKEN_ENV",

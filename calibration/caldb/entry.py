@@ -155,7 +155,7 @@ class CaldbEntry:
         CalibrationIntegrityError
             If the file is missing or its SHA-256 differs from the one recorded.
         """
-        from svomflow.products.atomic import sha256_file
+        from svomflow.atomic import sha256_file
 
         if not self.path.is_file():
             raise CalibrationIntegrityError(

@@ -79,7 +79,7 @@ def write_indx(
 ) -> Path:
     """Write ``entries`` as a HEASARC ``caldb.indx`` FITS file, atomically; return its path."""
     from astropy.io import fits
-    from svomflow.products.atomic import atomic_write_with
+    from svomflow.atomic import atomic_write_with
 
     data = _rows(entries)
     columns = []

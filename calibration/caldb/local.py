@@ -31,6 +31,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from svomflow.atomic import atomic_write_bytes, sha256_file
 from svomflow.calibration.caldb.boundaries import Boundary, normalize_boundaries
 from svomflow.calibration.caldb.entry import (
     CaldbEntry,
@@ -41,7 +42,6 @@ from svomflow.calibration.caldb.entry import (
 from svomflow.calibration.caldb.selection import choose_entry, filter_entries
 from svomflow.errors import CalibrationNotFoundError, InputDataError
 from svomflow.paths import safe_component, safe_join
-from svomflow.products.atomic import atomic_write_bytes, sha256_file
 from svomflow.products.lease import owner_alive, owner_id
 
 __all__ = ["Caldb"]

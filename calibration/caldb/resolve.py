@@ -63,7 +63,7 @@ class CalibrationRequirement:
 
 
 def _override_entry(req: CalibrationRequirement, path: str | os.PathLike[str]) -> CaldbEntry:
-    from svomflow.products.atomic import sha256_file
+    from svomflow.atomic import sha256_file
 
     p = Path(path).expanduser().resolve()
     if not p.is_file():

@@ -75,7 +75,7 @@ def plot(result: FitResult, path: str | Path | None = None, title: str | None = 
     fig = plt.figure(figsize=(7, 6))
     draw_fit(result, fig, title)
     if path is not None:
-        from svomflow.products.atomic import atomic_path
+        from svomflow.atomic import atomic_path
 
         with atomic_path(Path(path)) as tmp:
             fig.savefig(tmp, format="png", dpi=100)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
-from svomflow.products.atomic import sha256_file
+from svomflow.atomic import sha256_file
 from svomflow.products.database import dispose_engines, make_engine
 from svomflow.products.store import ProductStore
 

@@ -29,7 +29,7 @@ import numpy as np
 import pytest
 import yaml
 from sqlalchemy import create_engine, text
-from svomflow.products.atomic import sha256_file
+from svomflow.atomic import sha256_file
 
 BIN = Path(sys.executable).parent
 

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
-from svomflow.products.atomic import atomic_path, atomic_write_bytes, sha256_file
+from svomflow.atomic import atomic_path, atomic_write_bytes, sha256_file
 
 
 def test_failed_block_keeps_previous_content(tmp_path: Path) -> None:
@@ -29,7 +29,7 @@ def test_process_killed_half_way_leaves_previous_state(tmp_path: Path) -> None:
         f"""
         import time
         from pathlib import Path
-        from svomflow.products.atomic import atomic_path
+        from svomflow.atomic import atomic_path
         with atomic_path({str(target)!r}) as tmp:
             with open(tmp, "wb") as fh:
                 fh.write(b"x" * 1_000_000)

@@ -156,7 +156,7 @@ def test_concurrent_publishers_never_collide(tmp_path: Path, db_url: str) -> Non
     assert sorted(r.version for r in rows) == [1, 2, 3, 4]
     assert sum(not r.superseded for r in rows) == 1
     for r in rows:  # every file on disk is the one its row describes
-        from svomflow.products.atomic import sha256_file
+        from svomflow.atomic import sha256_file
 
         assert sha256_file(r.path) == r.checksum
 

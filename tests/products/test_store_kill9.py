@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 from sqlmodel import Session, select
+from svomflow.atomic import sha256_file
 from svomflow.products import ProductStore, Provenance
-from svomflow.products.atomic import sha256_file
 from svomflow.products.database import ProductRow, dispose_engines
 from svomflow.products.ogip import primary_hdu
 

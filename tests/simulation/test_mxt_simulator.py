@@ -74,8 +74,8 @@ def test_psf_shape_recovered_from_photons():
 
 
 def test_calibration_files_are_registered_once_in_the_home_caldb(svomflow_home, tmp_path):
+    from svomflow.atomic import sha256_file
     from svomflow.calibration.caldb import open_caldb
-    from svomflow.products.atomic import sha256_file
     from svomflow.simulation.mxt import simulate_scenario
 
     spec = {"duration_s": 300.0, "n_passes": 1, "sources": []}
