@@ -42,6 +42,7 @@ from svomflow.products.eclairs_l1 import (
     EclairsEvents,
     RateTrigger,
 )
+from svomflow.products.orbit_track import subtract_intervals
 from svomflow.simulation.photons import PhotonList
 from svomflow.tasks.timing.trigger import li_ma
 
@@ -128,19 +129,7 @@ def _quantise(t: NDArray[np.float64], resolution: float) -> NDArray[np.float64]:
 
 def _gti(t_start: float, t_stop: float, off: Sequence[tuple[float, float]]) -> NDArray[np.float64]:
     """Return [t_start, t_stop] minus the off intervals, as an (N, 2) array."""
-    edges = [(t_start, t_stop)]
-    for a, b in sorted(off):
-        nxt = []
-        for lo, hi in edges:
-            if b <= lo or a >= hi:
-                nxt.append((lo, hi))
-                continue
-            if a > lo:
-                nxt.append((lo, a))
-            if b < hi:
-                nxt.append((b, hi))
-        edges = nxt
-    return np.array(edges, dtype=np.float64).reshape(-1, 2)
+    return subtract_intervals(np.array([[t_start, t_stop]]), np.array(off, float).reshape(-1, 2))
 
 
 def _in_gti(t: NDArray[np.float64], gti: NDArray[np.float64]) -> NDArray[np.bool_]:

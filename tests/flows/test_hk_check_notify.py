@@ -6,12 +6,9 @@ housekeeping has known anomalies, each raising alarms the flow records and sends
 
 from __future__ import annotations
 
-import json
 import socket
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -32,44 +29,13 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def smtp(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Any]]:
-    from aiosmtpd.controller import Controller
-
-    received: list[Any] = []
-
-    class Handler:
-        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-            received.append(envelope)
-            return "250 OK"
-
-    port = _free_port()
-    ctl = Controller(Handler(), hostname="127.0.0.1", port=port)
-    ctl.start()
+def mailbox(smtp: tuple[int, list[Any]], monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """The local SMTP server's received mail, its address set in the environment."""
+    port, received = smtp
     # the flow reads its transport from the environment, as a deployment's worker does
     monkeypatch.setenv("SVOMFLOW_SMTP_HOST", "127.0.0.1")
     monkeypatch.setenv("SVOMFLOW_SMTP_PORT", str(port))
-    yield received
-    ctl.stop()
-
-
-@pytest.fixture
-def webhook() -> Iterator[tuple[str, list[dict[str, Any]]]]:
-    got: list[dict[str, Any]] = []
-
-    class H(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            got.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), H)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{srv.server_address[1]}/hook", got
-    srv.shutdown()
-    srv.server_close()
+    return received
 
 
 @pytest.fixture
@@ -80,9 +46,9 @@ def db(tmp_path: Path) -> Iterator[str]:
 
 @pytest.mark.integration
 def test_hk_check_flow_notifies_the_duty_person_once_per_alarm(
-    prefect_harness: None, db: str, smtp: list[Any], webhook: tuple[str, list]
+    prefect_harness: None, db: str, mailbox: list[Any], webhook: tuple[str, list, dict]
 ) -> None:
-    url, posts = webhook
+    url, posts, _ = webhook
     now = datetime.now(UTC)
     # the last 12 h of ECLAIRs housekeeping with anomalies (recent: the sender skips
     # alarms older than a day)
@@ -105,8 +71,8 @@ def test_hk_check_flow_notifies_the_duty_person_once_per_alarm(
     assert sorted(a for a, _ in sent) == sorted(raised)
     assert {who for _, who in sent} == {"Ada (primary), Bob (backup)"}
     # one e-mail and one webhook call per alarm, to the people on duty now
-    assert len(smtp) == len(raised) and len(posts) == len(raised)
-    assert {tuple(m.rcpt_tos) for m in smtp} == {("ada@eic.test",)}
+    assert len(mailbox) == len(raised) and len(posts) == len(raised)
+    assert {tuple(m.rcpt_tos) for m in mailbox} == {("ada@eic.test",)}
     assert sorted(p["alarm"]["id"] for p in posts) == sorted(raised)
     # a second scheduled run, then the command's sender: nothing is sent twice
     again = mon.hk_check(instruments=["ECLAIRS"], database_url=db)
@@ -114,7 +80,7 @@ def test_hk_check_flow_notifies_the_duty_person_once_per_alarm(
     with Session(make_engine(db)) as s:
         assert notify_pending(s, NotifySettings.from_env()).sent == []
         assert all(a.notified_to == "Ada (primary), Bob (backup)" for a in hk.alarms(s))
-    assert len(smtp) == len(raised) and len(posts) == len(raised)
+    assert len(mailbox) == len(raised) and len(posts) == len(raised)
 
 
 def test_two_senders_claim_an_alarm_once(db: str) -> None:

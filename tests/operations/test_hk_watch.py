@@ -3,16 +3,11 @@ restarts; bad files are set aside; anomalies raise their alarms; the person on d
 
 from __future__ import annotations
 
-import json
-import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytest
 from sqlmodel import Session
 from svomflow.operations.hk_watch import HkWatchConfig, HkWatcher
 from svomflow.products import duty
@@ -22,26 +17,6 @@ from svomflow.products.notify import NotifySettings
 from svomflow.simulation import housekeeping as sim
 
 START = datetime(2026, 2, 1, tzinfo=UTC)
-
-
-@pytest.fixture
-def webhook() -> Iterator[tuple[str, list[dict[str, Any]]]]:
-    got: list[dict[str, Any]] = []
-
-    class H(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            got.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), H)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{srv.server_address[1]}/alarm", got
-    srv.shutdown()
-    srv.server_close()
 
 
 def _config(tmp_path: Path, **kw: Any) -> HkWatchConfig:
@@ -61,9 +36,9 @@ def _finite(stream: sim.HkStream) -> int:
 
 
 def test_files_ingested_once_across_restarts_and_bad_files_set_aside(
-    tmp_path: Path, webhook: tuple[str, list[dict[str, Any]]]
+    tmp_path: Path, webhook: tuple[str, list[dict[str, Any]], dict[str, int]]
 ) -> None:
-    url, posts = webhook
+    url, posts, _ = webhook
     cfg = _config(tmp_path)
     inbox = Path(cfg.input_dir)
     ecl = sim.simulate("ECLAIRS", START, 2, seed=21, anomalies_per_day=3)
