@@ -16,7 +16,7 @@ help:
 	@echo "make demo   - set up .venv, simulate a GRB, run the VHF quick analysis in Prefect"
 	@echo "make test   - set up .venv if needed and run the test suite"
 	@echo "make bench  - speed and memory benchmarks against the peers (ratios, docs/bench.md)"
-	@echo "make warm   - compile the numba kernels into the kernel cache (venv/demo/bench do it)"
+	@echo "make warm   - compile the numba kernels and fill the array cache (venv/demo/bench do it)"
 	@echo "make lint   - ruff check and format check;  make typecheck - mypy"
 
 $(STAMP): pyproject.toml
@@ -33,14 +33,16 @@ install: $(STAMP)
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e . --config-settings editable_mode=strict
 
 # A fresh process loads the kernels from the cache instead of compiling them (about 5 s of
-# CPU for the VHF flow); warmed again when a kernel source changes (numba drops its entry).
-KERNEL_SOURCES := $(shell grep -rl --include='*.py' 'numba_policy import' tasks instruments 2>/dev/null)
-WARM_STAMP := $(SVOMFLOW_HOME)/numba_cache/.warmed
+# CPU for the VHF flow), and the arrays derived from calibration from the array cache.
+# `svomflow warm --stamp` lists in the stamp the sources the warmed caches were built from
+# (kernel modules, the modules the array cache's versions digest, the two cache modules):
+# warmed again when one of them changes (numba and the array cache drop stale entries).
+WARM_STAMP := $(SVOMFLOW_HOME)/numba_cache/.warm-sources
+WARM_SOURCES := $(wildcard $(shell cat "$(WARM_STAMP)" 2>/dev/null))
 
-$(WARM_STAMP): $(STAMP) $(KERNEL_SOURCES)
+$(WARM_STAMP): $(STAMP) $(WARM_SOURCES)
 	@mkdir -p "$(PREFECT_HOME)"
-	$(BIN)/svomflow warm
-	touch $@
+	$(BIN)/svomflow warm --stamp $@
 
 warm: install
 	@$(MAKE) --no-print-directory $(WARM_STAMP)

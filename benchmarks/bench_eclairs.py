@@ -66,7 +66,7 @@ def main() -> None:
     y, z, tt, ee = (
         ev.y.astype(np.int64),
         ev.z.astype(np.int64),
-        ev.time,
+        np.ascontiguousarray(ev.time, dtype=np.float64),  # the kernel's declared types
         ev.energy_kev.astype(float),
     )
 

@@ -5,12 +5,10 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-import yaml
 from svomflow.cli._common import ConfigFiles, SetOverrides, user_errors
-from svomflow.config.instrument import available_instruments, load_instrument
-from svomflow.config.loader import load_config
-from svomflow.config.registry import FLOW_CONFIGS, canonical_flow_name, config_model_for
 
+# the configuration package (pydantic) and yaml are imported by the commands: every svomflow
+# command imports this module to register them
 app = typer.Typer(help="Show configurations and instrument definitions.", no_args_is_help=True)
 
 
@@ -22,6 +20,10 @@ def show(
     set_: SetOverrides = None,
 ) -> None:
     """Print the merged configuration of FLOW (defaults, packaged, instrument, files, --set)."""
+    import yaml
+    from svomflow.config.loader import load_config
+    from svomflow.config.registry import canonical_flow_name, config_model_for
+
     name = canonical_flow_name(flow)
     model = config_model_for(name)
     instruments = list(getattr(model, "instruments_for_defaults", ()))
@@ -34,6 +36,8 @@ def show(
 @app.command("flows")
 def flows() -> None:
     """List the flows that have a configuration."""
+    from svomflow.config.registry import FLOW_CONFIGS
+
     for name in sorted(FLOW_CONFIGS):
         typer.echo(name)
 
@@ -44,6 +48,9 @@ def instrument(
     name: Annotated[str | None, typer.Argument(help="Instrument name; omit to list them.")] = None,
 ) -> None:
     """Print an instrument definition (assumptions included), or list the instruments."""
+    import yaml
+    from svomflow.config.instrument import available_instruments, load_instrument
+
     if name is None:
         for n in available_instruments():
             typer.echo(n)

@@ -115,6 +115,9 @@ def _environment() -> None:
 
 def main() -> None:
     """Run the command line."""
+    from svomflow import collector
+
+    collector.adopt()  # first: its exit function must run after those registered later
     signal.signal(signal.SIGTERM, _stop_on_signal)
     signal.signal(signal.SIGINT, _stop_on_signal)
     _environment()

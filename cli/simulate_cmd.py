@@ -6,15 +6,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from svomflow.cli._common import SetOverrides, user_errors
 
 __all__ = ["simulate"]
@@ -36,6 +27,16 @@ def simulate(
     scenario) it then runs the alert chain on the data (flows, NATS, GP1, science database;
     docs/alert_loop.md).
     """
+    # rich's progress bar is imported here: every svomflow command imports this module
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
     from svomflow.errors import ConfigError
     from svomflow.simulation.scenario import available_scenarios, load_scenario, run_scenario
 

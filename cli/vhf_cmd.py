@@ -176,6 +176,7 @@ def vhf(
     import logging
     import os
 
+    from svomflow.collector import imports_frozen
     from svomflow.errors import ConfigError
 
     # `--events A B C`: click gives the files after the first as extra arguments
@@ -194,11 +195,14 @@ def vhf(
         raise ConfigError(
             f"--band must be LOW HIGH with 0 <= LOW < HIGH keV, got {band[0]} {band[1]}"
         )
-    # every argument is checked before Prefect is contacted or anything is written
-    if _lightcurve_inputs(files, band, config, set_):
+    # every argument is checked before Prefect is contacted or anything is written; the
+    # checks import the pipeline, whose objects then stay out of the collector's scans
+    with imports_frozen():
+        lightcurves = _lightcurve_inputs(files, band, config, set_)
+        oid = "" if lightcurves else _checked_obs_id(files, obs_id, config, set_, band)
+    if lightcurves:
         _run_lightcurves(files, t0, as_json)
         return
-    oid = _checked_obs_id(files, obs_id, config, set_, band)
     server = contextlib.nullcontext() if no_prefect else flow_server(quiet=as_json)
     with server, user_errors_printed_once():
         res = run_vhf(

@@ -4,13 +4,21 @@ A fresh process otherwise compiles every kernel it calls (about 5 s of CPU for t
 flow) before doing any work. Warming runs the VHF pipeline once, without Prefect, on a
 short simulated burst in a temporary folder: every kernel the flow calls is compiled with
 the argument types it meets in production and written to the cache of the current home
-(:func:`svomflow.numba_policy.cache_dir`). Nothing else is left behind: the simulated files,
-their calibration (a temporary CALDB), the products and their database are all temporary.
+(:func:`svomflow.numba_policy.cache_dir`), and the arrays the steps derive from
+calibration go to the array cache beside it (:mod:`svomflow.array_cache`). Nothing else is
+left behind: the simulated files, their calibration (a temporary CALDB), the products and
+their database are all temporary.
+
+``--stamp FILE`` writes the source files the warmed caches were built from (the modules
+of the kernels compiled, those the array cache's versions digest, the two cache modules)
+into FILE, one per line: ``make warm`` reads them as the stamp's prerequisites, so that it
+warms again when one of them changes.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -19,7 +27,7 @@ from typing import Annotated
 import typer
 from svomflow.cli._common import user_errors
 
-__all__ = ["warm", "warm_kernels"]
+__all__ = ["warm", "warm_kernels", "warmed_sources"]
 
 # a bright burst keeps every branch of the flow busy (imaging, the Bayesian-blocks fast
 # path above 3e4 events, the spectral fit); 60 s of data keep the simulation short
@@ -64,9 +72,40 @@ def warm_kernels(seed: int = 1) -> tuple[Path | None, float]:
     return cache, time.perf_counter() - t0
 
 
+def warmed_sources() -> list[Path]:
+    """Return the source files of what this process cached: compiled kernels and cached arrays.
+
+    The modules of svomflow that hold a kernel compiled (or loaded) in this process, the
+    modules whose source versions the array cache's files (:func:`svomflow.array_cache.
+    digested_sources`, the array cache's own module included) and the numba policy.
+    """
+    from numba.core.dispatcher import Dispatcher
+    from svomflow import numba_policy
+    from svomflow.array_cache import digested_sources
+
+    files = {*digested_sources(), Path(numba_policy.__file__).resolve()}
+    for name, module in list(sys.modules.items()):
+        path = getattr(module, "__file__", None)
+        if not name.startswith("svomflow.") or path is None:
+            continue
+        if any(
+            isinstance(v, Dispatcher) and v.signatures and v.py_func.__module__ == name
+            for v in list(vars(module).values())
+        ):
+            files.add(Path(path).resolve())
+    return sorted(files)
+
+
 @user_errors
 def warm(
     seed: Annotated[int, typer.Option("--seed", help="Seed of the simulated burst.")] = 1,
+    stamp: Annotated[
+        Path | None,
+        typer.Option(
+            "--stamp",
+            help="Write the source files the warmed caches depend on to this file (make warm).",
+        ),
+    ] = None,
 ) -> None:
     """Compile the VHF flow's numba kernels into the kernel cache (make warm/venv/demo run it).
 
@@ -83,3 +122,9 @@ def warm(
     cache, seconds = warm_kernels(seed)
     n = len(list(cache.rglob("*.nbi"))) if cache is not None else 0
     typer.echo(f"kernel cache {cache}: {n} kernel indexes, warmed in {seconds:.1f} s")
+    if stamp is not None:
+        from svomflow.atomic import atomic_write_bytes
+
+        sources = warmed_sources()
+        atomic_write_bytes(stamp, "".join(f"{p}\n" for p in sources).encode())
+        typer.echo(f"{stamp}: the {len(sources)} source files the warmed caches depend on")

@@ -247,11 +247,11 @@ def _redistribution(
     cached_arrays`) under a digest of the geometry (every number of the RSPPAR file but the
     detector axes, which the redistribution does not use), the bins and this module's source.
     """
-    key = digest(
-        source_digest(sys.modules[__name__]), np.__version__, geom, photon_edges, n_sub, n_t
-    )
     arrays = cached_arrays(
-        "grm-redistribution", key, lambda: _compute_redistribution(geom, photon_edges, n_sub, n_t)
+        "grm-redistribution",
+        digest(geom, photon_edges, n_sub, n_t),
+        lambda: _compute_redistribution(geom, photon_edges, n_sub, n_t),
+        version=digest(source_digest(sys.modules[__name__]), np.__version__),
     )
     return np.asarray(arrays["energies"], np.float64), np.asarray(
         arrays["probabilities"], np.float64

@@ -8,6 +8,7 @@ all on first use, so a lookup never depends on which flow ran first.
 from __future__ import annotations
 
 import inspect
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from importlib import import_module
@@ -36,6 +37,10 @@ DECLARATIONS: tuple[str, ...] = (
 
 _TYPES: dict[str, ProductType] = {}
 _loaded = False
+# The first lookups may come from several threads at once (the thread runner publishing
+# two bursts): the flag is set only once every declaring module is imported, under a lock
+# (re-entrant: a declaring module may itself look a type up while being imported).
+_LOAD_LOCK = threading.RLock()
 
 
 def declare(
@@ -87,10 +92,13 @@ def declare(
 
 def _load() -> None:
     global _loaded
-    if not _loaded:
-        _loaded = True
-        for name in DECLARATIONS:
-            import_module(name)
+    if _loaded:
+        return
+    with _LOAD_LOCK:
+        if not _loaded:
+            for name in DECLARATIONS:
+                import_module(name)
+            _loaded = True
 
 
 def all_types() -> dict[str, ProductType]:

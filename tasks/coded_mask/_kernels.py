@@ -11,7 +11,15 @@ from svomflow.numba_policy import kernel
 __all__ = ["accumulate_shadowgram", "correlate_direct"]
 
 
-@kernel
+# always called with contiguous int64 pixel indices and float64 times and energies
+# (imaging.make_shadowgram converts them): declared, it loads when the VHF pipeline is
+# imported, with numba's code-generation context (svomflow.numba_policy)
+@kernel(
+    signatures=[
+        "(int64[::1], int64[::1], float64[::1], float64[::1],"
+        " float64, float64, float64, float64, int64, int64)"
+    ]
+)
 def accumulate_shadowgram(
     y: np.ndarray,
     z: np.ndarray,
@@ -27,7 +35,8 @@ def accumulate_shadowgram(
     """Count events per pixel with ``t_lo <= time < t_hi`` and ``e_lo <= energy < e_hi``.
 
     One pass over the events, without the temporary boolean arrays of a NumPy selection.
-    Events with pixel indices outside the plane are ignored.
+    Events with pixel indices outside the plane are ignored. The arrays are C-contiguous,
+    ``y``/``z`` int64 and ``time``/``energy`` float64.
     """
     out = np.zeros((ny, nz), dtype=np.int64)
     for k in range(time.size):

@@ -163,10 +163,11 @@ def make_shadowgram(
     ``background_interval`` may be one interval or several (e.g. before and after the burst);
     their counts are scaled by the ratio of good times (from ``gti``) to the source interval.
     """
-    time = np.asarray(time, dtype=np.float64)
-    e = np.asarray(energy_kev, dtype=np.float64)
-    yy = np.asarray(y, dtype=np.int64)
-    zz = np.asarray(z, dtype=np.int64)
+    # the kernel's declared types (a column of a FITS table may be a strided view)
+    time = np.ascontiguousarray(time, dtype=np.float64)
+    e = np.ascontiguousarray(energy_kev, dtype=np.float64)
+    yy = np.ascontiguousarray(y, dtype=np.int64)
+    zz = np.ascontiguousarray(z, dtype=np.int64)
     if not (time.shape == e.shape == yy.shape == zz.shape):
         raise InputDataError("shadowgram: time, y, z and energy must have the same length")
     if not interval[1] > interval[0]:

@@ -155,11 +155,9 @@ def _coarse_grid(
         w = _weights(key, model)
         return {"weights": w, "response": _band_counts(grid, w, model)}
 
-    version = source_digest(sys.modules[__name__], grm_response, spectra)
-    digest_ = digest(
-        version, np.__version__, model.geometry, model.axes, photon_bins(), key, n_grid, front_only
-    )
-    arrays = cached_arrays("grm-band-response", digest_, compute)
+    version = digest(source_digest(sys.modules[__name__], grm_response, spectra), np.__version__)
+    digest_ = digest(model.geometry, model.axes, photon_bins(), key, n_grid, front_only)
+    arrays = cached_arrays("grm-band-response", digest_, compute, version=version)
     return (
         grid,
         np.asarray(arrays["weights"], np.float64),

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numba
 import numpy as np
+import pytest
 from svomflow.numba_policy import cache_enabled, kernel, parallel_kernel
 
 
@@ -34,6 +35,20 @@ def test_kernels_follow_policy() -> None:
     assert add.targetoptions["nogil"] is True
     assert add.targetoptions.get("fastmath", False) is False
     assert total.targetoptions["parallel"] is True
+
+
+def test_declared_signatures_compile_at_definition_and_fix_the_types() -> None:
+    @kernel(signatures=["(float64[::1], float64)"])
+    def scaled_sum(x, k):
+        return x.sum() * k
+
+    if not hasattr(scaled_sum, "signatures"):
+        pytest.skip("NUMBA_DISABLE_JIT: plain Python")
+    assert len(scaled_sum.signatures) == 1  # compiled before any call
+    assert scaled_sum(np.arange(4.0), 2) == 12.0  # a scalar is converted
+    with pytest.raises(TypeError):
+        scaled_sum(np.arange(4), 2.0)  # an array of another dtype is refused, not compiled
+    assert len(scaled_sum.signatures) == 1
 
 
 def test_cache_goes_to_a_writable_directory(tmp_path: Path) -> None:
