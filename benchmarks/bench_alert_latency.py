@@ -9,19 +9,27 @@ processed for each of N alerts, alternating the ways so all see the same load:
 * warm: one long-lived process with the imports and the compiled kernels loaded parses the
   alert message and runs the same pipeline without Prefect
   (:func:`~svomflow.flows.vhf.run_vhf_plain`): the floor of the warm path;
-* listener: the warm path as operated, ``svomflow listen --mode direct`` (a child process,
-  one warm-up alert first) with a route to the VHF flow: the alert is published on NATS
-  JetStream, the listener claims it, creates its flow run on the long-lived Prefect server
-  (the one ``PREFECT_API_URL`` names, else svomflow's local one, started if needed) under
-  the alert's idempotency key and executes it in its own process. Skipped, with the
-  reason, when no NATS server with JetStream answers or no Prefect server can start.
+* direct: ``svomflow listen --mode direct`` (a child process, one warm-up alert first) with
+  a route to the VHF flow: the alert is published on NATS JetStream, the listener claims
+  it, creates its flow run on the long-lived Prefect server (the one ``PREFECT_API_URL``
+  names, else this home's local one, started if needed) under the alert's idempotency key
+  and executes it in its own process;
+* served: the default operation, ``svomflow listen`` in deployment mode creates a run of
+  the ``vhf_quick_analysis/vhf`` deployment that a warm ``svomflow serve --flow vhf``
+  (children: the listener and the serve process) executes, each run forked from the serve
+  process's preloaded server (``operations/warm_runner.py``), the runner polling every
+  second.
+
+The NATS ways are skipped, with the reason, when no NATS server with JetStream answers or
+no Prefect server can start.
 
 Latency is from the alert message (the process start, the message parsed, the message
 published) to the end of the run, when its last product and its database row are written
-(the flow run's end time on the server for the listener). Median and 95th percentile over
+(the flow run's end time on the server for the NATS ways). Median and 95th percentile over
 N alerts (default 20; ``--alerts N`` for fewer on a loaded machine, which the output says),
-and the CPU seconds per alert of the process doing the work (the load taken out; the
-listener's figure leaves out what the Prefect server spends on its API calls). Target
+and the CPU seconds per alert of the processes doing the work (the load taken out; the
+NATS ways leave out what the Prefect server spends on their API calls; the served way
+counts the listener, the serve process, its forkserver and the run's process). Target
 (issue 14): p95 under 5 s for the 1e6-event burst on 2 cores.
 
 Run: ``python -m benchmarks.bench_alert_latency [--alerts N]``.
@@ -70,12 +78,6 @@ def _cpu(who: int) -> float:
     return r.ru_utime + r.ru_stime
 
 
-def _proc_cpu(pid: int) -> float:
-    """CPU seconds (user + system) so far of a running process (Linux ``/proc``)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _cold(files: list[str], out: Path, k: int) -> float:
     """Return the wall time of one fresh ``svomflow vhf --no-prefect`` process."""
     exe = Path(sys.executable).with_name("svomflow")
@@ -100,19 +102,45 @@ def _warm(files: list[str], out: Path, k: int) -> float:
     return time.perf_counter() - t
 
 
-class _Listener:
-    """``svomflow listen --mode direct`` as a child process, routing alerts to the VHF flow."""
+def _tree_cpu(pid: int) -> float:
+    """CPU seconds so far of a process and its descendants, reaped ones included (Linux)."""
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # ended meanwhile: counted by its parent once reaped
+        child = int(stat.parent.name)
+        parents[child] = int(fields[1])
+        # utime + stime + cutime + cstime: a reaped child's CPU is in its parent's c-times
+        times[child] = sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+    tree, todo = set(), [pid]
+    while todo:
+        p = todo.pop()
+        tree.add(p)
+        todo.extend(c for c, pp in parents.items() if pp == p and c not in tree)
+    return sum(times.get(p, 0.0) for p in tree)
 
-    def __init__(self, root: Path, files: list[str], nats_url: str, api_url: str):
-        self.root, self.nats_url, self.api_url = root, nats_url, api_url
+
+class _NatsPath:
+    """An alert path through NATS: ``svomflow listen`` routing alerts to the VHF flow.
+
+    ``mode`` "direct": the listener runs the flow itself. "deployment": the listener creates
+    a run of the VHF deployment that a (warm) ``svomflow serve --flow vhf`` child executes.
+    """
+
+    def __init__(self, root: Path, files: list[str], nats_url: str, api_url: str, mode: str):
+        self.root, self.nats_url, self.api_url, self.mode = root, nats_url, api_url, mode
         self.tag = uuid.uuid4().hex[:6]  # alert ids unique on the long-lived server
         self.subject = f"bench{self.tag}.svom.alert.eclairs"
-        self.db = f"sqlite:///{root / 'listener.db'}"
+        self.db = f"sqlite:///{root / f'{mode}.db'}"
+        self.procs: list[subprocess.Popen[bytes]] = []
         self.config = {
             "servers": [nats_url],
             "stream": f"BENCH_{self.tag}",
             "durable": f"bench-{self.tag}",
-            "mode": "direct",
+            "mode": mode,
             "database_url": self.db,
             "dead_letter_subject": f"bench{self.tag}.deadletter",
             "routes": [
@@ -123,38 +151,51 @@ class _Listener:
                     "parameter_map": {"obs_id": "trigger_id"},
                     "parameters": {
                         "event_files": files,
-                        "out_dir": str(root / "listener"),
+                        "out_dir": str(root / mode),
                         "database_url": self.db,
                     },
                 }
             ],
         }
 
-    def start(self, timeout_s: float = 300.0) -> None:
-        """Start the listener; return once it listens (its log says so)."""
-        import yaml
-
-        cfg = self.root / "listen.yaml"
-        cfg.write_text(yaml.safe_dump(self.config))
+    def _child(self, args: list[str], name: str, ready: str, timeout_s: float) -> None:
+        """Start ``svomflow ARGS`` (log ``name``.log); return once its log shows ``ready``."""
         env = dict(os.environ, PREFECT_API_URL=self.api_url)
-        self.log_path = self.root / "listener.log"
+        log_path = self.root / f"{self.mode}-{name}.log"
         exe = Path(sys.executable).with_name("svomflow")
-        with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(
-                [str(exe), "listen", "--config", str(cfg)],
+        with open(log_path, "wb") as log:
+            proc = subprocess.Popen(
+                [str(exe), *args],
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
+        self.procs.append(proc)
         deadline = time.time() + timeout_s
-        while "listening on" not in self.log_path.read_text(errors="replace"):
-            if self.proc.poll() is not None or time.time() > deadline:
-                raise RuntimeError(f"the listener did not start: {self.log_tail()}")
+        while ready not in log_path.read_text(errors="replace"):
+            if proc.poll() is not None or time.time() > deadline:
+                raise RuntimeError(f"svomflow {args[0]} did not start: {self.log_tail()}")
             time.sleep(0.2)
 
+    def start(self, timeout_s: float = 300.0) -> None:
+        """Start the serve process (deployment mode) and the listener; return once ready."""
+        import yaml
+
+        if self.mode == "deployment":
+            self._child(["serve", "--flow", "vhf"], "serve", "serving ", timeout_s)
+        cfg = self.root / f"{self.mode}-listen.yaml"
+        cfg.write_text(yaml.safe_dump(self.config))
+        self._child(["listen", "--config", str(cfg)], "listen", "listening on", timeout_s)
+
     def log_tail(self) -> str:
-        return self.log_path.read_text(errors="replace")[-1500:]
+        return " | ".join(
+            p.read_text(errors="replace")[-1500:] for p in self.root.glob(f"{self.mode}-*.log")
+        )
+
+    def cpu(self) -> float:
+        """CPU seconds so far of the listener and the serve process trees."""
+        return sum(_tree_cpu(p.pid) for p in self.procs)
 
     def alert(self, k: int, timeout_s: float = 300.0) -> float:
         """Publish alert ``k``; return the seconds from publishing to the end of its run."""
@@ -169,26 +210,34 @@ class _Listener:
         sent = time.time()
         publish_alert(self.nats_url, self.subject, msg)
         deadline = sent + timeout_s
-        while True:  # the claim gets its run id once the run has ended (direct mode)
+        # the claim gets its run id once the run ends (direct) or exists (deployment)
+        while True:
             row = ledger.get(alert_id, "vhf_quick_analysis")
             if row is not None and row.flow_run_id:
                 break
-            if self.proc.poll() is not None or time.time() > deadline:
+            if any(p.poll() is not None for p in self.procs) or time.time() > deadline:
                 raise RuntimeError(f"alert {alert_id} did not run: {self.log_tail()}")
             time.sleep(0.05)
         # prefect's settings were read at its import: name the server explicitly
         with temporary_settings(updates={PREFECT_API_URL: self.api_url}):
             with get_client(sync_client=True) as client:
-                run = client.read_flow_run(row.flow_run_id)
-        if run.state is None or run.state.type.value != "COMPLETED" or run.end_time is None:
+                while True:
+                    run = client.read_flow_run(row.flow_run_id)
+                    if run.state is not None and run.state.is_final():
+                        break
+                    if time.time() > deadline:
+                        raise RuntimeError(f"alert {alert_id}: run {run.id} {run.state}")
+                    time.sleep(0.1)
+        if run.state.type.value != "COMPLETED" or run.end_time is None:
             raise RuntimeError(f"alert {alert_id}: run {run.id} {run.state}: {self.log_tail()}")
         return run.end_time.timestamp() - sent
 
     def stop(self) -> None:
-        """Stop the listener and remove its stream."""
+        """Stop the listener and the serve process, and remove the stream."""
         from svomflow.operations.local_server import stop_process
 
-        stop_process(self.proc)
+        for proc in reversed(self.procs):
+            stop_process(proc)
 
         async def drop() -> None:
             import nats
@@ -203,10 +252,8 @@ class _Listener:
             asyncio.run(drop())
 
 
-def _listener_or_reason(
-    root: Path, files: list[str], api_url: str | None, api_why: str
-) -> tuple[_Listener | None, str]:
-    """Start the listener path, or return why it cannot run here."""
+def _jetstream_or_reason(api_url: str | None, api_why: str) -> tuple[str | None, str]:
+    """Return the NATS URL if JetStream and a Prefect server are there, else why not."""
     nats_url = (os.environ.get("SVOMFLOW_NATS_SERVERS") or "nats://127.0.0.1:4222").split(",")[0]
 
     async def jetstream() -> None:
@@ -224,15 +271,22 @@ def _listener_or_reason(
         return None, f"no NATS server with JetStream at {nats_url} ({exc or type(exc).__name__})"
     if api_url is None:
         return None, api_why
-    listener = _Listener(root, files, nats_url, api_url)
+    return nats_url, ""
+
+
+def _path_or_reason(
+    root: Path, files: list[str], nats_url: str, api_url: str, mode: str
+) -> tuple[_NatsPath | None, str]:
+    """Start one NATS path and send its warm-up alert, or return why it cannot run here."""
+    path = _NatsPath(root, files, nats_url, api_url, mode)
     try:
-        listener.start()
-        listener.alert(-1)  # the warm-up: the first alert loads the kernels from the cache
+        path.start()
+        path.alert(-1)  # the warm-up: the first alert loads what the server did not
     except Exception as exc:
         with contextlib.suppress(Exception):
-            listener.stop()
-        return None, f"the listener path failed: {exc}"
-    return listener, f"listener {listener.tag} on {nats_url}, Prefect API {api_url}"
+            path.stop()
+        return None, f"the {mode} path failed: {exc}"
+    return path, f"{mode}: listener {path.tag} on {nats_url}, Prefect API {api_url}"
 
 
 def _stats(x: list[float]) -> tuple[float, float]:
@@ -272,45 +326,47 @@ def main(argv: list[str] | None = None) -> None:
         if n < 20:
             print(f"note: {n} alerts instead of 20 (--alerts): the percentiles are rougher")
         run_vhf_plain(files, "warmup", out_dir=str(root / "warmup"))  # fills the cache too
-        listener, why = _listener_or_reason(root, files, api_url, api_why)
-        print(f"listener path: {why}" if listener else f"listener path skipped: {why}")
-        cold: list[float] = []
-        warm: list[float] = []
-        served: list[float] = []
+        paths: dict[str, _NatsPath] = {}
+        nats_url, why = _jetstream_or_reason(api_url, api_why)
+        for mode in ("direct", "deployment"):
+            if nats_url is None or api_url is None:
+                print(f"{mode} path skipped: {why}")
+                continue
+            path, why_path = _path_or_reason(root, files, nats_url, api_url, mode)
+            print(f"{mode} path: {why_path}" if path else f"{mode} path skipped: {why_path}")
+            if path is not None:
+                paths[mode] = path
+        times: dict[str, list[float]] = {"cold": [], "warm": [], **{m: [] for m in paths}}
         # CPU seconds per alert: the same figures with the machine's load taken out
-        cpu: dict[str, list[float]] = {"cold": [], "warm": [], "listener": []}
+        cpu: dict[str, list[float]] = {k: [] for k in times}
         try:
             for k in range(n):  # alternate, so that all ways see the same load
                 c0 = _cpu(resource.RUSAGE_CHILDREN)
-                cold.append(_cold(files, root / "cold", k))
+                times["cold"].append(_cold(files, root / "cold", k))
                 cpu["cold"].append(_cpu(resource.RUSAGE_CHILDREN) - c0)
                 c0 = _cpu(resource.RUSAGE_SELF)
-                warm.append(_warm(files, root / "warm", k))
+                times["warm"].append(_warm(files, root / "warm", k))
                 cpu["warm"].append(_cpu(resource.RUSAGE_SELF) - c0)
-                line = f"  alert {k + 1}/{n}: cold {cold[-1]:6.2f} s   warm {warm[-1]:6.2f} s"
-                if listener is not None:
-                    c0 = _proc_cpu(listener.proc.pid)
-                    served.append(listener.alert(k))
-                    cpu["listener"].append(_proc_cpu(listener.proc.pid) - c0)
-                    line += f"   listener {served[-1]:6.2f} s"
-                print(line, flush=True)
+                for mode, path in paths.items():
+                    c0 = path.cpu()
+                    times[mode].append(path.alert(k))
+                    cpu[mode].append(path.cpu() - c0)
+                line = "   ".join(f"{w} {v[-1]:6.2f} s" for w, v in times.items())
+                print(f"  alert {k + 1}/{n}: {line}", flush=True)
         finally:
-            if listener is not None:
-                listener.stop()
-    (cm, cp), (wm, wp) = _stats(cold), _stats(warm)
-    print(f"cold process (peer): median {cm:6.2f} s, p95 {cp:6.2f} s")
-    print(f"warm process       : median {wm:6.2f} s, p95 {wp:6.2f} s")
-    print(f"ratio cold/warm    : median {cm / wm:.2f}x, p95 {cp / wp:.2f}x")
-    if served:
-        sm, sp = _stats(served)
-        print(f"listener (NATS)    : median {sm:6.2f} s, p95 {sp:6.2f} s")
-        print(f"ratio cold/listener: median {cm / sm:.2f}x, p95 {cp / sp:.2f}x")
+            for path in paths.values():
+                path.stop()
+    stats = {w: _stats(v) for w, v in times.items()}
+    cm, cp = stats["cold"]
+    for w, (m, p) in stats.items():
+        print(f"{w:10s}: median {m:6.2f} s, p95 {p:6.2f} s, cold/{w} {cm / m:.2f}x (median)")
     print(
         "CPU per alert (median): "
         + ", ".join(f"{k} {np.median(v):.2f} s" for k, v in cpu.items() if v)
-        + " (the listener's process only: the Prefect server's share is not counted)"
+        + " (the NATS ways: their processes only, not the Prefect server's share)"
     )
     print(f"{load()} at end")
+    wm, wp = stats["warm"]
     result(
         f"alert to last VHF product, 1e6 events, warm process, under {TARGET_S:.0f} s "
         f"(median, p95 over {n})",
@@ -319,15 +375,20 @@ def main(argv: list[str] | None = None) -> None:
         f"{cm / wm:.2f}x the warm",
         wp < TARGET_S,
     )
-    if served:
-        result(
-            f"alert published on NATS to last VHF product, 1e6 events, `svomflow listen "
-            f"--mode direct` with the long-lived Prefect server, under {TARGET_S:.0f} s "
-            f"(median, p95 over {n})",
-            f"{sm:.2f} s, p95 {sp:.2f} s; CPU {np.median(cpu['listener']):.2f} s",
-            f"cold fresh process {cm:.2f} s, p95 {cp:.2f} s: {cm / sm:.2f}x the listener",
-            sp < TARGET_S,
-        )
+    ways = {
+        "direct": "`svomflow listen --mode direct` with the long-lived Prefect server",
+        "deployment": "`svomflow listen` (deployment mode) and a warm `svomflow serve`",
+    }
+    for mode, words in ways.items():
+        if mode in stats:
+            m, p = stats[mode]
+            result(
+                f"alert published on NATS to last VHF product, 1e6 events, {words}, "
+                f"under {TARGET_S:.0f} s (median, p95 over {n})",
+                f"{m:.2f} s, p95 {p:.2f} s; CPU {np.median(cpu[mode]):.2f} s",
+                f"cold fresh process {cm:.2f} s, p95 {cp:.2f} s: {cm / m:.2f}x the {mode} way",
+                p < TARGET_S,
+            )
 
 
 if __name__ == "__main__":

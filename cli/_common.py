@@ -126,9 +126,6 @@ def redact_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-_LOCAL_API = "http://127.0.0.1:4200/api"  # svomflow's local Prefect server
-
-
 def where_lines(api_url: str | None = None) -> list[str]:
     """Return what this command uses: home (and why), products database, CALDB, Prefect API."""
     import os
@@ -169,7 +166,7 @@ def flow_server(quiet: bool = False) -> Iterator[str]:
 
     from prefect.settings import PREFECT_API_URL, temporary_settings
     from svomflow.errors import ServerUnavailableError
-    from svomflow.operations.prefect_server import ensure_server, server_healthy
+    from svomflow.operations.prefect_server import ensure_server, is_home_server, server_healthy
 
     configured = PREFECT_API_URL.value()
     if configured:
@@ -180,8 +177,8 @@ def flow_server(quiet: bool = False) -> Iterator[str]:
             )
         url, origin = configured, "PREFECT_API_URL"
         # an operator's server: link to the web site only if one runs for this home, or if
-        # it is svomflow's local server (where svomflow also serves the site)
-        start_products = url.rstrip("/") == _LOCAL_API
+        # it is this home's local server (where svomflow also serves the site)
+        start_products = is_home_server(url)
     else:
         start_products = True
         if not quiet:

@@ -101,8 +101,29 @@ def serve(
     list_only: Annotated[
         bool, typer.Option("--list", help="List the registered flows and exit.")
     ] = False,
+    cold: Annotated[
+        bool,
+        typer.Option(
+            "--cold",
+            help="Start each run in a fresh interpreter (Prefect's own serve) instead of forking "
+            "it from the preloaded, warm server process.",
+        ),
+    ] = False,
+    poll_interval: Annotated[
+        float,
+        typer.Option(
+            "--poll-interval",
+            min=0.1,
+            help="Seconds between the runner's queries for runs to start (Prefect's default "
+            "is 10 s).",
+        ),
+    ] = 1.0,
 ) -> None:
-    """Register a deployment for every flow (nightly calibration on cron) and serve them."""
+    """Register a deployment for every flow (nightly calibration on cron) and serve them.
+
+    Each run starts in its own process, forked from a server process that loaded the
+    served flows and their numba kernels once (--cold: a fresh interpreter per run).
+    """
     from svomflow.flows.registry import REGISTRY, load_flows
 
     if list_only:
@@ -122,8 +143,6 @@ def serve(
         return
     if dask:
         os.environ["SVOMFLOW_DASK_ADDRESS"] = dask
-    # runs submitted from the UI/CLI/listener start within about a second
-    os.environ.setdefault("PREFECT_RUNNER_POLL_FREQUENCY", "1")
     settings = _deployment_settings(
         flows=flows,
         nightly_at=nightly_at,
@@ -168,7 +187,13 @@ def serve(
             for name, dep_id in apply_deployments(deployments).items():
                 typer.echo(f"registered {name} ({dep_id})")
             return
-        serve_deployments(deployments, limit=limit)
+        serve_deployments(
+            deployments,
+            limit=limit,
+            warm=not cold,
+            poll_s=poll_interval,
+            say=lambda line: typer.echo(f"svomflow serve: {line}", err=True),
+        )
 
 
 @user_errors
@@ -406,11 +431,17 @@ def status(
 
     if where:
         from prefect.settings import PREFECT_API_URL
-        from svomflow.operations.prefect_server import DEFAULT_PORT, server_healthy
+        from svomflow.operations.prefect_server import home_server_url, server_healthy
 
-        api = PREFECT_API_URL.value() or f"http://127.0.0.1:{DEFAULT_PORT}/api"
-        state = "answers" if server_healthy(api) else "not running: svomflow server start"
-        for line in where_lines(f"{api} ({state})"):
+        configured = PREFECT_API_URL.value()
+        api = configured or home_server_url()
+        if not api:
+            state = "not running: svomflow server start"
+        elif server_healthy(api):
+            state = "answers, PREFECT_API_URL" if configured else "answers, this home's server"
+        else:
+            state = "not running: start it or unset PREFECT_API_URL"
+        for line in where_lines(f"{api or '-'} ({state})"):
             typer.echo(line)
         return
     if not as_json:

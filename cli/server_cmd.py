@@ -17,9 +17,14 @@ app = typer.Typer(
 @app.command("start")
 @user_errors
 def start(
-    port: Annotated[int, typer.Option("--port", help="Port on 127.0.0.1.")] = 4200,
+    port: Annotated[
+        int,
+        typer.Option(
+            "--port", help="Port on 127.0.0.1 (a free one if taken; this home's server is reused)."
+        ),
+    ] = 4200,
 ) -> None:
-    """Start the local Prefect server and the web site (if not running); leave them running."""
+    """Start this home's Prefect server and the web site (if not running); leave them running."""
     from svomflow.operations.prefect_server import ensure_server
 
     info = ensure_server(port=port)
@@ -51,19 +56,23 @@ def stop() -> None:
 
 @app.command("status")
 @user_errors
-def status(
-    port: Annotated[int, typer.Option("--port", help="Port on 127.0.0.1.")] = 4200,
-) -> None:
-    """Say whether a Prefect server answers (PREFECT_API_URL, else 127.0.0.1:PORT)."""
+def status() -> None:
+    """Say which Prefect server commands use and whether it answers.
+
+    ``PREFECT_API_URL`` when set, else this home's local server (its port is recorded
+    under ``$SVOMFLOW_HOME/prefect``).
+    """
     import os
 
-    from svomflow.operations.prefect_server import server_healthy
+    from svomflow.operations.prefect_server import home_server_url, server_healthy
 
-    api = os.environ.get("PREFECT_API_URL") or f"http://127.0.0.1:{port}/api"
-    if server_healthy(api):
-        typer.echo(f"running: {api.removesuffix('/api')}")
+    configured = os.environ.get("PREFECT_API_URL")
+    api = configured or home_server_url()
+    if api and server_healthy(api):
+        origin = "PREFECT_API_URL" if configured else "this home's server"
+        typer.echo(f"running: {api.removesuffix('/api')} ({origin})")
     else:
-        typer.echo(f"not running at {api}")
+        typer.echo(f"not running: {api or 'no server of this home'}; svomflow server start")
         raise typer.Exit(1)
 
 

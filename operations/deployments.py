@@ -2,16 +2,20 @@
 
 ``serve`` registers one deployment per importable flow (readable name ``<flow>/<alias>``,
 default parameters, tags) with the nightly calibration on a cron schedule (and any flow
-whose registry entry has a ``cron`` on that schedule, in UTC), and executes
-their runs in this process (``prefect.serve``). ``deploy`` registers the same deployments on
-a Prefect *process* work pool, so ``prefect worker start --pool NAME`` on any machine with
-svomflow installed runs them, and writes the equivalent ``prefect.yaml``.
+whose registry entry has a ``cron`` on that schedule, in UTC), and executes their runs
+(``prefect.serve``), each in its own process forked from one that preloaded the flows and
+their kernels (:mod:`svomflow.operations.warm_runner`). ``deploy`` registers the same
+deployments on a Prefect *process* work pool, so ``prefect worker start --pool NAME`` on
+any machine with svomflow installed runs them, and writes the equivalent ``prefect.yaml``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -28,6 +32,7 @@ __all__ = [
     "ensure_process_pool",
     "nightly_cron",
     "prefect_yaml",
+    "preload_modules",
     "serve_deployments",
 ]
 
@@ -160,11 +165,116 @@ def apply_deployments(deployments: list[Any]) -> dict[str, str]:
     return out
 
 
-def serve_deployments(deployments: list[Any], *, limit: int | None = None) -> None:
-    """Register the deployments and execute their runs here until interrupted."""
-    from prefect import serve
+def _entrypoint_module(deployment: Any) -> tuple[str, str]:
+    """Return ``(module, attribute)`` of a module-path entrypoint (``pkg.module.flow``)."""
+    entry = str(deployment.entrypoint or "")
+    module, _, attr = entry.rpartition(".")
+    if ":" in entry or not module:
+        raise ConfigError(f"{deployment.name}: entrypoint {entry!r} is not a module path")
+    return module, attr
 
-    serve(*deployments, limit=limit)
+
+def preload_modules(deployments: list[Any]) -> list[str]:
+    """Return the modules of the deployments' flows, each once, in order."""
+    out: list[str] = []
+    for d in deployments:
+        module = _entrypoint_module(d)[0]
+        if module not in out:
+            out.append(module)
+    return out
+
+
+def serve_deployments(
+    deployments: list[Any],
+    *,
+    limit: int | None = None,
+    warm: bool = True,
+    poll_s: float = 1.0,
+    say: Callable[[str], None] | None = None,
+) -> None:
+    """Register the deployments and execute their runs until interrupted.
+
+    Parameters
+    ----------
+    deployments
+        From :func:`build_deployments` (module-path entrypoints).
+    limit
+        Maximum concurrent runs of this process.
+    warm
+        Fork each run from a server process that preloaded the flows and their kernels
+        (:mod:`svomflow.operations.warm_runner`): the deployments are given to Prefect's
+        runner with their flow objects (``Runner.add_flow``), which it hands to a child
+        process (``run_flow_in_subprocess``), forked from that server. If the server cannot
+        be used, ``say`` is told why and the runs start cold. False: Prefect's
+        ``prefect.serve``, a fresh ``python -m prefect.engine`` per run, importing the
+        flow from its entrypoint.
+    poll_s
+        Seconds between the runner's queries for runs to start (Prefect's default, 10 s,
+        would dominate an alert's latency).
+    say
+        Where the one-line messages about the runner go (default: nowhere).
+    """
+    import asyncio
+
+    from prefect.deployments.runner import EntrypointType
+    from prefect.exceptions import TerminationSignal
+    from prefect.runner import Runner
+
+    tell = say or (lambda line: None)
+    with contextlib.ExitStack() as stack:
+        warm = warm and _enter_warm_starter(stack, preload_modules(deployments), tell)
+        if not warm:
+            tell("cold runs: a fresh interpreter per run")
+        runner = Runner(limit=limit, query_seconds=poll_s, pause_on_shutdown=True)
+        for d in deployments:
+            if not warm:
+                runner.add_deployment(d)
+                continue
+            module, attr = _entrypoint_module(d)
+            runner.add_flow(
+                getattr(importlib.import_module(module), attr),
+                name=d.name,
+                schedules=d.schedules,
+                parameters=d.parameters,
+                description=d.description,
+                tags=d.tags,
+                version=d.version,
+                entrypoint_type=EntrypointType.MODULE_PATH,
+            )
+        tell(f"serving {', '.join(f'{d.flow_name}/{d.name}' for d in deployments)}")
+        try:
+            asyncio.run(runner.start())
+        except (KeyboardInterrupt, TerminationSignal):
+            tell("stopped")
+
+
+def _enter_warm_starter(
+    stack: contextlib.ExitStack, modules: list[str], tell: Callable[[str], None]
+) -> bool:
+    """Start the warm forkserver and route the runner's runs through it; False if it cannot."""
+    from svomflow.operations.warm_runner import (
+        WarmServerError,
+        check_prefect,
+        start_warm_server,
+        warm_starter,
+    )
+
+    try:
+        check_prefect()
+        state = start_warm_server(modules)
+        stack.enter_context(warm_starter())
+    except WarmServerError as exc:
+        tell(f"warning: {exc}")
+        return False
+    kernels = state["kernels"]
+    tell(
+        f"warm runs: forked from server pid {state['pid']} ({len(modules)} flow modules, "
+        f"{kernels.get('loaded', 0)} kernels from the cache, preloaded in "
+        f"{state['seconds']:.1f} s)"
+    )
+    for error in state["errors"]:
+        tell(f"warning: not preloaded: {error}")
+    return True
 
 
 def ensure_process_pool(name: str, *, concurrency: int | None = None) -> None:

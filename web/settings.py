@@ -53,9 +53,11 @@ def _prefect_ui_url() -> str:
     if ui:
         return ui.rstrip("/")
     api = os.environ.get("PREFECT_API_URL")
-    if api:
-        return api.rstrip("/").removesuffix("/api")
-    return "http://127.0.0.1:4200"
+    if not api:
+        from svomflow.operations.prefect_server import DEFAULT_PORT, home_server_url
+
+        api = home_server_url() or f"http://127.0.0.1:{DEFAULT_PORT}/api"
+    return api.rstrip("/").removesuffix("/api")
 
 
 @dataclass(frozen=True)
