@@ -79,7 +79,8 @@ def vhf_quick_analysis(
     """
     start = time.perf_counter()
     ctx = FlowContext(FLOW_NAME, obs_id, out_dir or str(default_output_root()), database_url)
-    ctx.status("received")
+    # running (leased) from the start: a run killed before its pipeline reads abandoned
+    ctx.status("running")
     request, cfg = prepare_run(event_files, obs_id, t0, band, config_files, overrides, config)
     run = run_pipeline(VHF_PIPELINE, request, cfg, ctx, inputs=request.event_files)
     out = flow_result(run.outcome, run.refs, obs_id)

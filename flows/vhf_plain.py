@@ -168,7 +168,9 @@ def run_vhf_plain(
     """
     start = time.perf_counter()
     ctx = FlowContext(FLOW_NAME, obs_id, out_dir or str(default_output_root()), database_url)
-    ctx.status("received")
+    # running (leased) from the start: a run killed before its pipeline reads abandoned,
+    # where "received" (no owner, no lease) would say the burst waits for ever
+    ctx.status("running")
     try:
         request, cfg = prepare_run(event_files, obs_id, t0, band, config_files, overrides)
     except SvomflowError as exc:
