@@ -22,7 +22,7 @@ from astropy.io import fits
 from pydantic import Field
 from svomflow.config import StepConfig
 from svomflow.errors import InputDataError
-from svomflow.products.ogip import read_lightcurve
+from svomflow.products.ogip import MALFORMED_FILE_ERRORS, read_lightcurve
 from svomflow.tasks.timing.background import BackgroundConfig, BackgroundModel, fit_background
 from svomflow.tasks.timing.binning import BinnedCounts, from_lightcurve
 from svomflow.tasks.timing.duration import DurationConfig, Durations, durations
@@ -100,7 +100,7 @@ def is_lightcurve_file(path: str | Path) -> bool:
             warnings.simplefilter("ignore")
             with fits.open(path, memmap=False) as hdul:
                 return lightcurve_hdu_index(hdul) is not None
-    except (OSError, ValueError, IndexError, TypeError):
+    except MALFORMED_FILE_ERRORS:  # a KeyError on an absurd NAXIS was a traceback (vhf-039)
         return False
 
 

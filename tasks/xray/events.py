@@ -22,6 +22,7 @@ from svomflow.errors import InputDataError
 from svomflow.products.ogip import reading_file
 
 __all__ = [
+    "ORBIT_PERIOD_S",
     "MergedEvents",
     "PassData",
     "attitude_gti",
@@ -275,8 +276,21 @@ def read_attitude(path: str | Path) -> dict[str, NDArray[Any]]:
     return out
 
 
+#: SVOM's orbital period (625 km circular orbit, SCIENCE.md: 2 pi sqrt(a^3 / GM) with
+#: a = 7003 km). The track leaves the SAA once an orbit, so no passage lasts longer.
+ORBIT_PERIOD_S = 5832.0
+
+
 def read_saa(path: str | Path) -> NDArray[np.float64]:
-    """Read the SAA intervals (extension SAA, START/STOP) of a weekly SAA file."""
+    """Read the SAA intervals (extension SAA, START/STOP) of a weekly SAA file.
+
+    Raises
+    ------
+    InputDataError
+        An unreadable file, or intervals no SAA passage can have: non-finite bounds, START
+        after STOP, or longer than an orbit (a damaged bound that would cut hours or years
+        of data out of the GTIs without a word, mxt-022).
+    """
     with reading_file(path):
         with fits.open(path) as hdul:
             d = hdul["SAA"].data
@@ -285,6 +299,12 @@ def read_saa(path: str | Path) -> NDArray[np.float64]:
         raise InputDataError(f"{path}: SAA interval bounds must be finite")
     if np.any(saa[:, 1] < saa[:, 0]):
         raise InputDataError(f"{path}: an SAA interval has START after STOP")
+    longest = float(np.max(saa[:, 1] - saa[:, 0], initial=0.0))
+    if longest > ORBIT_PERIOD_S:
+        raise InputDataError(
+            f"{path}: an SAA interval lasts {longest:.0f} s, longer than an orbit "
+            f"({ORBIT_PERIOD_S:.0f} s): its bounds are damaged"
+        )
     return saa
 
 

@@ -16,7 +16,7 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from .runner import FAMILIES, ROOT, Case, Outcome, cases, last_line, prepare, run_case
+from .runner import FAMILIES, ROOT, Case, Outcome, cases, prepare, rejudge, run_case
 
 KINDS = ("error", "flagged", "accepted", "crash", "hang", "unflagged", "escape")
 SEED = 15
@@ -53,16 +53,13 @@ def details(outcomes: list[Outcome]) -> str:
 
 
 def _outcome(case: Case, base: Path, work: Path, reuse: bool) -> Outcome:
-    """Run one case, or with ``reuse`` read the outcome a previous run saved in ``work``."""
+    """Run one case, or with ``reuse`` judge again the run a previous call saved in ``work``."""
     saved = work / "cases" / case.name / "outcome.json"
     if reuse and saved.exists():
         kind, returncode, detail = json.loads(saved.read_text())
-        if kind not in ("flagged", "hang", "escape"):
-            folder = saved.parent
-            detail = last_line(
-                (folder / "stdout.txt").read_text(), (folder / "stderr.txt").read_text()
-            )
-        return Outcome(case, kind, returncode, detail)
+        if kind in ("hang", "escape"):  # what the run did, not a judgement of its outputs
+            return Outcome(case, kind, returncode, detail)
+        return rejudge(case, base, saved.parent, returncode)
     if (work / "cases" / case.name).exists():
         shutil.rmtree(work / "cases" / case.name)
     outcome = run_case(case, base, work / "cases" / case.name)
@@ -80,7 +77,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--work", type=Path, default=None)
     parser.add_argument("--families", default=",".join(FAMILIES))
-    parser.add_argument("--reuse", action="store_true", help="keep the outcomes already in --work")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="judge the runs saved in --work again instead of running them",
+    )
     parser.add_argument("--doc", type=Path, default=ROOT / "docs" / "robustness.md")
     args = parser.parse_args(argv)
     work = args.work or Path(tempfile.mkdtemp(prefix="svomflow-corpus-"))

@@ -38,11 +38,14 @@ def reader_calls(key: str, path: Path) -> Iterator[tuple[str, Callable[[], objec
     from svomflow.products.eclairs_l1 import read_eclairs_l1
     from svomflow.products.events import read_events
     from svomflow.products.ogip_spectra import read_arf, read_pha, read_response_set
+    from svomflow.tasks.vhf.lightcurve_input import is_lightcurve_file
     from svomflow.tasks.xray.events import read_attitude, read_pass, read_saa
 
     if key == "eclairs":
         yield "read_eclairs_l1", lambda: read_eclairs_l1(path)
     if key in ("eclairs", "grm"):
+        # `svomflow vhf` first asks whether its inputs are binned light curves (vhf-039)
+        yield "is_lightcurve_file", lambda: is_lightcurve_file(path)
         yield "read_events", lambda: read_events([path])
     elif key.startswith("mxt_pass"):
         yield "read_pass", lambda: read_pass(path, load_instrument("mxt"))

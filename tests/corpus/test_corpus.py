@@ -15,10 +15,13 @@ from .report import SEED
 from .runner import (
     FAMILIES,
     SHARED,
+    Baseline,
     Case,
     Outcome,
     cases,
+    check_numbers,
     classify,
+    numbers,
     prepare,
     reads_shared_data,
     run_case,
@@ -190,6 +193,38 @@ def test_classify_sorts_outcomes() -> None:
     assert classify(case, 0, '{"flags": ["NaN rates"]}', "", [], {"NaN rates"}).kind == "unflagged"
     assert classify(Case("spectrum", 0, "flip_data", "pha", 1), 0, "{}", "", []).kind == "accepted"
     assert classify(case, 0, "{}", "", ["/tmp/escape"]).kind == "escape"
+
+
+def test_runs_without_a_new_flag_are_judged_by_their_numbers(tmp_path: Path) -> None:
+    """A byte flip that changes the result is unflagged; a NaN nobody reads is accepted."""
+    case = Case("mxt", 0, "flip_data", "mxt_saa", 1)
+    valid = Baseline(set(), numbers('{"sources": [{"counts": 1768.8}], "timing_s": 3}', tmp_path))
+    again = '{"sources": [{"counts": 1768.8}], "timing_s": 9}'  # only the seconds taken differ
+    same = classify(case, 0, again, "", [])
+    assert same.kind == "accepted"
+    assert check_numbers(same, numbers(again, tmp_path), valid).kind == "accepted"
+    close = '{"sources": [{"counts": 1768.9}]}'  # 6e-5: under any quoted uncertainty
+    assert check_numbers(same, numbers(close, tmp_path), valid).kind == "accepted"
+    other = '{"sources": [{"counts": 632.0}]}'
+    changed = check_numbers(classify(case, 0, other, "", []), numbers(other, tmp_path), valid)
+    assert changed.kind == "unflagged"
+    assert "#0.sources[0].counts: 1768.8 -> 632.0" in changed.detail
+    # after an invalid mutation only the very same numbers show the broken part is unused
+    nan = Case("xband", 0, "nan_inf", "eclairs", 1)
+    unused = classify(nan, 0, again, "", [])
+    assert unused.kind == "unflagged"
+    assert check_numbers(unused, numbers(again, tmp_path), valid).kind == "accepted"
+    assert check_numbers(unused, numbers(close, tmp_path), valid).kind == "unflagged"
+    assert check_numbers(unused, numbers(again, tmp_path), Baseline(set(), {})).kind == (
+        "unflagged"
+    )
+    # a clean error or a flag is never re-judged by its numbers
+    error = classify(case, 2, "", "svomflow: error: bad", [])
+    assert check_numbers(error, {}, valid).kind == "error"
+    # gp1 prints no JSON: its numbers are those of the image summaries it wrote
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "IMGSUM_x.json").write_text('{"n_sources": 69, "alert": false}')
+    assert numbers("findstars: 1 image(s)", tmp_path / "out") == {"#0.n_sources": 69.0}
 
 
 def test_only_cases_reading_real_files_need_shared_data() -> None:

@@ -17,6 +17,7 @@ from svomflow.products.events import read_events
 from svomflow.products.ogip import check_fits_sizes
 from svomflow.products.ogip_spectra import read_arf, read_pha, read_response_set
 from svomflow.tasks.timing.binning import normalise_gti
+from svomflow.tasks.vhf.lightcurve_input import is_lightcurve_file
 from svomflow.tasks.xray.events import read_pass, read_saa
 
 from .mutations import truncated_gzip, wrong_column_type
@@ -330,3 +331,22 @@ def test_absurd_naxis_is_refused_before_reading(tmp_path: Path) -> None:
     _replace_bytes(path, b"NAXIS   =                    2", b"NAXIS   =         999999999999")
     with pytest.raises(InputDataError, match="NAXIS = 999999999999"):
         check_fits_sizes(path)
+
+
+def test_absurd_naxis_in_an_event_file_is_a_user_error(tmp_path: Path) -> None:
+    """NAXIS = 2147483647 in a table made astropy look for NAXIS3: a KeyError traceback.
+
+    ``vhf-039-absurd_size-eclairs``: the check of whether the input is a binned light curve
+    (made before the event reader) let the KeyError through; the event reader refused it.
+    """
+    times = np.linspace(0.0, 99.0, 200)
+    path = _event_file(tmp_path / "e.fits", times, [[0.0, 100.0]])
+    raw = path.read_bytes()
+    events_header = raw.index(b"XTENSION", 2880)
+    naxis = raw.index(b"NAXIS   =                    2", events_header)
+    path.write_bytes(
+        raw[:naxis] + b"NAXIS   =           2147483647" + raw[naxis + 30 :]
+    )  # fmt: skip
+    assert not is_lightcurve_file(path)
+    with pytest.raises(InputDataError, match=r"e\.fits: .*NAXIS3"):
+        read_events(path)

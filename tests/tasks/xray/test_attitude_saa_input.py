@@ -81,3 +81,10 @@ def test_attitude_times_out_of_order_are_an_input_error(tmp_path: Path, times) -
         hdul["ATTITUDE"].header["TIMESTEP"] = 1.0  # as in the simulator's files
     with pytest.raises(InputDataError, match="not strictly increasing"):
         read_attitude(path)
+
+
+def test_saa_interval_longer_than_an_orbit_is_refused(tmp_path: Path) -> None:
+    """A flipped byte moved an SAA START 3 years back: 60 % of the events cut unflagged (mxt-022)."""
+    assert read_saa(_saa(tmp_path / "ok.fits", [1.0e8], [1.0e8 + 600.0])).shape == (1, 2)
+    with pytest.raises(InputDataError, match="longer than an orbit"):
+        read_saa(_saa(tmp_path / "bad.fits", [4173594.75], [1.000012e8]))
