@@ -11,12 +11,16 @@ lets the background error build up: the true T90 of the summed pulses is known e
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from numpy.typing import NDArray
 from scipy import stats
 from svomflow.simulation.grb import NorrisPulse
+
+if TYPE_CHECKING:
+    from svomflow.tasks.timing.background import BackgroundConfig
+    from svomflow.tasks.timing.duration import DurationConfig
 
 __all__ = [
     "DriftTailBurst",
@@ -136,7 +140,11 @@ def simulate_drift_tail(
 
 @dataclass(frozen=True)
 class DurationTrial:
-    """One simulated burst analysed: measured and true T90/T50 and their errors (s)."""
+    """One simulated burst analysed: measured and true T90/T50 and their errors (s).
+
+    ``seed`` is the burst's generator seed; ``source_end`` the end of the detected source
+    interval (s) and ``order`` the background polynomial's order, kept to explain outliers.
+    """
 
     t90: float
     t90_err: float
@@ -144,26 +152,53 @@ class DurationTrial:
     t50: float
     t50_err: float
     t50_true: float
+    seed: int = -1
+    source_end: float = float("nan")
+    order: int = -1
 
 
 def run_duration_trials(
-    scenario: DriftTailScenario, n: int, seed: int = 0, *, n_sims: int = 100
+    scenario: DriftTailScenario,
+    n: int,
+    seed: int = 0,
+    *,
+    n_sims: int = 100,
+    config: DurationConfig | None = None,
+    background: BackgroundConfig | None = None,
 ) -> list[DurationTrial]:
     """Simulate ``n`` bursts of ``scenario`` and measure T90/T50 as the VHF flow does on events.
 
     The analysis is :func:`svomflow.tasks.timing.adaptive.durations_from_events` with its
-    default configuration (bin width from the burst, automatic background, Koshut plateaus);
+    configuration (bin width from the burst, automatic background, Koshut plateaus), or
+    ``config`` and ``background`` when given; ``n_sims`` and the seed are set per trial:
     trial ``i`` uses the generator seeded ``seed + i``.
     """
     from svomflow.tasks.timing.adaptive import durations_from_events
+    from svomflow.tasks.timing.background import BackgroundConfig
     from svomflow.tasks.timing.duration import DurationConfig
+
+    bcfg = background or BackgroundConfig()
+    base = config or DurationConfig()
 
     out = []
     for i in range(n):
         b = simulate_drift_tail(scenario, np.random.default_rng(seed + i))
-        cfg = DurationConfig(n_sims=n_sims, seed=seed + i)
-        d = durations_from_events(b.times, b.gti, cfg).durations
-        out.append(DurationTrial(d.t90, d.t90_err, b.t90, d.t50, d.t50_err, b.t50))
+        cfg = base.model_copy(update={"n_sims": n_sims, "seed": seed + i})
+        a = durations_from_events(b.times, b.gti, cfg, background=bcfg)
+        d = a.durations
+        out.append(
+            DurationTrial(
+                d.t90,
+                d.t90_err,
+                b.t90,
+                d.t50,
+                d.t50_err,
+                b.t50,
+                seed + i,
+                a.background.source[1],
+                a.background.order,
+            )
+        )
     return out
 
 

@@ -25,19 +25,24 @@ them by eye: a faint tail below the detection threshold then stays out of the fi
 of tilting a drifting polynomial, and :func:`svomflow.tasks.timing.duration.durations`
 starts its post-burst plateau there. What is left of the tail past the gap is taken by a
 decaying exponential fitted with the polynomial on the post-burst interval (``tail_term``,
-:func:`_with_tail`; the order is chosen before, on the polynomial alone), so that it does
-not tilt the polynomial under the burst. While ``auto`` searches the source it uses the
-narrower ``search_gap_fraction`` and never lowers the order the first (widest) intervals
-asked for, so that a drift cannot feed a runaway source. The polynomial order is chosen
-by a likelihood-ratio test on the Poisson likelihood (not least squares, which is biased at low counts): order
-``k`` is kept over ``k - 1`` when ``2 (lnL_k - lnL_{k-1})`` exceeds the chi2(1) quantile
-``1 - lrt_alpha``; a fit that does not converge or predicts a non-positive rate is dropped
-and the lower order kept. The result carries the coefficient covariance (inverse Fisher
+:func:`_with_tail`), so that it does not tilt the polynomial under the burst. While
+``auto`` searches the source it uses the narrower ``search_gap_fraction`` and never lowers
+the order the first (widest) intervals asked for, so that a drift cannot feed a runaway
+source. The polynomial order is chosen by likelihood-ratio tests on the Poisson likelihood
+(not least squares, which is biased at low counts) over every order up to ``max_order``
+(:func:`_select_order`): order ``j`` replaces the order ``k < j`` kept so far when
+``2 (lnL_j - lnL_k)`` exceeds the chi2(``j - k``) quantile ``1 - lrt_alpha``. With the tail
+term on, every order is fitted with it, so that a higher order is not chosen to follow the
+faint tail (which would make it background and cut it off the source). A fit that does not
+converge or predicts a non-positive rate ends the search at the order below. The result
+carries the coefficient covariance (inverse Fisher
 matrix) so that background uncertainty can be propagated (:meth:`BackgroundModel.sample`).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -54,6 +59,8 @@ __all__ = [
     "fit_background",
     "fit_gaussian_polynomial",
     "fit_poisson_polynomial",
+    "padded_intervals",
+    "significant_run",
     "source_interval_auto",
     "source_interval_sigma_clip",
 ]
@@ -144,8 +151,12 @@ class BackgroundModel:
     order tried; ``flags`` notes (fallbacks). When the fit carried a tail term
     (``BackgroundConfig.tail_term``), ``tail_tau`` is its e-folding time (s),
     ``tail_amplitude`` its rate at ``tail_start``, the start of the post-burst interval
-    (counts/s; source counts, not background) and ``tail_cov`` the joint covariance of ``coeffs`` and ``tail_amplitude`` (``cov`` is
-    its polynomial block, the tail's uncertainty marginalised).
+    (counts/s; source counts, not background) and ``tail_cov`` the joint covariance of
+    ``coeffs`` and ``tail_amplitude`` (``cov`` is its polynomial block, the tail's
+    uncertainty marginalised). ``config`` is the configuration the model was fitted with;
+    ``search`` (``auto``) the polynomial the source search last compared the Bayesian
+    blocks with (its own intervals, the order fitted alone): the error simulations search
+    their own sources against it.
     """
 
     coeffs: np.ndarray
@@ -160,6 +171,8 @@ class BackgroundModel:
     tail_start: float = float("nan")
     tail_amplitude: float = 0.0
     tail_cov: np.ndarray | None = None
+    config: BackgroundConfig | None = None
+    search: BackgroundModel | None = None
 
     @property
     def order(self) -> int:
@@ -276,7 +289,7 @@ def _with_tail(
     lies after the source or no fit with ``A > 0`` converges; else the fit, ``tau`` and
     ``t_a``.
     """
-    length = max(src[1] - src[0], float(np.median(hi - lo)))
+    length = max(src[1] - src[0], float(np.max(hi - lo)))
     after = lo >= src[1] - 1e-9
     if not np.any(after):
         return None
@@ -422,15 +435,19 @@ def _extend_on_coarser_bins(
         lo, hi, c, e, v = _rebin(bins, width)
         t_ref = 0.5 * (lo[0] + hi[-1])
         scale = max(0.5 * (hi[-1] - lo[0]), 1e-9)
-        iv = _padded_intervals(src, float(lo[0]), float(hi[-1]), cfg, cfg.search_gap_fraction)
+        iv = padded_intervals(src, float(lo[0]), float(hi[-1]), cfg, cfg.search_gap_fraction)
         sel = _in_intervals(lo, hi, iv)
         if sel.sum() < 4:
             break
         vs = None if v is None else v[sel]
+        # the polynomial alone: on coarse bins the pre-burst interval holds a few bins or
+        # none, and a tail term there takes a falling background for emission (GRB 080916C
+        # n3: a 4 s bin of the pre-burst data then joined the source, which ran to the
+        # data start); the Bayesian-blocks search refines the extent with it
         best, _, _ = _select_order(lo[sel], hi[sel], c[sel], e[sel], t_ref, scale, cfg, 0, vs)
         if best is None:
             break
-        mu = (_design(lo, hi, t_ref, scale, best[0].size - 1) * e[:, None]) @ best[0]
+        mu = (_design(lo, hi, t_ref, scale, best.order) * e[:, None]) @ best.alone[0]
         hot = (c - mu) / np.sqrt(np.maximum(mu if v is None else v, 1e-9)) > cfg.clip_sigma
         # only coarse bins wholly outside the source can extend it (one that straddles an
         # edge is hot because of the burst itself)
@@ -447,6 +464,35 @@ def _extend_on_coarser_bins(
         src = (new_lo, new_hi)
         width *= 4.0
     return src
+
+
+def _fit_cells(
+    bins: BinnedCounts, sel: np.ndarray, max_cells: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """Return the selected bins summed into at most about ``max_cells`` cells for the fit.
+
+    Neighbouring bins are summed (never across a gap or an interval edge); counts,
+    exposures and variances add, and the fit's design is the exact average of the powers
+    over each cell, so a polynomial fitted to the cells is the one fitted to the bins but
+    for the information inside a cell, which a background smooth over seconds does not
+    have. A fine clock (a 0.5 s burst gets 4 ms bins: 45,000 bins over 180 s) then costs
+    no more to fit than a coarse one: every order is fitted with and without the tail term.
+    """
+    idx = np.flatnonzero(sel)
+    lo, hi = bins.lo[idx], bins.hi[idx]
+    c = np.asarray(bins.counts, dtype=float)[idx]
+    e = bins.exposure[idx]
+    v = None if bins.variance is None else np.asarray(bins.variance, dtype=float)[idx]
+    group = int(np.ceil(idx.size / max_cells))
+    if group <= 1:
+        return lo, hi, c, e, v
+    run = np.cumsum(np.concatenate([[0], lo[1:] > hi[:-1] + 1e-9]))
+    start = np.flatnonzero(np.concatenate([[True], run[1:] != run[:-1]]))
+    pos = np.arange(idx.size) - np.repeat(start, np.diff(np.append(start, idx.size)))
+    first = np.flatnonzero((pos % group) == 0)
+    last = np.append(first[1:], idx.size) - 1
+    vs = None if v is None else np.add.reduceat(v, first)
+    return lo[first], hi[last], np.add.reduceat(c, first), np.add.reduceat(e, first), vs
 
 
 def _hot_run(sig: np.ndarray, threshold: float, bridge: int) -> tuple[int, int] | None:
@@ -512,7 +558,11 @@ def _poisson_z(n: np.ndarray, mu: np.ndarray) -> np.ndarray:
 
 
 def _block_z(
-    n: np.ndarray, a: np.ndarray, idx: np.ndarray, fit: tuple[np.ndarray, np.ndarray, float]
+    n: np.ndarray,
+    a: np.ndarray,
+    idx: np.ndarray,
+    fit: tuple[np.ndarray, np.ndarray],
+    floor: float | None = None,
 ) -> np.ndarray:
     """Significance of each block's counts ``n`` over the background model, its error included.
 
@@ -520,13 +570,158 @@ def _block_z(
     cells. The Poisson tail alone treats the model as exact: a long block far from the
     background intervals, where the polynomial is extrapolated, would be significant for a
     1 % model error (a 100 s block of 40,000 counts is 4 sigma at 2 %). The smaller of the
-    Poisson significance and ``(n - mu) / sqrt(mu + var_model)`` is kept.
+    Poisson significance and ``(n - mu) / sqrt(mu + var_model)`` is kept. With ``floor``
+    the Poisson tail is only computed where the Gaussian significance exceeds it (elsewhere
+    the smaller of the two is at most the Gaussian one, returned): only whether a block is
+    above a threshold is asked, and most blocks are background.
     """
     ab = np.add.reduceat(a, idx[:-1], axis=0)
     mu = ab @ fit[0]
     var = np.einsum("ij,jk,ik->i", ab, fit[1], ab)
-    z_gauss = (n - mu) / np.sqrt(np.maximum(mu + var, 1e-12))
-    return np.minimum(_poisson_z(n, mu), np.maximum(z_gauss, 0.0))
+    z = np.maximum((n - mu) / np.sqrt(np.maximum(mu + var, 1e-12)), 0.0)
+    up = np.ones(z.size, dtype=bool) if floor is None else z > floor
+    z[up] = np.minimum(_poisson_z(n[up], mu[up]), z[up])
+    return z
+
+
+@dataclass(frozen=True)
+class _Fit:
+    """One background fit: the polynomial, plus the emission-tail term when it was fitted.
+
+    ``params`` are the coefficients then (with a tail) the tail amplitude, ``cov`` their
+    joint covariance, ``lnl`` the log-likelihood (Poisson, or ``-chi2 / 2``); ``alone`` the
+    coefficients and covariance of the same order fitted without the tail term and
+    ``alone_lnl`` its log-likelihood; ``tail_chosen`` whether the order selection chose the
+    model with the tail (:func:`_select_order`).
+    """
+
+    params: np.ndarray
+    cov: np.ndarray
+    lnl: float
+    order: int
+    alone: tuple[np.ndarray, np.ndarray]
+    alone_lnl: float
+    tail_tau: float = float("nan")
+    tail_start: float = float("nan")
+    tail_chosen: bool = False
+
+    @property
+    def has_tail(self) -> bool:
+        """Whether the tail term is part of the fit."""
+        return self.params.size > self.order + 1
+
+    @property
+    def poly(self) -> tuple[np.ndarray, np.ndarray]:
+        """Return the polynomial's coefficients and covariance (the tail's error marginalised)."""
+        k = self.order + 1
+        return self.params[:k], self.cov[:k, :k]
+
+    @property
+    def chosen(self) -> tuple[np.ndarray, np.ndarray]:
+        """Return the polynomial of the chosen model: the joint fit's with the tail chosen, else alone."""
+        return self.poly if self.tail_chosen else self.alone
+
+    def model(
+        self, lo: np.ndarray, hi: np.ndarray, exposure: np.ndarray, t_ref: float, scale: float
+    ) -> np.ndarray:
+        """Return the fitted model's expected counts per bin (polynomial plus tail)."""
+        d = _design(lo, hi, t_ref, scale, self.order)
+        if self.has_tail:
+            d = np.column_stack([d, _tail_column(lo, hi, self.tail_start, self.tail_tau)])
+        return (d * exposure[:, None]) @ self.params
+
+
+def _fit_order(
+    lo: np.ndarray,
+    hi: np.ndarray,
+    y: np.ndarray,
+    exposure: np.ndarray,
+    t_ref: float,
+    scale: float,
+    order: int,
+    cfg: BackgroundConfig,
+    variance: np.ndarray | None,
+    tail_src: tuple[float, float] | None,
+) -> _Fit | None:
+    """Fit one polynomial order, with the tail term when ``tail_src`` is given and it helps.
+
+    The model of that order is the polynomial plus ``max(A, 0)`` times the best tail shape
+    (:func:`_with_tail`): the polynomial alone when no fit with ``A > 0`` converges or it
+    fits better (the bounded maximum-likelihood estimate).
+    """
+    d = _design(lo, hi, t_ref, scale, order)
+    fit = _fit(y, d, exposure, variance)
+    if fit is None:
+        return None
+    out = _Fit(fit[0], fit[1], fit[2], order, (fit[0], fit[1]), fit[2])
+    if tail_src is not None:
+        joint = _with_tail(lo, hi, y, exposure, d, variance, tail_src, cfg)
+        if joint is not None and joint[0][2] > fit[2]:
+            (c, cov, lnl), tau, t_a = joint
+            out = _Fit(c, cov, lnl, order, (fit[0], fit[1]), fit[2], tau, t_a)
+    return out
+
+
+def significant_run(
+    n: np.ndarray,
+    a: np.ndarray,
+    idx: np.ndarray,
+    fit: tuple[np.ndarray, np.ndarray],
+    blocks: tuple[np.ndarray, np.ndarray],
+    near: tuple[float, float],
+    threshold: float,
+) -> tuple[float, float] | None:
+    """Return the run of Bayesian blocks significantly above the background around the burst (s).
+
+    ``n`` are the blocks' counts, ``a`` the background design times exposure of the cells,
+    ``idx`` the block boundaries in cells, ``fit`` the polynomial's coefficients and
+    covariance and ``blocks`` the blocks' start and end times. The run starts from the most
+    significant block (:func:`_block_z`, above ``threshold``) that overlaps ``near`` and
+    grows over significant neighbours and over a single quiet block when it and the
+    significant block beyond it are significant together (:func:`_bridged`). None when no
+    block overlapping ``near`` is significant.
+    """
+    z = _block_z(n, a, idx, fit, threshold)
+    hot = z > threshold
+    b_lo, b_hi = blocks
+    overlap = np.flatnonzero((b_hi > near[0]) & (b_lo < near[1]) & hot)
+    if overlap.size == 0:
+        return None
+    n_blk = n.size
+    first = last = int(overlap[np.argmax(z[overlap])])
+    bridge = functools.partial(_bridged, n, a, idx, fit, hot, threshold)
+    while first > 0 and (hot[first - 1] or bridge(first - 2, first - 1)):
+        first -= 1 if hot[first - 1] else 2
+    while last < n_blk - 1 and (hot[last + 1] or bridge(last + 1, last + 2)):
+        last += 1 if hot[last + 1] else 2
+    return float(b_lo[first]), float(b_hi[last])
+
+
+def _bridged(
+    n: np.ndarray,
+    a: np.ndarray,
+    idx: np.ndarray,
+    fit: tuple[np.ndarray, np.ndarray],
+    hot: np.ndarray,
+    threshold: float,
+    i: int,
+    j: int,
+) -> bool:
+    """Whether the source grows over the quiet block and the significant one beyond it (blocks ``i..j``).
+
+    One of the two is quiet, the other above the threshold (``hot``). A single significant
+    block past a quiet one is not enough: Bayesian blocks cut the edges of a block where
+    the counts deviate most, so over hundreds of seconds of background a few-second block
+    of a fluctuation reaches 4 sigma, and bridging to it over a long quiet block let a
+    quadratic-drift burst's source run to 250 s (seed 1041 of docs/durations.md). The two
+    blocks together must be significant (a second pulse after a short pause is; a
+    fluctuation after a long quiet stretch is not).
+    """
+    if i < 0 or j >= n.size or not (hot[i] or hot[j]):
+        return False
+    cells = a[idx[i] : idx[j + 1]]
+    z = _block_z(np.array([n[i] + n[j]]), cells, np.array([0, cells.shape[0]]), fit, threshold)
+    return bool(z[0] > threshold)
 
 
 def _select_order(
@@ -539,46 +734,73 @@ def _select_order(
     cfg: BackgroundConfig,
     min_order: int = 0,
     variance: np.ndarray | None = None,
-) -> tuple[tuple[np.ndarray, np.ndarray, float] | None, dict[int, float], list[str]]:
-    """Fit orders 0, 1, ... and keep the last one the likelihood-ratio test accepts.
+    tail_src: tuple[float, float] | None = None,
+) -> tuple[_Fit | None, dict[int, float], list[str]]:
+    """Fit every order up to ``max_order`` and keep the one of highest penalised likelihood.
 
-    Orders up to ``min_order`` are kept whatever the test says (when they converge). An
-    order the test would stop at is still refused while it misfits one of the separate
+    Each candidate model scores ``2 lnL - q p``, with ``p`` its parameters beyond a
+    constant and ``q`` the chi2(1) quantile ``1 - lrt_alpha`` (a parameter must improve the
+    fit as much as the likelihood-ratio test at ``lrt_alpha`` asks). Every order is
+    scored: the sequential test that stopped at the first order refused kept a constant
+    under a background that rises and falls back (no linear term over the two intervals;
+    28 of 150 simulated quadratic-drift bursts, docs/durations.md). Orders below
+    ``min_order`` are not candidates, nor is a model that misfits one of the separate
     background intervals (pre- and post-burst) by more than ``balance_sigma``
-    (:func:`_interval_misfit`): with a short pre-burst interval the test has little power
-    against a drift, but a constant that sits between the two intervals' levels makes the
-    plateaus of the cumulative curve slope and moves T90. The test stops at the first
-    order it refuses, so a background that rises and falls back (no linear term over the
-    two intervals) keeps a constant (docs/durations.md: 28 of 150 simulated quadratic-drift
-    bursts; testing every order instead fixed them but let the source search drop a faint
-    soft tail).
+    (:func:`_interval_misfit`) while another does not: with a short pre-burst interval the
+    likelihood has little power against a drift, but a constant between the two
+    intervals' levels makes the plateaus of the cumulative curve slope and moves T90.
+
+    With ``tail_src`` (the emission interval) each order is also a candidate with the
+    emission-tail term (:func:`_with_tail`, two parameters: amplitude and e-fold), so that a
+    tail still decaying in the post-burst interval is explained by the tail, not by a
+    higher order that bends the polynomial into it (which makes the tail background and
+    cuts it off the source: the source of a 60 s soft tail ended at 29 s instead of 53 s),
+    while a background falling over the whole interval, which a tail would mimic with
+    one parameter more, keeps its order (GRB 080916C n3). The fit returned is the chosen
+    order's, with the tail term when its amplitude is positive (a tail below the penalty
+    still leaks into the fit), and that order fitted alone (``_Fit.alone``).
     """
     runs = np.cumsum(np.concatenate([[0], lo[1:] > hi[:-1] + 1e-9]))
-    best = None
     tests: dict[int, float] = {}
     flags: list[str] = []
-    threshold = float(stats.chi2.ppf(1.0 - cfg.lrt_alpha, 1))
+    q = float(stats.chi2.ppf(1.0 - cfg.lrt_alpha, 1))
     max_order = min(cfg.max_order, int(y.size) - 2)
+    fits: list[_Fit] = []
     for order in range(max_order + 1):
-        d = _design(lo, hi, t_ref, scale, order)
-        fit = _fit(y, d, exposure, variance)
+        fit = _fit_order(lo, hi, y, exposure, t_ref, scale, order, cfg, variance, tail_src)
         if fit is None:
-            flags.append(f"order {order} fit failed; kept order {order - 1}")
+            if fits:
+                flags.append(f"order {order} fit failed; kept order {fits[-1].order} or below")
             break
-        if best is None:
-            best = fit
+        fits.append(fit)
+    if not fits:
+        return None, tests, flags
+    # (score, misfit, fit) of each candidate: the order alone, and with the tail
+    cands: list[tuple[float, float, _Fit]] = []
+    lnl0 = fits[0].alone_lnl
+    for fit in fits:
+        lnl = fit.alone_lnl
+        alone = _Fit(fit.alone[0], fit.alone[1], lnl, fit.order, fit.alone, lnl)
+        if fit.order > 0:
+            tests[fit.order] = 2.0 * (lnl - lnl0)
+        if fit.order < min(min_order, fits[-1].order):
             continue
-        stat = 2.0 * (fit[2] - best[2])
-        tests[order] = stat
-        balanced = _interval_misfit(best, runs, y, lo, hi, exposure, t_ref, scale, variance)
-        if stat < threshold and order > min_order and balanced <= cfg.balance_sigma:
-            break
-        best = fit
+        mis = _interval_misfit(alone, runs, y, lo, hi, exposure, t_ref, scale, variance)
+        cands.append((2.0 * lnl - q * fit.order, mis, fit))
+        if fit.has_tail:
+            mis = _interval_misfit(fit, runs, y, lo, hi, exposure, t_ref, scale, variance)
+            chosen = dataclasses.replace(fit, tail_chosen=True)
+            cands.append((2.0 * fit.lnl - q * (fit.order + 2), mis, chosen))
+    balanced = [c for c in cands if c[1] <= cfg.balance_sigma]
+    if balanced:
+        best = max(balanced, key=lambda c: c[0])[2]
+    else:
+        best = min(cands, key=lambda c: c[1])[2]
     return best, tests, flags
 
 
 def _interval_misfit(
-    fit: tuple[np.ndarray, np.ndarray, float],
+    fit: _Fit,
     runs: np.ndarray,
     y: np.ndarray,
     lo: np.ndarray,
@@ -589,7 +811,7 @@ def _interval_misfit(
     variance: np.ndarray | None,
 ) -> float:
     """Return the largest |counts - model| / sigma summed over each contiguous run of bins."""
-    mu = (_design(lo, hi, t_ref, scale, fit[0].size - 1) * exposure[:, None]) @ fit[0]
+    mu = fit.model(lo, hi, exposure, t_ref, scale)
     var = mu if variance is None else variance
     n_runs = int(runs[-1]) + 1 if runs.size else 0
     if n_runs < 2:
@@ -599,7 +821,7 @@ def _interval_misfit(
     return float(np.max(np.abs(d) / np.sqrt(np.maximum(v, 1e-12))))
 
 
-def _padded_intervals(
+def padded_intervals(
     src: tuple[float, float],
     t_lo: float,
     t_hi: float,
@@ -650,9 +872,15 @@ def source_interval_auto(
     InputDataError
         When no significant block exists.
     """
+    return _search_source(bins, config or BackgroundConfig(), seed)[0]
+
+
+def _search_source(
+    bins: BinnedCounts, cfg: BackgroundConfig, seed: tuple[float, float] | None
+) -> tuple[tuple[float, float], BackgroundModel | None]:
+    """Run :func:`source_interval_auto`; also return the last polynomial the blocks were compared with."""
     from svomflow.tasks.timing.blocks import bayesian_blocks_binned
 
-    cfg = config or BackgroundConfig()
     width = float(np.median(bins.width))
     n_bins = bins.lo.size
     group = max(1, int(np.ceil(n_bins / cfg.max_block_cells)))
@@ -684,33 +912,36 @@ def source_interval_auto(
     b_hi = hi[idx[1:] - 1]
     b_n = np.add.reduceat(c, idx[:-1])
     min_order = 0
+    last: BackgroundModel | None = None
     for _ in range(8):
-        search_iv = _padded_intervals(src, t_lo, t_hi, cfg, cfg.search_gap_fraction)
+        search_iv = padded_intervals(src, t_lo, t_hi, cfg, cfg.search_gap_fraction)
         sel = _in_intervals(lo, hi, search_iv)
         if sel.sum() < 3:
             break
-        best, _, _ = _select_order(lo[sel], hi[sel], c[sel], e[sel], t_ref, scale, cfg, min_order)
+        # the tail term, a candidate of the order selection, takes the emission still
+        # decaying past the search gap, so that the polynomial neither bends into it nor
+        # is raised by it near the burst (under a linear drift that tilt ended the source
+        # early); the blocks are compared with the polynomial of the model chosen
+        tail_src = src if cfg.tail_term else None
+        best, _, _ = _select_order(
+            lo[sel], hi[sel], c[sel], e[sel], t_ref, scale, cfg, min_order, None, tail_src
+        )
         if best is None:
             break
         # never below the order the widest background intervals asked for: a source grown
         # over a drift leaves less background, the test then keeps a lower order that
         # misfits the drift, more blocks look significant and the source runs away
-        min_order = max(min_order, best[0].size - 1)
-        z = _block_z(b_n, _design(lo, hi, t_ref, scale, best[0].size - 1) * e[:, None], idx, best)
-        hot = z > cfg.clip_sigma
-        overlap = np.flatnonzero((b_hi > src[0]) & (b_lo < src[1]) & hot)
-        if overlap.size == 0:
+        min_order = max(min_order, best.order)
+        a_cells = _design(lo, hi, t_ref, scale, best.order) * e[:, None]
+        level = best.chosen
+        new = significant_run(b_n, a_cells, idx, level, (b_lo, b_hi), src, cfg.clip_sigma)
+        last = BackgroundModel(level[0], level[1], t_ref, scale, search_iv, src)
+        if new is None:
             break
-        first = last = int(overlap[np.argmax(z[overlap])])
-        while first > 0 and (hot[first - 1] or (first > 1 and hot[first - 2])):
-            first -= 1 if hot[first - 1] else 2
-        while last < n_blk - 1 and (hot[last + 1] or (last < n_blk - 2 and hot[last + 2])):
-            last += 1 if hot[last + 1] else 2
-        new = (float(b_lo[first]), float(b_hi[last]))
         if new == src:
             break
         src = new
-    return src
+    return src, last
 
 
 def fit_background(
@@ -752,6 +983,7 @@ def fit_background(
     t_hi = float(bins.hi[-1])
     method = "manual" if cfg.intervals else cfg.method
     tail = cfg.tail_term and method in ("auto", "sigma_clip")
+    search: BackgroundModel | None = None
     if method == "manual":
         if not cfg.intervals:
             raise InputDataError("background method 'manual' needs intervals")
@@ -786,43 +1018,36 @@ def fit_background(
         iv = iv[iv[:, 1] > iv[:, 0]]
     else:
         if method == "auto" and not bins.gaussian:
-            src = source_interval_auto(bins, cfg, seed=seed)
+            src, search = _search_source(bins, cfg, seed)
         else:
             src = source_interval_sigma_clip(bins, cfg)
-        iv = _padded_intervals(src, t_lo, t_hi, cfg)
+        iv = padded_intervals(src, t_lo, t_hi, cfg)
     sel = _in_intervals(bins.lo, bins.hi, iv)
     sel &= bins.exposure > 0
     if sel.sum() < 3:
         raise InputDataError("fewer than 3 off-source bins for the background fit")
     t_ref = 0.5 * (t_lo + t_hi)
     scale = max(0.5 * (t_hi - t_lo), 1e-9)
-    var = None if bins.variance is None else np.asarray(bins.variance, float)[sel]
+    lo, hi, c, e, var = _fit_cells(bins, sel, cfg.max_block_cells)
     best, tests, flags = _select_order(
-        bins.lo[sel], bins.hi[sel], counts[sel], bins.exposure[sel], t_ref, scale, cfg, 0, var
+        lo, hi, c, e, t_ref, scale, cfg, 0, var, src if tail else None
     )
     if best is None:
         raise InputDataError("background fit failed at every polynomial order")
-    tail_tau, tail_start, tail_amp, tail_cov = float("nan"), float("nan"), 0.0, None
-    if tail:
-        lo, hi = bins.lo[sel], bins.hi[sel]
-        d = _design(lo, hi, t_ref, scale, best[0].size - 1)
-        joint = _with_tail(lo, hi, counts[sel], bins.exposure[sel], d, var, src, cfg)
-        if joint is not None:
-            (c, cov, lnl), tail_tau, tail_start = joint
-            k = best[0].size
-            best = (c[:k], cov[:k, :k], lnl)
-            tail_amp, tail_cov = float(c[k]), cov
+    coeffs, cov = best.poly
     return BackgroundModel(
-        coeffs=best[0],
-        cov=best[1],
+        coeffs=coeffs,
+        cov=cov,
         t_ref=t_ref,
         scale=scale,
         intervals=iv,
         source=(float(src[0]), float(src[1])),
         order_tests=tests,
         flags=tuple(flags),
-        tail_tau=tail_tau,
-        tail_start=tail_start,
-        tail_amplitude=tail_amp,
-        tail_cov=tail_cov,
+        tail_tau=best.tail_tau,
+        tail_start=best.tail_start,
+        tail_amplitude=float(best.params[-1]) if best.has_tail else 0.0,
+        tail_cov=best.cov if best.has_tail else None,
+        config=cfg,
+        search=search,
     )

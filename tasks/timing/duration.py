@@ -32,16 +32,22 @@ Method, on one band of a binned light curve and its background model
    and background coefficients refitted to the simulated counts of the fit intervals
    (``background_draws="refit"``, see :class:`_BackgroundRefit`; drawing them from the fit
    covariance independently counts the plateau noise twice), analysed in the same way;
-   the error is half the 16-84 % range of the simulated values. A curve given with
-   Gaussian errors (``BinnedCounts.variance``) gets Gaussian noise instead.
+   the error is half the 16-84 % range of the simulated values. Each simulation finds its
+   own source interval and places its own plateaus (``extent_in_errors``,
+   :class:`_Redetect`): where a faint tail stops being significant moves the window. A
+   curve given with Gaussian errors (``BinnedCounts.variance``) gets Gaussian noise instead
+   (and a fixed window).
 5. Background-choice systematic (``background_systematic``): T90/T50 are measured again
    (a) with the background refitted on a post-burst interval starting halfway between the
    source end and the gap (half the change), and (b) with the other post-burst plateau
    choice of ``post_plateau`` (two analyses a specialist could defend: the change beyond
-   the statistical error, :func:`_excess_change`); the larger is added to the errors in
-   quadrature. Real backgrounds drift by a per cent
-   over tens of seconds in ways no low-order polynomial over hundreds of seconds follows
-   (GRB 080916C, n3: 67 s with the plateau where the curve flattens, 82 s past the gap).
+   the statistical error, :func:`_excess_change`); the larger, combined in quadrature with
+   (c) the change when one standard deviation more of the emission tail still arriving
+   after the post-burst plateau start (the tail term of the background fit) completes the
+   total (:func:`_tail_systematic`), is added to the errors in quadrature. Real
+   backgrounds drift by a per cent over tens of seconds in ways no low-order polynomial
+   over hundreds of seconds follows (GRB 080916C, n3: 67 s with the plateau where the
+   curve flattens, 82 s past the gap).
 
 Post-burst plateau (``post_plateau``): ``gap`` (default) starts it where the automatic
 background interval starts, the source end plus the gap of the background configuration,
@@ -59,7 +65,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import itertools
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -157,6 +162,12 @@ class DurationConfig(StepConfig):
         "completes the total (the amplitude is held at A > 0, so noise alone would) (sigma)",
     )
     n_sims: int = Field(300, ge=0, description="simulations for the errors (count)")
+    extent_in_errors: bool = Field(
+        True,
+        description="each error simulation finds its own source interval and places its "
+        "own plateaus (automatic background, 'gap' plateau): where the faint tail stops "
+        "being significant moves the accumulation window (none: switch)",
+    )
     seed: int = Field(0, description="seed of the simulations")
 
 
@@ -522,6 +533,35 @@ def _excess_change(change: float, stat: float) -> float:
     return float(np.sqrt(max(change * change - stat * stat, 0.0)))
 
 
+def _tail_systematic(
+    win: _Window, cfg: DurationConfig, values: tuple[float, float]
+) -> tuple[float, float]:
+    """Return the change of T90/T50 if the emission left after the post-burst plateau were 1 sigma more.
+
+    The post-burst plateau takes the emission as over where it starts; the tail term of
+    the background fit measures what is still arriving there, ``A +- sigma_A`` (counts/s at
+    the fit interval's start; the counts after the plateau start are ``A tau exp(-(p1 -
+    t_a) / tau)``). The estimate completes the total with ``A`` (``tail_completion``) or
+    with nothing; one ``sigma_A`` more of tail completed moves T90 by this much. On faint
+    tails that still arrive at a few counts/s past the plateau it is the error the fixed
+    window cannot see (docs/durations.md); on a bright burst it is negligible. Zero without
+    a tail term.
+    """
+    bk = win.background
+    if not bk.has_tail or bk.tail_cov is None:
+        return 0.0, 0.0
+    sigma = float(np.sqrt(max(bk.tail_cov[-1, -1], 0.0)))
+    used = 0.0
+    if cfg.tail_completion and bk.tail_amplitude > cfg.tail_completion_sigma * sigma:
+        used = bk.tail_amplitude
+    more = _tail_completion(win.sub, win.p1, bk, 0.0, used + sigma)
+    net = win.sub.counts - win.a @ bk.coeffs + more
+    r = _analyse(win.edges, net, win.pre, win.post, cfg.crossing)
+    if not (np.all(np.isfinite(r)) and r[0] > 0):
+        return 0.0, 0.0
+    return abs(r[2] - r[1] - values[0]), abs(r[4] - r[3] - values[1])
+
+
 def _closer_background(bins: BinnedCounts, background: BackgroundModel) -> BackgroundModel | None:
     """Return the background refitted with the post-burst interval starting halfway to the burst.
 
@@ -548,43 +588,44 @@ def _closer_background(bins: BinnedCounts, background: BackgroundModel) -> Backg
 
 
 def _simulated_errors(
-    bins: BinnedCounts,
-    background: BackgroundModel,
-    idx: np.ndarray,
-    edges: np.ndarray,
-    plateaus: tuple[np.ndarray, np.ndarray],
-    a: np.ndarray,
-    cfg: DurationConfig,
-    flags: list[str],
-    completion: Callable[[float | None], np.ndarray],
+    bins: BinnedCounts, win: _Window, cfg: DurationConfig, flags: list[str]
 ) -> dict[str, float]:
     """Half the 16-84 % range of T90, T05, T50, T25 and F over simulated light curves (step 4).
 
     Poisson counts are drawn around the template of ``error_model`` with the background
     refitted or drawn (``background_draws``); a curve with Gaussian errors (``variance``)
     gets Gaussian noise around the observed counts and coefficients drawn from the fit
-    covariance (no Poisson template exists for negative, mask-weighted counts).
-    ``completion(amplitude)`` is the tail completion of the net counts for a tail amplitude
-    (:func:`_tail_completion`; the refitted one, or the fitted one when not refitted).
+    covariance (no Poisson template exists for negative, mask-weighted counts). With
+    ``tail_completion`` each simulation completes the total with its own refitted tail
+    amplitude (:func:`_tail_completion`; the fitted one when not refitted). With
+    ``extent_in_errors`` each simulation also finds its own source interval and places its
+    own plateaus (:class:`_Redetect`).
     """
-    pre, post = plateaus
+    background, idx, edges, a = win.background, win.idx, win.edges, win.a
+    pre, post = win.pre, win.post
+    tail_model = background if cfg.tail_completion else None
+    completion = functools.partial(
+        _tail_completion, win.sub, win.p1, tail_model, cfg.tail_completion_sigma
+    )
     rule = cfg.crossing
-    counts = np.asarray(bins.counts, dtype=float)[idx]
     errs = dict.fromkeys(("t90", "t05", "t50", "t25", "f"), np.nan)
     if cfg.n_sims <= 0:
         return errs
     gaussian = bins.variance is not None
     rng = np.random.default_rng(cfg.seed)
+    redetect = None if gaussian else _Redetect.of(bins, win, cfg)
+    span = idx if redetect is None else redetect.span
+    counts = np.asarray(bins.counts, dtype=float)[span]
     template = np.maximum(counts, 0.0)
     sigma = np.zeros(counts.size)
     if gaussian:
         template = counts
         sigma = np.sqrt(np.asarray(bins.variance, dtype=float)[idx])
     elif cfg.error_model == "blocks":
-        template = _blocks_template(edges, counts)
+        template = _blocks_template(edges, counts) if redetect is None else redetect.template
     refit = None
     if cfg.background_draws == "refit" and not gaussian:
-        refit = _BackgroundRefit(bins, background, idx, template)
+        refit = _BackgroundRefit(bins, background, span, template)
         outside = refit.outside_scores(rng, cfg.n_sims)
     else:
         coeffs = background.sample(rng, cfg.n_sims)
@@ -599,7 +640,10 @@ def _simulated_errors(
             ck, amp = refit.coeffs(c, outside[k])
         else:
             ck = coeffs[k]
-        r = _analyse(edges, c - a @ ck + completion(amp), pre, post, rule)
+        if redetect is not None:
+            r = redetect.analyse(c, ck, amp)
+        else:
+            r = _analyse(edges, c - a @ ck + completion(amp), pre, post, rule)
         sims[k] = [r[2] - r[1], r[1], r[4] - r[3], r[3], r[0]]
     ok = np.all(np.isfinite(sims), axis=1)
     if ok.mean() < 0.9:
@@ -609,6 +653,114 @@ def _simulated_errors(
         half = 0.5 * (q[1] - q[0])
         errs = dict(zip(("t90", "t05", "t50", "t25", "f"), half, strict=True))
     return errs
+
+
+@dataclass(frozen=True)
+class _Redetect:
+    """Each error simulation's own source interval, background intervals and plateaus.
+
+    The source interval found on the data (:func:`~svomflow.tasks.timing.background.
+    source_interval_auto`) ends where the faint tail stops being significant, and the
+    post-burst plateau starts one gap after it: where a noise draw puts that end moves the
+    plateau and with it how much of the tail is accumulated. Holding the window fixed in
+    the simulations leaves that spread out of the errors (on the simulated faint tails of
+    docs/durations.md, T90 fell by 12 % where the source was found ending early and rose by
+    3 % where late). Here each simulated light curve, drawn over ``span`` (the window and
+    one window length on either side; outside the window around the fitted background and
+    emission tail), is cut into Bayesian blocks, the source is the run of blocks above the
+    polynomial the data's search compared its blocks with (``BackgroundModel.search``;
+    :func:`~svomflow.tasks.timing.background.significant_run`, as the search does), and the
+    background intervals, plateaus and accumulation window follow from it by the rules
+    applied to the data (:func:`_window`), with the background refitted to the simulated
+    counts to first order (:class:`_BackgroundRefit`: the order and the tail term's e-fold
+    are the data's). A full search and fit per simulation costs 20-60 ms
+    (docs/durations.md).
+    """
+
+    bins: BinnedCounts
+    span: np.ndarray
+    template: np.ndarray
+    background: BackgroundModel
+    cfg: DurationConfig
+    design: np.ndarray
+    data: tuple[float, float]
+
+    @classmethod
+    def of(cls, bins: BinnedCounts, win: _Window, cfg: DurationConfig) -> _Redetect | None:
+        """Return the re-detection of an analysis, or None when it does not apply.
+
+        It applies to Poisson curves whose source was searched automatically (``auto``
+        background, no intervals given) with the ``gap`` plateau, when ``extent_in_errors``.
+        """
+        bk = win.background
+        bcfg = bk.config
+        if (
+            not cfg.extent_in_errors
+            or cfg.post_plateau != "gap"
+            or bcfg is None
+            or bcfg.method != "auto"
+            or bcfg.intervals
+            or bk.search is None
+        ):
+            return None
+        length = float(win.edges[-1] - win.edges[0])
+        lo, hi = float(win.edges[0]) - length, float(win.edges[-1]) + length
+        span = np.flatnonzero((bins.lo >= lo) & (bins.hi <= hi))
+        # the contiguous run of data around the window (a gap ends the simulated span)
+        cont = bins.contiguous[span]
+        run = np.cumsum(~cont | (np.arange(span.size) == 0))
+        span = span[run == run[np.searchsorted(span, win.idx[0])]]
+        sub = BinnedCounts(
+            bins.lo[span], bins.hi[span], np.asarray(bins.counts, float)[span], bins.exposure[span]
+        )
+        mu = (bk.design(sub.lo, sub.hi) @ bk.coeffs + bk.tail_rate(sub.lo, sub.hi)) * sub.exposure
+        inside = np.searchsorted(span, win.idx)
+        mu[inside] = _blocks_template(win.edges, np.asarray(bins.counts, float)[win.idx])
+        design = bk.search.design(sub.lo, sub.hi) * sub.exposure[:, None]
+        return cls(sub, span, mu, bk, cfg, design, (float(bins.lo[0]), float(bins.hi[-1])))
+
+    def analyse(
+        self, counts: np.ndarray, coeffs: np.ndarray, amplitude: float | None
+    ) -> tuple[float, float, float, float, float]:
+        """Return (F, t05, t95, t25, t75) of one simulated span (NaN when it has no duration)."""
+        from svomflow.tasks.timing.background import padded_intervals, significant_run
+        from svomflow.tasks.timing.blocks import bayesian_blocks_binned
+
+        nan = (np.nan,) * 5
+        bk, bcfg, sub = self.background, self.background.config, self.bins
+        assert bcfg is not None
+        x = np.concatenate([[0.0], np.cumsum(sub.exposure)])
+        be = bayesian_blocks_binned(x, np.rint(np.maximum(counts, 0.0)), ncp_prior=bcfg.ncp_prior)
+        idx = np.searchsorted(x, be)
+        b_n = np.add.reduceat(counts, idx[:-1])
+        blocks = (sub.lo[idx[:-1]], sub.hi[idx[1:] - 1])
+        sp = bk.search
+        assert sp is not None
+        level = sp.coeffs
+        if sp.order == bk.order and (sp.t_ref, sp.scale) == (bk.t_ref, bk.scale):
+            # moved with this simulation's refitted background (a lower background makes a
+            # faint tail more significant, the source longer and the accumulated tail more)
+            level = sp.coeffs + (coeffs - bk.coeffs)
+        src = significant_run(
+            b_n, self.design, idx, (level, sp.cov), blocks, bk.source, bcfg.clip_sigma
+        )
+        if src is None:
+            return nan
+        # the background intervals as the data's fit placed them: from the data's ends
+        iv = padded_intervals(src, *self.data, bcfg)
+        model = dataclasses.replace(
+            bk,
+            coeffs=coeffs,
+            source=src,
+            intervals=iv,
+            tail_amplitude=bk.tail_amplitude if amplitude is None else amplitude,
+        )
+        sim = dataclasses.replace(sub, counts=counts)
+        try:
+            w = _window(sim, model, self.cfg)
+        except InputDataError:
+            return nan
+        return _analyse(w.edges, w.net(self.cfg), w.pre, w.post, self.cfg.crossing)
 
 
 def _plateau_starts(
@@ -633,6 +785,86 @@ def _plateau_starts(
     p0 = max(min(pb, s0 - margin), min(pb, float(bins.lo[0]) + plateau))
     p1 = min(max(pa, s1 + after), max(pa, float(bins.hi[-1]) - plateau))
     return p0, p1
+
+
+@dataclass(frozen=True)
+class _Window:
+    """The accumulation window of one analysis (step 1 of the module docstring).
+
+    ``idx`` are the window's bins in the light curve, ``sub`` the window's light curve,
+    ``edges`` its bin edges, ``pre``/``post`` the indices of ``edges`` in the pre- and
+    post-burst plateaus, ``p1`` where the post-burst plateau starts (s), ``background``
+    the model subtracted (refitted from the plateau start with ``established``) and ``a``
+    its design times exposure over the window.
+    """
+
+    idx: np.ndarray
+    sub: BinnedCounts
+    edges: np.ndarray
+    pre: np.ndarray
+    post: np.ndarray
+    p1: float
+    background: BackgroundModel
+    a: np.ndarray
+    short_plateau: bool
+
+    def net(self, cfg: DurationConfig, counts: np.ndarray | None = None) -> np.ndarray:
+        """Return the net counts per bin of the window (``counts``: the window's, else the data's)."""
+        c = self.sub.counts if counts is None else counts
+        tail = self.background if cfg.tail_completion else None
+        adj = _tail_completion(self.sub, self.p1, tail, cfg.tail_completion_sigma)
+        return np.asarray(c, float) - self.a @ self.background.coeffs + adj
+
+
+def _window(bins: BinnedCounts, background: BackgroundModel, cfg: DurationConfig) -> _Window:
+    """Place the plateaus and the accumulation window around the background's source interval.
+
+    Raises
+    ------
+    InputDataError
+        When a plateau falls outside the data or the window holds a gap or too few bins.
+    """
+    counts = np.asarray(bins.counts, dtype=float)
+    s0, s1 = background.source
+    # the plateaus start where the background fit starts: past the padded source interval,
+    # so that the pulse tails are inside the accumulation and not in the plateau levels
+    iv = np.asarray(background.intervals, dtype=float).reshape(-1, 2)
+    before = iv[iv[:, 1] <= s0 + 1e-9]
+    after = iv[iv[:, 0] >= s1 - 1e-9]
+    if before.size == 0 or after.size == 0:
+        raise InputDataError(
+            "no background plateau before or after the burst inside the data "
+            "(the burst touches the edge of the light curve)"
+        )
+    width = float(np.median(bins.width))
+    plateau = max(cfg.plateau_s, cfg.plateau_fraction * (s1 - s0), cfg.plateau_min_bins * width)
+    pb = float(before[:, 1].max())
+    pa = float(after[:, 0].min())
+    if cfg.post_plateau == "established":
+        background, pa = _established_background(bins, background, plateau, cfg.plateau_sigma)
+    p0, p1 = _plateau_starts(bins, (s0, s1), (pb, pa), plateau, cfg)
+    w0 = max(float(bins.lo[0]), p0 - plateau)
+    w1 = min(float(bins.hi[-1]), p1 + plateau)
+    idx = np.flatnonzero((bins.lo >= w0) & (bins.hi <= w1))
+    if idx.size < 4:
+        raise InputDataError("accumulation window holds fewer than 4 bins")
+    sub = BinnedCounts(bins.lo[idx], bins.hi[idx], counts[idx], bins.exposure[idx])
+    if not np.all(sub.contiguous):
+        raise InputDataError("the T90 accumulation window contains a data gap")
+    edges = np.concatenate([sub.lo, sub.hi[-1:]])
+    pre = np.flatnonzero(edges <= p0 + 1e-9)
+    post = np.flatnonzero(edges >= p1 - 1e-9)
+    if pre.size == 0 or post.size == 0:
+        raise InputDataError(
+            "no background plateau before or after the burst inside the data "
+            "(the burst touches the edge of the light curve)"
+        )
+    short = bool(
+        edges[pre[-1]] - edges[pre[0]] < 0.5 * plateau
+        or edges[post[-1]] - edges[post[0]] < 0.5 * plateau
+    )
+    a = background.design(sub.lo, sub.hi) * sub.exposure[:, None]
+    return _Window(idx, sub, edges, pre, post, p1, background, a, short)
 
 
 def durations(
@@ -665,67 +897,25 @@ def durations(
         levels are never crossed.
     """
     cfg = config or DurationConfig()
-    counts = np.asarray(bins.counts, dtype=float)
-    if counts.ndim != 1:
+    if np.ndim(bins.counts) != 1:
         raise ValueError("durations takes one band (1-D counts)")
-    s0, s1 = background.source
-    # the plateaus start where the background fit starts: past the padded source interval,
-    # so that the pulse tails are inside the accumulation and not in the plateau levels
-    iv = np.asarray(background.intervals, dtype=float).reshape(-1, 2)
-    before = iv[iv[:, 1] <= s0 + 1e-9]
-    after = iv[iv[:, 0] >= s1 - 1e-9]
-    if before.size == 0 or after.size == 0:
-        raise InputDataError(
-            "no background plateau before or after the burst inside the data "
-            "(the burst touches the edge of the light curve)"
-        )
-    width = float(np.median(bins.width))
-    plateau = max(cfg.plateau_s, cfg.plateau_fraction * (s1 - s0), cfg.plateau_min_bins * width)
-    pb = float(before[:, 1].max())
-    pa = float(after[:, 0].min())
-    gap_background = background
-    if cfg.post_plateau == "established":
-        background, pa = _established_background(bins, background, plateau, cfg.plateau_sigma)
-    p0, p1 = _plateau_starts(bins, (s0, s1), (pb, pa), plateau, cfg)
-    w0 = max(float(bins.lo[0]), p0 - plateau)
-    w1 = min(float(bins.hi[-1]), p1 + plateau)
-    sel = (bins.lo >= w0) & (bins.hi <= w1)
-    idx = np.flatnonzero(sel)
-    if idx.size < 4:
-        raise InputDataError("accumulation window holds fewer than 4 bins")
-    sub = BinnedCounts(bins.lo[idx], bins.hi[idx], counts[idx], bins.exposure[idx])
-    if not np.all(sub.contiguous):
-        raise InputDataError("the T90 accumulation window contains a data gap")
-    edges = np.concatenate([sub.lo, sub.hi[-1:]])
-    pre = np.flatnonzero(edges <= p0 + 1e-9)
-    post = np.flatnonzero(edges >= p1 - 1e-9)
+    win = _window(bins, background, cfg)
+    sub, edges, pre, post, p1 = win.sub, win.edges, win.pre, win.post, win.p1
     flags: list[str] = []
-    if pre.size == 0 or post.size == 0:
-        raise InputDataError(
-            "no background plateau before or after the burst inside the data "
-            "(the burst touches the edge of the light curve)"
-        )
-    if (
-        edges[pre[-1]] - edges[pre[0]] < 0.5 * plateau
-        or edges[post[-1]] - edges[post[0]] < 0.5 * plateau
-    ):
+    if win.short_plateau:
         flags.append("short background plateau: T90 total less certain")
-    a = background.design(sub.lo, sub.hi) * sub.exposure[:, None]
-    bkg = a @ background.coeffs
     rule = cfg.crossing
-    tail_model = background if cfg.tail_completion else None
-    completion = functools.partial(_tail_completion, sub, p1, tail_model, cfg.tail_completion_sigma)
-    f, t05, t95, t25, t75 = _analyse(edges, sub.counts - bkg + completion(None), pre, post, rule)
+    f, t05, t95, t25, t75 = _analyse(edges, win.net(cfg), pre, post, rule)
     if not f > 0:
         raise InputDataError("background-subtracted counts are not positive: no burst")
     if not np.all(np.isfinite([t05, t95, t25, t75])):
         raise InputDataError("the cumulative curve never crosses the 5/25/75/95 % levels")
     t90 = t95 - t05
     t50 = t75 - t25
-    errs = _simulated_errors(bins, background, idx, edges, (pre, post), a, cfg, flags, completion)
+    errs = _simulated_errors(bins, win, cfg, flags)
     sys90 = sys50 = 0.0
     if cfg.background_systematic:
-        closer = _closer_background(bins, background)
+        closer = _closer_background(bins, win.background)
         if closer is not None:
             a_alt = closer.design(sub.lo, sub.hi) * sub.exposure[:, None]
             tail_alt = closer if cfg.tail_completion else None
@@ -738,9 +928,9 @@ def durations(
             if np.all(np.isfinite(r)) and r[0] > 0:
                 sys90 = 0.5 * abs(r[2] - r[1] - t90)
                 sys50 = 0.5 * abs(r[4] - r[3] - t50)
-        sys90, sys50 = _with_other_plateau(
-            bins, gap_background, cfg, (t90, t50), (sys90, sys50), errs
-        )
+        sys90, sys50 = _with_other_plateau(bins, background, cfg, (t90, t50), (sys90, sys50), errs)
+        tail90, tail50 = _tail_systematic(win, cfg, (t90, t50))
+        sys90, sys50 = float(np.hypot(sys90, tail90)), float(np.hypot(sys50, tail50))
         if sys90 > errs["t90"]:
             flags.append(
                 f"T90 depends on the background intervals: {sys90:.3g} s systematic "
@@ -764,7 +954,7 @@ def durations(
         flags=tuple(flags),
         method=_METHODS[rule],
         background_intervals=tuple(
-            (float(lo), float(hi)) for lo, hi in np.reshape(background.intervals, (-1, 2))
+            (float(lo), float(hi)) for lo, hi in np.reshape(win.background.intervals, (-1, 2))
         ),
         post_plateau_start=float(p1),
         post_plateau=cfg.post_plateau,

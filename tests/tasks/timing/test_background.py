@@ -109,3 +109,26 @@ def test_counts_and_variance_per_bin() -> None:
     mu, var = bk.counts(bins)
     assert mu.sum() == pytest.approx(5000.0, rel=0.05)
     assert np.all(var > 0)
+
+
+def test_every_order_is_tested_a_rise_and_fall_gets_its_curvature() -> None:
+    """A background that rises and falls back has no linear term over the two intervals.
+
+    The sequential test stopped at the first order refused (order 1 here) and kept a
+    constant 3 % below the background under the burst; every order is now tested against
+    the one kept, and order 2 wins.
+    """
+    # 400 counts/s at both ends, 430 at the middle, where the burst is
+    rate = lambda t: 400.0 * (1.0 + 0.3 * (t / 300.0) * (1.0 - t / 300.0))  # noqa: E731
+    orders = []
+    for seed in range(10):
+        lo = np.arange(0.0, 300.0, 1.0)
+        mu = rate(lo + 0.5)
+        bins = BinnedCounts(
+            lo, lo + 1.0, np.random.default_rng(seed).poisson(mu).astype(float), np.ones(lo.size)
+        )
+        cfg = BackgroundConfig(intervals=[(0.0, 100.0), (200.0, 300.0)])
+        bk = fit_background(bins, cfg)
+        assert bk.order_tests[1] < 6.6  # the linear term alone is not significant
+        orders.append(bk.order)
+    assert orders == [2] * len(orders)
