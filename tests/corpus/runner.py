@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import json
 import os
 import re
@@ -202,10 +204,41 @@ def _argv(case: Case, files: dict[str, Path], out: Path, night: str) -> list[str
     return ["calib", "nightly", "--night", night, "--raw", str(raw), "--out", str(out), "--json"]
 
 
-def _env(home: Path, prefect: Path) -> dict[str, str]:
-    """Return the environment of a run in its own home."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SVOMFLOW_", "PREFECT_"))}
+def _clean_env() -> dict[str, str]:
+    """Return this process's environment without svomflow's and Prefect's settings."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("SVOMFLOW_", "PREFECT_"))}
+
+
+_SERVER_LOCK = threading.Lock()
+_SERVER: list[str] = []
+
+
+def _shared_api(base: Path) -> str:
+    """Return the API URL of the one Prefect server every case's flow runs on.
+
+    Started on first use (its home under ``base``) and stopped when this process exits. A
+    case in a fresh home would otherwise start that home's own server (about 10 s each) and
+    leave it running, as a user's first command does on purpose.
+    """
+    from svomflow.operations.local_server import prefect_server
+
+    with _SERVER_LOCK:
+        if not _SERVER:
+            (base / "prefect-server").mkdir(parents=True, exist_ok=True)
+            stack = contextlib.ExitStack()
+            atexit.register(stack.close)
+            env = _clean_env() | {"PREFECT_HOME": str(base / "prefect-server")}
+            log = base / "prefect-server.log"
+            _SERVER.append(stack.enter_context(prefect_server(env=env, log_file=log)))
+        return _SERVER[0]
+
+
+def _env(home: Path, prefect: Path, api_url: str | None = None) -> dict[str, str]:
+    """Return the environment of a run in its own home (on the server ``api_url``, if given)."""
+    env = _clean_env()
     env.update(SVOMFLOW_HOME=str(home), PREFECT_HOME=str(prefect), COLUMNS="200")
+    if api_url:
+        env["PREFECT_API_URL"] = api_url
     return env
 
 
@@ -570,7 +603,7 @@ def _run(case: Case, base: Path, work: Path) -> _Run:
     try:
         proc = subprocess.run(
             [*SVOMFLOW, *argv],
-            env=_env(home, work / "prefect"),
+            env=_env(home, work / "prefect", _shared_api(base)),
             cwd=work,
             capture_output=True,
             text=True,
