@@ -4,8 +4,9 @@
 pipeline's steps declare in the flow's first task (failing early and naming every missing
 file), reads the inputs once, then runs the pipeline's plan with a :class:`PrefectRunner`
 (each step call is one thin task; its science products are published through the catalogue
-in a retried task, its figures and previews after them on a background thread while the
-next steps run) and returns the outcome with small product references, once every figure is
+in a retried task on the publication lane, :mod:`svomflow.flows.publication_lane`, its
+figures and previews after them on the publisher's figure thread, both while the next steps
+run) and returns the outcome with small product references, once every product is
 written. A flow function only builds the request and the configuration, calls it, and
 writes its summary.
 
@@ -34,6 +35,7 @@ from typing import Any, Generic, NamedTuple, ParamSpec, TypeVar, cast
 from pydantic import BaseModel
 from svomflow.calibration.calibration_set import CalibrationSet
 from svomflow.errors import SvomflowError
+from svomflow.flows.publication_lane import LanePublisher, PublicationLane
 from svomflow.products.catalogue import Product
 from svomflow.products.catalogue.publish import CataloguePublisher
 from svomflow.products.store import ProductRef, ProductStore
@@ -377,7 +379,7 @@ def _tasks() -> _PrefectTasks:
 
 
 class _PrefectStepFuture(Generic[R]):
-    """A submitted step call: waits for the task, then publishes its products once."""
+    """A submitted step call: waits for the task, then hands its products to the lane once."""
 
     def __init__(self, runner: PrefectRunner, step: Step[Any, R], name: str, future: Any) -> None:
         self._runner, self._step, self._name, self._future = runner, step, name, future
@@ -385,7 +387,7 @@ class _PrefectStepFuture(Generic[R]):
         self._value: Any = None
 
     def result(self) -> R:
-        """Wait for the step call and publish its products (once)."""
+        """Wait for the step call and queue the publication of its products (once)."""
         if not self._done:
             value = self._future.result()
             self._runner._publish(self._step, self._name, value)
@@ -398,27 +400,37 @@ class PrefectRunner:
 
     Concurrent calls (:meth:`submit`) go to the flow's task runner (threads, or Dask for a
     flow that sets one); products are always published from the flow's own process, in a
-    retried ``publish`` task.
+    retried ``publish`` task run on the publication lane (in call order, while the next
+    steps run; their references come from the lane's ``finish``).
 
     Parameters
     ----------
     publisher
         Where products go (the catalogue publisher of the run), or None.
+    lane
+        Where the ``publish`` tasks run (required with a publisher).
     label
         Suffix of the task-run names (``lightcurves-eclairs``); see :meth:`named`.
     """
 
-    def __init__(self, publisher: CataloguePublisher | None, label: str | None = None) -> None:
+    def __init__(
+        self,
+        publisher: CataloguePublisher | None,
+        lane: PublicationLane | None = None,
+        label: str | None = None,
+    ) -> None:
+        if publisher is not None and lane is None:
+            raise ValueError("a publisher needs a publication lane")
         self.publisher = publisher
+        self.lane = lane
         self.label = label
-        self.refs: list[ProductRef] = []
         self.warnings: list[str] = []
         self._lock = threading.Lock()
 
     def named(self, label: str) -> PrefectRunner:
         """Return a view of this runner whose task runs are named ``<step>-<label>``."""
-        view = PrefectRunner(self.publisher, label)
-        view.refs, view.warnings, view._lock = self.refs, self.warnings, self._lock
+        view = PrefectRunner(self.publisher, self.lane, label)
+        view.warnings, view._lock = self.warnings, self._lock
         return view
 
     def _task_name(self, step: Step[Any, Any]) -> str:
@@ -426,12 +438,10 @@ class PrefectRunner:
 
     def _publish(self, step: Step[Any, Any], name: str, result: object) -> None:
         products = check_outputs(step, result)
-        if products and self.publisher is not None:
-            refs = _tasks().publish.with_options(task_run_name=f"publish-{name}")(
-                self.publisher, step, products
-            )
-            with self._lock:
-                self.refs.extend(refs)
+        publisher, lane = self.publisher, self.lane
+        if products and publisher is not None and lane is not None:
+            task = _tasks().publish.with_options(task_run_name=f"publish-{name}")
+            lane.submit(lambda: task(publisher, step, products))
 
     def run(self, step: Step[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
         """Run one step call as a task now; publish its products; return its result."""
@@ -511,25 +521,29 @@ def run_pipeline(
         calibration=cal.refs(),
         background_figures=True,
     )
-    runner = PrefectRunner(publisher)
-    with _figures_finished(publisher):
+    lane = PublicationLane()
+    runner = PrefectRunner(publisher, lane)
+    with _publications_finished(lane, publisher):
         outcome = pipeline.plan(runner, data, config, cal)
-        runner.refs.extend(publisher.finish_figures())
-    return PipelineRun(outcome, list(runner.refs), cal, list(runner.warnings))
+        refs = lane.finish()
+        refs.extend(publisher.finish_figures())
+    return PipelineRun(outcome, refs, cal, list(runner.warnings))
 
 
 @contextmanager
-def _figures_finished(publisher: CataloguePublisher) -> Iterator[None]:
-    """Stop the publisher's background figure thread on leaving, after its last batch.
+def _publications_finished(lane: PublicationLane, publisher: CataloguePublisher) -> Iterator[None]:
+    """Stop the publication lane, then the publisher's figure thread, after their last batch.
 
-    Figures (PNG products, previews) are drawn on that thread while the next steps run;
-    the block waits for them (:meth:`CataloguePublisher.finish_figures`). On an error
-    the figures already queued are still finished (or fail) before the error goes up,
-    so no run ends while one of its files is being written.
+    Science products are written on the lane and figures (PNG products, previews) on the
+    figure thread while the next steps run; the block waits for them
+    (:meth:`PublicationLane.finish`, :meth:`CataloguePublisher.finish_figures`). On an
+    error the batches already queued are still finished (or fail) before the error goes
+    up, so no run ends while one of its files is being written.
     """
     try:
         yield
     finally:
+        lane.close()  # the lane's last batches may still queue figures: it stops first
         publisher.close()
 
 
@@ -581,8 +595,9 @@ def run_pipeline_plain(
 ) -> PipelineRun[OutcomeT]:
     """Run a pipeline in this process without Prefect, publishing as :func:`run_pipeline` does.
 
-    The same calibration resolution, reading, plan and catalogue publication (figures on a
-    background thread, all written before this returns), with the plain runner: what
+    The same calibration resolution, reading, plan and catalogue publication (on the
+    publication lane and the figure thread, all written before this returns), with the
+    plain runner: what
     ``--no-prefect`` commands and the GP1 watcher's plain mode use. The processing status
     is set to running here (a lease this process renews: a killed run reads ``failed:
     abandoned``), and to failed (with the reason) on an error, as a flow's failure hook
@@ -600,11 +615,13 @@ def run_pipeline_plain(
             calibration=cal.refs(),
             background_figures=True,
         )
-        with _figures_finished(publisher):
+        lane = PublicationLane()
+        with _publications_finished(lane, publisher):
             outcome, runner = run_plain(
-                pipeline, request, config, calibration=cal, publisher=publisher
+                pipeline, request, config, calibration=cal, publisher=LanePublisher(lane, publisher)
             )
-            publisher.finish_figures()  # their references are in publisher.refs
+            lane.finish()  # their references are in publisher.refs, in publication order
+            publisher.finish_figures()
     except SvomflowError as exc:
         ctx.status("failed", str(exc)[:2000])
         raise

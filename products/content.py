@@ -8,12 +8,17 @@ their published file names once they are published.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from astropy.io import fits
+
+if TYPE_CHECKING:
+    from svomflow.products.catalogue.models import FitsModel
 
 __all__ = ["LINK_KEYWORDS", "relink_ogip"]
 
@@ -43,8 +48,8 @@ def _fitting_comment(key: str, value: str, comment: str) -> str:
     return comment[: max(room, 0)]
 
 
-def relink_ogip(hdus: list[Any], names: Mapping[str, str]) -> list[Any]:
-    """Point the OGIP file references of HDUs at the files' published names.
+def relink_ogip(model: FitsModel, names: Mapping[str, str]) -> FitsModel:
+    """Return a product whose OGIP file references name the files' published names.
 
     A spectrum's ``BACKFILE``/``RESPFILE``/``ANCRFILE``/``CORRFILE`` name its companion
     products by link name while it is built; once those are published, the spectrum must
@@ -55,34 +60,47 @@ def relink_ogip(hdus: list[Any], names: Mapping[str, str]) -> list[Any]:
 
     Parameters
     ----------
-    hdus
-        The HDUs to publish (headers are modified in place).
+    model : FitsModel
+        The product to publish (not modified).
     names
         Link (or file) base name -> published base name.
 
     Returns
     -------
-    list
-        The HDUs, tables with link columns rebuilt.
+    FitsModel
+        A copy with the references renamed (link columns rebuilt: published names may be
+        longer), or ``model`` itself when it names none of ``names``.
     """
+    from svomflow.products.catalogue.models import FitsModel, TableBlock
+
     if not names:
-        return list(hdus)
-    out = []
-    for h in hdus:
+        return model
+    changed = False
+    out: list[Any] = []
+    for b in [model.primary, *model.extensions]:
+        cards = list(b.cards)
         for key in LINK_KEYWORDS:
-            value = h.header.get(key)
-            if isinstance(value, str):
-                new = _renamed(value, names)
-                h.header[key] = (new, _fitting_comment(key, new, h.header.comments[key]))
-        if isinstance(h, fits.BinTableHDU) and h.data is not None:
-            if any(k in h.columns.names for k in LINK_KEYWORDS):
-                # rebuilt with new string columns: published names may be longer
-                cols = []
-                for c in h.columns:
-                    if c.name in LINK_KEYWORDS:
-                        vals = [_renamed(str(v), names) for v in h.data[c.name]]
-                        c = fits.Column(c.name, f"{max(map(len, vals), default=1)}A", array=vals)
-                    cols.append(c)
-                h = fits.BinTableHDU.from_columns(cols, header=h.header)
-        out.append(h)
-    return out
+            # the first card of the keyword, as header[key] finds it
+            i = next((i for i, c in enumerate(cards) if c[0].upper() == key), None)
+            if i is not None and isinstance(cards[i][1], str):
+                new = _renamed(cards[i][1], names)
+                card = (cards[i][0], new, _fitting_comment(key, new, cards[i][2]))
+                changed |= card != cards[i]
+                cards[i] = card
+        if isinstance(b, TableBlock) and any(c.name in LINK_KEYWORDS for c in b.columns):
+            cols = [_relinked_column(c, names) if c.name in LINK_KEYWORDS else c for c in b.columns]
+            out.append(dataclasses.replace(b, columns=cols, cards=cards))
+            changed = True
+        else:
+            out.append(dataclasses.replace(b, cards=cards))
+    return FitsModel(primary=out[0], extensions=out[1:]) if changed else model
+
+
+def _relinked_column(column: fits.Column, names: Mapping[str, str]) -> fits.Column:
+    """Return a type II link column (``BACKFILE``...) naming the published files."""
+    values = [
+        v.decode("ascii") if isinstance(v, bytes) else str(v)
+        for v in np.asarray(column.array).tolist()
+    ]
+    renamed = [_renamed(v, names) for v in values]
+    return fits.Column(column.name, f"{max(map(len, renamed), default=1)}A", array=renamed)

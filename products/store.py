@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from astropy.io import fits
 from sqlalchemy.engine import Engine
@@ -47,7 +47,15 @@ from svomflow.products.lease import expired, keep_alive, lease_expiry, owner_id
 from svomflow.products.naming import product_filename
 from svomflow.products.provenance import Provenance
 
-__all__ = ["ABANDONED", "STATES", "LazyHDUs", "ProductRef", "ProductStore", "PublishRequest"]
+__all__ = [
+    "ABANDONED",
+    "STATES",
+    "FitsContent",
+    "LazyFits",
+    "ProductRef",
+    "ProductStore",
+    "PublishRequest",
+]
 
 STATES = ("received", "running", "done", "failed", "superseded")
 _PENDING = "pending"
@@ -57,16 +65,27 @@ ABANDONED = "abandoned"
 _RECONCILE_EVERY = 30.0
 
 HDUs = Sequence[fits.PrimaryHDU | fits.ImageHDU | fits.BinTableHDU]
+Card = tuple[str, Any, str]
+
+
+class FitsContent(Protocol):
+    """FITS content that writes itself (a catalogue ``FitsModel``), primary cards set last."""
+
+    def write(self, path: Path, primary_cards: Sequence[Card]) -> None:
+        """Write the file to ``path`` with ``primary_cards`` set on the primary header."""
 
 
 @dataclass(frozen=True)
-class LazyHDUs:
-    """FITS content built only when it is written (after the batch's file names are known)."""
+class LazyFits:
+    """FITS content built only when it is written (after the batch's file names are known).
 
-    build: Callable[[], HDUs]
+    ``build`` returns HDUs or a :class:`FitsContent`.
+    """
+
+    build: Callable[[], HDUs | FitsContent]
 
 
-Content = HDUs | LazyHDUs | Callable[[Path], None]
+Content = HDUs | LazyFits | Callable[[Path], None]
 
 
 @dataclass
@@ -74,7 +93,7 @@ class PublishRequest:
     """One product to publish: its content, what it is, and its provenance.
 
     ``content`` is FITS HDUs (a PrimaryHDU first; provenance keywords are added to it),
-    :class:`LazyHDUs`, or a callable that writes the file (PNG, JSON, HTML) to the path it
+    :class:`LazyFits`, or a callable that writes the file (PNG, JSON, HTML) to the path it
     is given. ``type_code``, ``instrument`` and ``obs_id`` build the file name and folder
     (checked so that header-derived values cannot escape the output root).
     """
@@ -390,14 +409,16 @@ class ProductStore:
                 row.owner, row.lease_until = None, None
                 s.add(row)
                 s.flush()
-                self._outbox(s, row, older, (keys or {}).get(i))
-            s.commit()
+                # a row reserved by this batch was never recorded, so never announced
+                self._outbox(s, row, older, (keys or {}).get(i), announced=not slots[i].new_row)
+            # the references hold what this transaction writes: taken before the commit,
+            # which would expire the rows (one more SELECT per product to read them back)
             refs = []
             for i, slot in enumerate(slots):
                 row = rows[slot.row_id]
                 assert row is not None
-                s.refresh(row)
                 refs.append(_ref(row, created=i in checksums))
+            s.commit()
             return refs
 
     def _outbox(
@@ -406,9 +427,15 @@ class ProductStore:
         row: ProductRow,
         older: builtins.list[ProductRow],
         keys: announcements.KeyValues | None,
+        *,
+        announced: bool = True,
     ) -> None:
-        """Add the announcement of a recorded version to the outbox (once per version)."""
-        if s.exec(select(OutboxRow.id).where(OutboxRow.product_id == row.id)).first():
+        """Add the announcement of a recorded version to the outbox (once per version).
+
+        ``announced`` false says the version cannot have been announced yet (its row was
+        reserved by this batch): the outbox is not searched for it.
+        """
+        if announced and s.exec(select(OutboxRow.id).where(OutboxRow.product_id == row.id)).first():
             return  # a lost file rewritten: this version was announced already
         msg = announcements.announcement_for(
             product_id=row.id,
@@ -628,13 +655,17 @@ _RECONCILED_LOCK = threading.Lock()
 def _writer(req: PublishRequest, version: int) -> Callable[[Path], None]:
     """Return the function that writes a request's content to a (temporary) path."""
     content = req.content
-    if callable(content) and not isinstance(content, LazyHDUs):
+    if callable(content) and not isinstance(content, LazyFits):
         return content
 
     def write_fits(tmp: Path) -> None:
-        hdus = content.build() if isinstance(content, LazyHDUs) else content
-        hdul = fits.HDUList(list(hdus))
-        for key, value, comment in _provenance_cards(req.provenance, req.type_code, version):
+        built = content.build() if isinstance(content, LazyFits) else content
+        cards = _provenance_cards(req.provenance, req.type_code, version)
+        if not isinstance(built, Sequence):  # FitsContent: writes its own bytes
+            built.write(tmp, cards)
+            return
+        hdul = fits.HDUList(list(built))
+        for key, value, comment in cards:
             hdul[0].header[key] = (value, comment)
         hdul.writeto(tmp, checksum=True)
 

@@ -26,7 +26,7 @@ from svomflow.products.catalogue.registry import product_type
 from svomflow.products.catalogue.types import PREVIEW_SUFFIX, Product, link_name
 from svomflow.products.content import relink_ogip
 from svomflow.products.provenance import CalibrationRef, FileRef, Provenance
-from svomflow.products.store import LazyHDUs, ProductRef, ProductStore, PublishRequest
+from svomflow.products.store import LazyFits, ProductRef, ProductStore, PublishRequest
 
 __all__ = ["CataloguePublisher", "ProductCheckError"]
 
@@ -249,7 +249,7 @@ class CataloguePublisher:
         content: Any
         if isinstance(model, FitsModel):
             folder = safe_join(self.store.out_root, p.obs_id or self.obs_id, p.instrument)
-            content = LazyHDUs(lambda: self._linked_hdus(model, folder))
+            content = LazyFits(lambda: self._linked(model, folder))
         else:
             content = model.write
         prov = Provenance.start(
@@ -268,12 +268,11 @@ class CataloguePublisher:
             ext=product_type(p.type_code).ext or model.file_ext(),
         )
 
-    def _linked_hdus(self, model: FitsModel, folder: Path) -> list[Any]:
-        """Return a FITS model's HDUs with their OGIP links naming the published files."""
+    def _linked(self, model: FitsModel, folder: Path) -> FitsModel:
+        """Return a FITS model with its OGIP links naming the published files."""
         with self._lock:
             targets = dict(self._names)
         # a link names the file relative to this product's folder (XSPEC and our loader
         # resolve it from the spectrum's folder): a bare name when they share a folder
         names = {k: os.path.relpath(v, folder) for k, v in targets.items()}
-        hdus = list(model.to_fits())
-        return relink_ogip(hdus, names) if names else hdus
+        return relink_ogip(model, names)

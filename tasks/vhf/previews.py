@@ -5,7 +5,10 @@ function that draws them on a :class:`matplotlib.figure.Figure` (no pyplot state
 threads of one flow run can draw), rendered when the catalogue publishes it. Drawing costs
 what the reader sees, not what the analysis used: curves are binned for display (about
 0.256 s, at most 800 bins) and each series is one artist (a step line, a one-sigma band,
-one collection of gaps), with fixed margins instead of a layout engine.
+one collection of gaps), with fixed margins instead of a layout engine. Most of what remains
+is matplotlib's ticks and text: only the bottom panel has time ticks, one legend explains
+the styles every panel shares (the other panels name their band in a corner) and titles sit
+at a fixed place (about a third less CPU than shared axes and a legend per panel).
 """
 
 from __future__ import annotations
@@ -112,7 +115,11 @@ def _steps(d: DisplayBins) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def _panel(ax: Any, c: BandCurve, label: str) -> None:
-    """Draw one band: the rate as one step line, its error as one band, gaps, background."""
+    """Draw one band: the rate as one step line, its error as one band, gaps, background.
+
+    The artists carry legend labels; only the first panel shows a legend (the same styles
+    in every panel), the others name their band in a corner.
+    """
     d = display_bins(c.bins)
     x, y, e = _steps(d)
     ax.fill_between(x, y - e, y + e, color="0.75", lw=0, label="1-sigma error")
@@ -163,12 +170,31 @@ def lightcurve_figure(timing: InstrumentTiming, *, title: str) -> FigureModel:
         None,
     )
 
+    # the time axis every panel shares (without shared axes: see draw)
+    edges = [(float(c.bins.lo[0]), float(c.bins.hi[-1])) for c in curves if c.bins.lo.size]
+    start = min((e[0] for e in edges), default=0.0)
+    stop = max((e[1] for e in edges), default=1.0)
+    margin = 0.02 * (stop - start)
+
     def draw(fig: Any) -> None:
+        from matplotlib.ticker import NullLocator  # imported when drawing, see _panel
+
         _fixed_margins(fig)
-        axes = fig.subplots(len(curves), 1, sharex=True, squeeze=False)[:, 0]
+        # one time axis, labelled on the bottom panel only: the panels above get no x
+        # ticks at all (with shared axes every panel made, laid out and drew its own,
+        # hidden, tick labels: most of the drawing time)
+        axes = fig.subplots(len(curves), 1, squeeze=False)[:, 0]
         for ax, c in zip(axes, curves, strict=True):
-            _panel(ax, c, f"{c.band_kev[0]:g}-{c.band_kev[1]:g} keV")
-            ax.legend(loc="upper right", fontsize=7)
+            label = f"{c.band_kev[0]:g}-{c.band_kev[1]:g} keV"
+            _panel(ax, c, label)
+            ax.set_xlim(start - margin, stop + margin)
+            if ax is not axes[-1]:
+                ax.xaxis.set_major_locator(NullLocator())
+            if ax is not axes[0]:
+                # one legend explains the styles shared by every panel (the first one's);
+                # the others name their band, which costs a text instead of a legend
+                ax.text(0.99, 0.95, label, transform=ax.transAxes, ha="right", va="top",
+                        fontsize=7, bbox={"fc": "w", "ec": "0.8", "pad": 2})  # fmt: skip
         ax0 = axes[0]
         if d is not None:
             ax0.axvspan(
@@ -194,7 +220,7 @@ def lightcurve_figure(timing: InstrumentTiming, *, title: str) -> FigureModel:
                 label=f"peak {peak.timescale_s:g} s: {peak.rate:.4g} count/s",
             )
         ax0.legend(loc="upper right", fontsize=7)
-        ax0.set_title(title)
+        ax0.set_title(title, y=1.0)  # a fixed place: no search for tick labels above the axes
         axes[-1].set_xlabel("time since T0 (s)")
 
     return FigureModel(draw=draw, size_in=(8.0, 2.2 + 1.6 * len(curves)), dpi=_DPI)
@@ -238,7 +264,7 @@ def sky_image_figure(data: InstrumentEvents, qp: QuickPosition, *, title: str) -
         a1.plot(pos.tan_y, pos.tan_z, "c+", ms=12)
         a1.set_xlabel("tan(y)")
         a1.set_ylabel("tan(z)")
-        a1.set_title(title)
+        a1.set_title(title, y=1.0)  # fixed, see lightcurve_figure
         a2.imshow(snr.T, origin="lower", extent=ext, cmap="magma", aspect="equal")
         a2.add_patch(Circle((pos.tan_y, pos.tan_z), r90_tan, fill=False, color="c", lw=1.5))
         a2.plot(pos.tan_y, pos.tan_z, "c+", ms=10)
@@ -246,7 +272,8 @@ def sky_image_figure(data: InstrumentEvents, qp: QuickPosition, *, title: str) -
         a2.set_ylim(pos.tan_z - half, pos.tan_z + half)
         a2.set_title(
             f"RA {pos.ra_deg:.3f} Dec {pos.dec_deg:.3f}  r90 {pos.r90_arcmin:.1f}'  "
-            f"S/N {pos.snr:.1f}"
+            f"S/N {pos.snr:.1f}",
+            y=1.0,
         )
         a2.set_xlabel("tan(y)")
 

@@ -184,6 +184,7 @@ def test_gbm_rsp2_and_cspec_row(shared_data):
 def test_relink_points_header_and_type2_column_at_published_names() -> None:
     """BACKFILE/RESPFILE in the header and the type II BACKFILE column follow the renames."""
     from astropy.io import fits
+    from svomflow.products.catalogue import FitsModel
     from svomflow.products.content import relink_ogip
 
     prim = fits.PrimaryHDU()
@@ -197,11 +198,14 @@ def test_relink_points_header_and_type2_column_at_published_names() -> None:
     tab.header["RESPFILE"] = "w.rsp"
     tab.header["ANCRFILE"] = "none"
     new_bak = "svom_grm_bak_sb00000042_v3.fits"
-    out = relink_ogip([prim, tab], {"w_bak.pha": new_bak, "w.rsp": "svom_rsp_v1.fits"})
-    spec = out[1]
+    model = FitsModel.from_hdus([prim, tab])
+    out = relink_ogip(model, {"w_bak.pha": new_bak, "w.rsp": "svom_rsp_v1.fits"})
+    spec = out.to_fits()[1]
     assert spec.header["RESPFILE"] == "svom_rsp_v1.fits"
     assert spec.header["ANCRFILE"] == "none"  # not a renamed file: untouched
     # the published names are longer than the column was: it was widened, rows kept
     assert list(spec.data["BACKFILE"]) == [f"{new_bak}{{1}}", f"{new_bak}{{2}}"]
     assert list(spec.data["SPEC_NUM"]) == [1, 2]
     assert spec.name == "SPECTRUM"
+    # the product made by the step is not modified
+    assert model.table("SPECTRUM").card("RESPFILE") == "w.rsp"

@@ -172,3 +172,27 @@ def test_burst_outside_the_eclairs_field_with_eclairs_data(sim_factory) -> None:
     assert any("ECLAIRS: no burst found" in w for w in runner.warnings)
     # an instrument without the burst makes no product
     assert not [p for p in runner.products() if p.instrument == "ECL"]
+
+
+def test_every_fits_product_is_written_as_astropy_writes_it(short_result, monkeypatch) -> None:
+    """The publisher writes FITS products from their models (fits_bytes), not through HDUs:
+    each VHF product is the file astropy's writeto gives, byte for byte."""
+    import io
+
+    from astropy.io.fits.hdu.base import _ValidHDU
+    from svomflow.products.catalogue.fits_bytes import fits_bytes
+    from svomflow.products.catalogue.models import FitsModel
+
+    when = "2026-01-02T03:04:05"
+    monkeypatch.setattr(_ValidHDU, "_get_timestamp", lambda self: when)
+    prov = [("PRODTYPE", "QT90", "svomflow product type code"), ("PRODVER", 1, "version")]
+    _, runner, _ = short_result
+    models = [p for p in runner.products() if isinstance(p.model, FitsModel)]
+    assert len(models) >= 20
+    for p in models:
+        hdul = p.model.to_fits()
+        for key, value, comment in prov:
+            hdul[0].header[key] = (value, comment)
+        buf = io.BytesIO()
+        hdul.writeto(buf, checksum=True)
+        assert fits_bytes(p.model, prov, when=when) == buf.getvalue(), (p.type_code, p.instrument)

@@ -91,6 +91,11 @@ def test_lightcurve_drawing_does_not_grow_with_bins(fine_dt: float) -> None:
     # the T90 band, the error band and the gap appear in the legend of the first panel
     labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert "4-120 keV" in labels and "1-sigma error" in labels and "data gap" in labels
+    # the other panels name their band, on the same time axis, labelled at the bottom only
+    assert [t.get_text() for t in fig.axes[1].texts] == ["4-20 keV"]
+    assert [t.get_text() for t in fig.axes[2].texts] == ["20-50 keV"]
+    assert {ax.get_xlim() for ax in fig.axes} == {fig.axes[0].get_xlim()}
+    assert len(fig.axes[0].get_xticks()) == 0 and len(fig.axes[2].get_xticks()) > 0
 
 
 def test_lightcurve_png_written(tmp_path: Path) -> None:
