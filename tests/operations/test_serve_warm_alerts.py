@@ -93,7 +93,9 @@ def test_alerts_exactly_once_through_a_warm_serve(
         _wait_registered(serve, serve_log, prefect_server)
         assert "warm runs: forked from server pid" in serve_log.read_text()
         listener.start()
-        pub = Publisher(f"{nats_prefix}.svom.alert.eclairs", messages, pace_s=1.6 / valid)  # the kill lands mid-stream
+        pub = Publisher(
+            f"{nats_prefix}.svom.alert.eclairs", messages, pace_s=1.6 / valid
+        )  # the kill lands mid-stream
         pub.start()
         time.sleep(rng.uniform(0.5, 1.5))
         listener.kill()
