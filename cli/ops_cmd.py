@@ -90,7 +90,9 @@ def serve(
     start_server: Annotated[
         bool, typer.Option(help="Also start a local Prefect server (UI) for this session.")
     ] = False,
-    port: Annotated[int, typer.Option(help="Port of --start-server.")] = 4200,
+    port: Annotated[
+        int, typer.Option(help="Port of --start-server (a free one if it is taken).")
+    ] = 4200,
     prefect_db: Annotated[
         str | None,
         typer.Option(
@@ -160,8 +162,12 @@ def serve(
     with contextlib.ExitStack() as stack:
         if start_server:
             from prefect.settings import PREFECT_API_URL, temporary_settings
-            from svomflow.operations.local_server import prefect_server
+            from svomflow.operations.local_server import free_port, port_free, prefect_server
 
+            if not port_free(port):  # another home's server, or any other program
+                chosen = free_port()
+                typer.echo(f"port {port} is taken: the server starts on port {chosen}", err=True)
+                port = chosen
             url = stack.enter_context(prefect_server(port=port, database_url=prefect_db))
             typer.echo(f"Prefect server and UI at {url.removesuffix('/api')}")
             stack.enter_context(temporary_settings(updates={PREFECT_API_URL: url}))

@@ -21,7 +21,14 @@ from typing import IO
 
 from svomflow.errors import SvomflowError
 
-__all__ = ["free_port", "launch_server", "prefect_server", "stop_process", "wait_healthy"]
+__all__ = [
+    "free_port",
+    "launch_server",
+    "port_free",
+    "prefect_server",
+    "stop_process",
+    "wait_healthy",
+]
 
 
 def free_port() -> int:
@@ -29,6 +36,17 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def port_free(port: int, host: str = "127.0.0.1") -> bool:
+    """Return whether a server could listen on ``host:port`` now."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 def stop_process(proc: subprocess.Popen[bytes]) -> None:

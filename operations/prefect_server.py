@@ -17,7 +17,6 @@ import contextlib
 import fcntl
 import os
 import signal
-import socket
 import subprocess
 import time
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from pathlib import Path
 
 import httpx
 from svomflow.errors import ServerUnavailableError, SvomflowError
-from svomflow.operations.local_server import free_port, launch_server, wait_healthy
+from svomflow.operations.local_server import free_port, launch_server, port_free, wait_healthy
 from svomflow.paths import data_home
 
 __all__ = [
@@ -116,16 +115,6 @@ def _running(ports: list[int]) -> int | None:
     return None
 
 
-def _port_free(port: int) -> bool:
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((DEFAULT_HOST, port))
-        except OSError:
-            return False
-    return True
-
-
 def home_server_url() -> str | None:
     """Return the API URL of this home's running managed server, or None.
 
@@ -186,7 +175,7 @@ def _reused(port: int) -> ServerInfo:
 def _start(port: int, timeout_s: float) -> ServerInfo:
     log_path = _state_dir() / "server.log"
     for attempt in range(2):
-        chosen = port if attempt == 0 and _port_free(port) else free_port()
+        chosen = port if attempt == 0 and port_free(port) else free_port()
         api = _api(chosen)
         with open(log_path, "ab") as log:
             proc = launch_server(DEFAULT_HOST, chosen, _server_env(), log)
@@ -195,7 +184,7 @@ def _start(port: int, timeout_s: float) -> ServerInfo:
         try:
             wait_healthy(proc, api, timeout_s, str(log_path))
         except SvomflowError as exc:
-            if proc.poll() is not None and not _port_free(chosen):
+            if proc.poll() is not None and not port_free(chosen):
                 continue  # the port was taken meanwhile: once more on a free one
             raise ServerUnavailableError(
                 f"{exc}; start one with: svomflow server start (or set PREFECT_API_URL)"

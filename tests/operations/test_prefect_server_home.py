@@ -114,3 +114,21 @@ def test_two_homes_get_two_servers(
     _home(home_a, monkeypatch)
     assert home_server_url() is None
     assert not (home_a / "prefect" / "server.pid").exists()
+
+
+def test_serve_start_server_moves_off_a_taken_port(other_home_server: int, tmp_path: Path) -> None:
+    """`serve --start-server --port P` with P taken starts its server on a free port."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "SVOMFLOW_"))}
+    env |= {"SVOMFLOW_HOME": str(tmp_path / "home"), "PREFECT_HOME": str(tmp_path / "prefect")}
+    (tmp_path / "prefect").mkdir()
+    cmd = [sys.executable, "-m", "svomflow.cli.main", "serve", "--start-server"]
+    cmd += ["--port", str(other_home_server), "--flow", "vhf", "--register-only"]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert f"port {other_home_server} is taken" in out.stderr
+    assert "registered vhf" in out.stdout
+    assert f":{other_home_server}" not in out.stdout.split("Prefect server and UI at")[1]
