@@ -240,10 +240,24 @@ def pass_start(path: str | Path, instrument: Any) -> float | None:
 
 
 def mission_time_to_utc(t: float, mjdref: float) -> str:
-    """Return the ISO UTC date of a mission time (TT seconds since ``mjdref``)."""
+    """Return the ISO UTC date of a mission time (TT seconds since ``mjdref``).
+
+    Raises
+    ------
+    InputDataError
+        A time with no calendar date (an event time of 1e239 s from a damaged file,
+        mxt-057 of the corpus: ERFA's "unacceptable date" was a traceback).
+    """
+    import erfa
     from astropy.time import Time
 
-    return str(Time(mjdref + t / 86400.0, format="mjd", scale="tt").utc.isot)
+    try:
+        return str(Time(mjdref + t / 86400.0, format="mjd", scale="tt").utc.isot)
+    except (erfa.ErfaError, ValueError, OverflowError) as exc:
+        raise InputDataError(
+            f"mission time {t:.6g} s (MJDREF {mjdref:g}) has no UTC date: the input times "
+            f"are damaged ({exc})"
+        ) from None
 
 
 def read_attitude(path: str | Path) -> dict[str, NDArray[Any]]:

@@ -88,3 +88,12 @@ def test_saa_interval_longer_than_an_orbit_is_refused(tmp_path: Path) -> None:
     assert read_saa(_saa(tmp_path / "ok.fits", [1.0e8], [1.0e8 + 600.0])).shape == (1, 2)
     with pytest.raises(InputDataError, match="longer than an orbit"):
         read_saa(_saa(tmp_path / "bad.fits", [4173594.75], [1.000012e8]))
+
+
+def test_a_time_without_a_calendar_date_is_an_input_error() -> None:
+    """An event time of 1.6e239 s (a damaged MXT pass, mxt-057) made ERFA raise in the summary."""
+    from svomflow.tasks.xray.events import mission_time_to_utc
+
+    assert mission_time_to_utc(1.0e8, 59945.0).startswith("2026-03-03T")
+    with pytest.raises(InputDataError, match="has no UTC date"):
+        mission_time_to_utc(1.5525375833890988e239, 59945.0)
