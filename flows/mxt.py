@@ -117,6 +117,11 @@ def input_flags(counts: Mapping[str, int]) -> list[str]:
         out.append(
             f"{counts['n_bad_gti']} GTI rows dropped (non-finite bounds or START after STOP)"
         )
+    if counts.get("n_passes_without_gti"):
+        out.append(
+            f"{counts['n_passes_without_gti']} pass file(s) without a GTI extension: their "
+            "good time is the span of their events"
+        )
     if counts.get("n_no_attitude"):
         out.append(f"{counts['n_no_attitude']} events without attitude excluded")
     return out

@@ -113,7 +113,11 @@ def in_intervals(t: NDArray[np.float64], iv: NDArray[np.float64]) -> NDArray[np.
 
 @dataclass
 class PassData:
-    """One L1 pass file: its pixel events, its GTI, and the rows dropped as corrupted."""
+    """One L1 pass file: its pixel events, its GTI, and the rows dropped as corrupted.
+
+    ``gti_from_events`` says the file had no GTI extension and its GTI is the span of its
+    events (a guess the run's flags must show).
+    """
 
     path: str
     events: dict[str, NDArray[Any]]
@@ -121,6 +125,7 @@ class PassData:
     n_corrupted: int
     header: dict[str, Any]
     n_bad_gti: int = 0
+    gti_from_events: bool = False
 
 
 def _check_instrument(path: str | Path, header: fits.Header, instrument: Any) -> None:
@@ -215,7 +220,7 @@ def read_pass(path: str | Path, instrument: Any) -> PassData:
         gti = np.array([[events["TIME"].min(), events["TIME"].max()]])
         log.warning("%s: no GTI extension; using the span of the events", path)
     n_bad_gti = n_gti - gti.shape[0] if n_gti else 0
-    return PassData(str(path), events, gti, n_bad, header, n_bad_gti)
+    return PassData(str(path), events, gti, n_bad, header, n_bad_gti, gti_from_events=not n_gti)
 
 
 def pass_start(path: str | Path, instrument: Any) -> float | None:
@@ -427,6 +432,7 @@ def merge_passes(
         "n_input": int(cat["TIME"].size) + sum(p.n_corrupted for p in passes),
         "n_corrupted": sum(p.n_corrupted for p in passes),
         "n_bad_gti": sum(p.n_bad_gti for p in passes),
+        "n_passes_without_gti": sum(p.gti_from_events for p in passes),
     }
     order = np.lexsort((cat["PHA"], cat["RAWY"], cat["RAWX"], cat["FRAME"], cat["TIME"]))
     cat = {c: v[order] for c, v in cat.items()}

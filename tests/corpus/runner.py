@@ -460,6 +460,7 @@ _NOT_THIS_CAMERA = (
 JUDGED_HARMLESS: dict[str, str] = {
     "calib-032-path_like_header-bias0": _NOT_THIS_CAMERA,
     "calib-044-path_like_header-bias0": _NOT_THIS_CAMERA,
+    "calib-061-path_like_header-bias0": _NOT_THIS_CAMERA,
 }
 
 

@@ -58,3 +58,17 @@ def test_a_gti_without_any_usable_row_is_refused(tmp_path: Path) -> None:
 
 def test_a_clean_pass_has_no_flags() -> None:
     assert input_flags({"n_corrupted": 0, "n_bad_gti": 0, "n_no_attitude": 0}) == []
+
+
+def test_a_pass_without_gti_extension_is_flagged(tmp_path: Path) -> None:
+    """Dropping the GTI HDU changed the counts of an MXT run without a flag (corpus mxt-059)."""
+    path = _write_pass(tmp_path / "p.fits", np.arange(10.0, 20.0), np.array([[10.0, 19.0]]))
+    with fits.open(path) as hdul:
+        fits.HDUList([hdul[0].copy(), hdul["EVENTS"].copy()]).writeto(tmp_path / "nogti.fits")
+    whole = read_pass(path, load_instrument("mxt"))
+    assert not whole.gti_from_events
+    p = read_pass(tmp_path / "nogti.fits", load_instrument("mxt"))
+    assert p.gti_from_events
+    np.testing.assert_array_equal(p.gti, [[10.0, 19.0]])
+    (flag,) = input_flags({"n_passes_without_gti": int(p.gti_from_events)})
+    assert flag.startswith("1 pass file(s) without a GTI extension")
