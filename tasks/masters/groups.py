@@ -55,13 +55,16 @@ def scan_night(
 ) -> ScanResult:
     """Find the night's raw calibration frames of ``camera`` in ``raw_dir`` by their headers.
 
-    Frames may be plain FITS, gzip'd (``.fits.gz``) or fpack'd (``.fits.fz``).
+    Frames may be plain FITS, gzip'd (``.fits.gz``) or fpack'd (``.fits.fz``). Unreadable
+    files and the camera's frames of the night whose exposure type is none of the camera's
+    are listed in ``skipped`` with the reason; other cameras' frames are left out.
     """
     root = Path(raw_dir)
     if not root.is_dir():
         raise InputDataError(f"raw directory {root} does not exist")
     t0, t1 = night_window(night, config.night_start_utc_hour)
     wanted = {camera.exposure_types[t]: t for t in config.types if t in camera.exposure_types}
+    known = sorted(set(camera.exposure_types.values()))
     frames: list[RawFrameInfo] = []
     skipped: dict[str, str] = {}
     for p in _frame_files(root, skipped):
@@ -72,7 +75,16 @@ def scan_night(
             continue
         if info.camera.upper() != camera.instrument.upper():
             continue
-        if info.exposure_type not in wanted or not t0 <= info.date_obs < t1:
+        if not t0 <= info.date_obs < t1:
+            continue
+        if info.exposure_type not in known:
+            # this camera's frame of the night, of no type the camera has: a damaged header
+            # (EXPTYPE = -1e300, corpus calib-096) must not vanish from the night unlisted
+            skipped[str(p)] = (
+                f"exposure type {info.exposure_type!r} is none of the camera's ({', '.join(known)})"
+            )
+            continue
+        if info.exposure_type not in wanted:
             continue
         frames.append(info)
     return ScanResult(frames, skipped)

@@ -461,6 +461,8 @@ JUDGED_HARMLESS: dict[str, str] = {
     "calib-032-path_like_header-bias0": _NOT_THIS_CAMERA,
     "calib-044-path_like_header-bias0": _NOT_THIS_CAMERA,
     "calib-061-path_like_header-bias0": _NOT_THIS_CAMERA,
+    "calib-073-path_like_header-bias0": _NOT_THIS_CAMERA,
+    "calib-088-path_like_header-bias0": _NOT_THIS_CAMERA,
 }
 
 

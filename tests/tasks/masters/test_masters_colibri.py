@@ -185,3 +185,23 @@ def test_masters_from_fpacked_frames_equal_the_plain_ones(night, tmp_path):
     assert sorted(i.path.name for i in scan.frames) == sorted(p.name for p in raw.glob("*.fits"))
     assert len(scan.skipped) == N_BIAS + N_DARK + N_FLAT
     assert all(why.startswith("same frame as ") for why in scan.skipped.values())
+
+
+def test_a_frame_of_no_known_exposure_type_is_listed_as_skipped(night, tmp_path) -> None:
+    """EXPTYPE = -1e300 in one bias: the frame vanished from the night unlisted (calib-096)."""
+    import shutil
+
+    from astropy.io import fits
+
+    out, _ = night
+    cam = load_camera()
+    cfg = NightlyCalibrationConfig().resolved(cam)
+    raw = tmp_path / "raw"
+    shutil.copytree(out / "raw", raw)
+    bad = sorted(raw.glob("*bias*.fits"))[0]
+    with fits.open(bad, mode="update") as hdul:
+        hdul[0].header[cam.kw("exposure_type")] = -1e300
+    scan = scan_night(raw, "2026-11-23", cam, cfg)
+    assert len(scan.frames) == N_BIAS + N_DARK + N_FLAT - 1
+    assert list(scan.skipped) == [str(bad)]
+    assert "is none of the camera's (bias, dark, flat, object)" in scan.skipped[str(bad)]
