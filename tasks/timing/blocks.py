@@ -257,6 +257,8 @@ def bayesian_blocks(
     n = t.size
     if n == 0:
         raise ValueError("t is empty")
+    if n == 1:  # one distinct time: no block has a length (astropy returns that one edge)
+        return t[:1].copy()
     ncp = _resolve_ncp(n, kwargs)
     edges = np.concatenate([t[:1], 0.5 * (t[1:] + t[:-1]), t[-1:]])
     if fitness == "events":

@@ -207,3 +207,15 @@ def test_calibrate_ncp_prior_gives_stated_false_rate() -> None:
     # binomial 3-sigma band around 0.1 plus the calibration's own spread (60 sims)
     assert split / n_trials < 0.1 + 3 * np.sqrt(0.1 * 0.9 / n_trials) + 0.08
     assert split / n_trials > 0.1 - 3 * np.sqrt(0.1 * 0.9 / n_trials) - 0.08
+
+
+def test_events_all_at_one_time_give_astropys_single_edge() -> None:
+    """Duplicated time tags only (corpus mxt-094): a ZeroDivisionError in the kernel."""
+    import warnings
+
+    t = np.full(5, 7.5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # astropy divides 0 by 0 here
+        ref = astropy_bb(t)
+    np.testing.assert_array_equal(bayesian_blocks(t), ref)
+    np.testing.assert_array_equal(bayesian_blocks(t), [7.5])

@@ -72,3 +72,21 @@ def test_a_pass_without_gti_extension_is_flagged(tmp_path: Path) -> None:
     np.testing.assert_array_equal(p.gti, [[10.0, 19.0]])
     (flag,) = input_flags({"n_passes_without_gti": int(p.gti_from_events)})
     assert flag.startswith("1 pass file(s) without a GTI extension")
+
+
+def test_source_light_curve_of_events_all_at_one_time() -> None:
+    """Every event of a GTI at one time tag (corpus mxt-094): one block over the GTI."""
+    from svomflow.products.ogip import TimeReference
+    from svomflow.tasks.xray.lightcurve import source_lightcurve
+
+    t = np.full(30, 105.0)
+    lc = source_lightcurve(
+        t,
+        np.ones(t.size, dtype=bool),
+        np.array([[100.0, 110.0]]),
+        psf_fraction=0.5,
+        background_rate=1.0,
+        timeref=TimeReference(mjdref=59945.0),
+    )
+    np.testing.assert_array_equal([lc.blocks_lo, lc.blocks_hi], [[100.0], [110.0]])
+    np.testing.assert_allclose(lc.blocks_rate, [(30 - 1.0 * 10.0) / (10.0 * 0.5)])
