@@ -92,8 +92,9 @@ class PublicationLane:
         for batch in batches:
             try:
                 refs.extend(batch.result())
-            except BaseException:  # recorded in self._error, raised once all are done
-                pass
+            except BaseException as exc:  # raised once all are done (the first one)
+                with self._lock:
+                    self._error = self._error or exc
         self._raise_failure()
         return refs
 

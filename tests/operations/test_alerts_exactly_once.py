@@ -316,6 +316,17 @@ def write_config(tmp_path: Path, prefix: str, db: str | None = None) -> tuple[Pa
     return path, db
 
 
+def publish_with_a_kill(listener: ListenerProcess, pub: Publisher, rng: random.Random) -> None:
+    """Publish, SIGKILL the listener 0.5-1.5 s in, let the backlog grow 1 s, restart it."""
+    pub.start()
+    time.sleep(rng.uniform(0.5, 1.5))
+    listener.kill()
+    time.sleep(1.0)  # the backlog grows while it is down
+    listener.start()
+    pub.join(timeout=60)
+    assert pub.error is None
+
+
 def collect(
     api_url: str,
     prefix: str,
@@ -373,13 +384,7 @@ def test_alerts_exactly_once_with_a_sigkill(
     pub = Publisher(f"{nats_prefix}.svom.alert.eclairs", messages, pace_s=0.04)
     out = None
     try:
-        pub.start()
-        time.sleep(rng.uniform(0.5, 1.5))
-        listener.kill()
-        time.sleep(1.0)  # the backlog grows while it is down
-        listener.start()
-        pub.join(timeout=60)
-        assert pub.error is None
+        publish_with_a_kill(listener, pub, rng)
         out = collect(prefect_server, nats_prefix, messages, pub, 60, listener.faults)
     finally:
         listener.stop()

@@ -28,6 +28,7 @@ from .test_alerts_exactly_once import (
     collect,
     corpus,
     delete_runs,
+    publish_with_a_kill,
     write_config,
 )
 
@@ -96,13 +97,7 @@ def test_alerts_exactly_once_through_a_warm_serve(
         pub = Publisher(
             f"{nats_prefix}.svom.alert.eclairs", messages, pace_s=1.6 / valid
         )  # the kill lands mid-stream
-        pub.start()
-        time.sleep(rng.uniform(0.5, 1.5))
-        listener.kill()
-        time.sleep(1.0)  # the backlog grows while it is down
-        listener.start()
-        pub.join(timeout=60)
-        assert pub.error is None
+        publish_with_a_kill(listener, pub, rng)
         # the runs executing meanwhile load the (SQLite) Prefect server: generous timeouts
         out = collect(prefect_server, nats_prefix, messages, pub, 600, listener.faults)
         states = _wait_final(prefect_server, [r for rs in out.runs.values() for r in rs], 900)
