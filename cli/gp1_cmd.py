@@ -108,7 +108,8 @@ def _status_rows(images: list[Path], result: dict[str, Any]) -> list[tuple[str, 
             kinds[kind] = kinds.get(kind, 0) + 1
         elif key in done:
             img = done[key]
-            rows.append((p.name, "done", f"{img['sequence']}: {', '.join(img['done'])}"))
+            detail = f"{img['sequence']}: {', '.join(img['done'])}"
+            rows.append((p.name, "done", "; warning: ".join([detail, *img.get("warnings", [])])))
         else:
             rows.append((p.name, "failed", "no result (the run stopped before this image)"))
     rows += [(name, "failed", reason) for name, reason in failed.items()]  # sequences
@@ -467,6 +468,8 @@ def module_cmd(
     typer.echo(f"{name}: {len(result['images'])} image(s)")
     for path, img in result["images"].items():
         typer.echo(f"  {Path(path).name}: {img['sequence']} ({', '.join(img['done'])})")
+        for warning in img.get("warnings", []):
+            typer.echo(f"svomflow: warning: {Path(path).name}: {warning}", err=True)
         for code, where in img["products"].items():
             typer.echo(f"    {code}: {where}")
     if result["sequences"] or result["failed"]:

@@ -280,6 +280,15 @@ def read_pha(path: str | Path, row: int | None = None) -> PhaSpectrum:  # noqa: 
         if "CHANNEL" in names:
             channel = np.asarray(data["CHANNEL"][idx] if type2 else data["CHANNEL"], dtype=np.int64)
             channel = np.broadcast_to(channel, (n,)).copy() if channel.ndim == 0 else channel
+            # OGIP numbers channels in increasing order from TLMIN; a channel out of order
+            # (a damaged CHANNEL cell) would pair counts with the wrong response row
+            steps = np.flatnonzero(np.diff(channel) <= 0)
+            if steps.size:
+                i = int(steps[0]) + 1
+                raise InputDataError(
+                    f"{p}: CHANNEL is not increasing: row {i + 1} holds channel "
+                    f"{int(channel[i])} after {int(channel[i - 1])}"
+                )
         else:
             first = int(hdr.get("TLMIN1", 1)) if type2 else 1
             channel = np.arange(first, first + n, dtype=np.int64)

@@ -150,7 +150,14 @@ def find_stars(result: ImageResult, *, config: FindStarsModule) -> ImageResult:
         wcs=celestial_wcs(img.header),
         gain=s.gain,
         saturation=s.saturation,
+        defect_sigma=config.defect_sigma,
     )
+    warnings = list(s.warnings)
+    if ex.n_defects:
+        warnings.append(
+            f"{ex.n_defects} pixel(s) more than {config.defect_sigma:g} rms below the "
+            "background masked as defects (dead, cold or damaged pixels)"
+        )
     catalog = as_stored(ex.catalog)
     clean = catalog[(catalog["FLAGS"] == 0) & (catalog["FLUX_AUTO"] > 0)]
     snr = clean["FLUX_AUTO"] / np.maximum(clean["FLUXERR_AUTO"], 1e-30)
@@ -162,6 +169,7 @@ def find_stars(result: ImageResult, *, config: FindStarsModule) -> ImageResult:
         back_rms=ex.global_rms,
         fwhm_sep=fwhm,
         done=[*s.done, "findstars"],
+        warnings=warnings,
     )
     return replace(result, summary=summary, catalog=catalog)
 

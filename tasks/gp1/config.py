@@ -93,6 +93,13 @@ class FindStarsModule(StepConfig):
         "next to each image (as SExtractor reads default.sex from where it runs), or a path; "
         "null to ignore any.",
     )
+    defect_sigma: float | None = Field(
+        30.0,
+        gt=0,
+        description="Mask the pixels this many local rms below the background as defects "
+        "(dead, cold or damaged pixels) before extraction, and warn; null keeps them, as "
+        "SExtractor does.",
+    )
 
 
 class AstrometryModule(StepConfig):

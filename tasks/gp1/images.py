@@ -94,6 +94,8 @@ class ImageSummary:
     bad_fraction: float
     calibration: list[dict[str, Any]] = field(default_factory=list)
     done: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    """What a module found wrong with the pixels and worked around (one sentence each)."""
     # findstars
     n_sources: int | None = None
     back_level: float | None = None

@@ -375,6 +375,7 @@ def gp1_result(outcome: GP1Outcome, refs: Sequence[Any]) -> dict[str, Any]:
             "fwhm": s.fwhm,
             "astrometry_rms_arcsec": s.astrometry_rms_arcsec,
             "n_candidates": s.n_candidates,
+            "warnings": list(s.warnings),
             "products": {r.type_code: r.path for r in mine},
         }
     sequences = {}

@@ -109,6 +109,8 @@ class Extraction:
     rms: np.ndarray
     global_back: float
     global_rms: float
+    n_defects: int = 0
+    """Pixels masked as defects (``defect_sigma`` below the background), 0 when not asked."""
 
 
 def estimate_background(
@@ -150,6 +152,7 @@ def extract_sources(
     wcs: WCS | None = None,
     gain: float | None = None,
     saturation: float | None = None,
+    defect_sigma: float | None = None,
 ) -> Extraction:
     """Detect and measure sources: background, sep extraction, AUTO and aperture photometry.
 
@@ -168,6 +171,11 @@ def extract_sources(
         e-/ADU, adds the sources' Poisson noise to flux errors (SExtractor's GAIN).
     saturation
         Saturation level (ADU) of the original image; sets FLAGS bit 4.
+    defect_sigma
+        Mask, as bad pixels, the pixels more than this many local rms below the background
+        (dead, cold or damaged pixels: no sky or source signal is that far below it in a
+        reduced image). ``None`` (SExtractor's behaviour) keeps them. Not for difference
+        images, where a fading source is negative.
 
     Returns
     -------
@@ -188,6 +196,19 @@ def extract_sources(
     back = bkg.back()
     rms = bkg.rms()
     sub = data - back
+    n_defects = 0
+    if defect_sigma is not None:
+        defects = (sub < -defect_sigma * rms) & ~bad
+        n_defects = int(np.count_nonzero(defects))
+        if n_defects:
+            # a pixel tens of thousands of ADU low drags its Kron aperture's sum negative
+            # (a bright star's flux lost to one damaged pixel 47 px away, corpus gp1-039)
+            bad = np.ascontiguousarray(bad | defects)
+            use_mask = bad
+            bkg = estimate_background(data, cfg, use_mask)
+            back = bkg.back()
+            rms = bkg.rms()
+            sub = data - back
     err_det = bkg.globalrms if cfg.global_rms else rms
     kernel = None
     if cfg.filter:
@@ -224,7 +245,7 @@ def extract_sources(
     cat.meta["BACKGND"] = (float(bkg.globalback), "global background (ADU)")
     cat.meta["BACKRMS"] = (float(bkg.globalrms), "global background rms (ADU)")
     cat.meta["THRESH"] = (float(cfg.detect_thresh), "detection threshold (sigma)")
-    return Extraction(cat, back, rms, float(bkg.globalback), float(bkg.globalrms))
+    return Extraction(cat, back, rms, float(bkg.globalback), float(bkg.globalrms), n_defects)
 
 
 def _measure(

@@ -443,10 +443,13 @@ def merge_passes(
     counts["n_duplicates"] = int(same.sum())
     cat = {c: v[~same] for c, v in cat.items()}
 
-    inst_gti = union(np.vstack([p.gti for p in passes]))
+    inst_gti = union(np.vstack([p.gti.reshape(-1, 2) for p in passes]))
+    if not len(inst_gti):
+        raise InputDataError("no good time interval in the pass files (their GTI tables are empty)")
     known, visible = attitude_gti(attitude)
-    t0 = float(min(inst_gti[0, 0], cat["TIME"].min() if cat["TIME"].size else np.inf))
-    t1 = float(max(inst_gti[-1, 1], cat["TIME"].max() if cat["TIME"].size else -np.inf))
+    # the SAA complement spans the instrument's GTIs only: rows outside them are dropped
+    # anyway, and one damaged time tag (1e229 s) must not size anything
+    t0, t1 = float(inst_gti[0, 0]), float(inst_gti[-1, 1])
     not_saa = complement(saa, t0, t1)
     gti = intersect(intersect(inst_gti, visible), not_saa)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import warnings
 from pathlib import Path
@@ -67,6 +68,36 @@ def test_findstars_defaults_match_sextractor_catalogue(shared_data, tmp_path):
     h = fits.getheader(_products(out, "REDIMG"))
     assert h["ESO TEL ID"] and h["DATE-OBS"] == "1992-10-26T00:00:00.000"  # HIERARCH kept
     assert sum(str(c).startswith("ESO-LOG") for c in h["COMMENT"]) == 4
+
+
+def test_findstars_masks_a_damaged_pixel_and_says_so(shared_data, tmp_path):
+    """One pixel of the ESO image 80 000 ADU low in a bright star's Kron aperture (gp1-039).
+
+    The pixel is masked as a defect and named in a warning (output and IMGSUM); the star's
+    AUTO flux stays within 2 % of SExtractor's on the undamaged image (unmasked, it would
+    lose the pixel's depth: 8 %), with FLAGS bit 1 (masked pixels in the aperture).
+    """
+    src = shared_data / "optical" / "sep"
+    work = tmp_path / "sep"
+    shutil.copytree(src, work)
+    ref = np.loadtxt(src / "image.cat")
+    star = int(np.argmax(ref[:, 15]))  # the brightest AUTO flux
+    x, y = round(ref[star, 1]) - 1, round(ref[star, 2]) - 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with fits.open(work / "image.fits", mode="update") as hdul:
+            hdul[0].data[y + 3, x + 3] -= 8.0e4  # 4.2 px off: inside its AUTO aperture
+    out = tmp_path / "out"
+    text = _run(["gp1", "module", "findstars", "--reduced", "-i", str(work / "image.fits"),
+                 "-o", str(out)])  # fmt: skip
+    assert "1 pixel(s) more than 30 rms below the background masked as defects" in text
+    summary = json.loads(next(out.rglob("IMGSUM_*.json")).read_text())
+    assert len(summary["warnings"]) == 1
+    cat = Table.read(_products(out, "SRCCAT"), hdu=1)
+    idx, dist = _sextractor_match(cat, ref[star : star + 1])
+    assert dist[0] < 0.01
+    assert float(cat["FLUX_AUTO"][idx[0]]) == pytest.approx(ref[star, 15], rel=0.02)
+    assert int(cat["FLAGS"][idx[0]]) & 1
 
 
 def test_sextractor_file_sets_the_options(shared_data):

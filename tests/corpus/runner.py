@@ -559,7 +559,60 @@ def _judge(run: _Run, base: Path, work: Path) -> Outcome:
     if run.returncode != 0 or run.escaped:
         return run.classify()
     valid = baseline(run.case, base, work.parent)
-    return check_numbers(run.classify(valid.flags), numbers(run.stdout, work / "out"), valid)
+    found = numbers(run.stdout, work / "out")
+    outcome = check_numbers(run.classify(valid.flags), found, valid)
+    return masked_damage(outcome, found, valid, base, work)
+
+
+def _damaged_pixels(case: Case, base: Path, work: Path) -> int | None:
+    """Return how many pixels of the case's image differ from the valid one (None: not an image)."""
+    from astropy.io import fits
+
+    broken = work / "in" / f"{case.target}.fits"
+    if not broken.is_file():
+        return None
+    try:
+        a = np.asarray(fits.getdata(_sim(base)[case.target]), dtype=float)
+        b = np.asarray(fits.getdata(broken), dtype=float)
+    except Exception:
+        return None
+    if a.shape != b.shape:
+        return None
+    return int(np.count_nonzero((a != b) & ~(np.isnan(a) & np.isnan(b))))
+
+
+def masked_damage(
+    outcome: Outcome, found: dict[str, float], valid: Baseline, base: Path, work: Path
+) -> Outcome:
+    """Accept an image whose only changed number is its masked fraction, by the damage's size.
+
+    A byte flip in a raw frame's pixels (no ``DATASUM`` to tell) makes a few pixels look
+    hot; those above the saturation level are masked and ``bad_fraction`` grows (gp1-043,
+    -060...). The mask is the product's pixel-level flag: the case counts as flagged when
+    nothing but ``bad_fraction`` moved, and by no more than the damaged pixels (the fraction
+    is printed to two significant digits over the frame without its overscan: 10 % slack).
+    """
+    if outcome.kind != "unflagged" or outcome.case.family != "gp1":
+        return outcome
+    diff = differences(found, valid.numbers, SAME_NUMBER_RTOL)
+    keys = {d.split(":", 1)[0] for d in diff}
+    if not keys or not all(k.endswith(".bad_fraction") for k in keys):
+        return outcome
+    damaged = _damaged_pixels(outcome.case, base, work)
+    if damaged is None:
+        return outcome
+    from astropy.io import fits
+
+    shape = fits.getdata(_sim(base)[outcome.case.target]).shape
+    grown = max(found[k] - valid.numbers[k] for k in keys) * float(np.prod(shape))
+    if grown > 1.1 * damaged + 0.5:
+        return outcome
+    return replace(
+        outcome,
+        kind="flagged",
+        detail=f"{damaged} damaged pixel(s); the ones masked (bad_fraction up by "
+        f"{round(grown)} pixel(s)) are the only change",
+    )
 
 
 @dataclass

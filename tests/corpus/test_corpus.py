@@ -21,6 +21,7 @@ from .runner import (
     cases,
     check_numbers,
     classify,
+    masked_damage,
     numbers,
     prepare,
     reads_shared_data,
@@ -225,6 +226,29 @@ def test_runs_without_a_new_flag_are_judged_by_their_numbers(tmp_path: Path) -> 
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "IMGSUM_x.json").write_text('{"n_sources": 69, "alert": false}')
     assert numbers("findstars: 1 image(s)", tmp_path / "out") == {"#0.n_sources": 69.0}
+
+
+@needs_data
+def test_masked_damage_is_flagged_only_when_the_mask_accounts_for_it(tmp_path: Path) -> None:
+    """A raw frame with 5 pixels flipped above saturation: bad_fraction may grow by 5, no more."""
+    case = Case("gp1", 60, "flip_data", "rawframe", 1)
+    raw = SHARED / "optical" / "raw" / "a8280271.fits"
+    work = tmp_path / "case"
+    (work / "in").mkdir(parents=True)
+    with fits.open(raw) as hdul:
+        data = hdul[0].data.copy()
+        data[[14, 47, 90, 120, 300], [432, 158, 60, 70, 80]] = 63000
+        fits.PrimaryHDU(data, hdul[0].header).writeto(work / "in" / "rawframe.fits")
+    valid = Baseline(set(), {"#1.bad_fraction": 0.0, "#1.exptime": 150.04})
+    unflagged = Outcome(case, "unflagged", 0, "1 number(s) differ")
+    grown = {"#1.bad_fraction": 1.9e-5, "#1.exptime": 150.04}  # 5 of 266240, two digits
+    assert masked_damage(unflagged, grown, valid, tmp_path, work).kind == "flagged"
+    more = {"#1.bad_fraction": 4.0e-5, "#1.exptime": 150.04}  # 10 pixels: not only the damage
+    assert masked_damage(unflagged, more, valid, tmp_path, work).kind == "unflagged"
+    moved = {"#1.bad_fraction": 1.9e-5, "#1.exptime": 151.0}  # another number moved too
+    assert masked_damage(unflagged, moved, valid, tmp_path, work).kind == "unflagged"
+    other = Outcome(Case("calib", 60, "flip_data", "bias0", 1), "unflagged", 0, "")
+    assert masked_damage(other, grown, valid, tmp_path, work).kind == "unflagged"
 
 
 def test_only_cases_reading_real_files_need_shared_data() -> None:

@@ -140,6 +140,28 @@ def test_empty_spectrum_is_an_error(tmp_path):
         load(p, rsp=tmp_path / "resp.rsp")
 
 
+@pytest.mark.parametrize("bad", [131, -26042, 3])
+def test_channel_out_of_order_is_an_error(tmp_path, bad):
+    """A damaged CHANNEL cell (a byte flip: a repeated, negative or high number) is refused."""
+    channel = np.arange(6)
+    channel[4] = bad
+    cols = [
+        fits.Column("CHANNEL", "J", array=channel),
+        fits.Column("COUNTS", "J", array=np.full(6, 7)),
+    ]
+    h = fits.BinTableHDU.from_columns(cols, name="SPECTRUM")
+    h.header["EXPOSURE"] = 10.0
+    fits.HDUList([fits.PrimaryHDU(), h]).writeto(tmp_path / "src.pha")
+    # the row named is the first out of order: row 5 for a low number, row 6 for a high one
+    row = 6 if bad > 4 else 5
+    with pytest.raises(InputDataError, match=rf"CHANNEL is not increasing: row {row} "):
+        read_pha(tmp_path / "src.pha")
+    channel[4] = 4
+    with fits.open(tmp_path / "src.pha", mode="update") as hdul:
+        hdul[1].data["CHANNEL"] = channel
+    assert read_pha(tmp_path / "src.pha").channel.tolist() == [0, 1, 2, 3, 4, 5]
+
+
 def test_rsp2_selection_by_interval(tmp_path):
     p = tmp_path / "multi.rsp2"
     _rmf(p, 1, tstarts=[100.0, 110.0, 120.0])

@@ -129,3 +129,33 @@ def test_nan_pixels_are_masked_and_all_nan_is_an_error():
         extract_sources(np.full((64, 64), np.nan))
     with pytest.raises(InputDataError, match="2-D"):
         extract_sources(np.zeros(10))
+
+
+def test_defect_pixels_are_masked_only_when_asked():
+    """A damaged pixel far below the sky inside a bright star's Kron aperture (corpus gp1-039).
+
+    Kept, it drags the star's AUTO flux down by its depth; masked (``defect_sigma``), the
+    flux is the undamaged image's within the noise and the count of defects is reported.
+    """
+    rng = np.random.default_rng(6)
+    img, x, y, flux, _psf = _field(rng, n=9)
+    star = int(np.argmax(flux))
+    clean = extract_sources(img, defect_sigma=30.0)
+    assert clean.n_defects == 0
+    damaged = img.copy()
+    damaged[round(y[star]) + 4, round(x[star]) + 4] -= 4e4  # 4 px off the centre
+    kept = extract_sources(damaged)
+    masked = extract_sources(damaged, defect_sigma=30.0)
+    assert kept.n_defects == 0 and masked.n_defects == 1
+
+    def auto(cat):
+        d2 = (cat["XWIN_IMAGE"] - 1 - x[star]) ** 2 + (cat["YWIN_IMAGE"] - 1 - y[star]) ** 2
+        i = int(np.argmin(d2))
+        return float(cat["FLUX_AUTO"][i]), float(cat["FLUXERR_AUTO"][i]), int(cat["FLAGS"][i])
+
+    f0, e0, _ = auto(clean.catalog)
+    f_kept, _, _ = auto(kept.catalog)
+    f_masked, _, flags = auto(masked.catalog)
+    assert f0 - f_kept > 3e4  # the damage entered the flux unmasked
+    assert abs(f_masked - f0) < 0.01 * f0 + 3 * e0  # one pixel of the star's wing left out
+    assert flags & 1  # SExtractor's bit: the aperture has masked pixels

@@ -73,6 +73,26 @@ def test_merge_counts_duplicates_corrupted_and_missing_attitude(mxt_obs):
     assert cards["NBADROW"] == 12 and cards["NNOATT"] == c["n_no_attitude"]
 
 
+def test_observation_span_is_the_gtis_not_a_wild_time_tag(mxt_obs):
+    """One damaged time tag far outside the GTIs sizes nothing; empty GTIs are a clear error."""
+    d, truth, _ = mxt_obs
+    passes, m = _merge(d, truth)
+    assert m.tstart == min(p.gti[0, 0] for p in passes)
+    assert m.tstop == max(p.gti[-1, 1] for p in passes)
+    wild = dataclasses.replace(
+        passes[0], events={**passes[0].events, "TIME": passes[0].events["TIME"].copy()}
+    )
+    wild.events["TIME"][-1] = 1e229
+    m2 = merge_passes([wild, *passes[1:]], read_attitude(d / truth["files"]["attitude"]),
+                      read_saa(d / truth["files"]["saa"]))  # fmt: skip
+    assert (m2.tstart, m2.tstop) == (m.tstart, m.tstop)
+    assert m2.events["TIME"].max() < m.tstop and len(m2.gaps) == len(m.gaps)
+    empty = [dataclasses.replace(p, gti=np.empty((0, 2))) for p in passes]
+    with pytest.raises(InputDataError, match="GTI tables are empty"):
+        merge_passes(empty, read_attitude(d / truth["files"]["attitude"]),
+                     read_saa(d / truth["files"]["saa"]))  # fmt: skip
+
+
 def test_wrong_instrument_is_a_clear_error(mxt_obs, tmp_path):
     d, truth, _ = mxt_obs
     bad = tmp_path / "eclairs.fits"
