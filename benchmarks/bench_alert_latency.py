@@ -49,6 +49,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -136,6 +137,8 @@ class _NatsPath:
         self.subject = f"bench{self.tag}.svom.alert.eclairs"
         self.db = f"sqlite:///{root / f'{mode}.db'}"
         self.procs: list[subprocess.Popen[bytes]] = []
+        #: per alert, seconds spent in each stage (see :meth:`_stages`)
+        self.stages: list[dict[str, float]] = []
         self.config = {
             "servers": [nats_url],
             "stream": f"BENCH_{self.tag}",
@@ -228,9 +231,35 @@ class _NatsPath:
                     if time.time() > deadline:
                         raise RuntimeError(f"alert {alert_id}: run {run.id} {run.state}")
                     time.sleep(0.1)
-        if run.state.type.value != "COMPLETED" or run.end_time is None:
-            raise RuntimeError(f"alert {alert_id}: run {run.id} {run.state}: {self.log_tail()}")
+                if run.state.type.value != "COMPLETED" or run.end_time is None:
+                    why = f"{run.state}: {self.log_tail()}"
+                    raise RuntimeError(f"alert {alert_id}: run {run.id} {why}")
+                states = client.read_flow_run_states(run.id)
+        self.stages.append(self._stages(sent, run, states))
         return run.end_time.timestamp() - sent
+
+    @staticmethod
+    def _stages(sent: float, run: Any, states: list[Any]) -> dict[str, float]:
+        """Split publish-to-end into stages by the run's state history on the server.
+
+        ``claim``: the message reaching the listener, claimed, and the run created;
+        ``pickup``: the serve process's runner finding the run (its polling);
+        ``start``: pending to running (the run's process started, the engine set up);
+        ``flow``: running to completed (the pipeline and Prefect's work for its tasks).
+        A run executed by the listener itself (direct) goes straight to running.
+        """
+        first: dict[str, float] = {}
+        for st in sorted(states, key=lambda x: x.timestamp):
+            first.setdefault(st.type.value, st.timestamp.timestamp())
+        created = run.created.timestamp()
+        running = first.get("RUNNING", created)
+        pending = first.get("PENDING", running)
+        return {
+            "claim": created - sent,
+            "pickup": max(pending - created, 0.0),
+            "start": max(running - pending, 0.0),
+            "flow": run.end_time.timestamp() - running,
+        }
 
     def stop(self) -> None:
         """Stop the listener and the serve process, and remove the stream."""
@@ -365,6 +394,12 @@ def main(argv: list[str] | None = None) -> None:
         + ", ".join(f"{k} {np.median(v):.2f} s" for k, v in cpu.items() if v)
         + " (the NATS ways: their processes only, not the Prefect server's share)"
     )
+    for mode, path in paths.items():
+        if path.stages:
+            parts = ", ".join(
+                f"{k} {np.median([st[k] for st in path.stages]):.2f} s" for k in path.stages[0]
+            )
+            print(f"{mode} stages (median, by the run's states on the server): {parts}")
     print(f"{load()} at end")
     wm, wp = stats["warm"]
     result(

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect import flow
 from svomflow.flows.adapter import (
     FlowContext,
     default_output_root,
@@ -19,6 +18,7 @@ from svomflow.flows.adapter import (
     record_failure,
     run_pipeline,
 )
+from svomflow.flows.prefect_flow import flow
 from svomflow.products.alert_messages import Alert
 from svomflow.tasks.alerts.pipeline import ALERT_PIPELINE, AlertIngestConfig, AlertRequest
 

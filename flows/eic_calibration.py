@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from prefect import flow, get_run_logger
+from prefect import get_run_logger
 from pydantic import Field
 from svomflow.atomic import atomic_write_bytes
 from svomflow.calibration.caldb.resolve import CalibrationRequirement
@@ -41,6 +41,7 @@ from svomflow.flows.adapter import (
     run_pipeline,
 )
 from svomflow.flows.eic_promotion import PromotionRequest, PromotionResult, promote_task
+from svomflow.flows.prefect_flow import flow
 from svomflow.paths import data_home
 from svomflow.products.eic_calibration_files import (
     PixelSpectra,

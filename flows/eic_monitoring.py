@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from prefect import flow, task
+from prefect import task
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
@@ -41,6 +41,7 @@ from svomflow.flows.adapter import (
     run_pipeline,
     run_pipeline_plain,
 )
+from svomflow.flows.prefect_flow import flow
 from svomflow.products import housekeeping as hk
 from svomflow.products.database import make_engine
 from svomflow.products.store import ProductRef

@@ -19,13 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from astropy.time import Time
-from prefect import flow, get_run_logger, task
+from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from svomflow.config import load_config, load_instrument
 from svomflow.errors import InputDataError
 from svomflow.flows._params import config_overrides
 from svomflow.flows.adapter import FlowContext, default_output_root, record_failure, run_pipeline
 from svomflow.flows.eic_promotion import PromotionRequest, PromotionResult, promote_task
+from svomflow.flows.prefect_flow import flow
 from svomflow.products.eic_pixel_files import (
     read_bad_pixel_table,
     read_dead_time_fit,

@@ -23,7 +23,6 @@ import datetime as _dt
 from pathlib import Path
 from typing import Any
 
-from prefect import flow
 from svomflow.config import load_config
 from svomflow.errors import InputDataError
 from svomflow.flows._params import config_overrides
@@ -36,6 +35,7 @@ from svomflow.flows.adapter import (
     run_pipeline,
 )
 from svomflow.flows.eic_promotion import PromotionRequest, promote_task
+from svomflow.flows.prefect_flow import flow
 from svomflow.paths import data_home
 from svomflow.products.eic_saa_files import mission_time_utc
 from svomflow.tasks.eic.saa import CODENAME, INSTRUMENT, TELESCOPE, saa_export

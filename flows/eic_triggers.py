@@ -17,7 +17,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from prefect import flow
 from svomflow.config import load_config
 from svomflow.errors import InputDataError, SvomflowError
 from svomflow.flows._params import config_overrides
@@ -28,6 +27,7 @@ from svomflow.flows.adapter import (
     record_failure,
     run_pipeline,
 )
+from svomflow.flows.prefect_flow import flow
 from svomflow.paths import data_home, safe_component
 from svomflow.products.store import ProductStore
 from svomflow.tasks.eic.trigger_pipeline import (

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from prefect import flow, get_run_logger
+from prefect import get_run_logger
 from svomflow.config import deep_merge, load_instrument
 from svomflow.flows._params import config_overrides
 from svomflow.flows.adapter import (
@@ -26,6 +26,7 @@ from svomflow.flows.adapter import (
     run_pipeline,
     run_pipeline_plain,
 )
+from svomflow.flows.prefect_flow import flow
 from svomflow.tasks.gp1.config import GP1Config, load_gp1_config
 from svomflow.tasks.gp1.pipeline import GP1_PIPELINE, GP1Request, gp1_result
 

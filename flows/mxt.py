@@ -17,7 +17,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from prefect import flow
 from svomflow.calibration.calibration_set import CalibrationSet
 from svomflow.config.instrument import load_instrument
 from svomflow.flows.adapter import (
@@ -27,6 +26,7 @@ from svomflow.flows.adapter import (
     record_failure,
     run_pipeline,
 )
+from svomflow.flows.prefect_flow import flow
 from svomflow.products.catalogue.mxt import source_index
 from svomflow.products.store import ProductRef
 from svomflow.tasks.xray.pipeline import (

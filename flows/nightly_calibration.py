@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from prefect import flow, get_run_logger, task
+from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from svomflow.atomic import atomic_write_bytes
 from svomflow.calibration.caldb import open_caldb
@@ -33,6 +33,7 @@ from svomflow.flows.adapter import (
     task_runner_for,
     transient_error,
 )
+from svomflow.flows.prefect_flow import flow
 from svomflow.instruments.ccd_camera import CameraModel, load_camera
 from svomflow.paths import data_home, safe_component
 from svomflow.products.store import ProductRef

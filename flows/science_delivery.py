@@ -14,9 +14,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect import flow, task
+from prefect import task
 from prefect.cache_policies import NO_CACHE
 from svomflow.flows.adapter import FlowContext, default_output_root, record_failure, run_pipeline
+from svomflow.flows.prefect_flow import flow
 from svomflow.tasks.step import run_plain
 from svomflow.tasks.validation.pipeline import (
     SCIENCE_PIPELINE,

@@ -14,8 +14,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from prefect import flow
 from svomflow.flows.adapter import FlowContext, default_output_root, record_failure, run_pipeline
+from svomflow.flows.prefect_flow import flow
 from svomflow.flows.vhf_plain import (
     flow_result,
     load_vhf_config,

@@ -13,7 +13,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from prefect import flow
 from svomflow.flows.adapter import (
     FlowContext,
     default_output_root,
@@ -21,6 +20,7 @@ from svomflow.flows.adapter import (
     record_failure,
     run_pipeline,
 )
+from svomflow.flows.prefect_flow import flow
 from svomflow.flows.vhf_summary import t0_utc
 from svomflow.tasks.xband.config import XbandAnalysisConfig
 from svomflow.tasks.xband.inputs import XbandRequest

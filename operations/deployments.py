@@ -210,7 +210,9 @@ def serve_deployments(
         flow from its entrypoint.
     poll_s
         Seconds between the runner's queries for runs to start (Prefect's default, 10 s,
-        would dominate an alert's latency).
+        would dominate an alert's latency). A run is started as soon as the server's events
+        stream says it was scheduled (:mod:`svomflow.operations.run_wakeup`); the polling
+        finds those the stream missed.
     say
         Where the one-line messages about the runner go (default: nowhere).
     """
@@ -219,6 +221,7 @@ def serve_deployments(
     from prefect.deployments.runner import EntrypointType
     from prefect.exceptions import TerminationSignal
     from prefect.runner import Runner
+    from svomflow.operations.run_wakeup import serve_with_wakeup
 
     tell = say or (lambda line: None)
     with contextlib.ExitStack() as stack:
@@ -243,7 +246,7 @@ def serve_deployments(
             )
         tell(f"serving {', '.join(f'{d.flow_name}/{d.name}' for d in deployments)}")
         try:
-            asyncio.run(runner.start())
+            asyncio.run(serve_with_wakeup(runner, tell))
         except (KeyboardInterrupt, TerminationSignal):
             tell("stopped")
 

@@ -24,12 +24,13 @@ from typing import Any, cast
 from uuid import UUID
 
 import yaml
-from prefect import flow, task
+from prefect import task
 from prefect.cache_policies import NO_CACHE
 from sqlmodel import Session, select
 from svomflow.atomic import sha256_file
 from svomflow.config.loader import deep_merge, parse_set_overrides, read_yaml_mapping
 from svomflow.errors import ConfigError, InputDataError, SvomflowError
+from svomflow.flows.prefect_flow import flow
 from svomflow.flows.registry import FlowSpec, get_spec
 from svomflow.products.database import ProductRow, make_engine
 

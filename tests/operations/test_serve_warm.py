@@ -78,11 +78,17 @@ from prefect.deployments.runner import EntrypointType
 from svomflow.operations.deployments import serve_deployments
 from warm_probe import probe
 
+POLL_S = {"warm": 3600.0, "cold": 1.0}
+
 if __name__ == "__main__":  # the forkserver imports this main module: no serving there
     name = sys.argv[1]
     dep = probe.to_deployment(name=name, entrypoint_type=EntrypointType.MODULE_PATH)
-    serve_deployments([dep], warm=name == "warm", poll_s=1.0, say=print)
+    serve_deployments([dep], warm=name == "warm", poll_s=POLL_S[name], say=print)
 """
+
+#: The warm server polls once an hour: its runs can start only when the server's events
+#: stream wakes it (operations/run_wakeup.py). The cold one keeps a 1 s poll.
+POLL_S = {"warm": 3600.0, "cold": 1.0}
 
 
 def test_check_prefect_refuses_a_changed_prefect(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -284,6 +290,8 @@ def test_served_runs_are_forked_warm_and_cold_with_cold(
         for proc in servers.values():
             stop_process(proc)
     warm, cold = got["warm"], got["cold"]
+    # the warm server polls hourly: its runs (and the cancellation) came by the events stream
+    assert "runs start when scheduled" in (tmp_path / "serve_warm.log").read_text()
     state = warm["state"]
     # forked from the preloaded server: its state inherited, its pid the run's parent
     assert state is not None and state["fork_safe"] and state["errors"] == []
