@@ -345,6 +345,20 @@ def _step_call(
     )
 
 
+def _runs_in_this_process() -> bool:
+    """Whether the current flow's task runner runs submitted tasks in this process (threads).
+
+    Prefect's ``opaque`` marker is a tuple subclass that pickles as a tuple of its tuple:
+    through Dask's workers a step would receive ``(step,)``. Submitted calls are marked
+    only for the thread runner; direct calls always run here.
+    """
+    from prefect.context import FlowRunContext
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    ctx = FlowRunContext.get()
+    return ctx is not None and isinstance(ctx.task_runner, ThreadPoolTaskRunner)
+
+
 def _publish(
     publisher: CataloguePublisher, step: Step[Any, Any], products: list[Product]
 ) -> list[ProductRef]:
@@ -482,7 +496,10 @@ class PrefectRunner:
         """Start one step call on the flow's task runner; ``.result()`` waits and publishes."""
         name = self._task_name(step)
         task = _tasks().step.with_options(name=step.name, task_run_name=name)
-        fut = task.submit(*_step_call(step, args, kwargs))
+        if _runs_in_this_process():
+            fut = task.submit(*_step_call(step, args, kwargs))
+        else:  # Dask pickles the call: an opaque value does not survive it (Prefect 3.8)
+            fut = task.submit(step, tuple(args), dict(kwargs))
         return _PrefectStepFuture(self, step, name, fut)
 
     def warn(self, message: str) -> None:

@@ -44,7 +44,9 @@ def scale_batch(batch: _Batch, *, config: _Cfg) -> float:
 @flow(name="opaque-probe")
 def _probe(n: int) -> tuple[float, str, int]:
     from prefect.runtime import flow_run
+    from svomflow.flows.adapter import _runs_in_this_process
 
+    assert _runs_in_this_process()  # the default thread runner: submitted calls go opaque
     runner = PrefectRunner(None)
     batch = runner.run(make_batch, n, config=_Cfg())
     total = runner.submit(scale_batch, batch, config=_Cfg()).result()
