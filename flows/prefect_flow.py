@@ -48,6 +48,7 @@ def heartbeats_without_join(original: Callable[..., Any]) -> Callable[..., Any] 
     return no_join
 
 
-_changed = heartbeats_without_join(getattr(_engine, "_send_heartbeats", None) or (lambda: None))
+_original = getattr(_engine, "_send_heartbeats", None)
+_changed = heartbeats_without_join(_original) if _original is not None else None
 if _changed is not None:
     _engine._send_heartbeats = _changed

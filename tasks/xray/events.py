@@ -212,6 +212,7 @@ def read_pass(path: str | Path, instrument: Any) -> PassData:
         "PHA": ev["PHA"][good].astype(np.int64),
     }
     n_gti = 0 if gti is None else gti.shape[0]
+    from_events = gti is None  # no GTI extension (an empty one is a damaged file, not this)
     if gti is not None:
         gti = _usable_gti(path, gti)
     if gti is None:
@@ -220,7 +221,7 @@ def read_pass(path: str | Path, instrument: Any) -> PassData:
         gti = np.array([[events["TIME"].min(), events["TIME"].max()]])
         log.warning("%s: no GTI extension; using the span of the events", path)
     n_bad_gti = n_gti - gti.shape[0] if n_gti else 0
-    return PassData(str(path), events, gti, n_bad, header, n_bad_gti, gti_from_events=not n_gti)
+    return PassData(str(path), events, gti, n_bad, header, n_bad_gti, from_events)
 
 
 def pass_start(path: str | Path, instrument: Any) -> float | None:

@@ -564,9 +564,10 @@ def _judge(run: _Run, base: Path, work: Path) -> Outcome:
     return masked_damage(outcome, found, valid, base, work)
 
 
-def _damaged_pixels(case: Case, base: Path, work: Path) -> int | None:
-    """Return how many pixels of the case's image differ from the valid one (None: not an image)."""
+def _damaged_pixels(case: Case, base: Path, work: Path) -> tuple[int, int] | None:
+    """Return (pixels that differ from the valid image, pixels in it); None if not comparable."""
     from astropy.io import fits
+    from svomflow.products.ogip import MALFORMED_FILE_ERRORS
 
     broken = work / "in" / f"{case.target}.fits"
     if not broken.is_file():
@@ -574,11 +575,11 @@ def _damaged_pixels(case: Case, base: Path, work: Path) -> int | None:
     try:
         a = np.asarray(fits.getdata(_sim(base)[case.target]), dtype=float)
         b = np.asarray(fits.getdata(broken), dtype=float)
-    except Exception:
+    except MALFORMED_FILE_ERRORS:  # the broken copy does not read: nothing to compare
         return None
     if a.shape != b.shape:
         return None
-    return int(np.count_nonzero((a != b) & ~(np.isnan(a) & np.isnan(b))))
+    return int(np.count_nonzero((a != b) & ~(np.isnan(a) & np.isnan(b)))), a.size
 
 
 def masked_damage(
@@ -598,13 +599,11 @@ def masked_damage(
     keys = {d.split(":", 1)[0] for d in diff}
     if not keys or not all(k.endswith(".bad_fraction") for k in keys):
         return outcome
-    damaged = _damaged_pixels(outcome.case, base, work)
-    if damaged is None:
+    compared = _damaged_pixels(outcome.case, base, work)
+    if compared is None:
         return outcome
-    from astropy.io import fits
-
-    shape = fits.getdata(_sim(base)[outcome.case.target]).shape
-    grown = max(found[k] - valid.numbers[k] for k in keys) * float(np.prod(shape))
+    damaged, n_pixels = compared
+    grown = max(found[k] - valid.numbers[k] for k in keys) * n_pixels
     if grown > 1.1 * damaged + 0.5:
         return outcome
     return replace(

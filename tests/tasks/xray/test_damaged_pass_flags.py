@@ -90,3 +90,10 @@ def test_source_light_curve_of_events_all_at_one_time() -> None:
     )
     np.testing.assert_array_equal([lc.blocks_lo, lc.blocks_hi], [[100.0], [110.0]])
     np.testing.assert_allclose(lc.blocks_rate, [(30 - 1.0 * 10.0) / (10.0 * 0.5)])
+
+
+def test_an_empty_gti_extension_is_not_a_missing_one(tmp_path: Path) -> None:
+    """An empty GTI table is read as no time at all (refused at the merge), not guessed."""
+    path = _write_pass(tmp_path / "p.fits", np.arange(10.0, 20.0), np.empty((0, 2)))
+    p = read_pass(path, load_instrument("mxt"))
+    assert not p.gti_from_events and p.gti.size == 0
