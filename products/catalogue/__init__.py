@@ -9,6 +9,7 @@ Types are declared in the modules listed in :data:`~.registry.DECLARATIONS`; ste
 from svomflow.products.catalogue.models import (
     Card,
     FigureModel,
+    FigurePage,
     FitsModel,
     ImageBlock,
     ProductModel,
@@ -29,6 +30,7 @@ __all__ = [
     "PREVIEW_SUFFIX",
     "Card",
     "FigureModel",
+    "FigurePage",
     "FitsModel",
     "ImageBlock",
     "Keyword",

@@ -18,6 +18,7 @@ import numpy as np
 from svomflow.products.catalogue.figures import image_view
 from svomflow.products.catalogue.models import (
     FigureModel,
+    FigurePage,
     FitsModel,
     ImageBlock,
     TableBlock,
@@ -197,5 +198,5 @@ declare(
     "HTML summary of an alert sequence: transient, images, light curve, calibration, "
     "sensitivity and finding chart",
     instruments=_CAMERA,
-    model=TextModel,
+    model=FigurePage,
 )

@@ -29,6 +29,7 @@ from svomflow.products.catalogue.fits_bytes import fits_bytes
 __all__ = [
     "Card",
     "FigureModel",
+    "FigurePage",
     "FitsModel",
     "ImageBlock",
     "ProductModel",
@@ -87,6 +88,9 @@ class ProductModel(ABC):
     """A product's content: written to one file by the catalogue, read back from it."""
 
     ext: ClassVar[str] = "fits"
+    drawn: ClassVar[bool] = False
+    """Drawn when published (figures, pages that embed them): the catalogue publishes such
+    products after the science products, in the figures' batch, off the critical path."""
 
     def file_ext(self) -> str:
         """File extension of this product's file."""
@@ -332,6 +336,7 @@ class FigureModel(ProductModel):
     _png: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
     ext: ClassVar[str] = "png"
+    drawn: ClassVar[bool] = True
 
     def png(self) -> bytes:
         """Return the figure as PNG bytes (Agg backend, no display needed), drawn once."""
@@ -366,3 +371,34 @@ class FigureModel(ProductModel):
             ax.set_axis_off()
 
         return cls(draw=draw, size_in=(img.shape[1] / 100.0, img.shape[0] / 100.0))
+
+
+@dataclass
+class FigurePage(ProductModel):
+    """An HTML page that embeds figures, composed when it is published.
+
+    ``compose`` returns the page; it draws the figures it embeds (:meth:`FigureModel.png`),
+    which is why the page is published with the figures, after the science products.
+    """
+
+    compose: Callable[[], str]
+    _text: str | None = field(default=None, init=False, repr=False, compare=False)
+
+    ext: ClassVar[str] = "html"
+    drawn: ClassVar[bool] = True
+
+    def text(self) -> str:
+        """Return the page (composed once)."""
+        if self._text is None:
+            self._text = self.compose()
+        return self._text
+
+    def write(self, path: Path) -> None:
+        """Write the page (UTF-8)."""
+        path.write_text(self.text(), encoding="utf-8")
+
+    @classmethod
+    def read(cls, path: str | Path) -> Self:
+        """Read a written page back."""
+        text = Path(path).read_text(encoding="utf-8")
+        return cls(compose=lambda: text)

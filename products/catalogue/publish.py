@@ -21,7 +21,7 @@ from pydantic import BaseModel
 from sqlalchemy.exc import OperationalError
 from svomflow.paths import safe_join
 from svomflow.products.catalogue.instrument_codes import instrument_code
-from svomflow.products.catalogue.models import FigureModel, FitsModel
+from svomflow.products.catalogue.models import FitsModel
 from svomflow.products.catalogue.registry import product_type
 from svomflow.products.catalogue.types import PREVIEW_SUFFIX, Product, link_name
 from svomflow.products.content import relink_ogip
@@ -134,8 +134,8 @@ class CataloguePublisher:
     def publish(self, step: _StepLike, products: Sequence[Product]) -> list[ProductRef]:
         """Publish a step's science products as one batch, then its figures as another.
 
-        Figures are the products drawn as PNG and the catalogue previews of the science
-        products. The science products are safe on disk and recorded before any figure is
+        Figures are the drawn products (PNG figures, pages that embed them: ``model.drawn``)
+        and the catalogue previews of the science products. The science products are safe on disk and recorded before any figure is
         drawn; with ``background_figures`` the figures are drawn and published on the
         background thread and their references come from :meth:`finish_figures` instead.
 
@@ -155,7 +155,7 @@ class CataloguePublisher:
                     f"step {step.name!r} made a {p.type_code} ({p.instrument}) that does not "
                     f"conform to the catalogue: {'; '.join(problems)}"
                 )
-            (figures if isinstance(p.model, FigureModel) else science).append(p)
+            (figures if p.model.drawn else science).append(p)
             if ptype.preview is not None:
                 previewed.append(p)
         refs = self._write_batch(science, step)

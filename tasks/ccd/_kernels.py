@@ -12,6 +12,7 @@ __all__ = [
     "SCALE_MAD",
     "SCALE_MODEL",
     "SCALE_STD",
+    "calibrate_pixels",
     "clipped_combine",
     "lacosmic_candidates",
 ]
@@ -422,3 +423,72 @@ def lacosmic_candidates(
     # within 5 pixels of the frame edge astroscrappy's filters (and its Laplacian) treat the
     # missing neighbours their own way: there, skip the fine-structure (star) test
     return _prescreen(img, var_offset, sigclip, objlim, 5)  # type: ignore[no-any-return]
+
+
+@kernel
+def calibrate_pixels(
+    img: np.ndarray,
+    bias: np.ndarray,
+    bias_err: np.ndarray,
+    dark: np.ndarray,
+    dark_err: np.ndarray,
+    dark_scale: float,
+    exptime: float,
+    hot_e_per_s: float,
+    flat: np.ndarray,
+    flat_err: np.ndarray,
+    flat_count: np.ndarray,
+    flat_lo: float,
+    flat_hi: float,
+    gain: float,
+    rn_e: float,
+    bad_bit: int,
+    no_flat_bit: int,
+    sci: np.ndarray,
+    var: np.ndarray,
+    dq: np.ndarray,
+) -> None:
+    """Calibrate a frame in one pass: electrons, their variance and the masters' DQ bits.
+
+    ``sci = gain (img - bias - dark dark_scale exptime) / flat`` and ``var`` the Poisson
+    and read noise plus the masters' propagated errors, in float64 per pixel, written to
+    the float32 ``sci`` and ``var``; ``dq`` gets ``bad_bit`` (hot in the dark, flat out of
+    ``[flat_lo, flat_hi]``) and ``no_flat_bit`` (flat not finite, <= 0 or from no frame)
+    or-ed in. An empty (0 x 0) ``dark`` or ``flat`` means no such master.
+    """
+    ny, nx = img.shape
+    has_dark = dark.shape[0] > 0
+    has_flat = flat.shape[0] > 0
+    g2 = gain * gain
+    rn2 = rn_e * rn_e
+    for j in range(ny):
+        for i in range(nx):
+            adu = np.float64(img[j, i]) - np.float64(bias[j, i])
+            e_cal = np.float64(bias_err[j, i])
+            v_cal = e_cal * e_cal
+            q = 0
+            if has_dark:
+                d = np.float64(dark[j, i]) * dark_scale
+                adu -= d * exptime
+                e_d = np.float64(dark_err[j, i]) * dark_scale * exptime
+                v_cal += e_d * e_d
+                if d * gain > hot_e_per_s:
+                    q |= bad_bit
+            electrons = adu * gain
+            v = max(electrons, 0.0) + rn2 + v_cal * g2
+            if has_flat:
+                f = np.float64(flat[j, i])
+                if not np.isfinite(f) or f <= 0.0 or flat_count[j, i] == 0:
+                    q |= no_flat_bit
+                    s = electrons
+                else:
+                    if f < flat_lo or f > flat_hi:
+                        q |= bad_bit
+                    s = electrons / f
+                    fe = np.float64(flat_err[j, i]) / f
+                    v = v / (f * f) + (s * fe) * (s * fe)
+            else:
+                s = electrons
+            sci[j, i] = s
+            var[j, i] = v
+            dq[j, i] |= q

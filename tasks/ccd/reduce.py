@@ -24,7 +24,7 @@ from svomflow.errors import InputDataError
 from svomflow.instruments.ccd_camera import CameraModel
 from svomflow.products.ccd_frames import parse_date_obs
 from svomflow.products.ccd_masters import MasterFrame, set_card
-from svomflow.tasks.ccd._kernels import lacosmic_candidates
+from svomflow.tasks.ccd._kernels import calibrate_pixels, lacosmic_candidates
 from svomflow.tasks.ccd.master_selection import MasterSelection, master_selection, pick_master
 from svomflow.tasks.ccd.overscan import OverscanConfig, subtract_overscan
 
@@ -198,32 +198,26 @@ def reduce_frame(
             raise InputDataError(
                 f"master {name} has shape {m.data.shape}, the frame {shape}: wrong camera mode?"
             )
-    adu = img.astype(np.float64) - masters.bias.data
-    var_adu_cal = masters.bias.error.astype(np.float64) ** 2
     dq = np.zeros(shape, dtype=np.uint16)
+    f = 1.0
     if masters.dark is not None:
-        f = 1.0
         t_ref = masters.dark.meta.get("CCDTEMP")
         if config.dark_temperature_scaling and t_ref is not None and np.isfinite(temp):
             f = camera.dark_scale(temp, float(t_ref))
-        adu -= masters.dark.data * (f * exptime)
-        var_adu_cal += (masters.dark.error.astype(np.float64) * f * exptime) ** 2
-        hot = masters.dark.data * f * g > config.hot_pixel_e_per_s
-        dq[hot] |= DQ_BITS["BAD"]
-    electrons = adu * g
-    var = np.maximum(electrons, 0.0) + rn_e**2 + var_adu_cal * g**2
-    if masters.flat is not None:
-        flat = masters.flat.data.astype(np.float64)
-        lo, hi = config.flat_valid_range
-        bad_flat = ~np.isfinite(flat) | (flat <= 0) | (masters.flat.count == 0)
-        dq[bad_flat] |= DQ_BITS["NO_FLAT"]
-        dq[~bad_flat & ((flat < lo) | (flat > hi))] |= DQ_BITS["BAD"]
-        safe = np.where(bad_flat, 1.0, flat)
-        sci = electrons / safe
-        ferr = np.where(bad_flat, 0.0, masters.flat.error.astype(np.float64)) / safe
-        var = var / safe**2 + (sci * ferr) ** 2
-    else:
-        sci = electrons
+    none = np.zeros((0, 0), np.float32)
+    dark, flat = masters.dark, masters.flat
+    lo, hi = config.flat_valid_range
+    sci = np.empty(shape, np.float32)
+    var = np.empty(shape, np.float32)
+    calibrate_pixels(
+        np.ascontiguousarray(img), _c32(masters.bias.data), _c32(masters.bias.error),
+        none if dark is None else _c32(dark.data), none if dark is None else _c32(dark.error),
+        float(f), exptime, float(config.hot_pixel_e_per_s),
+        none if flat is None else _c32(flat.data), none if flat is None else _c32(flat.error),
+        np.zeros((0, 0), np.int16) if flat is None else np.ascontiguousarray(flat.count, np.int16),
+        float(lo), float(hi), float(g), float(rn_e), DQ_BITS["BAD"], DQ_BITS["NO_FLAT"],
+        sci, var, dq,
+    )  # fmt: skip
     dq[saturated] |= DQ_BITS["SATURATED"]
     if nonfinite_raw is not None:
         nf = nonfinite_raw[camera.image_slice()]
@@ -255,7 +249,12 @@ def reduce_frame(
         "pixels flagged as cosmic rays",
     )
     h["NSATUR"] = (int(np.count_nonzero(saturated)), "saturated pixels")
-    return ReducedFrame(sci.astype(np.float32), var.astype(np.float32), dq, h)
+    return ReducedFrame(sci, var, dq, h)
+
+
+def _c32(a: np.ndarray) -> np.ndarray:
+    """Return a master's array as the kernel takes it (C-contiguous float32, no copy if it is)."""
+    return np.ascontiguousarray(a, np.float32)
 
 
 def _cosmic_rays(

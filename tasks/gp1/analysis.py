@@ -30,6 +30,7 @@ from svomflow.tasks.gp1.images import (
     BackgroundSubtracted,
     DifferenceImage,
     ImageResult,
+    ReducedImage,
     as_stored,
     celestial_wcs,
     header_as_stored,
@@ -132,10 +133,17 @@ def _background_subtracted(result: ImageResult, extract: ExtractConfig) -> Backg
         return result.background
     data = np.where(img.mask, 0.0, img.data).astype(np.float64)
     bkg = estimate_background(data, extract, img.mask if img.mask.any() else None)
-    sub = data - bkg.back()
-    rms = bkg.rms()
-    err = noise_map(rms, sub, result.summary.gain)
-    return BackgroundSubtracted(img.data, extract, sub, err, float(np.median(rms)))
+    return _subtracted(img, extract, bkg.back(), bkg.rms(), result.summary.gain)
+
+
+def _subtracted(
+    img: ReducedImage, extract: ExtractConfig, back: np.ndarray, rms: np.ndarray, gain: float
+) -> BackgroundSubtracted:
+    """Return ``img`` minus the background ``back`` (masked pixels 0) and its noise map."""
+    sub = np.where(img.mask, 0.0, img.data).astype(np.float64) - back
+    return BackgroundSubtracted(
+        img.data, extract, sub, noise_map(rms, sub, gain), float(np.median(rms))
+    )
 
 
 @step(name="findstars", config=FindStarsModule)
@@ -171,7 +179,9 @@ def find_stars(result: ImageResult, *, config: FindStarsModule) -> ImageResult:
         done=[*s.done, "findstars"],
         warnings=warnings,
     )
-    return replace(result, summary=summary, catalog=catalog)
+    # the photometry and the subtraction use the extraction's background (one estimate)
+    background = _subtracted(img, config.extract, ex.background, ex.rms, s.gain)
+    return replace(result, summary=summary, catalog=catalog, background=background)
 
 
 @step(name="astrometry", config=AstrometryModule)

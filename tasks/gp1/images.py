@@ -148,8 +148,8 @@ class ImageSummary:
 class BackgroundSubtracted:
     """A reduced image minus its background, its per-pixel noise (ADU), and what made them.
 
-    The photometry computes it and the subtraction reuses it (one background estimate per
-    image); ``source`` and ``settings`` (the reduced pixels and the extraction settings it
+    The source extraction's background makes it; the photometry and the subtraction reuse
+    it (one background estimate per image); ``source`` and ``settings`` (the reduced pixels and the extraction settings it
     was computed from) let a step check that it still applies.
     """
 
@@ -175,7 +175,8 @@ class ImageResult:
     difference: DifferenceImage | None = None
     candidates: Table | None = None
     background: BackgroundSubtracted | None = None
-    """The background-subtracted image of the photometry, reused (then dropped) by the subtraction."""
+    """The background-subtracted image of the extraction, reused by the photometry and the
+    subtraction (which drops it)."""
 
     @property
     def done(self) -> list[str]:

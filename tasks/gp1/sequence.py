@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import datetime as _dt
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ import numpy as np
 from astropy.io import fits
 from astropy.table import Table
 from svomflow.errors import InputDataError, SvomflowError
-from svomflow.products.catalogue import FitsModel, Product, TextModel
+from svomflow.products.catalogue import FigurePage, FitsModel, Product
 from svomflow.products.naming import header_component
 from svomflow.tasks.gp1.alert_position import (
     AfterglowChoice,
@@ -481,12 +482,13 @@ def sequence_products(
             )
         )
     codes = [p.type_code for p in products] + ["SUMMARY"]
-    html = _html(first, summaries, stack, transient, decay, codes, figures)
+    # composed when published, with the figures it embeds (after the science products)
+    page = partial(_html, first, summaries, stack, transient, decay, codes, figures)
     products.append(
         Product(
             "SUMMARY",
             inst,
-            TextModel(html, "html"),
+            FigurePage(page),
             obs_id=obs,
             calibration=used or None,
             content=content,

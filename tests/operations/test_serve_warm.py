@@ -58,6 +58,11 @@ def report(out):
         "kernel_loaded_at_start": len(add_one.overloads),
         "parallel_loaded_at_start": len(parallel_sum.overloads),
     }
+    # what a run would otherwise import or check on its first use, done in the server
+    import astropy.time.core as atc
+
+    found["leap_seconds_checked"] = atc._LEAP_SECONDS_CHECK == atc._LeapSecondsCheck.DONE
+    found["lazy_imports_loaded"] = all(m in sys.modules for m in warm.LAZY_IMPORTS) if warm else False
     found["add_one"] = float(add_one(np.float64(1.0)))
     found["compiled_in_run"] = sum(add_one.stats.cache_misses.values())
     found["parallel_sum"] = float(parallel_sum(np.arange(1000, dtype=np.float64)))
@@ -72,7 +77,12 @@ def probe(out: str, sleep_s: float = 0.0) -> None:
 '''
 
 SERVE = """
+import os
 import sys
+
+# every process that runs this main script says so: the server once, not each run
+with open(os.environ["SERVE_MAIN_LOG"], "a") as fh:
+    fh.write(f"{os.getpid()}\\n")
 
 from prefect.deployments.runner import EntrypointType
 from svomflow.operations.deployments import serve_deployments
@@ -276,6 +286,7 @@ def test_served_runs_are_forked_warm_and_cold_with_cold(
         sys.modules.pop("warm_probe", None)
     env = server_env(tmp_path / "client_home", use_prefect_server)
     env.update(NUMBA_CACHE_DIR=str(cache_dir()), PYTHONPATH=str(tmp_path), PYTHONUNBUFFERED="1")
+    env["SERVE_MAIN_LOG"] = str(tmp_path / "main_runs.txt")
     servers = {name: _serve(tmp_path, name, env) for name in ("warm", "cold")}
     try:
         got = {
@@ -303,6 +314,11 @@ def test_served_runs_are_forked_warm_and_cold_with_cold(
     # the parallel kernel was left to the run, and runs in the forked child
     assert warm["parallel_loaded_at_start"] == 0
     assert warm["add_one"] == 2.0 and warm["parallel_sum"] == 499500.0
+    # the main script ran in the server, not again in the run (CPython's forkserver preload
+    # of '__main__' misses a main script); imports and astropy's leap-second check done there
+    main_runs = {int(p) for p in (tmp_path / "main_runs.txt").read_text().split()}
+    assert state["pid"] in main_runs and warm["pid"] not in main_runs
+    assert warm["lazy_imports_loaded"] and warm["leap_seconds_checked"]
     # --cold: Prefect's fresh interpreter, nothing preloaded
     assert cold["state"] is None and cold["kernel_loaded_at_start"] == 0
     assert cold["parallel_sum"] == 499500.0

@@ -104,3 +104,69 @@ def test_memory_bound_and_validation():
 
 def test_modes_constants_are_distinct():
     assert len({K.SCALE_STD, K.SCALE_MAD, K.SCALE_MODEL}) == 3
+
+
+def _calibrate_reference(img, bias, bias_err, dark, dark_err, f, t, hot, flat, flat_err, count):
+    """The frame calibration in whole-array NumPy (float64), as SCIENCE.md writes it."""
+    g, rn_e, lo, hi = 1.7, 6.0, 0.5, 1.5
+    adu = img.astype(float) - bias
+    var_cal = bias_err.astype(float) ** 2
+    dq = np.zeros(img.shape, np.uint16)
+    if dark is not None:
+        adu -= dark.astype(float) * f * t
+        var_cal += (dark_err.astype(float) * f * t) ** 2
+        dq[dark.astype(float) * f * g > hot] |= 1
+    e = adu * g
+    var = np.maximum(e, 0) + rn_e**2 + var_cal * g**2
+    sci = e
+    if flat is not None:
+        fl = flat.astype(float)
+        bad = ~np.isfinite(fl) | (fl <= 0) | (count == 0)
+        dq[bad] |= 16
+        dq[~bad & ((fl < lo) | (fl > hi))] |= 1
+        safe = np.where(bad, 1.0, fl)
+        sci = e / safe
+        ferr = np.where(bad, 0.0, flat_err.astype(float)) / safe
+        var = var / safe**2 + (sci * ferr) ** 2
+    return sci, var, dq
+
+
+@pytest.mark.parametrize("with_dark", [True, False])
+@pytest.mark.parametrize("with_flat", [True, False])
+def test_calibrate_pixels_matches_numpy(with_dark, with_flat):
+    rng = np.random.default_rng(5)
+    shape = (37, 53)
+    img = rng.normal(1200, 40, shape).astype(np.float32)
+    bias = rng.normal(300, 2, shape).astype(np.float32)
+    bias_err = rng.uniform(0.1, 0.5, shape).astype(np.float32)
+    dark = rng.exponential(0.05, shape).astype(np.float32)
+    dark[3, 4] = 5.0  # hot
+    dark_err = rng.uniform(0.001, 0.01, shape).astype(np.float32)
+    flat = rng.normal(1.0, 0.05, shape).astype(np.float32)
+    flat[5, 6], flat[7, 8], flat[9, 10] = np.nan, -1.0, 0.3  # no flat, no flat, bad
+    flat_err = rng.uniform(0.001, 0.01, shape).astype(np.float32)
+    count = np.full(shape, 7, np.int16)
+    count[11, 12] = 0  # no frame: no flat
+    dark_args = (dark, dark_err) if with_dark else (None, None)
+    flat_args = (flat, flat_err, count) if with_flat else (None, None, None)
+    ref_sci, ref_var, ref_dq = _calibrate_reference(
+        img, bias, bias_err, dark_args[0], dark_args[1], 1.3, 30.0, 1.0, *flat_args
+    )
+    none = np.zeros((0, 0), np.float32)
+    sci = np.empty(shape, np.float32)
+    var = np.empty(shape, np.float32)
+    dq = np.zeros(shape, np.uint16)
+    dq[0, 0] = 2  # bits already set are kept
+    K.calibrate_pixels(
+        img, bias, bias_err,
+        dark if with_dark else none, dark_err if with_dark else none, 1.3, 30.0, 1.0,
+        flat if with_flat else none, flat_err if with_flat else none,
+        count if with_flat else np.zeros((0, 0), np.int16),
+        0.5, 1.5, 1.7, 6.0, 1, 16, sci, var, dq,
+    )  # fmt: skip
+    np.testing.assert_allclose(sci, ref_sci.astype(np.float32), rtol=1e-6, atol=1e-4)
+    np.testing.assert_allclose(var, ref_var.astype(np.float32), rtol=1e-6)
+    ref_dq[0, 0] |= 2
+    np.testing.assert_array_equal(dq, ref_dq)
+    assert (dq[3, 4] & 1) == (1 if with_dark else 0)
+    assert with_flat == bool(dq[11, 12] & 16) == bool(dq[5, 6] & 16) == bool(dq[9, 10] & 1)

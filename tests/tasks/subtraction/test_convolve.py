@@ -65,6 +65,11 @@ def test_convolve_same_is_the_linear_convolution() -> None:
     assert out[j, i] == pytest.approx(direct, rel=1e-5, abs=1e-2)
     # single precision: rounding ~1e-7 of the frame's largest values, far below the noise
     assert np.max(np.abs(out - _double(image, kernel))) < 1e-6 * 1e5 * kernel.sum()
+    # an even, non-square kernel is placed where scipy's "same" places it
+    wide = rng.random((8, 11))
+    assert (
+        np.max(np.abs(convolve_same(image, wide) - _double(image, wide))) < 1e-6 * 1e5 * wide.sum()
+    )
 
 
 def test_single_precision_subtraction_matches_double(monkeypatch: pytest.MonkeyPatch) -> None:

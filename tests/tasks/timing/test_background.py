@@ -8,6 +8,7 @@ from svomflow.errors import InputDataError
 from svomflow.tasks.timing.background import (
     BackgroundConfig,
     _design,
+    _poisson_z,
     fit_background,
     fit_poisson_polynomial,
 )
@@ -132,3 +133,19 @@ def test_every_order_is_tested_a_rise_and_fall_gets_its_curvature() -> None:
         assert bk.order_tests[1] < 6.6  # the linear term alone is not significant
         orders.append(bk.order)
     assert orders == [2] * len(orders)
+
+
+def test_poisson_significance_is_scipy_stats_tail() -> None:
+    # the Gaussian-equivalent sigma of P(N >= n | mu), as scipy.stats gives it, from counts
+    # below, at and far above the expectation (the tail held at exp(-700) when it underflows)
+    from scipy import stats
+
+    n = np.array([0.0, 3.0, 5.0, 12.0, 60.0, 200.0, 1e4, 7.5])
+    mu = np.array([1.0, 3.0, 2.0, 4.0, 30.0, 199.0, 10.0, 2.0])
+    got = _poisson_z(n, mu)
+    up = n > mu
+    lsf = stats.poisson.logsf(n[up] - 1.0, mu[up])
+    want = stats.norm.isf(np.exp(np.maximum(lsf, -700.0)))
+    np.testing.assert_allclose(got[up], want, rtol=1e-12)
+    assert np.all(got[~up] == 0.0)
+    assert got[3] > 3.0 and np.isfinite(got[6]) and got[6] > 37.0
