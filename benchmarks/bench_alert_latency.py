@@ -32,7 +32,9 @@ NATS ways leave out what the Prefect server spends on their API calls; the serve
 counts the listener, the serve process, its forkserver and the run's process). Target
 (issue 14): p95 under 5 s for the 1e6-event burst on 2 cores.
 
-Run: ``python -m benchmarks.bench_alert_latency [--alerts N]``.
+Run: ``python -m benchmarks.bench_alert_latency [--alerts N] [--prefect-postgres URL]``
+(``--prefect-postgres``: the NATS ways on a Prefect server on a fresh database of that
+PostgreSQL server, to compare with the home's server on SQLite).
 """
 
 from __future__ import annotations
@@ -322,23 +324,71 @@ def _stats(x: list[float]) -> tuple[float, float]:
     return float(np.median(x)), float(np.percentile(x, 95))
 
 
+@contextlib.contextmanager
+def _prefect_on_postgres(server_url: str) -> Any:
+    """Yield the API URL of a Prefect server on a fresh database of a PostgreSQL server.
+
+    The database is created on ``server_url`` (any database of it the user may connect to,
+    e.g. ``postgresql+psycopg://postgres@127.0.0.1:5432/test``) and dropped afterwards.
+    """
+    from sqlalchemy import create_engine, make_url, text
+    from svomflow.operations.local_server import prefect_server
+
+    name = f"prefect_bench_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE DATABASE {name}"))
+    url = make_url(server_url).set(drivername="postgresql+asyncpg", database=name)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            env = dict(os.environ, PREFECT_HOME=str(Path(tmp) / "prefect"))
+            with prefect_server(
+                database_url=url.render_as_string(hide_password=False),
+                env=env,
+                log_file=Path(tmp) / "server.log",
+            ) as api:
+                yield api
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        admin.dispose()
+
+
 def main(argv: list[str] | None = None) -> None:
     """Simulate once, time N alerts each way, print median, p95 and the cold/warm ratio."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--alerts", type=int, default=20, help="alerts per way (default 20)")
-    n = max(1, parser.parse_args(argv).alerts)
+    parser.add_argument(
+        "--prefect-postgres",
+        metavar="URL",
+        help="run the NATS ways on a Prefect server on a fresh database of this PostgreSQL "
+        "server (SQLAlchemy URL) instead of the home's server on SQLite",
+    )
+    args = parser.parse_args(argv)
+    n = max(1, args.alerts)
+    if args.prefect_postgres:
+        with _prefect_on_postgres(args.prefect_postgres) as api:
+            print(f"Prefect server on PostgreSQL: {api}")
+            _run(n, api, "")
+        return
     from svomflow.operations.prefect_server import ensure_server
-    from svomflow.paths import data_home
 
-    # the kernel cache of the installation (filled by `make warm`), shared by all ways
-    cache = os.environ.get("NUMBA_CACHE_DIR") or str(data_home() / "numba_cache")
-    os.environ["NUMBA_CACHE_DIR"] = cache
     # the long-lived server of the real home, found (or started) before the home moves
     try:
         api_url: str | None = ensure_server().api_url
         api_why = ""
     except Exception as exc:
         api_url, api_why = None, f"no Prefect server could start ({exc})"
+    _run(n, api_url, api_why)
+
+
+def _run(n: int, api_url: str | None, api_why: str) -> None:
+    """Time ``n`` alerts each way (the NATS ways on the Prefect server ``api_url``)."""
+    from svomflow.paths import data_home
+
+    # the kernel cache of the installation (filled by `make warm`), shared by all ways
+    cache = os.environ.get("NUMBA_CACHE_DIR") or str(data_home() / "numba_cache")
+    os.environ["NUMBA_CACHE_DIR"] = cache
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         os.environ["SVOMFLOW_HOME"] = str(root / "home")  # its CALDB gets the simulation's
