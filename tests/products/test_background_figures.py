@@ -94,3 +94,38 @@ def test_a_failed_background_figure_fails_finish_and_leaves_nothing(tmp_path: Pa
     leftovers = [p.name for p in (tmp_path / "out").rglob("*") if p.name.startswith(".tmp-")]
     assert leftovers == []
     assert not list((tmp_path / "out" / "sb1" / "ECL").glob("*.png"))
+
+
+def test_a_page_of_figures_is_composed_with_the_figures_after_the_science(
+    tmp_path: Path,
+) -> None:
+    # the GP1 HTML summary embeds figures: it is composed on the figure thread, once the
+    # step's science products are on disk and recorded, and published with the figures
+    from svomflow.products.catalogue import FigurePage
+
+    store = ProductStore(tmp_path / "out", f"sqlite:///{tmp_path / 'p.db'}")
+    seen: dict[str, Any] = {}
+    figure = _figure({}, store)
+
+    def compose() -> str:
+        seen["thread"] = threading.current_thread().name
+        seen["science"] = [(r.type_code, Path(r.path).is_file()) for r in store.list()]
+        return f"<p>{len(figure.png())} bytes of figure</p>"
+
+    pub = _publisher(store, background=True)
+    refs = pub.publish(
+        _Step(),
+        [
+            Product("SUMMARY", "COLIBRI", FigurePage(compose)),
+            Product("QSUM", "ECL", TextModel("<p>s</p>", "html")),
+        ],
+    )
+    assert [r.type_code for r in refs] == ["QSUM"]
+    pages = pub.finish_figures()
+    pub.close()
+    assert [r.type_code for r in pages] == ["SUMMARY"] and pages[0].path.endswith(".html")
+    assert seen["thread"].startswith("svomflow-figures")
+    assert seen["science"] == [("QSUM", True)]
+    text = Path(pages[0].path).read_text()
+    assert text.startswith("<p>") and int(text[3:].split()[0]) > 100  # the PNG was drawn
+    assert FigurePage.read(pages[0].path).text() == text
