@@ -278,7 +278,8 @@ def start_warm_server(modules: Sequence[str], timeout_s: float = 600.0) -> dict[
         The server did not preload (state missing), is not fork-safe, or did not answer.
     """
     ctx = multiprocessing.get_context("forkserver")
-    # '__main__' too: the children then find the serve command's main script loaded
+    # '__main__' as multiprocessing documents it, though it loads nothing here (see _load):
+    # the preload loads the main module (MAIN_ENV) or script (MAIN_PATH_ENV) itself
     ctx.set_forkserver_preload(["__main__", "svomflow.operations.warm_preload"])
     os.environ[PRELOAD_ENV] = ",".join(modules)
     main_spec = getattr(sys.modules.get("__main__"), "__spec__", None)
