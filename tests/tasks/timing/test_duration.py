@@ -273,3 +273,41 @@ def test_background_refit_with_a_tail_term_matches_exact_refit() -> None:
         assert np.all(np.abs(lin - exact[0][:k]) < 0.05 * sigma)
         checked += 1
     assert checked >= 4
+
+
+def _rearranged_reference(edges, s, level):  # type: ignore[no-untyped-def]
+    """The rearranged crossing written per level: time spent below it, linear in each bin."""
+    total = 0.0
+    reached = False
+    left = False  # some bin not wholly below the level
+    for k in range(len(edges) - 1):
+        a, b, w = s[k], s[k + 1], edges[k + 1] - edges[k]
+        if a < level or b < level:
+            reached = True
+        if not (a < level and b < level):
+            left = True
+        if a < level and b < level:
+            total += w
+        elif a < level <= b:
+            total += w * (level - a) / (b - a)
+        elif b < level <= a:
+            total += w * (a - level) / (a - b)
+    if not reached or not left:
+        return np.nan
+    return edges[0] + total
+
+
+def test_rearranged_levels_are_each_levels_crossing() -> None:
+    from svomflow.tasks.timing.duration import _rearranged_levels
+
+    rng = np.random.default_rng(3)
+    for _ in range(300):
+        n = int(rng.integers(3, 60))
+        edges = np.cumsum(rng.uniform(0.1, 2.0, n + 1))
+        s = np.concatenate([[0.0], np.cumsum(rng.normal(1.0, 2.0, n))])
+        lo, hi = s.min(), s.max()
+        levels = lo + np.array([0.05, 0.95, 0.25, 0.75, -0.1, 1.1]) * (hi - lo)
+        got = _rearranged_levels(edges, s, levels)
+        want = np.array([_rearranged_reference(edges, s, v) for v in levels])
+        np.testing.assert_allclose(got, want, rtol=1e-12, equal_nan=True)
+        assert np.isnan(got[4]) and np.isnan(got[5])  # below the curve, above it
