@@ -149,8 +149,8 @@ class BackgroundSubtracted:
     """A reduced image minus its background, its per-pixel noise (ADU), and what made them.
 
     The source extraction's background makes it; the photometry and the subtraction reuse
-    it (one background estimate per image); ``source`` and ``settings`` (the reduced pixels and the extraction settings it
-    was computed from) let a step check that it still applies.
+    it (one background estimate per image); ``source`` and ``settings`` (the reduced pixels
+    and the extraction settings it was computed from) let a step check that it still applies.
     """
 
     source: np.ndarray
