@@ -21,7 +21,11 @@ from typing import IO
 
 from svomflow.errors import SvomflowError
 
+SERVER_MODULE = "svomflow.operations.prefect_server_main"
+"""The module every local Prefect server runs as (``python -m``)."""
+
 __all__ = [
+    "SERVER_MODULE",
     "free_port",
     "launch_server",
     "port_free",
@@ -64,8 +68,13 @@ def stop_process(proc: subprocess.Popen[bytes]) -> None:
 def launch_server(
     host: str, port: int, env: Mapping[str, str], stdout: IO[bytes] | IO[str] | None
 ) -> subprocess.Popen[bytes]:
-    """Start ``prefect server start`` in its own session (stop it with :func:`stop_process`)."""
-    cmd = [sys.executable, "-m", "prefect", "server", "start", "--host", host, "--port", str(port)]
+    """Start ``prefect server start`` in its own session (stop it with :func:`stop_process`).
+
+    Through :data:`SERVER_MODULE`: Prefect's command line with SQLite transactions that
+    take the write lock first (:mod:`svomflow.operations.prefect_server_main`).
+    """
+    cmd = [sys.executable, "-m", SERVER_MODULE, "server", "start"]
+    cmd += ["--host", host, "--port", str(port)]
     environ = dict(env)
     # The UI asks its API at PREFECT_UI_API_URL, which otherwise defaults to port 4200
     # whatever --port says: on another port the UI would show another server's runs.

@@ -24,7 +24,13 @@ from pathlib import Path
 
 import httpx
 from svomflow.errors import ServerUnavailableError, SvomflowError
-from svomflow.operations.local_server import free_port, launch_server, port_free, wait_healthy
+from svomflow.operations.local_server import (
+    SERVER_MODULE,
+    free_port,
+    launch_server,
+    port_free,
+    wait_healthy,
+)
 from svomflow.paths import data_home
 
 __all__ = [
@@ -207,7 +213,9 @@ def _is_prefect_server(pid: int) -> bool:
         cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return False
-    return b"prefect" in cmd and b"server" in cmd and b"start" in cmd
+    # started by svomflow (SERVER_MODULE), or as ``prefect server start`` by an older one
+    started = SERVER_MODULE.encode() in cmd or b"prefect" in cmd
+    return started and b"server" in cmd and b"start" in cmd
 
 
 def stop_server(timeout_s: float = 20.0) -> bool:
