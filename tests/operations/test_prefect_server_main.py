@@ -17,15 +17,17 @@ from svomflow.operations import prefect_server_main
 from svomflow.operations.local_server import SERVER_MODULE
 
 
-def _read_then_write(db: Path, begin: Any) -> int:
-    """Run transaction A (read, another connection commits, then write); return the rows.
+def _read_then_write(db: Path, begin: Any) -> tuple[int, bool]:
+    """Run transaction A (read, another connection writes, then A writes).
 
-    Raises what A's write raises when SQLite refuses to upgrade A's stale snapshot.
+    Returns the rows at the end and whether the other writer had committed before A wrote
+    (it is given up to 2 s). Raises what A's write raises when SQLite refuses to upgrade
+    A's stale snapshot.
     """
     import sqlalchemy as sa
     from prefect.server.database.configurations import AioSqliteConfiguration
 
-    async def scenario() -> int:
+    async def scenario() -> tuple[int, bool]:
         config = AioSqliteConfiguration(connection_url=f"sqlite+aiosqlite:///{db}")
         engine = await config.engine()
         async with engine.begin() as conn:
@@ -41,11 +43,13 @@ def _read_then_write(db: Path, begin: Any) -> int:
                 await first.execute(sa.text("SELECT count(*) FROM t"))  # A's snapshot
                 writer = asyncio.create_task(other_writer())
                 # deferred: the other commits now; immediate: it waits for A's lock
-                await asyncio.sleep(0.3)
+                await asyncio.wait({writer}, timeout=2.0)
+                before = writer.done()
                 await first.execute(sa.text("INSERT INTO t VALUES (1)"))
             await writer
             async with engine.connect() as conn:
-                return int((await conn.execute(sa.text("SELECT count(*) FROM t"))).scalar_one())
+                rows = (await conn.execute(sa.text("SELECT count(*) FROM t"))).scalar_one()
+            return int(rows), before
         finally:
             await first.close()
             await second.close()
@@ -68,8 +72,9 @@ def test_immediate_transactions_queue_instead_of_failing(tmp_path: Path) -> None
 
     begin = prefect_server_main.immediate_transactions(AioSqliteConfiguration.begin_transaction)
     assert begin is not None
-    # both transactions committed: the other writer waited on the busy timeout
-    assert _read_then_write(tmp_path / "immediate.db", begin) == 2
+    rows, other_first = _read_then_write(tmp_path / "immediate.db", begin)
+    # both transactions committed: the other writer waited for A's lock (busy timeout)
+    assert (rows, other_first) == (2, False)
 
 
 def test_unknown_shapes_are_left_alone() -> None:
@@ -105,6 +110,7 @@ def test_flow_runs_back_to_back_are_created_without_a_retry(use_prefect_server: 
     off): against Prefect's own server, each run after the first was created after a 503.
     """
     from prefect import task
+    from prefect.logging.handlers import APILogWorker
     from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
     from svomflow.flows.prefect_flow import flow
 
@@ -133,4 +139,6 @@ def test_flow_runs_back_to_back_are_created_without_a_retry(use_prefect_server: 
     finally:
         log.removeHandler(handler)
         log.setLevel(level)
+        # the runs' logs reach the server before the session's server stops
+        APILogWorker.drain_all(timeout=10)
     assert retried == []
