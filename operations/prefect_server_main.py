@@ -12,8 +12,8 @@ persister, the task-run recorder, another request), cannot upgrade its read snap
 SQLite answers SQLITE_BUSY at once, without waiting for the busy timeout (waiting could not
 help: the snapshot is stale for good). The API answers 503 and Prefect's client retries
 after 2 s (± 20 %). Measured with Prefect 3.8.8 and its flow-run heartbeats on (the
-default): every flow run created right after another one ended waited 1.7-2.2 s for its
-creation (on a fresh server as on the home's), and in ``bench_alert_latency`` one or two
+default): short flow runs run back to back waited 1.7-2.2 s at every creation after the
+first (on a fresh server as on the home's), and in ``bench_alert_latency`` one or two
 alerts in 20 were claimed 1.7-2.4 s late (``docs/operations.md``).
 
 **The change.** Every transaction of the server begins ``IMMEDIATE``: it takes SQLite's
