@@ -55,9 +55,9 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks._burst import median_p95, simulate_burst
 from benchmarks._report import load, result
 
-SCENARIO = ("bright_long_grb", ["time.start_s=-40", "time.stop_s=110"])
 TARGET_S = 5.0
 
 
@@ -320,10 +320,6 @@ def _path_or_reason(
     return path, f"{mode}: listener {path.tag} on {nats_url}, Prefect API {api_url}"
 
 
-def _stats(x: list[float]) -> tuple[float, float]:
-    return float(np.median(x)), float(np.percentile(x, 95))
-
-
 @contextlib.contextmanager
 def _prefect_on_postgres(server_url: str) -> Any:
     """Yield the API URL of a Prefect server on a fresh database of a PostgreSQL server.
@@ -393,14 +389,9 @@ def _run(n: int, api_url: str | None, api_why: str) -> None:
         root = Path(tmp)
         os.environ["SVOMFLOW_HOME"] = str(root / "home")  # its CALDB gets the simulation's
         from svomflow.flows.vhf import run_vhf_plain
-        from svomflow.simulation.scenario import load_scenario, run_scenario
 
-        truth = run_scenario(load_scenario(SCENARIO[0], SCENARIO[1]), root / "sim", 1)
-        files = [str(root / "sim" / truth["instruments"][i]["files"]["events"]) for i in
-                 ("eclairs", "grm")]  # fmt: skip
-        n_ev = truth["instruments"]["eclairs"]["n_events"] + sum(
-            v["n_events"] for v in truth["instruments"]["grm"]["detectors"].values()
-        )
+        burst = simulate_burst(root / "sim")
+        files, n_ev = burst.files, burst.n_events
         print(f"input: {n_ev:,} events (ECLAIRs + GRM); {n} alerts each way; {load()} at start")
         if n < 20:
             print(f"note: {n} alerts instead of 20 (--alerts): the percentiles are rougher")
@@ -435,7 +426,7 @@ def _run(n: int, api_url: str | None, api_why: str) -> None:
         finally:
             for path in paths.values():
                 path.stop()
-    stats = {w: _stats(v) for w, v in times.items()}
+    stats = {w: median_p95(v) for w, v in times.items()}
     cm, cp = stats["cold"]
     for w, (m, p) in stats.items():
         print(f"{w:10s}: median {m:6.2f} s, p95 {p:6.2f} s, cold/{w} {cm / m:.2f}x (median)")

@@ -39,9 +39,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks._burst import simulate_burst
 from benchmarks._report import load, result
-
-SCENARIO = ("bright_long_grb", ["time.start_s=-40", "time.stop_s=110"])
 
 _CHILD = """
 import json, sys, time
@@ -156,16 +155,14 @@ def _command(
 
 def main() -> None:
     """Simulate once, then time the first and second runs of fresh processes."""
-    from svomflow.simulation.scenario import load_scenario, run_scenario
-
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         env = dict(
             os.environ, SVOMFLOW_HOME=str(root / "home"), PREFECT_SERVER_ANALYTICS_ENABLED="false"
         )
         os.environ["SVOMFLOW_HOME"] = env["SVOMFLOW_HOME"]  # the simulation's CALDB
-        truth = run_scenario(load_scenario(*SCENARIO), root / "sim", 1)
-        files = [str(root / "sim" / v["files"]["events"]) for v in truth["instruments"].values()]
+        burst = simulate_burst(root / "sim")
+        files = burst.files
         cold_env = dict(env, NUMBA_CACHE_DIR=str(root / "cache_cold"))
         cold_child = _child(cold_env, root / "cold", files)
         warm_env = dict(env, NUMBA_CACHE_DIR=str(root / "cache_warm"))
@@ -189,7 +186,7 @@ def main() -> None:
     process_cpu = warmed_child["process_cpu"]
     assert isinstance(process_cpu, float) and all(isinstance(v, float) for v in imports.values())
     (cw, cc), (ww, wc), (sw, sc) = cold[0], warmed[0], warmed[1]
-    print(f"{load()}; {sum(int(v['n_events']) for v in _counts(truth))} events")
+    print(f"{load()}; {burst.n_events} events")
     print(f"import, empty cache      :          {imports['cold']:6.2f} s CPU (compiles 1 kernel)")
     print(f"first run, empty cache   : {cw:6.2f} s wall {cc:6.2f} s CPU")
     print(f"import, warmed cache     :          {imports['warmed']:6.2f} s CPU")
@@ -224,15 +221,6 @@ def main() -> None:
     result("cold start: first VHF run, empty cache (information)",
            f"{cw:.1f} s wall, {cc:.1f} s CPU (after a {imports['cold']:.1f} s CPU import)",
            f"{cc / sc:.2f}x CPU of the warm run")  # fmt: skip
-
-
-def _counts(truth: dict) -> list[dict]:
-    out = []
-    for v in truth["instruments"].values():
-        if "n_events" in v:
-            out.append(v)
-        out.extend(d for d in v.get("detectors", {}).values() if "n_events" in d)
-    return out
 
 
 if __name__ == "__main__":

@@ -31,11 +31,8 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
+from benchmarks._burst import median_p95, simulate_burst
 from benchmarks._report import load, result
-
-SCENARIO = ("bright_long_grb", ["time.start_s=-40", "time.stop_s=110"])
 
 # a fresh process that runs the VHF flow with whatever server Prefect finds (none: temporary)
 _FLOW_SCRIPT = """
@@ -56,10 +53,6 @@ def _timed(cmd: list[str], env: dict[str, str], what: str) -> float:
     return wall
 
 
-def _stats(x: list[float]) -> tuple[float, float]:
-    return float(np.median(x)), float(np.percentile(x, 95))
-
-
 def main(argv: list[str] | None = None) -> None:
     """Simulate once, time N commands each way, print medians, p95 and the seconds saved."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -75,11 +68,8 @@ def main(argv: list[str] | None = None) -> None:
             base["NUMBA_CACHE_DIR"] = cache
         os.environ.update(base)  # the simulation registers its calibration in this home
         from svomflow.operations.prefect_server import ensure_server
-        from svomflow.simulation.scenario import load_scenario, run_scenario
 
-        truth = run_scenario(load_scenario(SCENARIO[0], SCENARIO[1]), root / "sim", 1)
-        files = [str(root / "sim" / truth["instruments"][i]["files"]["events"]) for i in
-                 ("eclairs", "grm")]  # fmt: skip
+        files = simulate_burst(root / "sim").files
         exe = str(Path(sys.executable).with_name("svomflow"))
         events = [a for f in files for a in ("--events", f)]
         temporary = base | {
@@ -112,7 +102,7 @@ def main(argv: list[str] | None = None) -> None:
                     f"{w} {v[-1]:6.2f} s" for w, v in times.items()), flush=True)  # fmt: skip
         finally:  # the home's server and web site
             subprocess.run([exe, "server", "stop"], env=base, capture_output=True, check=False)
-    stats = {w: _stats(v) for w, v in times.items()}
+    stats = {w: median_p95(v) for w, v in times.items()}
     for w, (m, p) in stats.items():
         print(f"{w:11s}: median {m:6.2f} s, p95 {p:6.2f} s")
     (lm, lp), (tm, tp), (pm, _) = stats["long-lived"], stats["temporary"], stats["no Prefect"]

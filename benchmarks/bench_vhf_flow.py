@@ -31,13 +31,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from benchmarks._burst import SCENARIO, simulate_burst
 from benchmarks._report import result
 
 if TYPE_CHECKING:
     from svomflow.products.catalogue import Product
 
 REQUIREMENT_S = 30.0
-SCENARIO = ("bright_long_grb", ["time.start_s=-40", "time.stop_s=110"])
 
 
 def _fresh(products: Sequence[Product]) -> list[Product]:
@@ -161,7 +161,6 @@ def main() -> None:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     from prefect.testing.utilities import prefect_test_harness
     from svomflow.flows.vhf import run_vhf_plain, vhf_quick_analysis
-    from svomflow.simulation.scenario import load_scenario, run_scenario
     from svomflow.tasks.step import run_plain
     from svomflow.tasks.vhf.config import VHFConfig
     from svomflow.tasks.vhf.inputs import VHFRequest
@@ -170,14 +169,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         os.environ["SVOMFLOW_HOME"] = str(root / "home")
-        truth = run_scenario(load_scenario(SCENARIO[0], SCENARIO[1]), root / "sim", 1)
-        files = [
-            str(root / "sim" / "eclairs_l1_events.fits"),
-            str(root / "sim" / "grm_l1_events.fits"),
-        ]
-        n_ev = truth["instruments"]["eclairs"]["n_events"] + sum(
-            v["n_events"] for v in truth["instruments"]["grm"]["detectors"].values()
-        )
+        burst = simulate_burst(root / "sim")
+        files, n_ev = burst.files, burst.n_events
         print(f"input: {n_ev:,} events (ECLAIRs + GRM), scenario {SCENARIO[0]} {SCENARIO[1]}")
         # warm-up (numba compilation, imports) on the same files, not timed
         run_vhf_plain(files, "warm", out_dir=str(root / "warm"))
